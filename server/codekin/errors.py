@@ -1,0 +1,45 @@
+"""The exceptions codekin raises; translated only at the edges (CLI exit code, LSP error)."""
+
+from __future__ import annotations
+
+
+class CodekinError(Exception):
+    """A failure the user can act on: `message` says what happened, `hint` what to do."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
+
+
+class ConfigError(CodekinError):
+    exit_code = 2
+
+
+class WorkspaceError(CodekinError):
+    """Empty repository, no supported files, path outside the repository."""
+
+    exit_code = 3
+
+
+class ModelLoadError(CodekinError):
+    exit_code = 4
+
+
+class IndexLockedError(CodekinError):
+    exit_code = 5
+
+
+class IndexFormatError(CodekinError):
+    """The index was written by a newer codekin or is damaged."""
+
+    exit_code = 6
+
+
+class IndexMissingError(CodekinError):
+    exit_code = 7

@@ -1,0 +1,207 @@
+"""The on-disk index: LanceDB tables under .codekin/index.lance plus a small state file.
+
+Tables: `files` (what was indexed, for change detection), `chunks` (model independent,
+one row per chunk) and `vectors_<model key>` (content_hash -> vector, one table per
+vector space, so vectors of two models never mix and unchanged content is never
+re-embedded, also across renames and branch switches).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("LANCE_LOG", "error")  # lance warns on stderr when it creates a table
+
+import lancedb  # noqa: E402
+import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
+
+from codekin.chunking import Chunk, header_line  # noqa: E402
+from codekin.config import STATE_DIR  # noqa: E402
+from codekin.errors import IndexFormatError, IndexMissingError  # noqa: E402
+from codekin.index.lexical import terms  # noqa: E402
+
+FORMAT = 1
+DELETE_BATCH = 400
+
+FILES_SCHEMA = pa.schema([
+    pa.field("path", pa.string()), pa.field("size", pa.int64()), pa.field("mtime_ns", pa.int64()),
+    pa.field("file_hash", pa.string()), pa.field("chunks", pa.int32()), pa.field("skip_reason", pa.string()),
+])
+CHUNKS_SCHEMA = pa.schema([
+    pa.field("path", pa.string()), pa.field("language", pa.string()), pa.field("kind", pa.string()),
+    pa.field("symbol", pa.string()), pa.field("start_line", pa.int32()), pa.field("end_line", pa.int32()),
+    pa.field("content_hash", pa.string()), pa.field("text", pa.string()), pa.field("terms", pa.string()),
+])
+
+
+def vectors_schema(dim: int) -> pa.Schema:
+    return pa.schema([pa.field("content_hash", pa.string()), pa.field("vector", pa.list_(pa.float32(), dim))])
+
+
+@dataclass
+class FileRecord:
+    path: str
+    size: int
+    mtime_ns: int
+    file_hash: str
+    chunks: int
+    skip_reason: str = ""
+
+
+def _quoted(values: list[str]) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
+class IndexStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.state_dir = root / STATE_DIR
+        self.state_path = self.state_dir / "state.json"
+        self._db: lancedb.DBConnection | None = None
+
+    # -- state ---------------------------------------------------------------------------
+    def exists(self) -> bool:
+        return self.state_path.is_file()
+
+    def state(self) -> dict:
+        if not self.exists():
+            raise IndexMissingError(f"no index in {self.root}", f"run `codekin index {self.root}` first")
+        try:
+            state = json.loads(self.state_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise IndexFormatError(
+                f"index state {self.state_path} is unreadable ({exc})",
+                f"delete {self.state_dir / 'state.json'} and run `codekin index` again",
+            ) from exc
+        if state.get("format", 0) > FORMAT:
+            raise IndexFormatError(
+                f"the index was written by a newer codekin (format {state['format']} > {FORMAT})",
+                "upgrade codekin (pip install -U codekin), or delete .codekin/index.lance and re-index",
+            )
+        return state
+
+    def write_state(self, **values: object) -> dict:
+        state = self.state() if self.exists() else {}
+        state.update(values, format=FORMAT, updated_at=time.time())
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
+        os.replace(tmp, self.state_path)  # atomic: readers see the old or the new state
+        return state
+
+    # -- tables --------------------------------------------------------------------------
+    @property
+    def db(self) -> lancedb.DBConnection:
+        if self._db is None:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            self._db = lancedb.connect(str(self.state_dir / "index.lance"))
+        return self._db
+
+    def _names(self) -> set[str]:
+        return set(self.db.list_tables().tables)
+
+    def _table(self, name: str, schema: pa.Schema):
+        if name in self._names():
+            return self.db.open_table(name)
+        return self.db.create_table(name, schema=schema, mode="create", exist_ok=True)
+
+    def vectors_table_name(self, key: str) -> str:
+        return f"vectors_{key}"
+
+    def file_records(self) -> dict[str, FileRecord]:
+        table = self._table("files", FILES_SCHEMA).to_arrow().to_pylist()
+        return {row["path"]: FileRecord(**row) for row in table}
+
+    def chunk_hashes(self) -> set[str]:
+        table = self._table("chunks", CHUNKS_SCHEMA)
+        return set(table.to_arrow().column("content_hash").to_pylist())
+
+    def vector_hashes(self, key: str) -> set[str]:
+        name = self.vectors_table_name(key)
+        if name not in self._names():
+            return set()
+        return set(self.db.open_table(name).to_arrow().column("content_hash").to_pylist())
+
+    def chunk_texts(self, hashes: set[str]) -> dict[str, str]:
+        """The text the model sees for each wanted hash (header + code)."""
+        table = self._table("chunks", CHUNKS_SCHEMA).to_arrow()
+        out: dict[str, str] = {}
+        cols = zip(table.column("content_hash").to_pylist(), table.column("language").to_pylist(),
+                   table.column("kind").to_pylist(), table.column("symbol").to_pylist(),
+                   table.column("text").to_pylist(), strict=True)
+        for h, language, kind, symbol, text in cols:
+            if h in hashes and h not in out:
+                out[h] = f"{header_line(language, kind, symbol)}\n{text}"
+        return out
+
+    def add_vectors(self, key: str, hashes: list[str], vectors: np.ndarray) -> None:
+        if not hashes:
+            return
+        dim = vectors.shape[1]
+        table = self._table(self.vectors_table_name(key), vectors_schema(dim))
+        flat = pa.array(vectors.astype(np.float32, copy=False).ravel())
+        table.add(pa.table({"content_hash": hashes,
+                            "vector": pa.FixedSizeListArray.from_arrays(flat, dim)}))
+
+    def replace_files(self, paths: list[str], chunks: list[Chunk], records: list[FileRecord]) -> None:
+        """Swap the chunk rows of `paths` for `chunks`, then write `records` (replacing any
+        earlier record of the same path; a path in `paths` without a record is forgotten).
+
+        Crash-safe by order: the files table is written last, so an interrupted run
+        sees the old file hash and redoes these files.
+        """
+        chunks_table = self._table("chunks", CHUNKS_SCHEMA)
+        files_table = self._table("files", FILES_SCHEMA)
+        for i in range(0, len(paths), DELETE_BATCH):
+            chunks_table.delete(f"path IN ({_quoted(paths[i:i + DELETE_BATCH])})")
+        if chunks:
+            chunks_table.add(pa.Table.from_pylist([_chunk_row(c) for c in chunks], schema=CHUNKS_SCHEMA))
+        stale = sorted(set(paths) | {r.path for r in records})
+        for i in range(0, len(stale), DELETE_BATCH):
+            files_table.delete(f"path IN ({_quoted(stale[i:i + DELETE_BATCH])})")
+        if records:
+            files_table.add(pa.Table.from_pylist([r.__dict__ for r in records], schema=FILES_SCHEMA))
+
+    def remove_files(self, paths: list[str]) -> None:
+        self.replace_files(paths, [], [])
+
+    def load_chunks(self) -> pa.Table:
+        return self._table("chunks", CHUNKS_SCHEMA).to_arrow()
+
+    def load_vectors(self, key: str) -> tuple[list[str], np.ndarray]:
+        name = self.vectors_table_name(key)
+        if name not in self._names():
+            return [], np.zeros((0, 0), dtype=np.float32)
+        table = self.db.open_table(name).to_arrow()
+        column = table.column("vector").combine_chunks()
+        dim = column.type.list_size
+        matrix = column.values.to_numpy(zero_copy_only=False).reshape(-1, dim)
+        return table.column("content_hash").to_pylist(), matrix
+
+    def compact(self) -> None:
+        """Merge small fragments and drop old versions so the index stays small."""
+        import warnings
+        from datetime import timedelta
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for name in self._names():
+                # Versions older than a minute go; a reader loads a table in well under that.
+                self.db.open_table(name).optimize(cleanup_older_than=timedelta(minutes=1))
+
+    def counts(self) -> dict[str, int]:
+        names = self._names()
+        return {name: self.db.open_table(name).count_rows() for name in sorted(names)}
+
+
+def _chunk_row(chunk: Chunk) -> dict:
+    return {
+        "path": chunk.path, "language": chunk.language, "kind": chunk.kind, "symbol": chunk.symbol,
+        "start_line": chunk.start_line, "end_line": chunk.end_line, "content_hash": chunk.content_hash,
+        "text": chunk.text, "terms": " ".join(terms(f"{chunk.symbol}\n{chunk.text}")),
+    }

@@ -1,0 +1,127 @@
+"""Which files belong to the index: git ls-files + untracked non-ignored, filtered by globs."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from codekin.config import STATE_DIR, IndexConfig
+from codekin.errors import WorkspaceError
+
+BINARY_SNIFF_BYTES = 8192
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: str  # relative, POSIX separators
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class Scan:
+    root: Path
+    files: list[SourceFile] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # path -> reason
+
+
+def find_root(start: Path) -> Path:
+    """The git top-level containing `start`, or `start` itself outside git."""
+    start = start.resolve()
+    if not start.exists():
+        raise WorkspaceError(f"{start} does not exist")
+    directory = start if start.is_dir() else start.parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(directory), "rev-parse", "--show-toplevel"],
+            capture_output=True, text=True, check=False, timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return directory
+    return Path(out.stdout.strip()).resolve() if out.returncode == 0 else directory
+
+
+def _git_paths(root: Path) -> list[str] | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            capture_output=True, check=False, timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    paths = out.stdout.decode("utf-8", "surrogateescape").split("\0")
+    return sorted({p for p in paths if p})
+
+
+def _walk_paths(root: Path) -> list[str]:
+    paths = []
+    for directory, dirnames, filenames in os.walk(root):  # never follows symlinked dirs
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            paths.append(Path(directory, name).relative_to(root).as_posix())
+    return sorted(paths)
+
+
+def matches(path: str, patterns: list[str]) -> bool:
+    """fnmatch where a leading `**/` also matches at the top level."""
+    for pattern in patterns:
+        if fnmatch.fnmatchcase(path, pattern):
+            return True
+        if pattern.startswith("**/") and fnmatch.fnmatchcase(path, pattern[3:]):
+            return True
+    return False
+
+
+def scan(root: Path, config: IndexConfig) -> Scan:
+    """List the candidate files under `root` with size and mtime; no file is read here."""
+    result = Scan(root=root)
+    paths = _git_paths(root)
+    if paths is None:
+        paths = _walk_paths(root)
+    for rel in paths:
+        if rel.startswith(f"{STATE_DIR}/") or rel.startswith(".git/"):
+            continue
+        if config.include and not matches(rel, config.include):
+            continue
+        if matches(rel, config.exclude):
+            continue
+        full = root / rel
+        try:
+            st = full.lstat()
+        except OSError:
+            continue  # deleted but still in git's index: not a file any more
+        if full.is_symlink():
+            result.skipped[rel] = "symlink (not followed)"
+        elif not full.is_file():
+            continue  # submodule directories and other non-files
+        elif st.st_size > config.max_file_bytes:
+            result.skipped[rel] = f"too large ({st.st_size} bytes > {config.max_file_bytes})"
+        else:
+            result.files.append(SourceFile(rel, st.st_size, st.st_mtime_ns))
+    return result
+
+
+class UnreadableFile(Exception):
+    """A file that cannot be indexed; the message is the reason shown to the user."""
+
+
+def read_text(root: Path, rel: str) -> str:
+    """Decode a file as UTF-8 text, or raise UnreadableFile with the reason."""
+    try:
+        data = (root / rel).read_bytes()
+    except OSError as exc:
+        raise UnreadableFile(f"unreadable ({exc.strerror})") from exc
+    if b"\0" in data[:BINARY_SNIFF_BYTES]:
+        raise UnreadableFile("binary")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UnreadableFile(f"not UTF-8 (byte {exc.start})") from exc
+    if not text.strip():
+        raise UnreadableFile("empty")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
