@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import re
 import sys
@@ -14,6 +15,12 @@ from codekin.config import DEVICES, SEARCH_MODES, STATE_DIR, Config, load_config
 from codekin.errors import CodekinError, WorkspaceError
 from codekin.index.search import Hit
 from codekin.workspace import find_root
+
+
+# Feature modules that add subcommands: each has `register(subparsers, parents)` where
+# parents = {"common": --json, "model": --device, "query": --limit/--min-similarity/--mode/--repo}
+# and sets `func(args) -> int` on its parsers (raise CodekinError for user errors).
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def index_root(start: Path) -> Path:
@@ -181,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", nargs="?")
     p.add_argument("--skip-model", action="store_true", help="do not load the model")
     p.set_defaults(func=cmd_doctor)
+
+    parents = {"common": common, "model": model, "query": query}
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(sub, parents)
     return parser
 
 
