@@ -125,4 +125,6 @@ def _module(node: Node, parent: str, units: list[Unit]) -> None:
     # are picked up as gap blocks by the caller.
     if first_unit_row is not None:
         head.end = max(head.start, first_unit_row - 1)
+        if head.end == head.start:  # a bare `defmodule X do` line says nothing its functions don't
+            units.remove(head)
     head.boundaries = [s.start_point.row for s in statements if s.start_point.row <= head.end]

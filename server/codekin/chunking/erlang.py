@@ -40,8 +40,9 @@ def erlang_units(root: Node) -> list[Unit]:
                 units.append(group)
             spec_start = None
             attributes = None
-        elif node.type == "spec":
-            spec_start = leading_comments(node)
+        elif node.type == "spec" or (node.type == "wild_attribute" and text_of(node).startswith("-doc")):
+            # -spec and OTP 27 -doc belong to the function below (keep the first one's start)
+            spec_start = leading_comments(node) if spec_start is None else spec_start
         elif node.type == "comment":
             continue
         else:  # -module, -export, -record, -define, -type ...: one block per run

@@ -1,0 +1,166 @@
+"""Index -> search round trips on real git repositories with the real MiniLM model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from codekin.config import ModelConfig, load_config
+from codekin.embedding import load_embedder
+from codekin.engine import Engine
+from codekin.errors import IndexFormatError, IndexLockedError, ModelLoadError, WorkspaceError
+from codekin.index.lock import IndexLock
+from codekin.index.store import IndexStore
+from codekin.indexer import Indexer
+from tests.conftest import git
+
+pytestmark = pytest.mark.slow
+
+CART = '''defmodule Shop.Cart do
+  @moduledoc "A shopping cart."
+
+  @doc "Adds an item with a quantity to the cart."
+  def add_item(cart, sku, qty) when qty > 0 do
+    Map.update(cart, sku, qty, &(&1 + qty))
+  end
+
+  @doc "Computes the total price of the cart using a price list."
+  def total(cart, prices) do
+    Enum.reduce(cart, 0, fn {sku, qty}, acc -> acc + Map.fetch!(prices, sku) * qty end)
+  end
+end
+'''
+
+RETRY = '''defmodule Shop.Retry do
+  @doc "Retries a function with exponential backoff until it succeeds."
+  def with_backoff(fun, attempt \\\\ 0) do
+    case fun.() do
+      {:ok, value} -> {:ok, value}
+      {:error, _} when attempt < 5 ->
+        Process.sleep(100 * Integer.pow(2, attempt))
+        with_backoff(fun, attempt + 1)
+      error -> error
+    end
+  end
+end
+'''
+
+# A copy of Shop.Cart.total/2 with its local names renamed, in another module.
+TWIN = '''defmodule Shop.Ledger do
+  @doc "Computes the total price of the cart using a price list."
+  def total(basket, price_list) do
+    Enum.reduce(basket, 0, fn {item, n}, sum -> sum + Map.fetch!(price_list, item) * n end)
+  end
+end
+'''
+
+
+def index(root, embedder, **kw):
+    return Indexer(root, load_config(root), embedder=embedder).run(**kw)
+
+
+def keys(root):
+    table = IndexStore(root).load_chunks()
+    return sorted(zip(table.column("path").to_pylist(), table.column("start_line").to_pylist(),
+                      table.column("end_line").to_pylist(), table.column("content_hash").to_pylist(),
+                      strict=True))
+
+
+def test_index_then_search_finds_the_documented_function(repo_factory, minilm):
+    root = repo_factory({"lib/cart.ex": CART, "lib/retry.ex": RETRY, "lib/ledger.ex": TWIN})
+    summary = index(root, minilm)
+    assert summary.files == 3 and summary.chunks == summary.new_embeddings == 5
+    engine = Engine(root, load_config(root), embedder=minilm)
+    for mode in ("dense", "lexical", "hybrid"):
+        hits = engine.search("retry with exponential backoff", mode=mode)
+        assert hits[0].symbol == "Shop.Retry.with_backoff/2", mode
+    hits = engine.search("total price", language="elixir", path_glob="lib/cart.ex", limit=1)
+    assert [h.symbol for h in hits] == ["Shop.Cart.total/2"]
+    assert engine.search("total price", min_similarity=0.99) == []
+
+
+def test_similar_finds_the_renamed_twin_first_and_excludes_itself(repo_factory, minilm):
+    root = repo_factory({"lib/cart.ex": CART, "lib/retry.ex": RETRY, "lib/ledger.ex": TWIN})
+    index(root, minilm)
+    engine = Engine(root, load_config(root), embedder=minilm)
+    query, hits = engine.similar("lib/cart.ex", 11)
+    assert query.symbol == "Shop.Cart.total/2"
+    assert hits[0].symbol == "Shop.Ledger.total/2"
+    assert all(not (h.path == "lib/cart.ex" and h.start_line == 9) for h in hits)
+    query, hits = engine.similar("lib/cart.ex", 10, 12)  # a free span is embedded
+    assert query is None and hits[0].symbol == "Shop.Ledger.total/2"
+
+
+def test_reindex_embeds_only_changed_chunks_and_drops_deleted_files(repo_factory, minilm):
+    root = repo_factory({"lib/cart.ex": CART, "lib/retry.ex": RETRY})
+    index(root, minilm)
+    unchanged = Indexer(root, load_config(root), embedder=None).run()
+    assert unchanged.new_embeddings == 0 and unchanged.changed_files == 0
+    (root / "lib/cart.ex").write_text(CART.replace("acc + Map.fetch!", "acc + 2 * Map.fetch!"))
+    assert index(root, minilm).new_embeddings == 1
+    (root / "lib/retry.ex").unlink()
+    summary = index(root, minilm)
+    assert summary.removed_files == 1 and summary.new_embeddings == 0
+    engine = Engine(root, load_config(root), embedder=minilm)
+    assert all(h.path != "lib/retry.ex" for h in engine.search("retry backoff"))
+
+
+def test_rename_reuses_embeddings_and_matches_a_fresh_index(repo_factory, minilm, tmp_path):
+    root = repo_factory({"lib/cart.ex": CART, "lib/retry.ex": RETRY})
+    index(root, minilm)
+    git(root, "mv", "lib/cart.ex", "lib/basket.ex")
+    assert index(root, minilm).new_embeddings == 0
+    fresh = repo_factory({"lib/basket.ex": CART, "lib/retry.ex": RETRY})
+    index(fresh, minilm)
+    assert keys(root) == keys(fresh)
+
+
+def test_bad_files_are_skipped_with_reasons(repo_factory, minilm):
+    root = repo_factory({
+        "lib/cart.ex": CART, "logo.png": b"\x89PNG\x00\x00data", "latin1.ex": b"caf\xe9",
+        "empty.ex": "", "huge.txt": "x" * 1_100_000,
+    })
+    summary = index(root, minilm)
+    assert summary.skipped == {"binary": 1, "not UTF-8": 1, "empty": 1, "too large": 1}
+    assert summary.chunks == 3
+
+
+def test_empty_repository_and_no_supported_files_say_what_to_do(repo_factory, minilm):
+    with pytest.raises(WorkspaceError, match="repository is empty"):
+        index(repo_factory({}), minilm)
+    with pytest.raises(WorkspaceError, match="no supported files"):
+        index(repo_factory({"a.bin": b"\x00\x01"}), minilm)
+
+
+def test_locked_index_is_refused_clearly(repo_factory, minilm):
+    root = repo_factory({"lib/cart.ex": CART})
+    with IndexLock(root / ".codekin"), pytest.raises(IndexLockedError, match=r"locked by pid \d+"):
+        index(root, minilm)
+
+
+def test_index_from_a_newer_version_is_refused(repo_factory, minilm):
+    root = repo_factory({"lib/cart.ex": CART})
+    index(root, minilm)
+    state = root / ".codekin" / "state.json"
+    state.write_text(json.dumps({**json.loads(state.read_text()), "format": 99}))
+    with pytest.raises(IndexFormatError, match="newer codekin"):
+        Engine(root, load_config(root), embedder=minilm).search("cart")
+
+
+def test_another_vector_space_gets_its_own_table(repo_factory, minilm):
+    root = repo_factory({"lib/cart.ex": CART})
+    index(root, minilm)
+    config = load_config(root, {"model": {"max_tokens": 128}})
+    other = load_embedder(config.model)
+    summary = Indexer(root, config, embedder=other).run()
+    assert summary.new_embeddings == 3
+    tables = IndexStore(root).counts()
+    assert sorted(t for t in tables if t.startswith("vectors_")) == sorted([f"vectors_{minilm.key}", f"vectors_{other.key}"])
+
+
+def test_model_that_will_not_load_falls_back_then_errors(tmp_path):
+    embedder = load_embedder(ModelConfig(primary=str(tmp_path / "missing"), device="cpu"))
+    assert embedder.name == "default" and "cannot load model" in embedder.fallback_reason
+    with pytest.raises(ModelLoadError, match="neither model loads"):
+        load_embedder(ModelConfig(primary=str(tmp_path / "a"), fallback=str(tmp_path / "b"), device="cpu"))
