@@ -9,18 +9,21 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from codekin import __version__
 from codekin.config import DEVICES, SEARCH_MODES, STATE_DIR, Config, load_config
 from codekin.errors import CodekinError, WorkspaceError
-from codekin.index.search import Hit
 from codekin.workspace import find_root
+
+if TYPE_CHECKING:  # imported lazily: LanceDB costs seconds, and `codekin serve` must start fast
+    from codekin.index.search import Hit
 
 
 # Feature modules that add subcommands: each has `register(subparsers, parents)` where
 # parents = {"common": --json, "model": --device, "query": --limit/--min-similarity/--mode/--repo}
 # and sets `func(args) -> int` on its parsers (raise CodekinError for user errors).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("codekin.cli_sync",)
 
 
 def index_root(start: Path) -> Path:

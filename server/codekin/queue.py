@@ -1,0 +1,248 @@
+"""The durable change queue: which paths the index must look at again.
+
+Two parts under .codekin/:
+- `queue.d/`: one record file per git hook event, written by the POSIX sh hook (no
+  Python on the commit path) and published with an atomic rename, so a reader only ever
+  sees whole records. One file per event rather than one shared journal: a writer that
+  opened a journal just before a reader renamed it away would append to the renamed
+  file after the reader had read it, and that tail would be lost.
+- `queue.db` (SQLite, WAL): the paths still to index, one row per path. `ingest()` moves
+  records in (commit first, then delete the file: a crash in between re-reads the file,
+  which is harmless because rows are keyed by path). A row leaves the queue only through
+  `complete(batch)`, called after the index has committed the new rows; a path queued
+  again while it was being indexed has a newer `seq` and stays.
+
+The queue can also hold a request for a full scan (a file checkout, a record that could
+not be read): then the next sync checks every file rather than a list.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from codekin.config import STATE_DIR
+from codekin.errors import CodekinError
+from codekin.index.lock import IndexLock
+
+SPOOL_DIR = "queue.d"  # under .codekin/: one record file per hook event
+RECORD_MAGIC = b"codekin-queue 1"
+STALE_TMP_SECONDS = 3600  # a .tmp record this old belongs to a hook that died while writing
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS changes (
+    path BLOB PRIMARY KEY,  -- repository-relative, file-system bytes
+    seq INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    head TEXT NOT NULL,
+    queued_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class QueueError(CodekinError):
+    """The queue database cannot be read or written."""
+
+
+@dataclass(frozen=True)
+class ChangeRecord:
+    """One hook event as written to queue.d/."""
+
+    event: str
+    head: str
+    full_scan: bool
+    paths: tuple[str, ...]
+
+
+def parse_record(data: bytes) -> ChangeRecord:
+    """Read a record file; anything unreadable asks for a full scan (nothing is dropped)."""
+    header, sep, body = data.partition(b"\n\n")
+    lines = header.split(b"\n")
+    if not sep or lines[0] != RECORD_MAGIC or len(lines) != 4:
+        return ChangeRecord("unreadable", "", True, ())
+    event, head, scan = (line.decode("utf-8", "replace") for line in lines[1:])
+    paths = tuple(os.fsdecode(p) for p in body.split(b"\0") if p)
+    return ChangeRecord(event, head, scan != "0", paths)
+
+
+@dataclass
+class Batch:
+    """A snapshot of the queue taken by a sync."""
+
+    seqs: dict[str, int] = field(default_factory=dict)  # path -> seq when taken
+    scan_seq: int = 0  # > 0: a full scan was asked for
+
+    @property
+    def paths(self) -> list[str]:
+        return sorted(self.seqs)
+
+    @property
+    def full_scan(self) -> bool:
+        return self.scan_seq > 0
+
+    def __bool__(self) -> bool:
+        return bool(self.seqs) or self.full_scan
+
+
+@dataclass
+class QueueStats:
+    pending: int  # queued paths
+    full_scan: bool  # a full scan is queued
+    records: int  # hook records not yet ingested
+    oldest_at: float | None  # when the oldest queued path was queued (epoch seconds)
+    last_event: str
+    last_head: str
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class ChangeQueue:
+    """The queue of one repository. Use from one thread; open one per thread."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.state_dir = root / STATE_DIR
+        self.spool = self.state_dir / SPOOL_DIR
+        self.path = self.state_dir / "queue.db"
+        self.spool.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")  # queued paths survive a power cut
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def _error(self, exc: sqlite3.Error) -> QueueError:
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            return QueueError(f"the change queue {self.path} stayed locked for 10 s",
+                              "another codekin process holds it; try again in a moment")
+        return QueueError(f"the change queue {self.path} is unusable: {exc}",
+                          f"delete {self.path} and run `codekin sync` (a full check finds every change again)")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> ChangeQueue:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing ---------------------------------------------------------------------------
+    def _next_seq(self) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
+        seq = int(row[0]) + 1 if row else 1
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (str(seq),))
+        return seq
+
+    def _put(self, paths: Iterable[str], event: str, head: str, full_scan: bool) -> None:
+        seq = self._next_seq()
+        now = time.time()
+        self._db.executemany(
+            "INSERT INTO changes VALUES (?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET "
+            "seq = excluded.seq, event = excluded.event, head = excluded.head, queued_at = excluded.queued_at",
+            ((os.fsencode(p), seq, event, head, now) for p in paths))
+        if full_scan:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('scan_seq', ?)", (str(seq),))
+        meta = {"last_event": event, "last_head": head} if head else {"last_event": event}
+        self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta.items())
+
+    def add(self, paths: Iterable[str], event: str = "manual", head: str = "", full_scan: bool = False) -> None:
+        """Queue repository-relative paths (and/or a full scan)."""
+        try:
+            with self._transaction():
+                self._put(paths, event, head, full_scan)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def ingest(self) -> int:
+        """Move the hooks' records into the database; returns how many were moved."""
+        with IndexLock(self.state_dir, wait=10.0, name="queue.lock"):  # one reader of queue.d at a time
+            files = sorted(self.spool.glob("*.ev"), key=_mtime)
+            if files:
+                try:
+                    with self._transaction():
+                        for file in files:
+                            record = _read_record(file)
+                            self._put(record.paths, record.event, record.head, record.full_scan)
+                except sqlite3.Error as exc:
+                    raise self._error(exc) from exc
+                for file in files:  # only after the commit: a crash before here re-reads them
+                    file.unlink(missing_ok=True)
+            self._drop_stale_tmp()
+        return len(files)
+
+    def _drop_stale_tmp(self) -> None:
+        cutoff = time.time() - STALE_TMP_SECONDS
+        for tmp in self.spool.glob("*.tmp"):
+            if _mtime(tmp) < cutoff:
+                tmp.unlink(missing_ok=True)
+                self.add([], event="interrupted-hook", full_scan=True)  # its paths are unknown
+
+    # -- draining --------------------------------------------------------------------------
+    def take(self) -> Batch:
+        """A snapshot of everything queued now."""
+        try:
+            rows = self._db.execute("SELECT path, seq FROM changes").fetchall()
+            scan = self._db.execute("SELECT value FROM meta WHERE key = 'scan_seq'").fetchone()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        return Batch({os.fsdecode(path): seq for path, seq in rows}, int(scan[0]) if scan else 0)
+
+    def complete(self, batch: Batch) -> int:
+        """Forget what `batch` held, except paths queued again since; returns rows removed."""
+        try:
+            with self._transaction():
+                removed = 0
+                for path, seq in batch.seqs.items():
+                    cursor = self._db.execute("DELETE FROM changes WHERE path = ? AND seq = ?",
+                                              (os.fsencode(path), seq))
+                    removed += cursor.rowcount
+                if batch.scan_seq:
+                    self._db.execute("DELETE FROM meta WHERE key = 'scan_seq' AND value = ?",
+                                     (str(batch.scan_seq),))
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        return removed
+
+    def stats(self) -> QueueStats:
+        try:
+            pending, oldest = self._db.execute("SELECT count(*), min(queued_at) FROM changes").fetchone()
+            meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        return QueueStats(pending=pending, full_scan="scan_seq" in meta,
+                          records=sum(1 for _ in self.spool.glob("*.ev")), oldest_at=oldest,
+                          last_event=meta.get("last_event", ""), last_head=meta.get("last_head", ""))
+
+
+def _read_record(path: Path) -> ChangeRecord:
+    try:
+        return parse_record(path.read_bytes())
+    except OSError:
+        return ChangeRecord("unreadable", "", True, ())
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
