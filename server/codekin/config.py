@@ -54,10 +54,31 @@ class SearchConfig:
 
 
 @dataclass
+class TrainingConfig:
+    """Where training triplets come from and how they are mixed (`codekin triplets`)."""
+
+    beam_globs: list[str] = field(default_factory=lambda: [
+        "lib/**/*.ex", "lib/**/*.exs", "apps/*/lib/**/*.ex", "src/**/*.erl", "apps/*/src/**/*.erl",
+        "include/**/*.hrl",
+    ])
+    cpp_globs: list[str] = field(default_factory=lambda: [
+        "packages/*/src/**/*.{cpp,cc,c,h,hpp}", "c_src/**/*.{c,cc,cpp,h,hpp}",
+    ])
+    beam_ratio: float = 0.7
+    cross_language_ratio: float = 0.3
+    eval_fraction: float = 0.2
+    seed: int = 13
+    hard_negative_ratio: float = 0.5  # the rest are random negatives from other patterns
+    history_commits: int = 50  # how far back `git log` is read for before/after pairs
+    embed_budget: int = 1500  # most texts embedded fresh to mine hard negatives (index vectors are free)
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
 
 
 SEARCH_MODES = ("dense", "lexical", "hybrid")
