@@ -24,7 +24,7 @@ CLASS_TYPES = {
 SCOPE_TYPES = {
     "translation_unit", "namespace_definition", "declaration_list", "linkage_specification",
     "preproc_if", "preproc_ifdef", "preproc_else", "preproc_elif", "program", "source_file",
-    "module", "field_declaration_list", "class_body", "block", "body_statement", "declaration_list",
+    "module", "field_declaration_list", "class_body", "block", "body_statement",
     "export_statement", "decorated_definition", "template_declaration", "expression_statement",
     "lexical_declaration", "variable_declarator", "field_declaration", "declaration",
     "type_definition", "mod_item",

@@ -1,0 +1,75 @@
+"""The `codekin` command end to end against real repositories (exact output, exit codes)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from codekin.cli import main
+from tests.test_index import CART, RETRY, TWIN
+
+pytestmark = pytest.mark.slow
+
+
+def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "codekin.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+def test_index_search_similar_status_json(repo_factory, capsys):
+    root = repo_factory({"lib/cart.ex": CART, "lib/retry.ex": RETRY, "lib/ledger.ex": TWIN,
+                         "logo.png": b"\x89PNG\x00"})
+    assert main(["index", str(root), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["files"], summary["chunks"], summary["new_embeddings"]) == (4, 5, 5)
+    assert summary["skipped"] == {"binary": 1}
+
+    assert main(["search", "retry with exponential backoff", "--repo", str(root), "--json", "--limit", "2"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert hits[0] == {"path": "lib/retry.ex", "start_line": 2, "end_line": 11,
+                       "symbol": "Shop.Retry.with_backoff/2", "language": "elixir", "kind": "function",
+                       "score": hits[0]["score"]}
+    assert len(hits) == 2 and 0 < hits[0]["score"] <= 1
+
+    assert main(["similar", str(root / "lib/cart.ex") + ":11", "--json", "--mode", "dense"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert hits[0]["symbol"] == "Shop.Ledger.total/2"
+
+    assert main(["status", str(root), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["chunks"], status["files"], status["pending"]) == (5, 3, {"changed": 0, "new": 0, "removed": 0})
+
+
+def test_human_output_and_summary_line(repo_factory):
+    root = repo_factory({"lib/cart.ex": CART})
+    out = run("index", str(root))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("Indexed 1 files (1 changed, 0 removed): 3 chunks, 3 new embeddings on cpu, "
+                                 "0 skipped in ")
+    assert out.stdout.rstrip().endswith("embeddings/s)")
+    out = run("search", "add an item to the cart", "--limit", "1", cwd=root)
+    assert out.stdout.splitlines()[0].endswith("lib/cart.ex:4-7  Shop.Cart.add_item/3")
+    assert out.stderr == ""
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    (["search", "anything"], 7, "no index in"),
+    (["similar", "nowhere.ex"], 3, "cannot read location"),
+    (["index", "/definitely/not/here"], 3, "is not a directory"),
+])
+def test_errors_say_what_to_do(tmp_path, args, code, message):
+    out = run(*args, cwd=tmp_path)
+    assert out.returncode == code
+    assert message in out.stderr and out.stderr.startswith("codekin: error:")
+
+
+def test_doctor_reports_each_check(repo_factory):
+    root = repo_factory({"lib/cart.ex": CART})
+    out = run("doctor", str(root), "--json", "--skip-model")
+    checks = {c["name"]: c for c in json.loads(out.stdout)}
+    assert checks["grammars"]["ok"] and checks["lancedb"]["ok"]
+    assert not checks["index"]["ok"] and checks["index"]["fix"] == f"codekin index {root}"
+    assert out.returncode == 1
