@@ -1,0 +1,91 @@
+"""Initialization options of the language server: nested, fully defaulted, camelCase on the wire.
+
+`parse_options(raw)` never fails: each invalid value is reported in the returned problem
+list (the server shows them with window/showMessage) and its default is kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from codekin.config import SEARCH_MODES
+
+MAX_LIMIT = 1000
+
+
+@dataclass
+class CodeLensOptions:
+    enabled: bool = True
+    min_similarity: float = 0.8
+
+
+@dataclass
+class SearchOptions:
+    limit: int = 10
+    min_similarity: float = 0.0
+    mode: str = "hybrid"
+
+
+@dataclass
+class ServerOptions:
+    code_lens: CodeLensOptions = field(default_factory=CodeLensOptions)
+    search: SearchOptions = field(default_factory=SearchOptions)
+
+
+def _similarity(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not -1.0 <= value <= 1.0:
+        return "must be a number between -1 and 1"
+    return None
+
+
+def _limit(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LIMIT:
+        return f"must be an integer between 1 and {MAX_LIMIT}"
+    return None
+
+
+def _flag(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "must be true or false"
+
+
+def _mode(value: Any) -> str | None:
+    return None if value in SEARCH_MODES else f"must be one of {', '.join(SEARCH_MODES)}"
+
+
+# wire name -> (attribute, validator) for each section
+_FIELDS = {
+    "codeLens": ("code_lens", {"enabled": ("enabled", _flag), "minSimilarity": ("min_similarity", _similarity)}),
+    "search": ("search", {"limit": ("limit", _limit), "minSimilarity": ("min_similarity", _similarity),
+                          "mode": ("mode", _mode)}),
+}
+
+
+def parse_options(raw: Any) -> tuple[ServerOptions, list[str]]:
+    """Options from `initializationOptions`, and what was wrong with them (defaults used)."""
+    options = ServerOptions()
+    if raw is None:
+        return options, []
+    if not isinstance(raw, dict):
+        return options, [f"initializationOptions must be an object, got {type(raw).__name__}"]
+    problems: list[str] = []
+    for key, section_raw in raw.items():
+        if key not in _FIELDS:
+            problems.append(f"unknown option {key!r} (known: {', '.join(_FIELDS)})")
+            continue
+        attribute, fields = _FIELDS[key]
+        section = getattr(options, attribute)
+        if not isinstance(section_raw, dict):
+            problems.append(f"{key} must be an object")
+            continue
+        for name, value in section_raw.items():
+            if name not in fields:
+                problems.append(f"unknown option {key}.{name} (known: {', '.join(fields)})")
+                continue
+            field_name, check = fields[name]
+            error = check(value)
+            if error:
+                problems.append(f"{key}.{name} {error}, got {value!r}; using {getattr(section, field_name)!r}")
+            else:
+                setattr(section, field_name, float(value) if field_name == "min_similarity" else value)
+    return options, problems

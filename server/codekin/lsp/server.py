@@ -1,0 +1,216 @@
+"""The codekin language server: lifecycle, options, error translation and the worker lanes.
+
+Import cost matters here: `initialize` must be answered within a second of a cold start,
+so this module pulls in only pygls/lsprotocol; the engine (LanceDB, torch) is imported on
+a worker lane after the handshake. Feature handlers live in one module each and are
+registered by `create_server`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlparse
+
+import cattrs
+from lsprotocol import types
+from pygls.exceptions import (
+    JsonRpcException,
+    JsonRpcInternalError,
+    JsonRpcInvalidParams,
+    JsonRpcInvalidRequest,
+)
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+
+from codekin import __version__
+from codekin.errors import CodekinError
+from codekin.lsp.lanes import Lane
+from codekin.lsp.options import ServerOptions, parse_options
+from codekin.lsp.requests import ArgumentError
+from codekin.lsp.session import Session
+
+log = logging.getLogger(__name__)
+
+REQUEST_FAILED = -32803  # LSP ErrorCodes.RequestFailed: well-formed, but it could not be done
+SERVER_NOT_INITIALIZED = -32002
+T = TypeVar("T")
+
+
+class CodekinProtocol(LanguageServerProtocol):
+    """Answers requests whose params do not fit the LSP types, instead of dropping them."""
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            if isinstance(data, dict) and "id" in data and "method" in data:
+                detail = _describe(exc.__cause__) if exc.__cause__ is not None else exc.message
+                error = JsonRpcInvalidParams(f"invalid params for {data['method']}: {detail}")
+                self._send_response(data["id"], None, error.to_response_error())
+            raise
+
+    def handle_message(self, message: Any) -> None:
+        if self._shutdown and getattr(message, "method", "exit") != "exit" and hasattr(message, "id"):
+            error = JsonRpcInvalidRequest(f"the server is shutting down; {message.method} is not served")
+            self._send_response(message.id, None, error.to_response_error())
+            return
+        super().handle_message(message)
+
+
+def _describe(cause: BaseException) -> str:
+    if isinstance(cause, cattrs.BaseValidationError):
+        messages = cattrs.transform_error(cause, path="request")  # "... @ request.params.text_document"
+        return "; ".join(re.sub(r"_([a-z])", lambda m: m.group(1).upper(), m) for m in messages)
+    return str(cause)
+
+
+class CodekinServer(LanguageServer):
+    def __init__(self, overrides: dict[str, dict[str, Any]] | None = None, watch: bool = True) -> None:
+        super().__init__("codekin", __version__, protocol_cls=CodekinProtocol,
+                         text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        self.overrides = overrides or {}
+        self.watch = watch
+        self.options = ServerOptions()
+        self.option_problems: list[str] = []
+        self._session: Session | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            raise JsonRpcException("the server is not initialized yet", code=SERVER_NOT_INITIALIZED)
+        return self._session
+
+    def open_session(self, root: Path) -> None:
+        from codekin.lsp.progress import ProgressReporter
+
+        self.loop = asyncio.get_running_loop()
+        reporter = ProgressReporter(self, self.loop)
+        self._session = Session(root, self.options, self.overrides, self.watch, reporter,
+                                on_index_changed=self.index_changed, warn=self.warn_threadsafe)
+
+    def document_path(self, uri: str) -> Path | None:
+        """The file behind a document URI when it lies inside the workspace, else None."""
+        parsed = urlparse(uri)
+        if parsed.scheme != "file" or self._session is None:
+            return None
+        path = Path(unquote(parsed.path)).resolve()
+        return path if path.is_relative_to(self._session.root) else None
+
+    async def run_on(self, lane: Lane, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(lane, functools.partial(fn, *args))
+
+    async def query(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a read on the query lane."""
+        return await self.run_on(self.session.queries, fn, *args)
+
+    # -- messages to the client ------------------------------------------------------------
+    def warn(self, message: str) -> None:
+        self.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=message))
+
+    def warn_threadsafe(self, message: str) -> None:
+        log.warning("%s", message)
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.warn, message)
+
+    def index_changed(self) -> None:
+        """After a sync: ask the client to re-request code lenses, when it can."""
+        workspace = self.client_capabilities.workspace
+        refresh = workspace and workspace.code_lens and workspace.code_lens.refresh_support
+        if refresh and self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.workspace_code_lens_refresh, None)
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """Errors go to the log, not into a pop-up: a request already got its error response."""
+        if isinstance(error, JsonRpcInternalError):
+            log.error("internal error: %s\n%s", error, "".join((error.data or {}).get("traceback", [])))
+        else:
+            log.info("%s", error)
+
+    def shutdown(self) -> None:
+        """Stop without waiting for the stdin reader thread (the client may keep the pipe open)."""
+        if self._stop_event is not None:
+            self._stop_event.set()
+        if self._thread_pool is not None:
+            self._thread_pool.shutdown(wait=False, cancel_futures=True)
+        if self._session is not None:
+            self._session.close()
+
+
+def rpc_errors(handler: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """codekin errors -> JSON-RPC errors: bad arguments are InvalidParams, the rest RequestFailed."""
+
+    @functools.wraps(handler)
+    async def wrapper(ls: CodekinServer, *args: Any) -> T:
+        try:
+            return await handler(ls, *args)
+        except ArgumentError as exc:
+            raise JsonRpcInvalidParams(_message(exc)) from exc
+        except CodekinError as exc:
+            raise JsonRpcException(_message(exc), code=REQUEST_FAILED, data={"hint": exc.hint}) from exc
+
+    return wrapper
+
+
+def _message(exc: CodekinError) -> str:
+    return f"{exc.message} (hint: {exc.hint})" if exc.hint else exc.message
+
+
+def workspace_root(params: types.InitializeParams) -> Path:
+    """rootUri, else the first workspace folder, else rootPath, else the current directory;
+    then the nearest directory holding an index (else the git root), as the CLI does."""
+    from codekin.cli import index_root
+
+    uri = params.root_uri or (params.workspace_folders[0].uri if params.workspace_folders else None)
+    if uri:
+        start = Path(unquote(urlparse(uri).path))
+    else:
+        start = Path(params.root_path) if params.root_path else Path.cwd()
+    if not start.is_dir():
+        return start.resolve()
+    return index_root(start)
+
+
+def create_server(overrides: dict[str, dict[str, Any]] | None = None, watch: bool = True) -> CodekinServer:
+    from codekin.lsp import commands, lens, similar, symbols
+
+    server = CodekinServer(overrides, watch)
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: CodekinServer, params: types.InitializeParams) -> None:
+        """Read the options and the root; everything heavy waits for `initialized`."""
+        ls.options, ls.option_problems = parse_options(params.initialization_options)
+        ls.open_session(workspace_root(params))
+        if ls.options.code_lens.enabled:
+            lens.register(ls)
+
+    @server.feature(types.INITIALIZED)
+    def initialized(ls: CodekinServer, params: types.InitializedParams) -> None:
+        """Report bad options, then load the index and the model on a worker lane."""
+        if ls.option_problems:
+            ls.warn("codekin: invalid initializationOptions, defaults used: " + "; ".join(ls.option_problems))
+        ls.session.start()
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(ls: CodekinServer, params: None) -> None:
+        """Stop the watcher and the worker lanes; nothing is left running."""
+        if ls._session is not None:
+            ls._session.close()
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))
+    def did_save(ls: CodekinServer, params: types.DidSaveTextDocumentParams) -> None:
+        """Re-index the saved file in the background."""
+        path = ls.document_path(params.text_document.uri)
+        if path is not None:
+            ls.session.save(path)
+
+    similar.register(server)
+    symbols.register(server)
+    commands.register(server)
+    return server
