@@ -1,0 +1,172 @@
+"""`.codekin/metrics.db` (SQLite): training runs, epochs, evaluations and embedding jobs.
+
+Written by the training pipeline and the re-embedding job, read by the dashboard and
+`codekin models list`. WAL mode so a reader never blocks the writer.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from codekin.config import STATE_DIR
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at REAL NOT NULL, finished_at REAL, status TEXT NOT NULL, pid INTEGER,
+    base_version TEXT, new_version TEXT, base_model TEXT, device TEXT,
+    triplets INTEGER, epochs INTEGER, learning_rate REAL, batch_size INTEGER, loss TEXT,
+    promoted INTEGER NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT '', seconds REAL
+);
+CREATE TABLE IF NOT EXISTS epochs (
+    run_id INTEGER NOT NULL REFERENCES runs(id), epoch INTEGER NOT NULL,
+    loss REAL, accuracy REAL, seconds REAL, recorded_at REAL NOT NULL,
+    PRIMARY KEY (run_id, epoch)
+);
+CREATE TABLE IF NOT EXISTS evals (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER REFERENCES runs(id),
+    model_version TEXT NOT NULL, split TEXT NOT NULL, metric TEXT NOT NULL, value REAL,
+    recorded_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS embedding_jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, started_at REAL NOT NULL, finished_at REAL,
+    status TEXT NOT NULL, model_version TEXT, model_key TEXT, device TEXT,
+    chunks INTEGER, seconds REAL, embeddings_per_second REAL, reason TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS evals_run ON evals(run_id);
+"""
+RUN_FIELDS = ("base_version", "new_version", "base_model", "device", "triplets", "epochs", "learning_rate",
+              "batch_size", "loss", "promoted", "reason", "seconds", "status", "finished_at")
+JOB_FIELDS = ("model_version", "model_key", "device", "chunks", "seconds", "embeddings_per_second", "reason",
+              "status", "finished_at")
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class MetricsStore:
+    """`with MetricsStore(root) as metrics: run = metrics.start_run(...)`."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = Path(root) / STATE_DIR / "metrics.db"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA busy_timeout=10000")
+        if self.db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            self.db.executescript(SCHEMA)
+            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> MetricsStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @staticmethod
+    def _known(fields: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
+        unknown = set(fields) - set(allowed)
+        if unknown:
+            raise ValueError(f"unknown metrics fields: {', '.join(sorted(unknown))}")
+        return fields
+
+    def _update(self, table: str, row_id: int, fields: dict[str, Any]) -> None:
+        if fields:
+            sets = ", ".join(f"{k} = ?" for k in fields)
+            self.db.execute(f"UPDATE {table} SET {sets} WHERE id = ?", (*fields.values(), row_id))
+
+    # -- training runs ---------------------------------------------------------------------
+    def start_run(self, **fields: Any) -> int:
+        fields = self._known({"status": "running", **fields}, RUN_FIELDS)
+        columns = ", ".join(["started_at", "pid", *fields])
+        marks = ", ".join("?" * (len(fields) + 2))
+        cursor = self.db.execute(f"INSERT INTO runs ({columns}) VALUES ({marks})",
+                                 (time.time(), os.getpid(), *fields.values()))
+        return int(cursor.lastrowid)
+
+    def update_run(self, run_id: int, **fields: Any) -> None:
+        self._update("runs", run_id, self._known(fields, RUN_FIELDS))
+
+    def finish_run(self, run_id: int, status: str, **fields: Any) -> None:
+        """status: completed | failed. Sets finished_at and the run's duration."""
+        row = self.db.execute("SELECT started_at FROM runs WHERE id = ?", (run_id,)).fetchone()
+        now = time.time()
+        seconds = now - row["started_at"] if row else None
+        self.update_run(run_id, status=status, finished_at=now, seconds=seconds, **fields)
+
+    def fail_stale_runs(self) -> int:
+        """Runs still 'running' whose process is gone (killed): recorded as failed."""
+        stale = [r["id"] for r in self.db.execute("SELECT id, pid FROM runs WHERE status = 'running'")
+                 if not _pid_alive(r["pid"])]
+        for run_id in stale:
+            self.finish_run(run_id, "failed", reason="interrupted: the training process ended without finishing")
+        return len(stale)
+
+    def record_epoch(self, run_id: int, epoch: int, loss: float, accuracy: float, seconds: float) -> None:
+        self.db.execute("INSERT OR REPLACE INTO epochs VALUES (?, ?, ?, ?, ?, ?)",
+                        (run_id, epoch, loss, accuracy, seconds, time.time()))
+
+    def record_evals(self, run_id: int | None, model_version: str, split: str, metrics: dict[str, Any]) -> None:
+        now = time.time()
+        rows = [(run_id, model_version, split, name, float(value), now)
+                for name, value in metrics.items() if isinstance(value, int | float) and not isinstance(value, bool)]
+        self.db.executemany("INSERT INTO evals (run_id, model_version, split, metric, value, recorded_at) "
+                            "VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    # -- embedding jobs --------------------------------------------------------------------
+    def start_embedding_job(self, **fields: Any) -> int:
+        fields = self._known({"status": "running", **fields}, JOB_FIELDS)
+        columns = ", ".join(["started_at", *fields])
+        marks = ", ".join("?" * (len(fields) + 1))
+        cursor = self.db.execute(f"INSERT INTO embedding_jobs ({columns}) VALUES ({marks})",
+                                 (time.time(), *fields.values()))
+        return int(cursor.lastrowid)
+
+    def finish_embedding_job(self, job_id: int, status: str, chunks: int, **fields: Any) -> None:
+        row = self.db.execute("SELECT started_at FROM embedding_jobs WHERE id = ?", (job_id,)).fetchone()
+        now = time.time()
+        seconds = now - row["started_at"] if row else 0.0
+        rate = chunks / seconds if seconds > 0 else 0.0
+        self._update("embedding_jobs", job_id, self._known(
+            {"status": status, "finished_at": now, "chunks": chunks, "seconds": seconds,
+             "embeddings_per_second": rate, **fields}, JOB_FIELDS))
+
+    # -- reading ---------------------------------------------------------------------------
+    def runs(self, limit: int = 100) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,))]
+
+    def run(self, run_id: int) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return dict(row) if row else None
+
+    def epochs(self, run_id: int) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,))]
+
+    def evals(self, run_id: int | None = None, model_version: str | None = None) -> list[dict[str, Any]]:
+        query, params = "SELECT * FROM evals WHERE 1 = 1", []
+        if run_id is not None:
+            query, params = query + " AND run_id = ?", [*params, run_id]
+        if model_version is not None:
+            query, params = query + " AND model_version = ?", [*params, model_version]
+        return [dict(r) for r in self.db.execute(query + " ORDER BY id", params)]
+
+    def embedding_jobs(self, limit: int = 100) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM embedding_jobs ORDER BY id DESC LIMIT ?", (limit,))]

@@ -1,0 +1,73 @@
+"""Training arguments: one defaulted dataclass shared by the CLI, the pipeline and the scheduler."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from codekin.config import DEVICES
+from codekin.errors import ConfigError
+
+LOSSES = ("triplet", "mnrl")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+SWITCHES = ("auto", "on", "off")
+
+
+@dataclass
+class TrainingArguments:
+    epochs: int = 3
+    learning_rate: float = 1e-5
+    batch_size: int = 16
+    loss: str = "triplet"  # triplet (with margin) | mnrl (in-batch + hard negatives)
+    margin: float = 0.3  # triplet margin on cosine distance (1 - cos)
+    mnrl_scale: float = 20.0  # inverse temperature of MultipleNegativesRankingLoss
+    warmup_ratio: float = 0.1  # share of the steps with a linear learning-rate warmup
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    seed: int = 13
+    device: str = "auto"  # auto | cuda | mps | cpu
+    precision: str = "auto"  # auto: bf16 (fp16 on older GPUs) on CUDA, fp32 elsewhere
+    gradient_checkpointing: str = "auto"  # auto: on when the step would not fit the GPU
+    max_seq_length: int = 256
+    eval_batch_size: int = 64
+    bucket_size: int = 32  # batches sorted by length together (less padding), then shuffled
+    save_optimizer_state: bool = True  # needed for an exact resume; dropped when a run completes
+
+    def validate(self) -> TrainingArguments:
+        if self.epochs < 1:
+            raise ConfigError(f"epochs must be >= 1, got {self.epochs}", "pass --epochs 1 or more")
+        if self.batch_size < 2:
+            raise ConfigError(f"batch size must be >= 2, got {self.batch_size}", "pass --batch-size 16")
+        if not 0 < self.learning_rate < 1:
+            raise ConfigError(f"learning rate must be between 0 and 1, got {self.learning_rate}",
+                              "typical fine-tuning rates are 1e-5 to 5e-5")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.margin < 0 or self.margin > 2:
+            raise ConfigError(f"margin must be between 0 and 2 (a cosine distance), got {self.margin}",
+                              "0.3 is the default")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"warmup ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.gradient_checkpointing not in SWITCHES:
+            raise ConfigError(f"gradient_checkpointing must be one of {', '.join(SWITCHES)}, "
+                              f"got {self.gradient_checkpointing!r}")
+        if self.max_seq_length < 8 or self.eval_batch_size < 1 or self.bucket_size < 1:
+            raise ConfigError("max_seq_length must be >= 8, eval_batch_size and bucket_size >= 1")
+        return self
+
+    def replace(self, **changes: Any) -> TrainingArguments:
+        """A copy with the given fields changed; None values keep the current ones."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None}).validate()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainingArguments:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known}).validate()

@@ -1,0 +1,132 @@
+"""Model directories written atomically and verified by hash.
+
+A checkpoint is a sentence-transformers model directory plus `manifest.json`, which
+lists the sha256 of every file in it. It is written into a temporary sibling, fsynced,
+then renamed into place, so a crash leaves either the old state or the complete new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+HASH_BLOCK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_hashes(directory: Path) -> dict[str, str]:
+    """sha256 of every file below `directory` except the manifest, by relative path."""
+    hashes = {}
+    for path in sorted(directory.rglob("*")):
+        if path.is_file() and path.name != MANIFEST:
+            hashes[path.relative_to(directory).as_posix()] = sha256_file(path)
+    return hashes
+
+
+def _fsync_tree(directory: Path) -> None:
+    for path in directory.rglob("*"):
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    _fsync_dir(directory)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    return json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+
+
+def write_checkpoint(target: Path, fill: Callable[[Path], None], manifest: dict[str, Any]) -> dict[str, Any]:
+    """Create `target` atomically: `fill(tmp)` writes the files, then hashes + manifest + rename."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".tmp-{target.name}-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        fill(tmp)
+        full = {**manifest, "files": file_hashes(tmp), "written_at": time.time()}
+        (tmp / MANIFEST).write_text(json.dumps(full, indent=2, sort_keys=True), encoding="utf-8")
+        _fsync_tree(tmp)
+        if target.exists():
+            trash = target.with_name(f".old-{target.name}-{os.getpid()}")
+            os.rename(target, trash)
+            os.rename(tmp, target)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.rename(tmp, target)
+        _fsync_dir(target.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return full
+
+
+def rewrite_manifest(directory: Path, changes: dict[str, Any]) -> dict[str, Any]:
+    """Update manifest fields and re-hash the files (after a file was dropped, say)."""
+    manifest = {**read_manifest(directory), **changes, "files": file_hashes(directory)}
+    write_json_atomic(directory / MANIFEST, manifest)
+    return manifest
+
+
+def verify_checkpoint(directory: Path) -> str:
+    """'' when every file matches its manifest hash, else what is wrong."""
+    if not directory.is_dir():
+        return f"{directory} is missing"
+    try:
+        manifest = read_manifest(directory)
+    except (OSError, json.JSONDecodeError) as exc:
+        return f"manifest unreadable ({exc.__class__.__name__})"
+    expected = manifest.get("files")
+    if not isinstance(expected, dict) or not expected:
+        return "manifest lists no files"
+    for rel, digest in expected.items():
+        path = directory / rel
+        if not path.is_file():
+            return f"{rel} is missing"
+        if sha256_file(path) != digest:
+            return f"{rel} does not match its sha256"
+    return ""
+
+
+def remove_tree(directory: Path) -> None:
+    """Remove a directory; rename first so a half-deleted one is never mistaken for valid."""
+    if not directory.exists():
+        return
+    trash = directory.with_name(f".del-{directory.name}-{os.getpid()}-{time.monotonic_ns()}")
+    os.rename(directory, trash)
+    shutil.rmtree(trash, ignore_errors=True)
