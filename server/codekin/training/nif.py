@@ -13,7 +13,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 
-from codekin.training.positives import HEAD_KINDS, Pair, make_pair, function_name, module_of
+from codekin.training.positives import HEAD_KINDS, Pair, function_name, make_pair, module_of
 from codekin.training.snippets import BEAM, CPP, Snippet, SourceFiles
 
 _TABLE = re.compile(r"ErlNifFunc\s+\w+\s*\[\s*\w*\s*\]\s*=\s*\{(.*?)\}\s*;", re.DOTALL)

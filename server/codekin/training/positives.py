@@ -165,6 +165,9 @@ def pattern_keys(files: SourceFiles, snippets: list[Snippet]) -> dict[tuple, fro
                 signature = _c_signature(s.text)
                 if signature:
                     found.add(("c-signature", signature))
+                scope, _, name = s.base_symbol.rpartition("::")
+                if s.kind == "method" and scope and name != scope.rpartition("::")[2]:
+                    found.add(("method", name))  # the same method in another class: one interface
             if s.kind == "class":
                 for bases in _C_BASES.findall(s.text[:400]):
                     found.update(("base", b.split()[-1]) for b in bases.split(",") if b.strip())
