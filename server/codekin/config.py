@@ -40,6 +40,7 @@ class IndexConfig:
         default_factory=lambda: ["**/node_modules/**", "**/_build/**", "**/deps/**", "**/*.min.js"]
     )
     max_file_bytes: int = 1_000_000
+    chunker: str = "syntax"  # syntax | windows (windows: the naive baseline, for benchmarks)
     max_chunk_lines: int = 60
     window_lines: int = 40
     window_stride: int = 30
@@ -141,6 +142,8 @@ def validate(config: Config) -> Config:
         raise ConfigError(f"model.device must be one of {', '.join(DEVICES)}, got {config.model.device!r}")
     if config.model.batch_size < 1 or config.index.max_chunk_lines < 5:
         raise ConfigError("model.batch_size must be >= 1 and index.max_chunk_lines >= 5")
+    if config.index.chunker not in ("syntax", "windows"):
+        raise ConfigError(f"index.chunker must be syntax or windows, got {config.index.chunker!r}")
     if config.index.window_stride < 1 or config.index.window_stride > config.index.window_lines:
         raise ConfigError("index.window_stride must be between 1 and index.window_lines")
     return config

@@ -28,7 +28,8 @@ def chunk_text(path: str, text: str, config: IndexConfig | None = None) -> list[
     if not lines:
         return []
     language = language_for(path)
-    units = _syntax_units(language, text, config) if parser_for(language) else None
+    syntax = config.chunker == "syntax" and parser_for(language) is not None
+    units = _syntax_units(language, text, config) if syntax else None
     if not units:
         units = window_units(0, len(lines) - 1, config.window_lines, config.window_stride,
                              "window", PurePosixPath(path).name)
