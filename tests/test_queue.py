@@ -128,3 +128,12 @@ def test_damaged_database_names_the_fix(tmp_path: Path) -> None:
     with pytest.raises(QueueError, match="unusable") as exc:
         ChangeQueue(tmp_path).take()
     assert "delete" in exc.value.hint and "codekin sync" in exc.value.hint
+
+
+def test_sync_marker_reveals_a_sync_that_died(tmp_path: Path) -> None:
+    with ChangeQueue(tmp_path) as queue:
+        assert not queue.begin_sync()
+        queue.complete(queue.take())
+        assert not queue.begin_sync()  # started, then the process dies before complete()
+    with ChangeQueue(tmp_path) as queue:
+        assert queue.begin_sync()

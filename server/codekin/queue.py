@@ -207,10 +207,24 @@ class ChangeQueue:
             raise self._error(exc) from exc
         return Batch({os.fsdecode(path): seq for path, seq in rows}, int(scan[0]) if scan else 0)
 
-    def complete(self, batch: Batch) -> int:
-        """Forget what `batch` held, except paths queued again since; returns rows removed."""
+    def begin_sync(self) -> bool:
+        """Mark a sync as started (call with the sync lock held). True when the previous
+        sync died before `complete`: its marker is still there, so the index may miss
+        the embeddings of files it had already written."""
         try:
             with self._transaction():
+                interrupted = self._db.execute("SELECT 1 FROM meta WHERE key = 'sync_started'").fetchone()
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES ('sync_started', ?)", (str(time.time()),))
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        return interrupted is not None
+
+    def complete(self, batch: Batch) -> int:
+        """Forget what `batch` held, except paths queued again since, and end the sync
+        `begin_sync` started; returns rows removed."""
+        try:
+            with self._transaction():
+                self._db.execute("DELETE FROM meta WHERE key = 'sync_started'")
                 removed = 0
                 for path, seq in batch.seqs.items():
                     cursor = self._db.execute("DELETE FROM changes WHERE path = ? AND seq = ?",

@@ -16,6 +16,7 @@ One sync at a time per repository: `.codekin/sync.lock`, then the indexer's own
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import threading
 import time
@@ -27,7 +28,7 @@ from codekin.config import STATE_DIR, Config
 from codekin.embedding import Embedder, load_embedder
 from codekin.errors import CodekinError, IndexMissingError
 from codekin.index.lock import IndexLock
-from codekin.index.store import IndexStore
+from codekin.index.store import FileRecord, IndexStore
 from codekin.indexer import Indexer, IndexSummary
 from codekin.progress import ProgressFactory, no_progress
 from codekin.queue import SPOOL_DIR, ChangeQueue
@@ -38,11 +39,12 @@ from codekin.workspace import matches, scan
 class SyncSummary:
     records: int = 0  # git hook records moved into the queue
     queued: int = 0  # paths taken from the queue
-    stale: int = 0  # paths the full check found changed (0 without a full check)
     full_check: bool = False  # every file's size and mtime were compared with the index
+    changed: int = 0  # paths handed to the indexer: their size or mtime differ from the index
     completed: int = 0  # queue rows removed after the index committed
     remaining: int = 0  # paths still queued (queued again while this sync ran)
-    index: IndexSummary | None = None  # None: nothing to index, the indexer did not run
+    resumed: bool = False  # the previous sync died half way; this one finished its work
+    index: IndexSummary | None = None  # None: nothing had changed, the indexer did not run
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
@@ -52,47 +54,68 @@ class SyncSummary:
         return out
 
     def describe(self) -> str:
+        source = f"{self.queued} queued paths" + (" and a full check" if self.full_check else "")
         if self.index is None:
-            return "Index is up to date" + (f" ({self.records} hook records, nothing changed)" if self.records else "")
+            return f"Index is up to date ({source}, nothing changed)"
         idx = self.index
-        return (f"Synced {self.queued} queued" + (f" + {self.stale} changed" if self.full_check else "")
-                + f" paths: {idx.changed_files} files re-chunked, {idx.removed_files} removed, "
-                  f"{idx.new_embeddings} new embeddings in {self.seconds:.1f} s"
+        return (f"Synced {self.changed} changed paths ({source}): {idx.changed_files} files re-chunked, "
+                f"{idx.removed_files} removed, {idx.new_embeddings} new embeddings in {self.seconds:.1f} s"
                 + (f"; {self.remaining} queued meanwhile" if self.remaining else ""))
 
 
-def stale_paths(root: Path, config: Config, store: IndexStore) -> set[str]:
-    """Paths whose size or mtime differ from the index, new files and removed ones (stat only)."""
+def changed_paths(root: Path, paths: Iterable[str], records: dict[str, FileRecord]) -> set[str]:
+    """The paths whose size or mtime differ from their index record, new files and indexed
+    files that are gone: what the indexer would look at (stat only, nothing is read)."""
+    out: set[str] = set()
+    for rel in paths:
+        try:
+            st = os.lstat(root / rel)
+        except OSError:
+            if rel in records:
+                out.add(rel)
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            continue
+        record = records.get(rel)
+        if record is None or (record.size, record.mtime_ns) != (st.st_size, st.st_mtime_ns):
+            out.add(rel)
+    return out
+
+
+def stale_paths(root: Path, config: Config, records: dict[str, FileRecord]) -> set[str]:
+    """Every file of the workspace scan that differs from the index, and indexed files no
+    longer in it (deleted, newly ignored or excluded)."""
     found = scan(root, config.index)
-    records = store.file_records()
-    present = {f.path for f in found.files} | set(found.skipped)
+    present = {f.path for f in found.files}
     stale = {f.path for f in found.files
              if f.path not in records or (records[f.path].size, records[f.path].mtime_ns) != (f.size, f.mtime_ns)}
-    stale |= {p for p in found.skipped if p not in records}
     return stale | (set(records) - present)
 
 
-def expand_paths(root: Path, paths: Iterable[str], store: IndexStore) -> list[str]:
+def expand_paths(root: Path, paths: Iterable[str], records: dict[str, FileRecord]) -> set[str]:
     """The files behind queued paths: a directory (as a watcher reports a renamed or
     removed folder) stands for the files under it now and the indexed files it held."""
     out: set[str] = set()
-    folders: list[str] = []
+    folders: set[str] | None = None  # every folder that holds an indexed file
     for rel in paths:
         full = root / rel
         out.add(rel)
         if full.is_dir() and not full.is_symlink():
-            folders.append(rel)
             for directory, dirnames, filenames in os.walk(full):
                 dirnames[:] = [d for d in dirnames if d != ".git"]
                 out.update(Path(directory, name).relative_to(root).as_posix() for name in filenames)
-        elif not os.path.lexists(full):
-            folders.append(rel)  # gone: it may have been a folder
-    if folders:
-        records = store.file_records()
-        for folder in folders:
-            prefix = folder.rstrip("/") + "/"
-            out.update(p for p in records if p.startswith(prefix))
-    return sorted(out)
+        if rel not in records:
+            if folders is None:
+                folders = {parent for p in records for parent in _parents(p)}
+            if rel.rstrip("/") in folders:
+                prefix = rel.rstrip("/") + "/"
+                out.update(p for p in records if p.startswith(prefix))
+    return out
+
+
+def _parents(rel: str) -> list[str]:
+    parts = rel.split("/")[:-1]
+    return ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
 def drain(root: Path, config: Config, embedder: Embedder | None = None, *, full_check: bool = False,
@@ -100,10 +123,11 @@ def drain(root: Path, config: Config, embedder: Embedder | None = None, *, full_
     """Bring the index up to date with the queued changes (and, with `full_check`, with
     every file whose size or mtime changed, e.g. after `git stash`, which runs no hook).
 
-    Idempotent; a path leaves the queue only after `Indexer.run` has committed it, so a
-    crash or kill at any point loses nothing. Raises IndexMissingError when the
-    repository has no index yet and IndexLockedError when another sync or indexer holds
-    the lock longer than `wait` seconds.
+    Idempotent, and a no-op (the indexer does not even run) when nothing changed. A path
+    leaves the queue only after `Indexer.run` has committed it, so a crash or kill at
+    any point loses nothing. Raises IndexMissingError when the repository has no index
+    yet and IndexLockedError when another sync or indexer holds the lock longer than
+    `wait` seconds.
     """
     started = time.perf_counter()
     store = IndexStore(root)
@@ -112,23 +136,35 @@ def drain(root: Path, config: Config, embedder: Embedder | None = None, *, full_
                                 f"run `codekin index {root}` once; hooks and `codekin sync` keep it fresh after that")
     summary = SyncSummary(full_check=full_check)
     with IndexLock(store.state_dir, wait=wait, name="sync.lock"), ChangeQueue(root) as queue:
+        summary.resumed = queue.begin_sync()
         summary.records = queue.ingest()
         batch = queue.take()
         summary.queued = len(batch.seqs)
-        paths = set(expand_paths(root, batch.paths, store)) if batch.seqs else set()
-        if full_check or batch.full_scan:
-            summary.full_check = True
-            stale = stale_paths(root, config, store)
-            summary.stale = len(stale)
-            paths |= stale
-        if paths:
+        summary.full_check = full_check or batch.full_scan
+        paths: set[str] = set()
+        if batch.seqs or summary.full_check:
+            records = store.file_records()
+            paths = changed_paths(root, expand_paths(root, batch.seqs, records), records)
+            paths = indexable(root, config, paths, records)
+            if summary.full_check:
+                paths |= stale_paths(root, config, records)
+        summary.changed = len(paths)
+        if paths or summary.resumed:  # the indexer also embeds what a killed sync left unembedded
             indexer = Indexer(root, config, embedder=embedder, progress=progress)
             summary.index = indexer.run(paths=sorted(paths), wait=wait)
-        if batch:
-            summary.completed = queue.complete(batch)
+        summary.completed = queue.complete(batch)
         summary.remaining = queue.stats().pending
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def indexable(root: Path, config: Config, paths: set[str], records: dict[str, FileRecord]) -> set[str]:
+    """Drop the paths the workspace scan would leave out (excluded, not included, ignored
+    by git) unless the index holds them: those must go."""
+    candidates = sorted(p for p in paths if p not in records and not p.startswith(f"{STATE_DIR}/")
+                        and not (config.index.include and not matches(p, config.index.include))
+                        and not matches(p, config.index.exclude))
+    return {p for p in paths if p in records} | (set(candidates) - ignored_by_git(root, candidates))
 
 
 def ignored_by_git(root: Path, paths: list[str]) -> set[str]:
@@ -150,9 +186,10 @@ class Watcher:
     """Keeps one repository's index fresh while it runs.
 
     Watches the working tree with watchfiles (changes are debounced by `debounce_ms`),
-    queues the changed files the index would include (not ignored by git, not excluded
-    by [index] exclude), and drains the queue, including the git hooks' records, which
-    land in `.codekin/queue.d/`. So saved-but-uncommitted edits are indexed too.
+    queues the changed paths outside .git/ and [index] exclude, and drains the queue
+    (the drain keeps only what the workspace scan includes), including the git hooks'
+    records, which land in `.codekin/queue.d/`. So saved-but-uncommitted edits are
+    indexed too, exactly as a full index would see them.
     Before watching it runs one full check, catching up on what changed while nothing
     watched, and another at the first quiet moment (covering the start-up gap).
 
@@ -185,9 +222,6 @@ class Watcher:
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
-        from watchfiles import DefaultFilter
-
-        self._default_filter = DefaultFilter()
         self._spool_prefix = f"{STATE_DIR}/{SPOOL_DIR}/"
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -239,8 +273,6 @@ class Watcher:
             rels = {self._relative(path) for _, path in changes}
             hook_records = any(rel.startswith(self._spool_prefix) for rel in rels)
             files = sorted(rel for rel in rels if not rel.startswith(f"{STATE_DIR}/"))
-            ignored = ignored_by_git(self.root, files)
-            files = [p for p in files if p not in ignored]
             if files:
                 self._enqueue(files)
             if not changes and quiet_check:
@@ -260,7 +292,8 @@ class Watcher:
             return rel.endswith(".ev")  # a git hook published a record
         if rel == STATE_DIR or rel.startswith(f"{STATE_DIR}/"):
             return False  # the index's own writes
-        return self._default_filter(change, path) and not matches(rel, self.config.index.exclude)
+        first = rel.split("/", 1)[0]
+        return first != ".git" and not matches(rel, self.config.index.exclude)
 
     def _enqueue(self, paths: list[str]) -> None:
         try:
