@@ -12,6 +12,7 @@ ranking alone picks the hard negatives (reported as mining "lexical").
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -49,6 +50,7 @@ class MiningStats:
     random: int = 0
     relaxed: int = 0  # requests where no candidate outside the anchor's patterns existed
     embedded: int = 0  # texts embedded fresh
+    embed_seconds: float = 0.0
     index_vectors: int = 0  # vectors reused from the index
     dense: bool = False  # whole-family dense search (every candidate had an index vector)
     notes: list[str] = field(default_factory=list)
@@ -125,7 +127,9 @@ class NegativeMiner:
             if h not in self.vectors:
                 missing.setdefault(h, s.model_text)
         if missing and self.embedder is not None:
+            started = time.perf_counter()
             vectors = self.embedder.encode(list(missing.values()))
+            self.stats.embed_seconds += time.perf_counter() - started
             self.vectors.update(zip(missing, vectors, strict=True))
             self.stats.embedded += len(missing)
 

@@ -372,7 +372,8 @@ class PolyglotTripletGenerator:
 def _mining_summary(stats: MiningStats) -> dict:
     method = "model" if stats.model and not stats.lexical else "lexical" if not stats.model else "mixed"
     return {"hard_model": stats.model, "hard_lexical": stats.lexical, "random": stats.random,
-            "method": method, "embedded": stats.embedded, "index_vectors": stats.index_vectors,
+            "method": method, "embedded": stats.embedded,
+            "embed_seconds": round(stats.embed_seconds, 2), "index_vectors": stats.index_vectors,
             "dense": stats.dense, "relaxed": stats.relaxed, "notes": stats.notes}
 
 
