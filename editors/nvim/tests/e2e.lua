@@ -93,9 +93,17 @@ local function main()
     vim.cmd("CodekinSimilar")
   end)
 
-  -- the lens over the cursor's function, run as a user would (client-side command handler)
+  -- the lens of the cursor's function (shown on its first line), run as a user would: on
+  -- that line, with vim.lsp.codelens.run() (the plugin's client-side command handler)
+  local lens_line = 1
+  for _, lens in ipairs(report.lenses) do
+    if lens.line <= line and lens.line > lens_line then
+      lens_line = lens.line
+    end
+  end
+  report.lens_line = lens_line
   vim.api.nvim_set_current_win(win)
-  vim.api.nvim_win_set_cursor(win, { line, 2 })
+  vim.api.nvim_win_set_cursor(win, { lens_line, 0 })
   report.lens_run = quickfix_after("vim.lsp.codelens.run()", function()
     vim.lsp.codelens.run()
   end)
