@@ -1,5 +1,5 @@
 #!/bin/sh
-# codekin-hook 1 @HOOK_NAME@
+# codekin-hook 2 @HOOK_NAME@
 #
 # Installed by `codekin hooks install` as post-commit, post-merge, post-checkout and
 # post-rewrite (the line `codekin_hook=...` below names which). It records which paths
@@ -12,9 +12,10 @@
 # was installed is kept as <name>.codekin-chained and runs afterwards with the same
 # arguments and input; its exit status is the hook's exit status.
 #
-# One record per event, in .codekin/queue.d/: written as <pid>.<n>.tmp, then renamed to
-# <pid>.<n>.ev, so a reader sees whole records only. A record is
-#   "codekin-queue 1\n<event>\n<new HEAD>\n<full scan: 0|1>\n\n" + NUL-separated paths.
+# One record per event, in .codekin/queue.d/<pid>.<n>.ev, claimed with noclobber and
+# ended by a trailer line, so a reader can tell a whole record from one being written
+# (no rename: that would cost one more process). A record is
+#   "codekin-queue 2\n<event>\n<full scan: 0|1>\n\n" + "<new HEAD>\0" + "<path>\0"... + "codekin-end\n"
 
 codekin_hook=@HOOK_NAME@
 
@@ -34,87 +35,71 @@ codekin_log() {
     return 0
 }
 
-# Publish one record. $1: new HEAD, $2: 1 to ask for a full scan, $3: how to list the
-# changed paths: "tree FROM" (FROM..HEAD), "root" (HEAD is a root commit), "staged"
-# (index vs HEAD), "none".
+# Publish one record. $1: 1 to ask for a full scan; $2: how to list the new HEAD and
+# the changed paths: "commit" (HEAD against its first parent), "trees FROM TO",
+# "staged" (index against HEAD, for a squash merge), "head SHA" (no paths).
 codekin_publish() {
     codekin_spool=.codekin/queue.d
     [ -d "$codekin_spool" ] || mkdir -p "$codekin_spool" || return 1
-    set -C  # noclobber: the .tmp name is claimed atomically (this runs in a subshell)
+    set -C  # noclobber: a record name is claimed atomically (this runs in a subshell)
     codekin_n=0
-    while :; do
-        codekin_tmp="$codekin_spool/$$.$codekin_n.tmp"
-        if [ ! -e "$codekin_spool/$$.$codekin_n.ev" ] && true 2>/dev/null >"$codekin_tmp"; then
-            break
-        fi
+    until true 2>/dev/null >"$codekin_spool/$$.$codekin_n.ev"; do
         codekin_n=$((codekin_n + 1))
         [ "$codekin_n" -lt 1000 ] || { echo "cannot claim a record name in $codekin_spool"; return 1; }
     done
+    codekin_record_file="$codekin_spool/$$.$codekin_n.ev"
+    set -- "$1" $2
     {
-        printf 'codekin-queue 1\n%s\n%s\n%s\n\n' "$codekin_hook" "$1" "$2"
-        case $3 in
-            tree\ *) git diff-tree -r -z --name-only --no-renames "${3#tree }" "$1" ;;
-            root) git diff-tree -r -z --name-only --no-renames --no-commit-id --root "$1" ;;
-            staged) git diff-index --cached -z --name-only --no-renames "$1" ;;
-        esac
-    } >|"$codekin_tmp" || { rm -f "$codekin_tmp"; return 1; }
-    mv -f "$codekin_tmp" "$codekin_spool/$$.$codekin_n.ev"
+        printf 'codekin-queue 2\n%s\n%s\n\n' "$codekin_hook" "$1" &&
+        case $2 in
+            commit) git diff-tree -r -z --name-only --no-renames --root --diff-merges=first-parent HEAD ;;
+            trees) printf '%s\0' "$4" && git diff-tree -r -z --name-only --no-renames "$3" "$4" ;;
+            staged) printf '\0' && git diff-index --cached -z --name-only --no-renames HEAD ;;
+            head) printf '%s\0' "${3:-}" ;;
+        esac &&
+        printf 'codekin-end\n'
+    } >|"$codekin_record_file" || { rm -f "$codekin_record_file"; return 1; }
 }
 
 # Work out what changed for this hook and publish it; a diff that cannot be computed
 # becomes a request for a full scan, so no change is ever dropped.
 codekin_record() {
     [ -d .codekin ] || return 0  # codekin is not set up in this worktree
+    codekin_how=
     codekin_head=
-    codekin_list=none
-    codekin_scan=0
     case $codekin_hook in
-        post-commit)
-            codekin_revs=$(git rev-list -1 --parents HEAD) || codekin_scan=1
-            set -- $codekin_revs
-            codekin_head=${1:-}
-            if [ -n "${2:-}" ]; then codekin_list="tree $2"; else codekin_list=root; fi
-            ;;
+        post-commit) codekin_how=commit ;;
         post-merge)  # $1: 1 for a squash merge (HEAD stays, the index changed)
             if [ "${1:-0}" = 1 ]; then
-                codekin_head=$(git rev-parse -q --verify HEAD) || codekin_scan=1
-                codekin_list=staged
+                codekin_how=staged
             else
-                codekin_revs=$(git rev-parse -q --verify HEAD && git rev-parse -q --verify ORIG_HEAD) \
-                    || codekin_scan=1
-                set -- $codekin_revs
-                codekin_head=${1:-}
-                codekin_list="tree ${2:-}"
+                codekin_revs=$(git rev-parse -q --verify ORIG_HEAD && git rev-parse -q --verify HEAD) &&
+                    codekin_how="trees $codekin_revs"
             fi
             ;;
         post-checkout)  # $1 old HEAD, $2 new HEAD, $3: 1 branch switch, 0 file checkout
             codekin_head=${2:-}
             case ${1:-}:${3:-} in
                 *:1) [ "$1" = "$2" ] && return 0  # same commit (e.g. checkout -b): nothing to do
-                     case $1 in *[!0]*) codekin_list="tree $1" ;; *) codekin_scan=1 ;; esac ;;
-                *) codekin_scan=1 ;;  # file checkout: git does not say which files
-            esac
+                     case $1 in *[!0]*) codekin_how="trees $1 $2" ;; esac ;;
+            esac  # a file checkout (git does not say which files) or a clone: full scan
             ;;
         post-rewrite)  # $1 amend|rebase; input lines "old new [extra]"
             if [ "${1:-}" = amend ]; then
                 set -- $codekin_input
                 codekin_head=${2:-}
-                codekin_list="tree ${1:-}"
+                [ -n "${2:-}" ] && codekin_how="trees $1 $2"
             else
-                codekin_revs=$(git rev-parse -q --verify HEAD && git rev-parse -q --verify ORIG_HEAD) \
-                    || codekin_scan=1
-                set -- $codekin_revs
-                codekin_head=${1:-}
-                codekin_list="tree ${2:-}"
+                codekin_revs=$(git rev-parse -q --verify ORIG_HEAD && git rev-parse -q --verify HEAD) &&
+                    codekin_how="trees $codekin_revs"
             fi
             ;;
-        *) codekin_scan=1 ;;
     esac
-    [ "$codekin_list" != "tree " ] || codekin_scan=1
-    [ "$codekin_scan" = 0 ] || codekin_list=none
-    if ! codekin_publish "$codekin_head" "$codekin_scan" "$codekin_list"; then
-        echo "could not list the changed paths; asked for a full scan instead"
-        codekin_publish "$codekin_head" 1 none
+    if [ -z "$codekin_how" ]; then
+        codekin_publish 1 "head $codekin_head"
+    elif ! codekin_publish 0 "$codekin_how"; then
+        echo "could not list the changed paths ($codekin_how); asked for a full scan instead"
+        codekin_publish 1 "head $codekin_head"
         return 1
     fi
 }

@@ -11,8 +11,9 @@ import pytest
 
 from codekin import githooks
 from codekin.queue import (
+    RECORD_END,
     SPOOL_DIR,
-    STALE_TMP_SECONDS,
+    UNFINISHED_SECONDS,
     ChangeQueue,
     ChangeRecord,
     QueueError,
@@ -22,7 +23,8 @@ from tests.conftest import git, make_repo
 
 
 def record(event: str, head: str, scan: str, paths: list[bytes]) -> bytes:
-    return f"codekin-queue 1\n{event}\n{head}\n{scan}\n\n".encode() + b"".join(p + b"\0" for p in paths)
+    body = head.encode() + b"\0" + b"".join(p + b"\0" for p in paths)
+    return f"codekin-queue 2\n{event}\n{scan}\n\n".encode() + body + RECORD_END
 
 
 def test_parse_record_keeps_odd_paths() -> None:
@@ -33,8 +35,9 @@ def test_parse_record_keeps_odd_paths() -> None:
     assert parse_record(record("post-checkout", "abc", "1", [])).full_scan
 
 
-@pytest.mark.parametrize("data", [b"", b"garbage", b"codekin-queue 2\nx\ny\n0\n\na\0",
-                                  b"codekin-queue 1\npost-commit\nabc\n0\n"])
+@pytest.mark.parametrize("data", [b"", b"garbage", b"codekin-queue 1\nx\n0\n\nh\0a\0codekin-end\n",
+                                  b"codekin-queue 2\npost-commit\n0\n\nh\0a\0",  # no end line
+                                  b"codekin-queue 2\npost-commit\n0\ncodekin-end\n"])
 def test_unreadable_record_asks_for_a_full_scan(data: bytes) -> None:
     parsed = parse_record(data)
     assert parsed.full_scan and parsed.event == "unreadable" and parsed.paths == ()
@@ -69,25 +72,25 @@ def test_ingest_moves_records_and_survives_reopening(tmp_path: Path) -> None:
     spool.mkdir(parents=True)
     (spool / "1.0.ev").write_bytes(record("post-commit", "h1", "0", [b"a.ex", b"b.ex"]))
     (spool / "2.0.ev").write_bytes(record("post-checkout", "h2", "0", [b"b.ex", b"c.ex"]))
-    (spool / "3.0.tmp").write_bytes(b"codekin-queue 1\npost-commit\n")  # a hook still writing
+    (spool / "3.0.ev").write_bytes(b"codekin-queue 2\npost-commit\n0\n\nh3\0")  # a hook still writing
     with ChangeQueue(tmp_path) as queue:
         assert queue.ingest() == 2
         assert queue.ingest() == 0
-    assert sorted(p.name for p in spool.iterdir()) == ["3.0.tmp"]
+    assert sorted(p.name for p in spool.iterdir()) == ["3.0.ev"]
     with ChangeQueue(tmp_path) as queue:  # a new process sees the same queue
         assert queue.take().paths == ["a.ex", "b.ex", "c.ex"]
         assert queue.stats().last_head == "h2"
 
 
-def test_stale_temporary_record_becomes_a_full_scan(tmp_path: Path) -> None:
+def test_unfinished_record_of_a_dead_hook_becomes_a_full_scan(tmp_path: Path) -> None:
     spool = tmp_path / ".codekin" / SPOOL_DIR
     spool.mkdir(parents=True)
-    tmp = spool / "9.0.tmp"
-    tmp.write_bytes(b"codekin-queue 1\n")
-    old = time.time() - STALE_TMP_SECONDS - 10
+    tmp = spool / "9.0.ev"
+    tmp.write_bytes(b"codekin-queue 2\n")
+    old = time.time() - UNFINISHED_SECONDS - 10
     os.utime(tmp, (old, old))
     with ChangeQueue(tmp_path) as queue:
-        queue.ingest()
+        assert queue.ingest() == 1
         assert queue.take().full_scan and not tmp.exists()
         assert queue.stats().last_event == "interrupted-hook"
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from codekin.config import load_config
-from codekin.errors import WorkspaceError
+from codekin.errors import CodekinError, ConfigError, WorkspaceError
 from codekin.workspace import find_root
 
 
@@ -75,23 +75,41 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     from codekin.sync import SyncSummary, Watcher, drain
 
+    if args.debounce < 0:
+        raise ConfigError(f"--debounce must be 0 or more milliseconds, got {args.debounce}")
     root = _root(args, for_index=True)
     config = _config(root, args)
     drain(root, config, full_check=False, wait=args.wait)  # fails early, with a hint, if there is no index
 
     def on_sync(summary: SyncSummary) -> None:
-        _print(args, {"root": str(root), **summary.to_dict()}, f"{time.strftime('%H:%M:%S')} {summary.describe()}")
+        _print(args, {"event": "sync", "root": str(root), **summary.to_dict()},
+               f"{time.strftime('%H:%M:%S')} {summary.describe()}")
         sys.stdout.flush()
 
     def on_error(exc: BaseException) -> None:
-        print(f"codekin: {exc}", file=sys.stderr)
+        print(f"codekin: {exc}", file=sys.stderr, flush=True)
 
-    if not args.json:
-        print(f"Watching {root} (debounce {args.debounce} ms); Ctrl-C stops.", flush=True)
     watcher = Watcher(root, config, debounce_ms=args.debounce, lock_wait=args.wait, on_sync=on_sync,
                       on_error=on_error)
-    watcher.run()
-    return 0
+    watcher.start()
+    try:
+        while watcher.running and not watcher.wait_ready(0.2):
+            pass
+        if watcher.running:
+            _print(args, {"event": "ready", "root": str(root)},
+                   f"Watching {root} (debounce {args.debounce} ms); Ctrl-C stops.")
+            sys.stdout.flush()
+        while watcher.running:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        print("codekin: stopping; queued changes are kept for the next sync", file=sys.stderr)
+    finally:
+        watcher.stop()
+    if watcher.error is None:
+        return 0
+    if isinstance(watcher.error, CodekinError):
+        return watcher.error.exit_code  # on_error printed it
+    raise watcher.error  # a bug: keep its traceback
 
 
 def register(subparsers: argparse._SubParsersAction, parents: dict[str, argparse.ArgumentParser]) -> None:

@@ -2,10 +2,11 @@
 
 Two parts under .codekin/:
 - `queue.d/`: one record file per git hook event, written by the POSIX sh hook (no
-  Python on the commit path) and published with an atomic rename, so a reader only ever
-  sees whole records. One file per event rather than one shared journal: a writer that
-  opened a journal just before a reader renamed it away would append to the renamed
-  file after the reader had read it, and that tail would be lost.
+  Python on the commit path) under a name it claims with noclobber, and ended by a
+  trailer line, so a reader takes whole records only. One file per event rather than
+  one shared journal: a writer that opened a journal just before a reader renamed it
+  away would append to the renamed file after the reader had read it, and that tail
+  would be lost.
 - `queue.db` (SQLite, WAL): the paths still to index, one row per path. `ingest()` moves
   records in (commit first, then delete the file: a crash in between re-reads the file,
   which is harmless because rows are keyed by path). A row leaves the queue only through
@@ -31,8 +32,9 @@ from codekin.errors import CodekinError
 from codekin.index.lock import IndexLock
 
 SPOOL_DIR = "queue.d"  # under .codekin/: one record file per hook event
-RECORD_MAGIC = b"codekin-queue 1"
-STALE_TMP_SECONDS = 3600  # a .tmp record this old belongs to a hook that died while writing
+RECORD_MAGIC = b"codekin-queue 2"
+RECORD_END = b"codekin-end\n"
+UNFINISHED_SECONDS = 60  # a record still without its end line after this belongs to a hook that died
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS changes (
@@ -61,14 +63,20 @@ class ChangeRecord:
 
 
 def parse_record(data: bytes) -> ChangeRecord:
-    """Read a record file; anything unreadable asks for a full scan (nothing is dropped)."""
+    """Read a whole record; anything unreadable asks for a full scan (nothing is dropped)."""
     header, sep, body = data.partition(b"\n\n")
     lines = header.split(b"\n")
-    if not sep or lines[0] != RECORD_MAGIC or len(lines) != 4:
+    if not sep or lines[0] != RECORD_MAGIC or len(lines) != 3 or not body.endswith(RECORD_END):
         return ChangeRecord("unreadable", "", True, ())
-    event, head, scan = (line.decode("utf-8", "replace") for line in lines[1:])
-    paths = tuple(os.fsdecode(p) for p in body.split(b"\0") if p)
-    return ChangeRecord(event, head, scan != "0", paths)
+    event, scan = (line.decode("utf-8", "replace") for line in lines[1:])
+    head, *paths = body[:-len(RECORD_END)].split(b"\0")
+    return ChangeRecord(event, head.decode("ascii", "replace"), scan != "0",
+                        tuple(os.fsdecode(p) for p in paths if p))
+
+
+def is_whole(data: bytes) -> bool:
+    """False for a record its hook is still writing (or died writing)."""
+    return data.endswith(RECORD_END)
 
 
 @dataclass
@@ -143,23 +151,25 @@ class ChangeQueue:
         self._db.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (str(seq),))
         return seq
 
-    def _put(self, paths: Iterable[str], event: str, head: str, full_scan: bool) -> None:
+    def _put(self, records: list[ChangeRecord]) -> None:
+        """Queue the records' paths under one new seq (inside a transaction)."""
         seq = self._next_seq()
         now = time.time()
         self._db.executemany(
             "INSERT INTO changes VALUES (?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET "
             "seq = excluded.seq, event = excluded.event, head = excluded.head, queued_at = excluded.queued_at",
-            ((os.fsencode(p), seq, event, head, now) for p in paths))
-        if full_scan:
+            ((os.fsencode(p), seq, r.event, r.head, now) for r in records for p in r.paths))
+        if any(r.full_scan for r in records):
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('scan_seq', ?)", (str(seq),))
-        meta = {"last_event": event, "last_head": head} if head else {"last_event": event}
+        last = records[-1]
+        meta = {"last_event": last.event, "last_head": last.head} if last.head else {"last_event": last.event}
         self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta.items())
 
     def add(self, paths: Iterable[str], event: str = "manual", head: str = "", full_scan: bool = False) -> None:
         """Queue repository-relative paths (and/or a full scan)."""
         try:
             with self._transaction():
-                self._put(paths, event, head, full_scan)
+                self._put([ChangeRecord(event, head, full_scan, tuple(paths))])
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
 
@@ -174,28 +184,34 @@ class ChangeQueue:
         self._db.execute("COMMIT")
 
     def ingest(self) -> int:
-        """Move the hooks' records into the database; returns how many were moved."""
+        """Move the hooks' whole records into the database; returns how many were moved.
+
+        A record without its end line is being written and is left for next time, unless
+        it is older than UNFINISHED_SECONDS: its hook died, and a full scan is queued.
+        """
         with IndexLock(self.state_dir, wait=10.0, name="queue.lock"):  # one reader of queue.d at a time
-            files = sorted(self.spool.glob("*.ev"), key=_mtime)
-            if files:
+            cutoff = time.time() - UNFINISHED_SECONDS
+            taken: list[tuple[Path, ChangeRecord]] = []
+            for file in sorted(self.spool.glob("*.ev"), key=_mtime):
+                try:
+                    data = file.read_bytes()
+                except FileNotFoundError:
+                    continue
+                except OSError:
+                    data = b""
+                if is_whole(data):
+                    taken.append((file, parse_record(data)))
+                elif _mtime(file) < cutoff:
+                    taken.append((file, ChangeRecord("interrupted-hook", "", True, ())))
+            if taken:
                 try:
                     with self._transaction():
-                        for file in files:
-                            record = _read_record(file)
-                            self._put(record.paths, record.event, record.head, record.full_scan)
+                        self._put([record for _, record in taken])
                 except sqlite3.Error as exc:
                     raise self._error(exc) from exc
-                for file in files:  # only after the commit: a crash before here re-reads them
+                for file, _ in taken:  # only after the commit: a crash before here re-reads them
                     file.unlink(missing_ok=True)
-            self._drop_stale_tmp()
-        return len(files)
-
-    def _drop_stale_tmp(self) -> None:
-        cutoff = time.time() - STALE_TMP_SECONDS
-        for tmp in self.spool.glob("*.tmp"):
-            if _mtime(tmp) < cutoff:
-                tmp.unlink(missing_ok=True)
-                self.add([], event="interrupted-hook", full_scan=True)  # its paths are unknown
+        return len(taken)
 
     # -- draining --------------------------------------------------------------------------
     def take(self) -> Batch:
@@ -246,13 +262,6 @@ class ChangeQueue:
         return QueueStats(pending=pending, full_scan="scan_seq" in meta,
                           records=sum(1 for _ in self.spool.glob("*.ev")), oldest_at=oldest,
                           last_event=meta.get("last_event", ""), last_head=meta.get("last_head", ""))
-
-
-def _read_record(path: Path) -> ChangeRecord:
-    try:
-        return parse_record(path.read_bytes())
-    except OSError:
-        return ChangeRecord("unreadable", "", True, ())
 
 
 def _mtime(path: Path) -> float:
