@@ -14,6 +14,8 @@ import type { ServerState } from "./status";
 
 /** Languages whose documents the server sees (code lenses, find similar). */
 export const LANGUAGES = ["elixir", "erlang", "c", "cpp", "heex", "eex"];
+/** The same files by name, for when no extension defines the Elixir/Erlang languages. */
+export const FILE_PATTERNS = "**/*.{ex,exs,heex,eex,erl,hrl}";
 
 /** A command for the server when no server is running, with what to do about it. */
 export class ServerNotRunningError extends Error {
@@ -69,7 +71,10 @@ export class CodekinServer implements vscode.Disposable {
       options: { cwd: folder.uri.fsPath },
     };
     const clientOptions: LanguageClientOptions = {
-      documentSelector: LANGUAGES.map((language) => ({ scheme: "file", language })),
+      documentSelector: [
+        ...LANGUAGES.map((language) => ({ scheme: "file", language })),
+        { scheme: "file", pattern: FILE_PATTERNS },
+      ],
       workspaceFolder: folder,
       initializationOptions: toInitializationOptions(settings),
       outputChannel: this.log,
@@ -120,7 +125,10 @@ export class CodekinServer implements vscode.Disposable {
     this.client = undefined;
     this.clientListener?.dispose();
     this.clientListener = undefined;
-    if (client?.isRunning()) {
+    if (!client) {
+      return;
+    }
+    if (client.isRunning()) {
       try {
         await client.stop();
       } catch (error) {
