@@ -187,6 +187,10 @@ def test_plugin_options_arguments_and_quickfix_mapping(tmp_path: Path) -> None:
         {"filename": target, "lnum": 10, "end_lnum": 15, "col": 1, "text": "lib/shop/backoff.ex:10-15  0.91"},
     ]
     assert report["qf_malformed"] == 2
+    assert report["show_count"] == 1
+    assert report["show_notes"] == [{"msg": "codekin: picker = 'telescope' but Telescope is not installed; using quickfix",
+                                     "level": 3}]
+    assert report["show_qf"] == {"title": "codekin: test", "count": 1, "text": "Shop.Backoff.delay/1  0.91"}
     assert report["status_lines"] == ["root: /r", "indexed: true", "model: all-MiniLM-L6-v2", "chunks: 338",
                                       "queue: 0", "lastTraining: -", 'extra: {"a":1}']
     assert report["commands"] == {"CodekinSimilar": True, "CodekinSearch": True,

@@ -80,6 +80,14 @@ end
 report.qf_items = items
 report.qf_malformed = malformed
 
+-- picker = "telescope" without Telescope installed: a warning, and the quickfix list
+local telescope_opts = config.resolve({ picker = "telescope", open_quickfix = false })
+local before = #notes
+report.show_count = results.show("codekin: test", { result }, telescope_opts, root)
+report.show_notes = vim.list_slice(notes, before + 1)
+local qf = vim.fn.getqflist({ title = 0, items = 0 })
+report.show_qf = { title = qf.title, count = #qf.items, text = qf.items[1] and qf.items[1].text or vim.NIL }
+
 report.status_lines = commands.format_status({
   root = "/r",
   indexed = true,

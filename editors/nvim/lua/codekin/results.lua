@@ -89,32 +89,21 @@ local function use_telescope(picker)
   return ok
 end
 
+--- The quickfix items in a Telescope picker (Telescope's own quickfix entries and previewer).
 ---@param title string
 ---@param items codekin.QfItem[]
 local function telescope_picker(title, items)
-  local pickers = require("telescope.pickers")
-  local finders = require("telescope.finders")
   local conf = require("telescope.config").values
-  pickers
-    .new({}, {
+  local opts = {}
+  require("telescope.pickers")
+    .new(opts, {
       prompt_title = title,
-      finder = finders.new_table({
+      finder = require("telescope.finders").new_table({
         results = items,
-        ---@param item codekin.QfItem
-        entry_maker = function(item)
-          local result = item.user_data
-          return {
-            value = item,
-            display = ("%.2f  %s  %s:%d"):format(result.score, result.symbol, result.path, item.lnum),
-            ordinal = result.symbol .. " " .. result.path,
-            filename = item.filename,
-            lnum = item.lnum,
-            col = 1,
-          }
-        end,
+        entry_maker = require("telescope.make_entry").gen_from_quickfix(opts),
       }),
-      previewer = conf.qflist_previewer({}),
-      sorter = conf.generic_sorter({}),
+      previewer = conf.qflist_previewer(opts),
+      sorter = conf.generic_sorter(opts),
     })
     :find()
 end
