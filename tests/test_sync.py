@@ -262,3 +262,22 @@ def test_watcher_indexes_saved_edits_commits_and_ignores_noise(indexed: tuple[Pa
         watcher.stop()
     assert not watcher.running and errors == [] and watcher.error is None
     assert_like_fresh_index(root, minilm, "watched")
+
+
+@pytest.mark.slow
+def test_codekin_watch_command(indexed: tuple[Path, Config]) -> None:
+    root, _ = indexed
+    proc = subprocess.Popen([sys.executable, "-m", "codekin.cli", "watch", "--json", "--debounce", "50",
+                             "--device", "cpu"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout is not None
+        assert json.loads(proc.stdout.readline()) == {"event": "ready", "root": str(root)}
+        write(root, "lib/cart.ex", module("Cart", "add_item", "from_the_watcher"))
+        event = json.loads(proc.stdout.readline())
+        assert (event["event"], event["changed"], event["index"]["changed_files"]) == ("sync", 1, 1)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "stopping; queued changes are kept" in err
