@@ -45,7 +45,7 @@ codekin_publish() {
     codekin_n=0
     until true 2>/dev/null >"$codekin_spool/$$.$codekin_n.ev"; do
         codekin_n=$((codekin_n + 1))
-        [ "$codekin_n" -lt 1000 ] || { echo "cannot claim a record name in $codekin_spool"; return 1; }
+        [ "$codekin_n" -lt 1000 ] || { echo "cannot claim a record name in $codekin_spool" >&2; return 1; }
     done
     codekin_record_file="$codekin_spool/$$.$codekin_n.ev"
     set -- "$1" $2
@@ -73,7 +73,7 @@ codekin_record() {
             if [ "${1:-0}" = 1 ]; then
                 codekin_how=staged
             else
-                codekin_revs=$(git rev-parse -q --verify ORIG_HEAD && git rev-parse -q --verify HEAD) &&
+                codekin_revs=$(git rev-parse ORIG_HEAD HEAD) &&
                     codekin_how="trees $codekin_revs"
             fi
             ;;
@@ -90,7 +90,7 @@ codekin_record() {
                 codekin_head=${2:-}
                 [ -n "${2:-}" ] && codekin_how="trees $1 $2"
             else
-                codekin_revs=$(git rev-parse -q --verify ORIG_HEAD && git rev-parse -q --verify HEAD) &&
+                codekin_revs=$(git rev-parse ORIG_HEAD HEAD) &&
                     codekin_how="trees $codekin_revs"
             fi
             ;;
@@ -98,7 +98,7 @@ codekin_record() {
     if [ -z "$codekin_how" ]; then
         codekin_publish 1 "head $codekin_head"
     elif ! codekin_publish 0 "$codekin_how"; then
-        echo "could not list the changed paths ($codekin_how); asked for a full scan instead"
+        echo "could not list the changed paths ($codekin_how); asked for a full scan instead" >&2
         codekin_publish 1 "head $codekin_head"
         return 1
     fi

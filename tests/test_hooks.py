@@ -361,3 +361,19 @@ def test_cli_hooks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert payload["healthy"] and payload["pending_records"] == 0
     assert main(["hooks", "uninstall", str(root)]) == 0
     assert "removed post-commit" in capsys.readouterr().out
+
+
+def test_unlistable_change_becomes_a_full_scan_request(hooked: Path) -> None:
+    """Run the installed hook as git would, with input git never sends: nothing is lost."""
+    hook = hooked / ".git" / "hooks" / "post-rewrite"
+    result = subprocess.run([str(hook), "amend"], input="not-a-commit also-not\n", cwd=hooked,
+                            capture_output=True, text=True)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    (record,) = take(hooked)
+    assert (record.event, record.full_scan, record.paths) == ("post-rewrite", True, ())
+    (line,) = (hooked / ".codekin" / "logs" / "hooks.log").read_text().splitlines()
+    assert "could not list the changed paths" in line
+    (hooked / ".git" / "ORIG_HEAD").unlink(missing_ok=True)
+    subprocess.run([str(hooked / ".git" / "hooks" / "post-merge"), "0"], cwd=hooked, check=True)
+    (record,) = take(hooked)
+    assert (record.event, record.full_scan) == ("post-merge", True)  # no ORIG_HEAD: check everything
