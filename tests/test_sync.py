@@ -213,8 +213,9 @@ def test_sync_without_index_says_how_to_make_one(tmp_path: Path, capsys: pytest.
     with pytest.raises(IndexMissingError, match="no index") as exc:
         drain(root, load_config(root))
     assert "codekin index" in exc.value.hint
-    assert main(["sync", str(root)]) == IndexMissingError.exit_code
-    assert "run `codekin index" in capsys.readouterr().err
+    for command in ("sync", "watch"):
+        assert main([command, str(root)]) == IndexMissingError.exit_code
+        assert "run `codekin index" in capsys.readouterr().err
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> bool:

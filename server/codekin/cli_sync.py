@@ -73,13 +73,13 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from codekin.sync import SyncSummary, Watcher, drain
+    from codekin.sync import SyncSummary, Watcher, require_index
 
     if args.debounce < 0:
         raise ConfigError(f"--debounce must be 0 or more milliseconds, got {args.debounce}")
     root = _root(args, for_index=True)
     config = _config(root, args)
-    drain(root, config, full_check=False, wait=args.wait)  # fails early, with a hint, if there is no index
+    require_index(root)  # fail early, with the fix, rather than in the watcher's thread
 
     def on_sync(summary: SyncSummary) -> None:
         _print(args, {"event": "sync", "root": str(root), **summary.to_dict()},

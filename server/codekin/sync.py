@@ -118,6 +118,15 @@ def _parents(rel: str) -> list[str]:
     return ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
+def require_index(root: Path) -> IndexStore:
+    """The repository's index store; IndexMissingError (with the fix) when there is none."""
+    store = IndexStore(root)
+    if not store.exists():
+        raise IndexMissingError(f"no index in {root} yet, so there is nothing to sync",
+                                f"run `codekin index {root}` once; hooks and `codekin sync` keep it fresh after that")
+    return store
+
+
 def drain(root: Path, config: Config, embedder: Embedder | None = None, *, full_check: bool = False,
           wait: float = 0.0, progress: ProgressFactory = no_progress) -> SyncSummary:
     """Bring the index up to date with the queued changes (and, with `full_check`, with
@@ -130,10 +139,7 @@ def drain(root: Path, config: Config, embedder: Embedder | None = None, *, full_
     `wait` seconds.
     """
     started = time.perf_counter()
-    store = IndexStore(root)
-    if not store.exists():
-        raise IndexMissingError(f"no index in {root} yet, so there is nothing to sync",
-                                f"run `codekin index {root}` once; hooks and `codekin sync` keep it fresh after that")
+    store = require_index(root)
     summary = SyncSummary(full_check=full_check)
     with IndexLock(store.state_dir, wait=wait, name="sync.lock"), ChangeQueue(root) as queue:
         summary.resumed = queue.begin_sync()
