@@ -32,6 +32,7 @@ class TrainingArguments:
     max_seq_length: int = 256
     eval_batch_size: int = 64
     bucket_size: int = 32  # batches sorted by length together (less padding), then shuffled
+    compile: bool = False  # torch.compile each transformer block (CUDA; pays off on long runs)
     save_optimizer_state: bool = True  # needed for an exact resume; dropped when a run completes
 
     def validate(self) -> TrainingArguments:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from codekin.training.trainer import triplet_texts
+from codekin.training.trainer import disable_kv_cache, to_device, triplet_texts
 
 DOC_TO_CODE = "doc_to_code"
 SAME_PATTERN = "same_pattern"
@@ -47,14 +47,19 @@ def encode_texts(model: Any, texts: Sequence[str], batch_size: int = 64) -> np.n
     dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16
     was_training = model.training
     model.eval()
+    disable_kv_cache(model)
     tokenize = getattr(model, "preprocess", None) or model.tokenize
-    with torch.inference_mode(), torch.autocast("cuda" if cuda else "cpu", dtype=dtype, enabled=cuda):
+    pending = []  # device tensors, copied back once at the end: no sync per batch
+    autocast = cuda and next(model.parameters()).dtype == torch.float32
+    with torch.inference_mode(), torch.autocast("cuda" if cuda else "cpu", dtype=dtype, enabled=autocast):
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            features = tokenize([texts[i] for i in idx])
-            features = {k: v.to(device) if hasattr(v, "to") else v for k, v in features.items()}
-            vectors = torch.nn.functional.normalize(model(features)["sentence_embedding"].float(), dim=-1)
-            out[idx] = vectors.cpu().numpy()
+            features = to_device(tokenize([texts[i] for i in idx]), device.type)
+            pending.append((idx, torch.nn.functional.normalize(model(features)["sentence_embedding"].float(), dim=-1)))
+            if not cuda:
+                out[idx] = pending.pop()[1].numpy()
+    for idx, vectors in pending:
+        out[idx] = vectors.cpu().numpy()
     model.train(was_training)
     return out
 

@@ -165,16 +165,27 @@ def training_data_text(data: TrainingData) -> str:
     return "\n".join(lines) + "\n"
 
 
-def generate_training_data(root: Path, config: Config, count: int, seed: int, embedder: Any) -> TrainingData:
-    """Triplets from the repository's own code (issue 6's generator), split by file."""
-    from codekin.training.triplets import PolyglotTripletGenerator
+def generate_training_data(root: Path, config: Config, count: int, seed: int, embedder: Any,
+                           out: Out = print) -> TrainingData:
+    """Triplets from the repository's own code (PolyglotTripletGenerator), split by file."""
+    from codekin.training.triplets import NotEnoughSnippetsError, PolyglotTripletGenerator
 
     cfg = config.training
     generator = PolyglotTripletGenerator(root, config, embedder=embedder, eval_fraction=cfg.eval_fraction, seed=seed)
     train = generator.generate(count, cfg.beam_ratio, cfg.cross_language_ratio, seed, split="train")
+    warnings = list(generator.report.warnings)
     eval_count = max(20, round(count * cfg.eval_fraction / max(1e-9, 1 - cfg.eval_fraction)))
-    held_out = generator.generate(eval_count, cfg.beam_ratio, cfg.cross_language_ratio, seed, split="eval")
-    corpus = [getattr(s, "text", str(s)) for s in generator.snippets("eval")]
+    try:
+        held_out = generator.generate(eval_count, cfg.beam_ratio, cfg.cross_language_ratio, seed, split="eval")
+    except NotEnoughSnippetsError:  # a small held-out split rarely has C/C++ pairs for the ratios
+        held_out = generator.generate(eval_count, 1.0, 0.0, seed, split="eval")
+        warnings.append("the held-out split cannot meet the language ratios: evaluating on BEAM-only triplets")
+    warnings += generator.report.warnings
+    corpus = [s.model_text for s in generator.snippets("eval")]
+    for warning in warnings:
+        out(f"  warning: {warning}")
+    out(f"Generated {len(train)} training and {len(held_out)} held-out triplets "
+        f"({len(generator.split_paths()['eval'])} held-out files, {len(corpus)} held-out snippets)")
     return TrainingData(list(train), list(held_out), corpus)
 
 
@@ -263,7 +274,7 @@ def _run(root: Path, config: Config, options: PipelineOptions, out: Out) -> Pipe
             if version is not None:
                 data = read_triplets_file(version.path / "triplets.jsonl")
             else:
-                data = given or generate_training_data(root, config, options.count, args.seed, active)
+                data = given or generate_training_data(root, config, options.count, args.seed, active, out)
                 version = registry.create(base_model, parent, args=args.to_dict(), triplets=len(data.train),
                                           eval_triplets=len(data.eval), device=device)
                 (version.path / "triplets.jsonl").write_text(training_data_text(data), encoding="utf-8")

@@ -145,6 +145,33 @@ def needs_gradient_checkpointing(model: Any, batch_size: int, seq_len: int, tota
     return params * 16 + activations > 0.85 * total_bytes
 
 
+def disable_kv_cache(model: Any) -> None:
+    """Decoder models (Qwen2 ...) build a KV cache on every forward by default: useless for embeddings."""
+    config = _transformer_config(model)
+    if config is not None and getattr(config, "use_cache", False):
+        config.use_cache = False
+
+
+def to_device(features: dict[str, Any], device: str) -> dict[str, Any]:
+    """Tensors to the device; on CUDA through pinned memory without blocking the host."""
+    if device != "cuda":
+        return {k: v.to(device) if hasattr(v, "to") else v for k, v in features.items()}
+    return {k: v.pin_memory().to(device, non_blocking=True) if hasattr(v, "pin_memory") else v
+            for k, v in features.items()}
+
+
+def compile_layers(model: Any) -> int:
+    """torch.compile each transformer block (one compiled graph serves all identical layers)."""
+    config_holder = model[0]
+    inner = getattr(config_holder, "auto_model", None) or getattr(config_holder, "model", None)
+    layers = getattr(inner, "layers", None) or getattr(getattr(inner, "encoder", None), "layer", None)
+    if layers is None:
+        return 0
+    for layer in layers:
+        layer.compile()
+    return len(layers)
+
+
 def enable_gradient_checkpointing(model: Any) -> None:
     kwargs = {"use_reentrant": False}
     enable = getattr(model, "gradient_checkpointing_enable", None)
@@ -312,11 +339,16 @@ class Trainer:
 
         torch.manual_seed(args.seed)
         model = self.model.to(self.device)
+        if any(p.dtype != torch.float32 for p in model.parameters()):
+            model.float()  # fp32 master weights; bf16/fp16 only inside autocast
+        disable_kv_cache(model)
         model.max_seq_length = min(args.max_seq_length, model.max_seq_length or args.max_seq_length)
         result.precision = self._precision()
         result.gradient_checkpointing = self._use_checkpointing()
         if result.gradient_checkpointing:
             enable_gradient_checkpointing(model)
+        if args.compile and self.device == "cuda":
+            compile_layers(model)
         lengths = [max(len(a), len(p), len(n)) for a, p, n in texts]
         steps_per_epoch = math.ceil(len(texts) / args.batch_size)
         optimizer, scheduler = self._optimizer(steps_per_epoch * args.epochs)
@@ -344,7 +376,7 @@ class Trainer:
             for step, batch in enumerate(batches):
                 a_texts = [texts[i][0] for i in batch]
                 features = tokenize(a_texts + [texts[i][1] for i in batch] + [texts[i][2] for i in batch])
-                features = {k: v.to(self.device) if hasattr(v, "to") else v for k, v in features.items()}
+                features = to_device(features, self.device)
                 with torch.autocast(autocast_device, dtype=dtype or torch.float32, enabled=dtype is not None):
                     embeddings = model(features)["sentence_embedding"]
                 anchor, positive, negative = embeddings.float().split(len(batch))
