@@ -11,7 +11,7 @@ from pathlib import Path
 
 from codekin.chunking import Chunk, chunk_text
 from codekin.config import Config
-from codekin.embedding import Embedder, load_embedder, model_key
+from codekin.embedding import Embedder, expected_key, load_embedder
 from codekin.errors import WorkspaceError
 from codekin.index.lock import IndexLock
 from codekin.index.store import FileRecord, IndexStore
@@ -103,7 +103,7 @@ class Indexer:
     def _active_key(self) -> str:
         if self._embedder is not None:
             return self._embedder.key
-        return model_key(self.config.model.primary, self.config.model.max_tokens)
+        return expected_key(self.config.model)  # the backend's key, known without loading the model
 
     def _active_model(self) -> str:
         return self._embedder.name if self._embedder is not None else self.config.model.primary

