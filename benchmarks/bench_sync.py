@@ -120,15 +120,21 @@ def bench_watch(tmp: Path, embedder, device: str, trials: int) -> dict:
 
 # -- 2. branch switch over N changed files -------------------------------------------------
 def generated(i: int, variant: str) -> str:
-    return (f"defmodule Bench.Gen{i} do\n  @moduledoc \"Generated module {i}.\"\n\n"
-            f"  def score_{i}(x) do\n    x * {i} + {variant}\n  end\nend\n")
+    """A module with a doc and one ordinary-sized function; `variant` changes the function."""
+    return (f"defmodule Bench.Gen{i} do\n  @moduledoc \"Scoring rules for catalogue section {i}.\"\n\n"
+            f"  @doc \"Scores an item of section {i} with the {variant} rule.\"\n"
+            f"  def score_{i}(%{{id: id, weight: w}} = item, opts \\\\ []) do\n"
+            f"    base = Keyword.get(opts, :base, {i})\n"
+            f"    item\n    |> Map.get(:tags, [])\n"
+            f"    |> Enum.reduce(base, fn tag, acc -> acc + weight_for(tag, w, id) end)\n"
+            f"    |> Kernel.*({variant})\n    |> round()\n  end\nend\n")
 
 
 def bench_switch(tmp: Path, embedder, device: str, files: int) -> dict:
     root = make_repo(tmp / "switch", {f"lib/gen/m{i}.ex": generated(i, "1") for i in range(files)})
     git(root, "checkout", "-q", "-b", "other")
     for i in range(files):
-        (root / f"lib/gen/m{i}.ex").write_text(generated(i, f"offset_{i}(x)"))
+        (root / f"lib/gen/m{i}.ex").write_text(generated(i, f"offset_{i}(opts)"))
     git(root, "commit", "-q", "-a", "-m", "other")
     git(root, "checkout", "-q", "main")
     config = load_config(root, {"model": {"device": device}})

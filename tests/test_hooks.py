@@ -276,6 +276,7 @@ def test_core_hooks_path_is_honoured(tmp_path: Path) -> None:
     (husky / "post-commit").chmod(0o755)
     report = githooks.install(root)
     assert report.hooks_dir == str(husky) and report.hooks_path_config == ".husky/_"
+    assert any("inside the repository" in action for action in report.actions)  # new files in git status
     assert not [p for p in (root / ".git" / "hooks").iterdir() if not p.name.endswith(".sample")]
     write(root, "lib/a.ex", "z\n")
     git(root, "commit", "-q", "-a", "-m", "z")

@@ -156,6 +156,13 @@ def install(root: Path) -> HooksReport:
         _write_executable(target, script)
         actions.append(f"installed {name}")
     _ensure_state_dir(root, actions)
+    if directory.is_relative_to(root):  # e.g. husky's .husky/: the hooks are files of the work tree
+        untracked = [n for n in HOOK_NAMES if _git(root, "check-ignore", "-q", str(directory / n)).returncode == 1
+                     and _git(root, "ls-files", "--error-unmatch", str(directory / n)).returncode != 0]
+        if untracked:
+            actions.append(f"note: {directory.relative_to(root)}/ is inside the repository, so git status shows "
+                           f"{', '.join(untracked)} as new files: commit them to share the hooks, or list them "
+                           "in .git/info/exclude")
     report = status(root)
     report.actions = actions
     return report
