@@ -94,6 +94,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--otp-files", type=int, default=12)
     parser.add_argument("--queries", type=int, default=60)
+    parser.add_argument("--only", choices=["syntax", "windows"], help="evaluate one chunker only")
+    parser.add_argument("--context-weight", type=float, help="override search.context_weight")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "server"))
     from codekin.chunking import chunk_text
@@ -134,9 +136,14 @@ def main() -> None:
     copies = rng.sample(copies, min(args.queries // 2, len(copies)))
 
     embedder = load_embedder(config.model)
-    result: dict = {"benchmark": "quality", "doc_queries": len(doc_queries), "code_queries": len(copies)}
+    result: dict = {"benchmark": "quality", "doc_queries": len(doc_queries), "code_queries": len(copies),
+                    "context_weight": load_config(base, {"search": {"context_weight": args.context_weight}})
+                    .search.context_weight}
     for name, root, chunker in (("syntax", base, "syntax"), ("windows", windows, "windows")):
-        cfg = load_config(root, {"index": {"chunker": chunker}})
+        if args.only and name != args.only:
+            continue
+        cfg = load_config(root, {"index": {"chunker": chunker},
+                                 "search": {"context_weight": args.context_weight}})
         started = time.perf_counter()
         summary = Indexer(root, cfg, embedder=embedder).run()
         result[f"{name}_chunks"] = summary.chunks

@@ -53,6 +53,7 @@ class SearchConfig:
     mode: str = "hybrid"  # dense | lexical | hybrid
     limit: int = 10
     min_similarity: float = 0.0
+    context_weight: float = 0.3  # how much a chunk's module head counts in text-search ranking
 
 
 @dataclass

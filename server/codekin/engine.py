@@ -68,7 +68,7 @@ class Engine:
         vector = self._embed(query) if mode != "lexical" else None
         return index.search(vector, terms(query), mode, limit or self.config.search.limit,
                             _min(min_similarity, self.config.search.min_similarity),
-                            index.mask(language, path_glob))
+                            index.mask(language, path_glob), self.config.search.context_weight)
 
     def similar(self, path: str, start_line: int, end_line: int | None = None, text: str | None = None,
                 limit: int | None = None, min_similarity: float | None = None,

@@ -15,6 +15,7 @@ from codekin.index.store import IndexStore
 from codekin.workspace import matches
 
 RRF_K = 60
+HEAD_KINDS = ("module", "attributes", "class")
 CANDIDATES = 100
 
 
@@ -64,6 +65,26 @@ class SearchIndex:
         self.by_path: dict[str, list[int]] = {}
         for i, path in enumerate(self.paths):
             self.by_path.setdefault(path, []).append(i)
+        self.parent = self._parents()
+
+    def _parents(self) -> np.ndarray:
+        """For each chunk, the head chunk (module/class/attributes) of its file that encloses it."""
+        parent = np.arange(len(self.paths))
+        for rows in self.by_path.values():
+            heads = [r for r in rows if self.kinds[r] in HEAD_KINDS]
+            if not heads:
+                continue
+            for r in rows:
+                owners = [h for h in heads if self.symbols[r].startswith(self.symbols[h])] or heads[:1]
+                parent[r] = max(owners, key=lambda h: len(self.symbols[h]))
+        return parent
+
+    def _with_context(self, scores: np.ndarray, weight: float) -> np.ndarray:
+        """Blend each chunk's score with its module head's: a function inherits the
+        context its module documents (the `@moduledoc` says what the code is for)."""
+        if weight <= 0:
+            return scores
+        return (1 - weight) * scores + weight * scores[self.parent]
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -94,11 +115,17 @@ class SearchIndex:
         return keep
 
     def search(self, query_vector: np.ndarray | None, query_terms: list[str], mode: str,
-               limit: int, min_similarity: float, keep: np.ndarray) -> list[Hit]:
-        dense = None
+               limit: int, min_similarity: float, keep: np.ndarray,
+               context_weight: float = 0.0) -> list[Hit]:
+        """Ranked hits. Ranking may blend in module context; the score shown (and
+        filtered by min_similarity) is always the chunk's own cosine similarity."""
+        dense = cosine = None
         if query_vector is not None and self.dim:
-            dense = np.where(self.has_vector & keep, self.vectors @ query_vector, -np.inf)
-        lexical = np.where(keep, self.bm25.scores(query_terms), 0.0) if mode != "dense" else None
+            cosine = np.where(self.has_vector, self.vectors @ query_vector, -np.inf)
+            dense = np.where(self.has_vector & keep, self._with_context(cosine, context_weight), -np.inf)
+        lexical = None
+        if mode != "dense":
+            lexical = np.where(keep, self._with_context(self.bm25.scores(query_terms), context_weight), 0.0)
         if mode == "lexical" or dense is None:
             if lexical is None:
                 return []
@@ -106,14 +133,14 @@ class SearchIndex:
             peak = float(lexical[top[0]]) if len(top) else 1.0
             scored = [(i, float(lexical[i]) / peak) for i in top]
         elif mode == "dense":
-            scored = [(i, float(dense[i])) for i in _top(dense, limit * 4)]
+            scored = [(i, float(cosine[i])) for i in _top(dense, limit * 4)]
         else:
             fused: dict[int, float] = {}
             for ranking in (_top(dense, CANDIDATES), _top(lexical, CANDIDATES, positive=True)):
                 for rank, i in enumerate(ranking):
                     fused[int(i)] = fused.get(int(i), 0.0) + 1.0 / (RRF_K + rank + 1)
             order = sorted(fused, key=fused.__getitem__, reverse=True)
-            scored = [(i, float(dense[i])) for i in order if np.isfinite(dense[i])]
+            scored = [(i, float(cosine[i])) for i in order if np.isfinite(dense[i])]
         return [self.hit(i, s) for i, s in scored if s >= min_similarity][:limit]
 
 
