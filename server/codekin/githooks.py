@@ -156,7 +156,7 @@ def install(root: Path) -> HooksReport:
         _write_executable(target, script)
         actions.append(f"installed {name}")
     _ensure_state_dir(root, actions)
-    if directory.is_relative_to(root):  # e.g. husky's .husky/: the hooks are files of the work tree
+    if directory.is_relative_to(root) and ".git" not in directory.relative_to(root).parts:  # e.g. husky's
         untracked = [n for n in HOOK_NAMES if _git(root, "check-ignore", "-q", str(directory / n)).returncode == 1
                      and _git(root, "ls-files", "--error-unmatch", str(directory / n)).returncode != 0]
         if untracked:
