@@ -183,7 +183,7 @@ async def test_code_lenses_carry_real_counts(client: LanguageClient, shop: Path,
                                                             int(index.ends[i])) for i in rows}
     total = next(lens for lens in lenses if lens.data["startLine"] == 9)  # Shop.Cart.total/2
     count, best = total.command.title.split(" similar · best ")
-    assert int(count) >= 1 and float(best) >= 0.9  # at least its twin, Shop.Ledger.total/2
+    assert int(count) >= 1 and float(best) >= 0.85  # at least its twin, Shop.Ledger.total/2
     assert total.command.command == "codekin.findSimilar"
     assert total.command.arguments[0]["uri"] == doc
 

@@ -32,6 +32,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.log_level != "DEBUG":
         # pygls logs every error response with a traceback; the client gets those errors already
         logging.getLogger("pygls").setLevel(logging.CRITICAL)
+    from codekin.lsp.memory import configure_process
+
+    configure_process()
     from codekin.lsp.server import create_server
 
     overrides = {"model": {"primary": args.model, "device": args.device}}

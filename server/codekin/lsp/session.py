@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from codekin.errors import CodekinError, IndexMissingError, ModelLoadError, WorkspaceError
 from codekin.lsp.background import Freshness
 from codekin.lsp.lanes import Lane
+from codekin.lsp.memory import release_free_memory
 from codekin.lsp.options import ServerOptions
 from codekin.lsp.requests import ArgumentError, FindSimilarArgs, RetrainArgs, SearchArgs
 from codekin.lsp.results import result
@@ -88,6 +89,7 @@ class Session:
             self.warn(f"codekin: the embedding model did not load, searches by text fail: {exc}")
         finally:
             self._model_ready.set()
+            release_free_memory()  # the loading temporaries of the snapshot and the model
         embedder = None if self._model_error is not None else engine.embedder
         self.freshness = Freshness(self.root, engine.config, embedder, self.progress, self._synced, self.warn)
         self.freshness.start(self.watch)
@@ -114,6 +116,7 @@ class Session:
     def _synced(self) -> None:
         if self._engine is not None and self._engine.store.exists():
             self._engine.index()  # load the new snapshot here, not in the next request
+            release_free_memory()
         self.on_index_changed()
 
     # -- readiness -------------------------------------------------------------------------
@@ -209,6 +212,7 @@ class Session:
             out.update(state="error", error=str(self._startup_error))
             return out
         engine = self.engine
+        out["state"] = self._state()  # first: the fields below then describe at least this state
         core = engine.status()
         out.update({"indexed": core["indexed"], "model": core.get("model"), "chunks": core.get("chunks"),
                     "files": core.get("files"), "embeddedChunks": core.get("embedded_chunks"),
@@ -227,7 +231,6 @@ class Session:
             out["pending"] = pending
             out["stale"] = bool(sum(pending.values()) or out["queue"])
         out.update(_training_status(self.root, engine.config))
-        out["state"] = self._state()
         return out
 
     def _state(self) -> str:
