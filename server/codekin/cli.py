@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # imported lazily: LanceDB costs seconds, and `codekin serve`
 # Feature modules that add subcommands: each has `register(subparsers, parents)` where
 # parents = {"common": --json, "model": --device, "query": --limit/--min-similarity/--mode/--repo}
 # and sets `func(args) -> int` on its parsers (raise CodekinError for user errors).
-COMMAND_MODULES: tuple[str, ...] = ("codekin.cli_sync", "codekin.training.cli_train", "codekin.training.cli_triplets")
+COMMAND_MODULES: tuple[str, ...] = ("codekin.cli_sync", "codekin.cli_serve", "codekin.training.cli_train", "codekin.training.cli_triplets")
 
 
 def index_root(start: Path) -> Path:
