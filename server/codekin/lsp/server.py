@@ -66,7 +66,7 @@ class CodekinProtocol(LanguageServerProtocol):
 def _describe(cause: BaseException) -> str:
     if isinstance(cause, cattrs.BaseValidationError):
         messages = cattrs.transform_error(cause, path="request")  # "... @ request.params.text_document"
-        return "; ".join(re.sub(r"_([a-z])", lambda m: m.group(1).upper(), m) for m in messages)
+        return "; ".join(re.sub(r"_([a-z])", lambda c: c.group(1).upper(), text) for text in messages)
     return str(cause)
 
 
