@@ -218,6 +218,7 @@ def _config(root: Path, model: Path):
     return load_config(root, {"model": {"primary": str(model), "fallback": str(model), "device": "cpu"}})
 
 
+@pytest.mark.slow
 def test_pipeline_promotes_a_better_model_and_rejects_a_worse_one(tiny_model_dir: Path, repo_factory, tmp_path, capsys):
     root = repo_factory({"README.md": "x\n"})
     held_out = make_triplets(40, 11, split="eval")
@@ -278,6 +279,7 @@ def test_second_training_is_refused_while_one_runs(tiny_model_dir: Path, repo_fa
         assert f"training already running (pid {os.getpid()} since" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_from_last_checkpoint(tiny_model_dir: Path, repo_factory, tmp_path):
     root = repo_factory({"README.md": "x\n"})
     options = _options(tmp_path, tiny_model_dir, make_triplets(320, 21), make_triplets(20, 22, "eval"), epochs=3)
