@@ -164,3 +164,33 @@ def test_model_that_will_not_load_falls_back_then_errors(tmp_path):
     assert embedder.name == "default" and "cannot load model" in embedder.fallback_reason
     with pytest.raises(ModelLoadError, match="neither model loads"):
         load_embedder(ModelConfig(primary=str(tmp_path / "a"), fallback=str(tmp_path / "b"), device="cpu"))
+
+
+def test_large_index_uses_the_ann_index_with_exact_rescoring(repo_factory, minilm):
+    files = {f"lib/m{i}.ex": CART.replace("Shop.Cart", f"Shop.Cart{i}").replace("price list", f"price list {i}")
+             for i in range(120)}
+    files["lib/retry.ex"] = RETRY
+    root = repo_factory(files)
+    config = load_config(root, {"index": {"ann_min_rows": 300}})
+    Indexer(root, config, embedder=minilm).run()
+    assert IndexStore(root).has_ann_index(minilm.key)
+    engine = Engine(root, config, embedder=minilm)
+    assert engine.index().store is not None  # candidates come from LanceDB's IVF-PQ index
+    hits = engine.search("retry with exponential backoff", mode="dense", limit=3)
+    assert hits[0].symbol == "Shop.Retry.with_backoff/2"
+    exact = float(minilm.encode(["retry with exponential backoff"])[0] @ engine.index().vectors[
+        engine.index().by_path["lib/retry.ex"][0]])
+    assert hits[0].score == pytest.approx(exact, abs=1e-5)
+
+
+def test_paths_resolve_from_cwd_or_root_and_never_outside(repo_factory, minilm, monkeypatch, tmp_path):
+    root = repo_factory({"lib/cart.ex": CART})
+    engine = Engine(root, load_config(root), embedder=minilm)
+    monkeypatch.chdir(root / "lib")
+    assert engine.relative("cart.ex") == "lib/cart.ex"
+    assert engine.relative("lib/cart.ex") == "lib/cart.ex"
+    assert engine.relative(str(root / "lib/cart.ex")) == "lib/cart.ex"
+    with pytest.raises(WorkspaceError, match="outside the repository"):
+        engine.relative(str(tmp_path / "elsewhere.ex"))
+    with pytest.raises(WorkspaceError, match="outside the repository"):
+        engine.relative("../../../etc/passwd")

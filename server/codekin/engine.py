@@ -121,15 +121,18 @@ class Engine:
         return "\n".join(lines[start - 1:end])
 
     def relative(self, path: str) -> str:
-        """A repository-relative POSIX path; refuses paths outside the repository."""
-        candidate = Path(path)
-        full = (candidate if candidate.is_absolute() else Path.cwd() / candidate).resolve()
+        """A repository-relative POSIX path; refuses paths outside the repository.
+
+        A relative path is tried against the current directory, then the repository root.
+        """
         root = self.root.resolve()
-        if not full.is_relative_to(root):
-            # also accept a path already relative to the repository root
-            full = (root / path).resolve()
-            if not full.is_relative_to(root) or not full.exists():
-                raise WorkspaceError(f"{path} is outside the repository {root}")
+        candidate = Path(path)
+        options = [candidate] if candidate.is_absolute() else [Path.cwd() / candidate, root / candidate]
+        resolved = [p.resolve() for p in options]
+        inside = [p for p in resolved if p.is_relative_to(root)]
+        if not inside:
+            raise WorkspaceError(f"{path} is outside the repository {root}")
+        full = next((p for p in inside if p.exists()), inside[0])
         return full.relative_to(root).as_posix()
 
     def status(self) -> dict:

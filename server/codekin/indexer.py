@@ -92,6 +92,7 @@ class Indexer:
                     "check [index] include/exclude in .codekin/config.toml; `codekin doctor` lists reasons",
                 )
             self._embed_missing(summary)
+            self.store.ensure_ann_index(self._active_key(), self.config.index.ann_min_rows)
             self.store.write_state(active_key=self._active_key(), model=self._active_model(),
                                    head=git_head(self.root))
             if summary.changed_files or summary.removed_files:

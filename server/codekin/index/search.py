@@ -17,6 +17,7 @@ from codekin.workspace import matches
 RRF_K = 60
 HEAD_KINDS = ("module", "attributes", "class")
 CANDIDATES = 100
+ANN_CANDIDATES = 400
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,22 @@ class SearchIndex:
         for i, path in enumerate(self.paths):
             self.by_path.setdefault(path, []).append(i)
         self.parent = self._parents()
+        # Large indexes ask LanceDB's ANN index for candidates, then rescore them exactly.
+        self.store: IndexStore | None = store if store.has_ann_index(key) else None
+        self.rows_by_hash: dict[str, list[int]] = {}
+        if self.store is not None:
+            for i, h in enumerate(self.hashes):
+                self.rows_by_hash.setdefault(h, []).append(i)
+
+    def _cosine(self, query_vector: np.ndarray) -> np.ndarray:
+        if self.store is None:
+            return np.where(self.has_vector, self.vectors @ query_vector, -np.inf)
+        hashes = self.store.ann_candidates(self.key, query_vector, ANN_CANDIDATES)
+        rows = np.array([r for h in hashes for r in self.rows_by_hash.get(h, [])], dtype=np.int64)
+        rows = np.union1d(rows, self.parent[rows])
+        scores = np.full(len(self), -np.inf, dtype=np.float32)
+        scores[rows] = self.vectors[rows] @ query_vector
+        return scores
 
     def _parents(self) -> np.ndarray:
         """For each chunk, the head chunk (module/class/attributes) of its file that encloses it."""
@@ -121,7 +138,7 @@ class SearchIndex:
         filtered by min_similarity) is always the chunk's own cosine similarity."""
         dense = cosine = None
         if query_vector is not None and self.dim:
-            cosine = np.where(self.has_vector, self.vectors @ query_vector, -np.inf)
+            cosine = self._cosine(query_vector)
             dense = np.where(self.has_vector & keep, self._with_context(cosine, context_weight), -np.inf)
         lexical = None
         if mode != "dense":

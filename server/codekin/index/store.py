@@ -183,6 +183,39 @@ class IndexStore:
         matrix = column.values.to_numpy(zero_copy_only=False).reshape(-1, dim)
         return table.column("content_hash").to_pylist(), matrix
 
+    def ensure_ann_index(self, key: str, min_rows: int) -> bool:
+        """An IVF-PQ index on a vectors table of at least `min_rows` rows (brute force below).
+
+        Built once; rows added later are searched exactly by lance until the next
+        compaction folds them into the index.
+        """
+        name = self.vectors_table_name(key)
+        if name not in self._names():
+            return False
+        table = self.db.open_table(name)
+        rows = table.count_rows()
+        if rows < min_rows:
+            return False
+        if not any("vector" in idx.columns for idx in table.list_indices()):
+            dim = table.schema.field("vector").type.list_size
+            table.create_index(metric="cosine", vector_column_name="vector",
+                               num_partitions=max(1, int(rows ** 0.5)),
+                               num_sub_vectors=next(n for n in (dim // 8, dim // 4, dim // 2, 1) if n and dim % n == 0))
+        return True
+
+    def has_ann_index(self, key: str) -> bool:
+        name = self.vectors_table_name(key)
+        if name not in self._names():
+            return False
+        return any("vector" in idx.columns for idx in self.db.open_table(name).list_indices())
+
+    def ann_candidates(self, key: str, vector: np.ndarray, limit: int) -> list[str]:
+        """Content hashes of the approximate nearest vectors (cosine)."""
+        table = self.db.open_table(self.vectors_table_name(key))
+        result = (table.search(vector.astype(np.float32)).metric("cosine").limit(limit).nprobes(20)
+                  .select(["content_hash"]).to_arrow())
+        return result.column("content_hash").to_pylist()
+
     def compact(self) -> None:
         """Merge small fragments and drop old versions so the index stays small."""
         import warnings
