@@ -77,11 +77,25 @@ class TrainingConfig:
 
 
 @dataclass
+class ScheduleConfig:
+    """The nightly learning loop run by `codekin serve` (codekin.jobs)."""
+
+    enabled: bool = True
+    time: str = "02:00"  # HH:MM, daily
+    timezone: str = "UTC"  # an IANA name, e.g. Europe/Berlin
+    triplets: int = 1000  # training triplets generated per run
+    triplets_file: str = ""  # train on this JSONL (curated triplets) instead of generating
+    min_improvement: float = 0.01  # MRR@10 gain a candidate needs to be promoted
+    dashboard_port: int = 0  # the server's dashboard on 127.0.0.1: 0 any free port, -1 off
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
 
 
 SEARCH_MODES = ("dense", "lexical", "hybrid")
@@ -148,7 +162,24 @@ def validate(config: Config) -> Config:
         raise ConfigError(f"index.chunker must be syntax or windows, got {config.index.chunker!r}")
     if config.index.window_stride < 1 or config.index.window_stride > config.index.window_lines:
         raise ConfigError("index.window_stride must be between 1 and index.window_lines")
+    _validate_schedule(config.schedule)
     return config
+
+
+def _validate_schedule(schedule: ScheduleConfig) -> None:
+    import re
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", schedule.time):
+        raise ConfigError(f"schedule.time must be HH:MM (24 h), got {schedule.time!r}", "e.g. time = \"02:00\"")
+    try:
+        ZoneInfo(schedule.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"schedule.timezone {schedule.timezone!r} is not a known time zone",
+                          "use an IANA name such as UTC or Europe/Berlin") from exc
+    if schedule.triplets < 1 or not 0 <= schedule.min_improvement < 1 or schedule.dashboard_port > 65535:
+        raise ConfigError("schedule.triplets must be >= 1, schedule.min_improvement in [0, 1) and "
+                          "schedule.dashboard_port between -1 and 65535")
 
 
 def load_config(root: Path | None = None, overrides: dict[str, dict[str, Any]] | None = None) -> Config:
