@@ -1,24 +1,55 @@
-"""One writer at a time: an flock on .codekin/index.lock shared by every codekin process."""
+"""Exclusive flock files shared by every codekin process: one index writer, one training.
+
+The lock file holds {"pid", "since"} of its holder, so a refused caller can say who
+holds it; the kernel drops the lock when the holder dies, even by SIGKILL.
+"""
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from codekin.errors import IndexLockedError
+from codekin.errors import CodekinError, IndexLockedError
 
 
-class IndexLock:
-    """Exclusive lock; waits up to `wait` seconds, then says who holds it."""
+def read_holder(fd: int) -> dict[str, Any]:
+    try:
+        return json.loads(os.pread(fd, 400, 0).decode("utf-8", "replace") or "{}")
+    except json.JSONDecodeError:
+        return {}
 
-    def __init__(self, state_dir: Path, wait: float = 0.0, name: str = "index.lock") -> None:
-        self.path = state_dir / name
+
+def lock_holder(path: Path) -> dict[str, Any] | None:
+    """{"pid", "since"} of whoever holds the lock at `path`, or None when it is free."""
+    if not path.is_file():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return read_holder(fd) or {"pid": None, "since": None}
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+class FileLock:
+    """Exclusive lock; waits up to `wait` seconds, then raises `refused(holder)`."""
+
+    def __init__(self, path: Path, refused: Callable[[dict[str, Any]], CodekinError], wait: float = 0.0) -> None:
+        self.path = path
+        self.refused = refused
         self.wait = wait
         self._fd: int | None = None
 
-    def __enter__(self) -> IndexLock:
+    def __enter__(self) -> FileLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + self.wait
@@ -28,15 +59,12 @@ class IndexLock:
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+                    holder = read_holder(fd)
                     os.close(fd)
-                    raise IndexLockedError(
-                        f"the index is locked by {holder}",
-                        "wait for that codekin command to finish (or pass --wait SECONDS)",
-                    ) from None
+                    raise self.refused(holder) from None
                 time.sleep(0.1)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} since {time.strftime('%H:%M:%S')}".encode(), 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode(), 0)
         self._fd = fd
         return self
 
@@ -46,3 +74,17 @@ class IndexLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+def _index_locked(holder: dict[str, Any]) -> CodekinError:
+    return IndexLockedError(
+        f"the index is locked by pid {holder.get('pid', '?')} since {holder.get('since', '?')}",
+        "wait for that codekin command to finish (or pass --wait SECONDS)",
+    )
+
+
+class IndexLock(FileLock):
+    """One index writer at a time: .codekin/index.lock (or another named lock there)."""
+
+    def __init__(self, state_dir: Path, wait: float = 0.0, name: str = "index.lock") -> None:
+        super().__init__(state_dir / name, _index_locked, wait)

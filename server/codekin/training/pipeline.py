@@ -10,7 +10,6 @@ with "training already running (pid N since T)".
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import json
 import os
 import subprocess
@@ -23,6 +22,7 @@ from typing import Any
 
 from codekin.config import STATE_DIR, Config, load_config
 from codekin.errors import CodekinError
+from codekin.index.lock import FileLock, lock_holder
 from codekin.training.args import TrainingArguments
 from codekin.training.checkpoints import rewrite_manifest
 from codekin.training.registry import BASE, ModelRegistry, ModelVersion
@@ -37,60 +37,23 @@ class TrainingRunningError(CodekinError):
     exit_code = 10
 
 
-class TrainLock:
+def _training_running(holder: dict[str, Any]) -> CodekinError:
+    return TrainingRunningError(
+        f"training already running (pid {holder.get('pid', '?')} since {holder.get('since', '?')})",
+        "wait for it to finish (`codekin models list` shows the result), or stop that process",
+    )
+
+
+class TrainLock(FileLock):
     """Exclusive flock on .codekin/train.lock holding {"pid", "since"} of the holder."""
 
     def __init__(self, root: Path) -> None:
-        self.path = Path(root) / STATE_DIR / LOCK_FILE
-        self._fd: int | None = None
-
-    def __enter__(self) -> TrainLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_holder(fd)
-            os.close(fd)
-            raise TrainingRunningError(
-                f"training already running (pid {holder.get('pid', '?')} since {holder.get('since', '?')})",
-                "wait for it to finish (`codekin models list` shows the result), or stop that process",
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode(), 0)
-        self._fd = fd
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            os.ftruncate(self._fd, 0)
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-
-def _read_holder(fd: int) -> dict[str, Any]:
-    try:
-        return json.loads(os.pread(fd, 400, 0).decode("utf-8", "replace") or "{}")
-    except json.JSONDecodeError:
-        return {}
+        super().__init__(Path(root) / STATE_DIR / LOCK_FILE, _training_running)
 
 
 def training_holder(root: Path) -> dict[str, Any] | None:
     """{"pid", "since"} of the running training, or None (for status displays)."""
-    path = Path(root) / STATE_DIR / LOCK_FILE
-    if not path.is_file():
-        return None
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return _read_holder(fd) or {"pid": None, "since": None}
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
+    return lock_holder(Path(root) / STATE_DIR / LOCK_FILE)
 
 
 # -- options, data, result ----------------------------------------------------------------
