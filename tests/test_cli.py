@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from codekin.cli import main
-from tests.test_index import CART, RETRY, TWIN
+from tests.samples import CART, LEDGER, RETRY
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +20,7 @@ def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
 
 
 def test_index_search_similar_status_json(repo_factory, capsys):
-    root = repo_factory({"lib/cart.ex": CART, "lib/retry.ex": RETRY, "lib/ledger.ex": TWIN,
+    root = repo_factory({"lib/cart.ex": CART, "lib/retry.ex": RETRY, "lib/ledger.ex": LEDGER,
                          "logo.png": b"\x89PNG\x00"})
     assert main(["index", str(root), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)

@@ -14,47 +14,9 @@ from codekin.index.lock import IndexLock
 from codekin.index.store import IndexStore
 from codekin.indexer import Indexer
 from tests.conftest import git
+from tests.samples import CART, LEDGER, RETRY
 
 pytestmark = pytest.mark.slow
-
-CART = '''defmodule Shop.Cart do
-  @moduledoc "A shopping cart."
-
-  @doc "Adds an item with a quantity to the cart."
-  def add_item(cart, sku, qty) when qty > 0 do
-    Map.update(cart, sku, qty, &(&1 + qty))
-  end
-
-  @doc "Computes the total price of the cart using a price list."
-  def total(cart, prices) do
-    Enum.reduce(cart, 0, fn {sku, qty}, acc -> acc + Map.fetch!(prices, sku) * qty end)
-  end
-end
-'''
-
-RETRY = '''defmodule Shop.Retry do
-  @doc "Retries a function with exponential backoff until it succeeds."
-  def with_backoff(fun, attempt \\\\ 0) do
-    case fun.() do
-      {:ok, value} -> {:ok, value}
-      {:error, _} when attempt < 5 ->
-        Process.sleep(100 * Integer.pow(2, attempt))
-        with_backoff(fun, attempt + 1)
-      error -> error
-    end
-  end
-end
-'''
-
-# A copy of Shop.Cart.total/2 with its local names renamed, in another module.
-TWIN = '''defmodule Shop.Ledger do
-  @doc "Computes the total price of the cart using a price list."
-  def total(basket, price_list) do
-    Enum.reduce(basket, 0, fn {item, n}, sum -> sum + Map.fetch!(price_list, item) * n end)
-  end
-end
-'''
-
 
 def index(root, embedder, **kw):
     return Indexer(root, load_config(root), embedder=embedder).run(**kw)
@@ -68,7 +30,7 @@ def keys(root):
 
 
 def test_index_then_search_finds_the_documented_function(repo_factory, minilm):
-    root = repo_factory({"lib/cart.ex": CART, "lib/retry.ex": RETRY, "lib/ledger.ex": TWIN})
+    root = repo_factory({"lib/cart.ex": CART, "lib/retry.ex": RETRY, "lib/ledger.ex": LEDGER})
     summary = index(root, minilm)
     assert summary.files == 3 and summary.chunks == summary.new_embeddings == 5
     engine = Engine(root, load_config(root), embedder=minilm)
@@ -81,7 +43,7 @@ def test_index_then_search_finds_the_documented_function(repo_factory, minilm):
 
 
 def test_similar_finds_the_renamed_twin_first_and_excludes_itself(repo_factory, minilm):
-    root = repo_factory({"lib/cart.ex": CART, "lib/retry.ex": RETRY, "lib/ledger.ex": TWIN})
+    root = repo_factory({"lib/cart.ex": CART, "lib/retry.ex": RETRY, "lib/ledger.ex": LEDGER})
     index(root, minilm)
     engine = Engine(root, load_config(root), embedder=minilm)
     query, hits = engine.similar("lib/cart.ex", 11)

@@ -21,6 +21,7 @@ from codekin.engine import Engine
 from codekin.index.store import IndexStore
 from codekin.indexer import Indexer
 from tests.conftest import make_repo
+from tests.samples import CART, LEDGER, RETRY
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -29,44 +30,6 @@ SERVER_ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", 
 SERVER = ClientServerConfig(server_command=[sys.executable, "-m", "codekin.cli", "serve"], server_env=SERVER_ENV)
 READY_TIMEOUT_S = 180.0
 RESULT_KEYS = {"uri", "range", "path", "startLine", "endLine", "symbol", "language", "kind", "score"}
-
-CART = '''defmodule Shop.Cart do
-  @moduledoc "A shopping cart."
-
-  @doc "Adds an item with a quantity to the cart."
-  def add_item(cart, sku, qty) when qty > 0 do
-    Map.update(cart, sku, qty, &(&1 + qty))
-  end
-
-  @doc "Computes the total price of the cart using a price list."
-  def total(cart, prices) do
-    Enum.reduce(cart, 0, fn {sku, qty}, acc -> acc + Map.fetch!(prices, sku) * qty end)
-  end
-end
-'''
-
-# Shop.Cart.total/2 again, local names renamed, in another module: the known twin.
-LEDGER = '''defmodule Shop.Ledger do
-  @doc "Computes the total price of the cart using a price list."
-  def total(basket, price_list) do
-    Enum.reduce(basket, 0, fn {item, n}, sum -> sum + Map.fetch!(price_list, item) * n end)
-  end
-end
-'''
-
-RETRY = '''defmodule Shop.Retry do
-  @doc "Retries a function with exponential backoff until it succeeds."
-  def with_backoff(fun, attempt \\\\ 0) do
-    case fun.() do
-      {:ok, value} -> {:ok, value}
-      {:error, _} when attempt < 5 ->
-        Process.sleep(100 * Integer.pow(2, attempt))
-        with_backoff(fun, attempt + 1)
-      error -> error
-    end
-  end
-end
-'''
 
 STOCK = '''-module(shop_stock).
 -export([reserve/2, release/2]).
