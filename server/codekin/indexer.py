@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from codekin.chunking import Chunk, chunk_text
-from codekin.config import Config
+from codekin.config import Config, ModelConfig
 from codekin.embedding import Embedder, expected_key, load_embedder
 from codekin.errors import WorkspaceError
 from codekin.index.lock import IndexLock
@@ -68,8 +68,14 @@ class Indexer:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:  # loaded only when something needs embedding
-            self._embedder = load_embedder(self.config.model)
+            self._embedder = load_embedder(self._model())
         return self._embedder
+
+    def _model(self) -> ModelConfig:
+        """The configured model, or the fine-tuned version the model registry makes active."""
+        from codekin.jobs.serving import serving_model
+
+        return serving_model(self.root, self.config.model)
 
     def run(self, paths: list[str] | None = None, wait: float = 0.0) -> IndexSummary:
         """Full pass (paths=None) or only the given repository-relative paths."""
@@ -104,10 +110,10 @@ class Indexer:
     def _active_key(self) -> str:
         if self._embedder is not None:
             return self._embedder.key
-        return expected_key(self.config.model)  # the backend's key, known without loading the model
+        return expected_key(self._model())  # the backend's key, known without loading the model
 
     def _active_model(self) -> str:
-        return self._embedder.name if self._embedder is not None else self.config.model.primary
+        return self._embedder.name if self._embedder is not None else self._model().primary
 
     def _update_files(self, found: Scan, records: dict[str, FileRecord], paths: list[str] | None,
                       summary: IndexSummary) -> None:
@@ -184,11 +190,18 @@ def _restrict(found: Scan, wanted: set[str]) -> Scan:
 
 
 
-def pending_changes(root: Path, config: Config) -> dict[str, int]:
-    """How far the index is behind the files (stat only, nothing is read)."""
+def workspace_changes(root: Path, config: Config,
+                      records: dict[str, FileRecord] | None = None) -> dict[str, set[str]]:
+    """Files that differ from the index by size/mtime ("changed"), are not in it ("new"),
+    or are indexed but gone from the scan ("removed"). Stat only, nothing is read."""
     found = scan(root, config.index)
-    records = IndexStore(root).file_records()
+    records = IndexStore(root).file_records() if records is None else records
     present = {f.path for f in found.files}
-    changed = sum(1 for f in found.files if f.path in records
-                  and (records[f.path].size, records[f.path].mtime_ns) != (f.size, f.mtime_ns))
-    return {"changed": changed, "new": len(present - set(records)), "removed": len(set(records) - present)}
+    changed = {f.path for f in found.files if f.path in records
+               and (records[f.path].size, records[f.path].mtime_ns) != (f.size, f.mtime_ns)}
+    return {"changed": changed, "new": present - set(records), "removed": set(records) - present}
+
+
+def pending_changes(root: Path, config: Config) -> dict[str, int]:
+    """How far the index is behind the files, as counts."""
+    return {kind: len(paths) for kind, paths in workspace_changes(root, config).items()}

@@ -29,10 +29,10 @@ from codekin.embedding import Embedder, load_embedder
 from codekin.errors import CodekinError, IndexMissingError
 from codekin.index.lock import IndexLock
 from codekin.index.store import FileRecord, IndexStore
-from codekin.indexer import Indexer, IndexSummary
+from codekin.indexer import Indexer, IndexSummary, workspace_changes
 from codekin.progress import ProgressFactory, no_progress
 from codekin.queue import SPOOL_DIR, ChangeQueue
-from codekin.workspace import matches, scan
+from codekin.workspace import matches
 
 
 @dataclass
@@ -85,11 +85,7 @@ def changed_paths(root: Path, paths: Iterable[str], records: dict[str, FileRecor
 def stale_paths(root: Path, config: Config, records: dict[str, FileRecord]) -> set[str]:
     """Every file of the workspace scan that differs from the index, and indexed files no
     longer in it (deleted, newly ignored or excluded)."""
-    found = scan(root, config.index)
-    present = {f.path for f in found.files}
-    stale = {f.path for f in found.files
-             if f.path not in records or (records[f.path].size, records[f.path].mtime_ns) != (f.size, f.mtime_ns)}
-    return stale | (set(records) - present)
+    return set().union(*workspace_changes(root, config, records).values())
 
 
 def expand_paths(root: Path, paths: Iterable[str], records: dict[str, FileRecord]) -> set[str]:
