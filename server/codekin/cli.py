@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # imported lazily: LanceDB costs seconds, and `codekin serve`
 # Feature modules that add subcommands: each has `register(subparsers, parents)` where
 # parents = {"common": --json, "model": --device, "query": --limit/--min-similarity/--mode/--repo}
 # and sets `func(args) -> int` on its parsers (raise CodekinError for user errors).
-COMMAND_MODULES: tuple[str, ...] = ("codekin.cli_sync", "codekin.cli_serve", "codekin.training.cli_train", "codekin.training.cli_triplets")
+COMMAND_MODULES: tuple[str, ...] = ("codekin.cli_sync", "codekin.cli_serve", "codekin.training.cli_train", "codekin.training.cli_triplets", "codekin.jobs.cli_jobs")
 
 
 def index_root(start: Path) -> Path:
@@ -56,6 +56,11 @@ def cmd_index(args: argparse.Namespace) -> int:
         raise WorkspaceError(f"{args.path} is not a directory")
     config = _config(root, args)
     indexer = Indexer(root, config, progress=BarProgress)
+    if getattr(args, "engine", "local") == "ray":  # chunk + embed on Ray Data (optional extra)
+        from codekin.distributed.ray_embed import RayIndexer, RayOptions
+
+        indexer = RayIndexer(root, config, RayOptions(address=args.address, workers=args.workers),
+                             progress=BarProgress)
     summary = indexer.run(wait=args.wait)
     skipped = ", ".join(f"{reason}: {n}" for reason, n in sorted(summary.skipped.items()))
     line = (f"Indexed {summary.files} files ({summary.changed_files} changed, {summary.removed_files} removed): "
@@ -170,6 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", parents=[common, model], help="index a repository (incremental)")
     p.add_argument("path", nargs="?", help="repository root (default: the git root of the current directory)")
     p.add_argument("--wait", type=float, default=0.0, help="seconds to wait for another indexer's lock")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local (one process, default) or ray (chunk and embed on Ray Data: pip install 'codekin[ray]')")
+    p.add_argument("--address", help="with --engine ray: join this Ray cluster (default: start a local instance)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="with --engine ray: embedding actors (default: one per GPU, else one per CPU)")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", parents=[common, model, query], help="natural-language or code search")

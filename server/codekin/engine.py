@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from codekin.chunking import language_for
-from codekin.config import Config
+from codekin.config import Config, ModelConfig
 from codekin.embedding import Embedder, load_embedder
 from codekin.errors import WorkspaceError
 from codekin.index.lexical import terms
@@ -32,14 +32,32 @@ class Engine:
         self._index: SearchIndex | None = None
         self._index_stamp: tuple[int, str] | None = None
         self._lock = threading.Lock()
+        self._spaces: dict[str, Embedder] = {}  # key -> embedder, for snapshots of an earlier model
 
     # -- lazily loaded parts ---------------------------------------------------------------
     @property
     def embedder(self) -> Embedder:
         with self._lock:
             if self._embedder is None:
-                self._embedder = load_embedder(self.config.model)
+                self._embedder = load_embedder(self._query_model())
             return self._embedder
+
+    def _query_model(self) -> ModelConfig:
+        """The model that wrote the active vectors table (a promoted version after a re-embed)."""
+        from codekin.jobs.serving import indexed_model
+
+        return indexed_model(self.root, self.config.model, self.store.state() if self.store.exists() else {})
+
+    def use_embedder(self, embedder: Embedder, current: bool = True) -> None:
+        """Hot reload: make `embedder` answer for snapshots of its vector space; with `current`,
+        also for new queries. The previous model keeps answering for its own snapshots, so a
+        query never embeds with one model and searches the table of another."""
+        with self._lock:
+            previous = self._embedder
+            self._spaces[embedder.key] = embedder
+            if current:
+                self._embedder = embedder
+                self._spaces = {e.key: e for e in (previous, embedder) if e is not None}
 
     @property
     def embedder_loaded(self) -> bool:
@@ -54,8 +72,9 @@ class Engine:
             self._index, self._index_stamp = snapshot, stamp
         return self._index
 
-    def _embed(self, text: str) -> np.ndarray:
-        return self.embedder.encode([text])[0]
+    def _embed(self, text: str, key: str | None = None) -> np.ndarray:
+        embedder = self._spaces.get(key) if key is not None else None
+        return (embedder or self.embedder).encode([text])[0]
 
     # -- queries ---------------------------------------------------------------------------
     def search(self, query: str, limit: int | None = None, min_similarity: float | None = None,
@@ -65,7 +84,7 @@ class Engine:
             raise WorkspaceError("the search query is empty", 'give some text, e.g. codekin search "retry with backoff"')
         index = self.index()
         mode = mode or self.config.search.mode
-        vector = self._embed(query) if mode != "lexical" else None
+        vector = self._embed(query, index.key) if mode != "lexical" else None
         return index.search(vector, terms(query), mode, limit or self.config.search.limit,
                             _min(min_similarity, self.config.search.min_similarity),
                             index.mask(language, path_glob), self.config.search.context_weight)
@@ -94,7 +113,7 @@ class Engine:
             lo, hi = int(index.starts[query_row]), int(index.ends[query_row])
         else:
             query_text = text if text is not None else self._span_text(rel, start_line, end_line)
-            vector = self._embed(f"{language_for(rel)} code\n{query_text}") if mode != "lexical" else None
+            vector = self._embed(f"{language_for(rel)} code\n{query_text}", index.key) if mode != "lexical" else None
             lo, hi = start_line, end
         keep = index.mask()
         for i in index.by_path.get(rel, []):

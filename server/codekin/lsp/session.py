@@ -59,6 +59,7 @@ class Session:
         self._startup_error: CodekinError | None = None
         self._model_ready = threading.Event()
         self._model_error: CodekinError | None = None
+        self.jobs: Any = None  # codekin.jobs.loop.LearningLoop: schedule, retrain, hot reload, dashboard
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -91,6 +92,11 @@ class Session:
             self._model_ready.set()
             release_free_memory()  # the loading temporaries of the snapshot and the model
         embedder = None if self._model_error is not None else engine.embedder
+        if embedder is not None:
+            from codekin.jobs.loop import attach
+
+            self.jobs = attach(self.root, engine.config, engine, embedder, self.progress, self.warn)
+            embedder = self.jobs.serving  # follows hot reloads, so syncs embed with the served model
         self.freshness = Freshness(self.root, engine.config, embedder, self.progress, self._synced, self.warn)
         self.freshness.start(self.watch)
 
@@ -108,6 +114,10 @@ class Session:
         self._relatives = RelativesCache()
 
     def close(self) -> None:
+        if self.jobs is not None:
+            from codekin.jobs.loop import detach
+
+            detach(self.root)
         if self.freshness is not None:
             self.freshness.stop()
         self.queries.shutdown()
@@ -290,4 +300,5 @@ def _training_status(root: Path, config: Config) -> dict[str, Any]:
     if report is None:
         return {}
     values = report(root, config)
-    return {k: values.get(k) for k in ("lastTraining", "nextTraining", "dashboard")}
+    keys = ("lastTraining", "nextTraining", "dashboard", "modelVersion", "hotReload", "training")
+    return {k: values.get(k) for k in keys}

@@ -1,0 +1,1 @@
+"""The learning dashboard: a self-contained HTML page (report.py), a localhost view (server.py)."""

@@ -1,0 +1,60 @@
+"""`codekin reembed` and `codekin dashboard` (thin: parse, call, print)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _root(args: argparse.Namespace) -> Path:
+    from codekin.cli import index_root
+
+    return index_root(Path(args.repo) if args.repo else Path.cwd())
+
+
+def cmd_reembed(args: argparse.Namespace) -> int:
+    from codekin.config import load_config
+    from codekin.jobs.reembed import reembed
+    from codekin.progress import BarProgress
+
+    root = _root(args)
+    config = load_config(root, {"model": {"device": args.device}})
+    summary = reembed(root, config, progress=BarProgress, lock_wait=args.wait)
+    print(json.dumps({"root": str(root), **summary.to_dict()}) if args.json else summary.describe())
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from codekin.dashboard.report import render_dashboard
+
+    root = _root(args)
+    out = Path(args.out) if args.out else root / ".codekin" / "dashboard.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_dashboard(root), encoding="utf-8")
+    print(json.dumps({"path": str(out)}) if args.json else f"Dashboard written to {out}")
+    if args.open:
+        import webbrowser
+
+        if not webbrowser.open(out.resolve().as_uri()):
+            print(f"No browser found: open {out.resolve().as_uri()} yourself")
+    return 0
+
+
+def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
+    common, model = parents["common"], parents["model"]
+    repo = argparse.ArgumentParser(add_help=False)
+    repo.add_argument("--repo", help="repository root (default: found from the current directory)")
+
+    p = subparsers.add_parser("reembed", parents=[common, model, repo],
+                              help="embed every chunk with the active model version, then switch queries to it")
+    p.add_argument("--wait", type=float, default=60.0,
+                   help="seconds to wait for a running sync before switching (default 60)")
+    p.set_defaults(func=cmd_reembed)
+
+    p = subparsers.add_parser("dashboard", parents=[common, repo],
+                              help="write the learning dashboard (HTML, works offline)")
+    p.add_argument("--out", help="where to write it (default: .codekin/dashboard.html)")
+    p.add_argument("--open", action="store_true", help="open it in the default browser")
+    p.set_defaults(func=cmd_dashboard)

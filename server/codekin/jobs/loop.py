@@ -1,0 +1,285 @@
+"""The learning loop of one served repository: schedule, retrain, hot reload, dashboard.
+
+`attach(root, config, engine, embedder, progress, warn)` is what `codekin serve` calls once
+its model is loaded; it returns the LearningLoop, whose `serving` embedder is the one the
+sync threads must use (it follows hot reloads). Everything runs on plain threads:
+- the scheduler thread fires the nightly run (skipped without a new commit) and, every
+  tick, notices a new active model in the registry (`codekin train`/`models promote` or
+  `rollback` from a terminal) and hot-reloads it;
+- `retrain()` starts an on-demand run on its own thread and returns at once;
+- one run at a time: a lock in this process, `.codekin/train.lock` across processes.
+
+A hot reload loads the new weights (sha256-checked), re-embeds every chunk into the new
+model's table with progress while queries are served from the old one, then switches.
+When the new version cannot load, the server stays on its model, says "Hot-reload
+failed: ...", marks the version failed in the registry and points the registry back at
+the model it serves.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from codekin.config import Config
+from codekin.errors import CodekinError, IndexMissingError
+from codekin.jobs.reembed import ReembedSummary, load_active_model, reembed
+from codekin.jobs.retrain import RetrainOptions, run_training
+from codekin.jobs.scheduler import (
+    TICK_S,
+    Clock,
+    NightlyScheduler,
+    git_head,
+    last_training,
+    read_jobs_state,
+    should_train,
+    utc_now,
+    write_jobs_state,
+)
+from codekin.jobs.serving import BASE, ServingEmbedder, version_ref
+from codekin.progress import ProgressFactory, no_progress
+
+if TYPE_CHECKING:
+    from codekin.dashboard.server import DashboardServer
+    from codekin.embedding import Embedder
+    from codekin.engine import Engine
+
+log = logging.getLogger(__name__)
+
+_attached: dict[Path, LearningLoop] = {}
+_standalone: dict[Path, LearningLoop] = {}
+_registry_lock = threading.Lock()
+
+
+class LearningLoop:
+    def __init__(self, root: Path, config: Config, engine: Engine | None = None, embedder: Embedder | None = None,
+                 progress: ProgressFactory = no_progress, warn: Callable[[str], None] = log.warning,
+                 clock: Clock = utc_now, tick_s: float = TICK_S) -> None:
+        self.root = Path(root).resolve()
+        self.config = config
+        self.engine = engine
+        self.serving = ServingEmbedder(embedder) if embedder is not None else None
+        self.progress = progress
+        self.warn = warn
+        self.scheduler = NightlyScheduler(self.root, config.schedule, self._scheduled, clock, tick_s,
+                                          on_tick=self.check_registry)
+        self.dashboard: DashboardServer | None = None
+        self.hot_reload_error: str | None = None
+        self.last_reembed: ReembedSummary | None = None
+        self.running: str | None = None  # "nightly since 02:00:03" while a run is in progress
+        self._run_lock = threading.Lock()
+        self._reload_lock = threading.Lock()
+        self._failed_refs: set[str] = set()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self, dashboard: bool = True) -> LearningLoop:
+        port = self.config.schedule.dashboard_port
+        if dashboard and port >= 0:
+            from codekin.dashboard.server import DashboardServer
+
+            try:
+                self.dashboard = DashboardServer(self.root, port).start()
+            except OSError as exc:
+                self.warn(f"codekin: the dashboard cannot listen on 127.0.0.1:{port}: {exc}")
+        self.scheduler.start()
+        return self
+
+    def stop(self) -> None:
+        self.scheduler.stop()
+        if self.dashboard is not None:
+            self.dashboard.stop()
+
+    # -- training runs ---------------------------------------------------------------------
+    def retrain(self, options: RetrainOptions, trigger: str = "on demand") -> dict[str, Any]:
+        """Start a run on a thread now; {"started": False, ...} when one is already running."""
+        from codekin.training.pipeline import training_holder
+
+        if not self._run_lock.acquire(blocking=False):
+            return {"started": False, "message": f"training already running ({self.running})"}
+        holder = training_holder(self.root)
+        if holder is not None:
+            self._run_lock.release()
+            return {"started": False, "message": f"training already running (pid {holder.get('pid', '?')} "
+                                                 f"since {holder.get('since', '?')})"}
+        self.running = f"{trigger} since {time.strftime('%H:%M:%S')}"
+        threading.Thread(target=self._run, args=(options, trigger), name="codekin-retrain", daemon=True).start()
+        return {"started": True, "message": f"retraining started ({options.describe()}); "
+                                            "`codekin.status` shows the result, the model switches when it is better"}
+
+    def _scheduled(self, trigger: str) -> None:
+        """The nightly (or catch-up) run, on the scheduler thread: skipped without a new commit."""
+        due, why = should_train(self.root, force=False)
+        if not due:
+            log.info("%s training skipped: %s", trigger, why)
+            write_jobs_state(self.root, last_run=_record(trigger, "skipped", why))
+            return
+        if not self._run_lock.acquire(blocking=False):
+            log.info("%s training skipped: training already running (%s)", trigger, self.running)
+            write_jobs_state(self.root, last_run=_record(trigger, "skipped", f"training already running ({self.running})"))
+            return
+        self.running = f"{trigger} since {time.strftime('%H:%M:%S')}"
+        self._run(RetrainOptions(force=False), trigger)
+
+    def _run(self, options: RetrainOptions, trigger: str) -> None:
+        """One run while holding the run lock (released here)."""
+        head = git_head(self.root)
+        try:
+            write_jobs_state(self.root, last_run=_record(trigger, "running", options.describe()))
+            result = run_training(self.root, self.config, options, self.progress)
+            write_jobs_state(self.root, trained_head=head,
+                             last_run=_record(trigger, result.status, result.reason, version=result.version))
+            if result.promoted:
+                self.hot_reload()
+        except CodekinError as exc:
+            write_jobs_state(self.root, last_run=_record(trigger, "failed", exc.message))
+            self.warn(f"codekin: {trigger} training failed: {exc}")
+        finally:
+            self.running = None
+            self._run_lock.release()
+
+    # -- hot reload ------------------------------------------------------------------------
+    def served_ref(self) -> str:
+        from codekin.index.store import IndexStore
+
+        store = IndexStore(self.root)
+        return version_ref(self.root, store.state().get("model")) if store.exists() else BASE
+
+    def check_registry(self) -> None:
+        """Each tick: hot-reload when the registry's active model is not the one served."""
+        from codekin.training.registry import ModelRegistry, RegistryError
+
+        try:
+            wanted = ModelRegistry(self.root).active_ref()
+            served = self.served_ref()
+        except (RegistryError, IndexMissingError) as exc:
+            log.info("registry check skipped: %s", exc)
+            return
+        if wanted != served and wanted not in self._failed_refs and not self._run_lock.locked():
+            self.hot_reload()
+
+    def hot_reload(self) -> ReembedSummary | None:
+        """Switch to the registry's active model: load, re-embed, swap. None when nothing to do or failed."""
+        from codekin.training.registry import ModelRegistry
+
+        with self._reload_lock:
+            registry = ModelRegistry(self.root)
+            wanted, served = registry.active_ref(), self.served_ref()
+            if wanted == served:
+                return None
+            log.info("hot reload: %s -> %s", served, wanted)
+            try:
+                embedder = load_active_model(self.root, self.config)
+                summary = reembed(self.root, self.config, embedder, self.progress,
+                                  before_switch=self._prepare, after_switch=self._switch)
+            except IndexMissingError:
+                log.info("hot reload of %s waits for an index (`codekin index`)", wanted)
+                return None
+            except CodekinError as exc:
+                self._reload_failed(wanted, served, exc)
+                return None
+            self.hot_reload_error = None
+            self.last_reembed = summary
+            log.info("hot reload done: %s", summary.describe())
+            return summary
+
+    def _prepare(self, embedder: Embedder) -> None:
+        if self.engine is not None:
+            self.engine.use_embedder(embedder, current=False)  # ready for the new table's first query
+
+    def _switch(self, embedder: Embedder) -> None:
+        if self.engine is not None:
+            self.engine.use_embedder(embedder)
+        if self.serving is not None:
+            self.serving.swap(embedder)
+
+    def _reload_failed(self, wanted: str, served: str, exc: CodekinError) -> None:
+        from codekin.training.registry import ModelRegistry, RegistryError
+
+        message = f"Hot-reload failed: {exc.message}"
+        self.hot_reload_error = f"{message} (still serving {served})"
+        self._failed_refs.add(wanted)
+        log.error("%s", self.hot_reload_error)
+        self.warn(f"codekin: {self.hot_reload_error}")
+        registry = ModelRegistry(self.root)
+        try:
+            if wanted != BASE:
+                version, _ = registry.resolve(wanted)
+                registry.update(version, status="failed", reason=message)
+            registry.activate(served)
+        except RegistryError as error:
+            log.error("could not point the registry back at %s: %s", served, error)
+
+    # -- status ----------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        next_run = self.scheduler.next_run
+        return {
+            "nextTraining": next_run.astimezone(dt.UTC).isoformat(timespec="seconds") if next_run else None,
+            "dashboard": self.dashboard.url if self.dashboard is not None else None,
+            "modelVersion": self.served_ref(),
+            "hotReload": self.hot_reload_error or (self.last_reembed.describe() if self.last_reembed else None),
+            "training": self.running,
+        }
+
+
+def _record(trigger: str, outcome: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"trigger": trigger, "outcome": outcome, "message": message, "at": time.time(), **extra}
+
+
+def describe_last_training(root: Path) -> dict[str, Any] | None:
+    """The newest run (metrics.db) and the newest attempt (a skipped night counts), for status."""
+    run = last_training(root)
+    attempt = read_jobs_state(root).get("last_run")
+    if run is None and attempt is None:
+        return None
+    out: dict[str, Any] = {}
+    if run is not None:
+        out.update({"run": run["id"], "status": run["status"], "version": run["new_version"],
+                    "promoted": bool(run["promoted"]), "reason": run["reason"], "startedAt": _iso(run["started_at"]),
+                    "finishedAt": _iso(run["finished_at"])})
+    if attempt is not None:
+        out["lastAttempt"] = {**attempt, "at": _iso(attempt.get("at"))}
+    return out
+
+
+def _iso(timestamp: float | None) -> str | None:
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds") if timestamp else None
+
+
+# -- one loop per served repository ------------------------------------------------------
+def attach(root: Path, config: Config, engine: Engine | None, embedder: Embedder | None,
+           progress: ProgressFactory = no_progress, warn: Callable[[str], None] = log.warning,
+           clock: Clock = utc_now, tick_s: float = TICK_S) -> LearningLoop:
+    """Start the learning loop of a served repository (stopped by `detach`)."""
+    loop = LearningLoop(root, config, engine, embedder, progress, warn, clock, tick_s)
+    with _registry_lock:
+        previous = _attached.pop(loop.root, None)
+        _attached[loop.root] = loop
+    if previous is not None:
+        previous.stop()
+    return loop.start()
+
+
+def detach(root: Path) -> None:
+    with _registry_lock:
+        loop = _attached.pop(Path(root).resolve(), None)
+    if loop is not None:
+        loop.stop()
+
+
+def attached(root: Path) -> LearningLoop | None:
+    return _attached.get(Path(root).resolve())
+
+
+def loop_for(root: Path, config: Config) -> LearningLoop:
+    """The server's loop of `root`, else a standalone one (no schedule; still hot-reloads the index)."""
+    key = Path(root).resolve()
+    with _registry_lock:
+        loop = _attached.get(key) or _standalone.get(key)
+        if loop is None:
+            loop = _standalone[key] = LearningLoop(key, config)
+    return loop

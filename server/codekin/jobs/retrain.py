@@ -1,0 +1,125 @@
+"""Retraining on demand or on schedule: the training pipeline in a low-priority child process.
+
+The language server looks this module up by name (`codekin.lsp.session.RETRAIN_MODULE`):
+`start_retrain(root, config, epochs=, learning_rate=, batch_size=)` -> {"started", "message"}
+starts a run in the background (the learning loop of the server when one is attached to
+`root`, else a standalone one that still re-embeds after a promotion), and
+`training_status(root, config)` -> {"lastTraining", "nextTraining", "dashboard", ...}.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codekin.config import STATE_DIR, Config
+from codekin.errors import CodekinError
+from codekin.progress import ProgressFactory, no_progress
+
+log = logging.getLogger(__name__)
+
+Out = Callable[[str], None]
+
+
+@dataclass
+class RetrainOptions:
+    """What one run may change (from the `codekin.retrain` command); None keeps the default."""
+
+    epochs: int | None = None
+    learning_rate: float | None = None
+    batch_size: int | None = None
+    force: bool = True  # on demand trains even without a new commit; the nightly run passes False
+
+    def describe(self) -> str:
+        given = {k: v for k, v in (("epochs", self.epochs), ("learning rate", self.learning_rate),
+                                   ("batch size", self.batch_size)) if v is not None}
+        return ", ".join(f"{k} {v}" for k, v in given.items()) or "default settings"
+
+
+def pipeline_options(config: Config, options: RetrainOptions) -> Any:
+    """PipelineOptions for one run: the [schedule] section plus the run's own settings."""
+    from codekin.training.args import TrainingArguments
+    from codekin.training.pipeline import PipelineOptions
+
+    args = TrainingArguments().replace(epochs=options.epochs, learning_rate=options.learning_rate,
+                                       batch_size=options.batch_size, device=config.model.device)
+    model = config.model
+    overrides = {"model": {"primary": model.primary, "fallback": model.fallback, "device": model.device,
+                           "backend": model.backend, "max_tokens": model.max_tokens}}
+    return PipelineOptions(args=args, count=config.schedule.triplets, triplets_file=config.schedule.triplets_file,
+                           min_improvement=config.schedule.min_improvement, config_overrides=overrides).validate()
+
+
+def run_training(root: Path, config: Config, options: RetrainOptions, progress: ProgressFactory = no_progress,
+                 out: Out = log.info) -> Any:
+    """Run the pipeline in a child (nice 10) and wait; its lines go to `out`, epochs to `progress`.
+
+    Returns the PipelineResult; the child's errors come back as CodekinErrors (a second
+    training anywhere: TrainingRunningError)."""
+    from codekin.training.pipeline import (
+        PipelineResult,
+        TrainingRunningError,
+        start_training,
+        training_holder,
+    )
+
+    pipeline = pipeline_options(config, options)
+    holder = training_holder(root)
+    if holder is not None:
+        raise TrainingRunningError(
+            f"training already running (pid {holder.get('pid', '?')} since {holder.get('since', '?')})",
+            "wait for it to finish; `codekin models list` shows the result")
+    runs = Path(root) / STATE_DIR / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    result_path = runs / f"result-{os.getpid()}-{time.monotonic_ns()}.json"
+    epochs = pipeline.args.epochs
+    child = start_training(root, pipeline, result_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           stdin=subprocess.DEVNULL, text=True, errors="replace")
+    with progress(f"codekin: retraining ({options.describe()})", epochs) as bar:
+        for line in child.stdout:  # the child's human output; stdout of the server is the LSP channel
+            line = line.rstrip()
+            if line:
+                out(line)
+            if line.startswith("Epoch ") and f"/{epochs}:" in line:
+                bar.advance(1)
+        code = child.wait()
+    if not result_path.is_file():
+        raise CodekinError(f"the training process ended with exit code {code} and no result",
+                           "run it again: it resumes from the last good checkpoint")
+    payload = json.loads(result_path.read_text(encoding="utf-8"))
+    result_path.unlink()
+    if "error" in payload:
+        error = CodekinError(payload["error"], payload.get("hint", ""))
+        error.exit_code = int(payload.get("exit_code", 1))
+        raise error
+    return PipelineResult(**{k: v for k, v in payload.items() if k != "promoted"})
+
+
+def start_retrain(root: Path, config: Config, **options: Any) -> dict[str, Any]:
+    """Start a run now (epochs, learning_rate, batch_size); {"started": bool, "message": str}."""
+    from codekin.jobs.loop import loop_for
+
+    unknown = set(options) - {"epochs", "learning_rate", "batch_size", "force"}
+    if unknown:
+        raise CodekinError(f"unknown retrain option(s): {', '.join(sorted(unknown))}",
+                           "known: epochs, learning_rate, batch_size")
+    loop = loop_for(root, config)
+    return loop.retrain(RetrainOptions(**options), trigger="on demand")
+
+
+def training_status(root: Path, config: Config) -> dict[str, Any]:
+    """lastTraining, nextTraining, dashboard, modelVersion and hotReload for codekin.status."""
+    from codekin.jobs.loop import attached, describe_last_training
+
+    loop = attached(root)
+    out: dict[str, Any] = {"lastTraining": describe_last_training(root), "nextTraining": None, "dashboard": None}
+    if loop is not None:
+        out.update(loop.status())
+    return out

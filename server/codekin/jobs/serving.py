@@ -1,0 +1,112 @@
+"""Which model embeds for a repository: the registry's active version, or the configured one.
+
+Two questions, two answers:
+- a writer (the indexer, a re-embed) embeds with the model the registry makes active
+  (`serving_model`): a promoted fine-tuned version, else the configured primary;
+- a reader (queries) must embed with the model that wrote the active vectors table
+  (`indexed_model`), which differs from the registry's choice between a promotion and
+  the end of its re-embed.
+
+A model path is honoured only from the user's config or from this repository's own
+registry under `.codekin/models/` (a repository cannot make codekin load an arbitrary
+model through its state files).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from codekin.config import STATE_DIR, ModelConfig
+
+if TYPE_CHECKING:
+    from codekin.embedding import Embedder
+
+log = logging.getLogger(__name__)
+BASE = "base"
+
+
+def models_dir(root: Path) -> Path:
+    return Path(root).resolve() / STATE_DIR / "models"
+
+
+def serving_model(root: Path, model: ModelConfig) -> ModelConfig:
+    """`model` with the active fine-tuned version as primary and the configured primary as fallback.
+
+    Weights are not hashed here (that costs seconds for a large model on every command);
+    a hot reload verifies them before it switches."""
+    from codekin.training.registry import ModelRegistry, RegistryError
+
+    registry = ModelRegistry(root)
+    try:
+        ref = registry.active_ref()
+        if ref == BASE:
+            return model
+        path = registry.model_path(ref, verify=False)
+    except RegistryError as exc:
+        log.warning("model registry of %s unusable (%s); using the configured model", root, exc.message)
+        return model
+    return dataclasses.replace(model, primary=str(path), fallback=model.primary)
+
+
+def version_ref(root: Path, model_name: str | None) -> str:
+    """'v3' / 'v3/epoch-1' for a model directory inside this repository's registry, else 'base'."""
+    if not model_name:
+        return BASE
+    try:
+        rel = Path(model_name).resolve().relative_to(models_dir(root))
+    except ValueError:
+        return BASE
+    parts = rel.parts  # v3/checkpoints/epoch-2
+    if len(parts) != 3 or parts[1] != "checkpoints":
+        return BASE
+    from codekin.training.registry import ModelRegistry, RegistryError
+
+    try:
+        version = ModelRegistry(root).get(parts[0])
+    except RegistryError:
+        return f"{parts[0]}/{parts[2]}"
+    return version.id if parts[2] == version.final_checkpoint else f"{parts[0]}/{parts[2]}"
+
+
+def indexed_model(root: Path, model: ModelConfig, state: dict[str, Any]) -> ModelConfig:
+    """The model that wrote the active vectors table (named in state.json), for queries.
+
+    Only the configured models and this repository's own registry are honoured; anything
+    else in state.json falls back to the registry's choice."""
+    name = state.get("model")
+    if not name:
+        return serving_model(root, model)
+    if name in (model.primary, model.fallback):
+        return dataclasses.replace(model, primary=name, fallback=model.primary)
+    if version_ref(root, name) != BASE and Path(name).is_dir():
+        return dataclasses.replace(model, primary=name, fallback=model.primary)
+    log.warning("state.json names model %r, which is neither configured nor in the registry; ignoring it", name)
+    return serving_model(root, model)
+
+
+class ServingEmbedder:
+    """An Embedder whose target can be swapped: what the sync threads hold in the server.
+
+    The indexer reads `key` and calls `encode` while it holds the index lock, and the
+    target is only swapped while the hot reload holds that same lock, so one indexer run
+    never sees two models."""
+
+    def __init__(self, target: Embedder) -> None:
+        self._target = target
+        self._swap = threading.Lock()
+
+    @property
+    def target(self) -> Embedder:
+        return self._target
+
+    def swap(self, target: Embedder) -> Embedder:
+        with self._swap:
+            previous, self._target = self._target, target
+        return previous
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target, name)
