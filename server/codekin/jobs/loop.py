@@ -43,6 +43,7 @@ from codekin.jobs.scheduler import (
 )
 from codekin.jobs.serving import BASE, ServingEmbedder, version_ref
 from codekin.progress import ProgressFactory, no_progress
+from codekin.training.pipeline import TrainingRunningError
 
 if TYPE_CHECKING:
     from codekin.dashboard.server import DashboardServer
@@ -135,6 +136,9 @@ class LearningLoop:
                              last_run=_record(trigger, result.status, result.reason, version=result.version))
             if result.promoted:
                 self.hot_reload()
+        except TrainingRunningError as exc:  # `codekin train` in a terminal got there first
+            log.info("%s training skipped: %s", trigger, exc.message)
+            write_jobs_state(self.root, last_run=_record(trigger, "skipped", exc.message))
         except CodekinError as exc:
             write_jobs_state(self.root, last_run=_record(trigger, "failed", exc.message))
             self.warn(f"codekin: {trigger} training failed: {exc}")
