@@ -123,6 +123,18 @@ def verify_checkpoint(directory: Path) -> str:
     return ""
 
 
+def remove_stale_temporaries(directory: Path) -> list[str]:
+    """Remove the `.tmp-*`, `.old-*` and `.del-*` directories that a killed writer left in
+    `directory` (call it only while no other writer can be at work there)."""
+    removed = []
+    if directory.is_dir():
+        for path in directory.iterdir():
+            if path.is_dir() and path.name.startswith((".tmp-", ".old-", ".del-")):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path.name)
+    return removed
+
+
 def remove_tree(directory: Path) -> None:
     """Remove a directory; rename first so a half-deleted one is never mistaken for valid."""
     if not directory.exists():

@@ -26,6 +26,7 @@ from codekin.errors import CodekinError, ModelLoadError
 from codekin.training.args import TrainingArguments
 from codekin.training.checkpoints import (
     read_manifest,
+    remove_stale_temporaries,
     remove_tree,
     verify_checkpoint,
     write_checkpoint,
@@ -268,6 +269,7 @@ class Trainer:
         """Load the newest good checkpoint of this run; remove corrupted ones. -> (epochs done, state)."""
         import torch
 
+        remove_stale_temporaries(directory)  # a run killed while writing a checkpoint left them
         for epoch, path in reversed(self._checkpoints(directory)):
             problem = verify_checkpoint(path)
             if not problem and read_manifest(path).get("data_key") != key:
