@@ -67,7 +67,8 @@ class _Frame:
         for i, label in enumerate(labels):
             if i % step == 0:
                 x = positions[i] if positions is not None else self.px(i)
-                parts.append(f'<text x="{x:.1f}" y="{PAD_TOP + self.h + 16}" text-anchor="middle" '
+                anchor = "end" if positions is None and i == len(labels) - 1 and i else "middle"
+                parts.append(f'<text x="{x:.1f}" y="{PAD_TOP + self.h + 16}" text-anchor="{anchor}" '
                              f'font-size="11" fill="#555">{escape(label)}</text>')
         parts.append(f'<text x="12" y="{PAD_TOP + self.h / 2}" font-size="11" fill="#555" text-anchor="middle" '
                      f'transform="rotate(-90 12 {PAD_TOP + self.h / 2})">{escape(y_label)}</text>')
@@ -117,7 +118,7 @@ def bar_chart(title: str, labels: list[str], values: list[float], colors: list[s
     width = max(4.0, slot * 0.6)
     for i, (value, color) in enumerate(zip(values, colors, strict=True)):
         x = PAD_LEFT + slot * i + (slot - width) / 2
-        top = frame.py(value)
+        top = min(frame.py(value), PAD_TOP + frame.h - 3)  # a run without a value still shows a stub
         parts.append(f'<rect class="bar" x="{x:.1f}" y="{top:.1f}" width="{width:.1f}" '
                      f'height="{PAD_TOP + frame.h - top:.1f}" fill="{color}"><title>{escape(labels[i])}: '
                      f'{value:.4g}</title></rect>')
