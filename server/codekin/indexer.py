@@ -85,6 +85,12 @@ class Indexer:
             found = scan(self.root, self.config.index)
             if paths is not None:
                 found = _restrict(found, set(paths))
+            elif not found.files and not found.skipped and found.excluded:
+                raise WorkspaceError(
+                    f"nothing to index in {self.root}: all {found.excluded} files are excluded by "
+                    f"[index] include/exclude (vendored or generated code: {', '.join(self.config.index.exclude)})",
+                    "to index them anyway, set [index] exclude in .codekin/config.toml",
+                )
             elif not found.files and not found.skipped:
                 raise WorkspaceError(
                     f"nothing to index in {self.root}: the repository is empty",

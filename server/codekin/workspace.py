@@ -26,6 +26,7 @@ class Scan:
     root: Path
     files: list[SourceFile] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # path -> reason
+    excluded: int = 0  # files left out by [index] include/exclude (vendored, generated, ...)
 
 
 def find_root(start: Path) -> Path:
@@ -86,9 +87,8 @@ def scan(root: Path, config: IndexConfig) -> Scan:
     for rel in paths:
         if rel.startswith(f"{STATE_DIR}/") or rel.startswith(".git/"):
             continue
-        if config.include and not matches(rel, config.include):
-            continue
-        if matches(rel, config.exclude):
+        if (config.include and not matches(rel, config.include)) or matches(rel, config.exclude):
+            result.excluded += 1
             continue
         full = root / rel
         try:
