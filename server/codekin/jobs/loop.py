@@ -205,10 +205,7 @@ class LearningLoop:
         from codekin.training.registry import ModelRegistry, RegistryError
 
         message = f"Hot-reload failed: {exc.message}"
-        self.hot_reload_error = f"{message} (still serving {served})"
         self._failed_refs.add(wanted)
-        log.error("%s", self.hot_reload_error)
-        self.warn(f"codekin: {self.hot_reload_error}")
         registry = ModelRegistry(self.root)
         try:
             if wanted != BASE:
@@ -217,6 +214,9 @@ class LearningLoop:
             registry.activate(served)
         except RegistryError as error:
             log.error("could not point the registry back at %s: %s", served, error)
+        self.hot_reload_error = f"{message} (still serving {served})"
+        log.error("%s", self.hot_reload_error)
+        self.warn(f"codekin: {self.hot_reload_error}")
 
     # -- status ----------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
 CATCH_UP_AFTER = dt.timedelta(hours=24)
-TICK_S = 20.0
+TICK_S = float(os.environ.get("CODEKIN_JOBS_TICK_S", "20"))  # how often the loop looks at the clock and registry
 JOBS_FILE = "jobs.json"
 
 
