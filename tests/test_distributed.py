@@ -178,8 +178,9 @@ def _triplets(count: int, seed: int, split: str) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_train_on_two_gloo_processes_writes_a_valid_version_equal_to_one_process(tiny_user_config, tiny_model,
-                                                                                 repo_factory, tmp_path):
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_train_on_two_gloo_processes_writes_a_valid_version_equal_to_one_process(strategy, tiny_user_config,
+                                                                                 tiny_model, repo_factory, tmp_path):
     import torch
     from safetensors.torch import load_file
 
@@ -191,13 +192,14 @@ def test_train_on_two_gloo_processes_writes_a_valid_version_equal_to_one_process
     data = tmp_path / "triplets.jsonl"
     data.write_text("".join(json.dumps(t) + "\n" for t in train + held_out), encoding="utf-8")
     command = [sys.executable, "-m", "codekin.cli", "train", "--gpus", "2", "--device", "cpu", "--repo", str(root),
-               "--triplets", str(data), "--epochs", "2", "--batch-size", "4", "--lr", "2e-3", "--json"]
+               "--triplets", str(data), "--epochs", "2", "--batch-size", "4", "--lr", "2e-3", "--json",
+               "--strategy", strategy]
     done = subprocess.run(command, capture_output=True, text=True, timeout=240,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert "rank 1/2: trained 8 steps on its share of 32 triplets" in done.stderr  # 2 epochs x 32/8 steps
-    assert "Distributed: DDP over 2 processes (gloo)" in done.stderr
+    assert f"Distributed: {strategy.upper()} over 2 processes (gloo)" in done.stderr
     assert "Effective batch: 8 (4 per process x 2)" in done.stderr
     assert "Effective learning rate: 0.002 (as given, not rescaled)" in done.stderr
 
@@ -208,7 +210,7 @@ def test_train_on_two_gloo_processes_writes_a_valid_version_equal_to_one_process
     final = registry.model_path(result["version"])  # verifies every sha256
     assert verify_checkpoint(final) == ""
     manifest = read_manifest(final)
-    assert manifest["distributed"] == {"processes": 2, "strategy": "ddp", "per_device_batch": 4,
+    assert manifest["distributed"] == {"processes": 2, "strategy": strategy, "per_device_batch": 4,
                                        "effective_batch": 8}
     assert manifest["args"]["batch_size"] == 8 and result["candidate_metrics"]["dim"] == 32
 
