@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import json
 import re
@@ -218,6 +219,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("codekin: interrupted; the index keeps everything committed so far", file=sys.stderr)
         return 130
+    except (OSError, RuntimeError) as exc:  # LanceDB reports a full disk as a RuntimeError
+        if not disk_full(exc):
+            raise
+        print("codekin: error: the disk is full (no space left on device)\n"
+              "  hint: free some space and run the command again; the index keeps everything committed "
+              "before the error", file=sys.stderr)
+        return 28
+
+
+def disk_full(exc: BaseException) -> bool:
+    return getattr(exc, "errno", None) == errno.ENOSPC or "No space left on device" in str(exc)
 
 
 if __name__ == "__main__":
