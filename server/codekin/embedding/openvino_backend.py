@@ -11,6 +11,8 @@ which carries a telemetry hook, is never called.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import os
 from collections.abc import Sequence
@@ -24,6 +26,8 @@ log = logging.getLogger(__name__)
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 POOLING_MODES = ("mean", "cls")
 SUPPORTED_MODULES = ("Transformer", "Pooling", "Normalize")
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
+TOKENS_PER_ITEM = 128  # token budget of a batch = batch_size * this (4,096 by default)
 
 
 def _threads() -> int:
@@ -32,6 +36,22 @@ def _threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # macOS, Windows
         return max(1, os.cpu_count() or 1)
+
+
+def _limit_heap_growth() -> None:
+    """Serve big buffers from mmap (returned on free) instead of the glibc heap.
+
+    OpenVINO allocates activation buffers whose size follows each batch's shape; glibc's
+    adaptive mmap threshold moves them onto the heap, where they fragment: indexing 1,500
+    chunks grew the process from 0.7 to 1.7 GB. A fixed 1 MB threshold kept it near 1.05 GB
+    at the same speed. No-op outside glibc."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(M_MMAP_THRESHOLD, 1 << 20)
+    mallopt(M_TRIM_THRESHOLD, 4 << 20)
 
 
 def _pooling_mode(st_model) -> str:
@@ -62,18 +82,28 @@ class OpenVinoEncoder:
 
     def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         """Unit vectors: tokenized once (the model's own preprocessing and truncation), then
-        run in batches of similar token length, each cut to its longest member."""
+        run in batches of similar token length, each cut to its longest member.
+
+        A batch holds at most `batch_size * TOKENS_PER_ITEM` tokens, so short chunks go
+        many at a time and long ones few: activation memory stays flat (attention grows
+        with the square of the length) and the batches stay large enough for VNNI."""
         features = self.st_model.preprocess(list(texts))
         arrays = {name: features[name].numpy().astype(np.int64, copy=False) for name in self.input_names}
         lengths = arrays["attention_mask"].sum(axis=1)
         left = getattr(self.st_model.tokenizer, "padding_side", "right") == "left"
         order = np.argsort(lengths, kind="stable")
         out = np.empty((len(texts), self.dim), np.float32)
-        for first in range(0, len(order), batch_size):
-            idx = order[first:first + batch_size]
+        budget = max(1, batch_size) * TOKENS_PER_ITEM
+        first = 0
+        while first < len(order):
+            last = first + 1
+            while last < len(order) and (last - first + 1) * int(lengths[order[last]]) <= budget:
+                last += 1
+            idx = order[first:last]
             width = int(lengths[idx].max())
             cut = slice(-width, None) if left else slice(0, width)
             out[idx] = self.encode_features({name: a[idx, cut] for name, a in arrays.items()})
+            first = last
         return out
 
     def encode_features(self, features: dict[str, np.ndarray]) -> np.ndarray:
@@ -108,6 +138,7 @@ def load_openvino_int8(st_model, model_path: str) -> OpenVinoEncoder:
         "INFERENCE_PRECISION_HINT": "f32",  # no silent bf16 on AMX machines: one vector space
         "DYNAMIC_QUANTIZATION_GROUP_SIZE": str(hidden),  # int8 activations, one scale per token
     }
+    _limit_heap_growth()
     try:
         core = ov.Core()
         compiled = core.compile_model(core.read_model(str(onnx_file)), "CPU", config)
