@@ -21,7 +21,9 @@ def trial_count() -> int:
 @pytest.fixture(scope="session")
 def crash_bench(tmp_path_factory: pytest.TempPathFactory) -> CrashBench:
     """Repositories indexed with a tiny random-init model that the user config names as primary."""
-    return CrashBench.create(tmp_path_factory.mktemp("crash"))
+    bench = CrashBench.create(tmp_path_factory.mktemp("crash"))
+    bench.calibrate = trial_count() >= 5  # a clean timing run costs as much as a trial: only for big samples
+    return bench
 
 
 @pytest.fixture
