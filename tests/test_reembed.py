@@ -215,3 +215,34 @@ def test_reembed_cli(tiny_index, tiny_models, capsys):
     (root / ".codekin" / "state.json").unlink()
     assert cli_main(["reembed", "--repo", str(root)]) == 7
     assert "no index in" in capsys.readouterr().err
+
+
+def test_fallback_model_serves_when_the_indexed_version_does_not_load(tiny_index, tiny_models):
+    """The promoted version's weights vanish: the engine falls back to the configured model, the
+    loop re-embeds the index with it (one vector space again), and the registry returns to base."""
+    from codekin.jobs.loop import LearningLoop
+
+    root, config = tiny_index
+    base_key = IndexStore(root).state()["active_key"]
+    version = add_version(root, tiny_models[1])
+    reembed(root, config)
+    weights_file(root, version).unlink()
+
+    engine = Engine(root, config)
+    assert "cannot load model" in engine.embedder.fallback_reason and engine.embedder.key == base_key
+    loop = LearningLoop(root, config, engine, engine.embedder)
+    loop.check_registry()
+
+    state = IndexStore(root).state()
+    assert state["active_key"] == base_key and version_ref(root, state["model"]) == "base"
+    status = loop.status()
+    assert status["modelFallback"].startswith("the model of the index did not load (cannot load model")
+    assert status["modelVersion"] == "base"
+    assert status["hotReload"].startswith(f"Hot-reload failed: model {version}/epoch-1 is corrupted")
+    registry = ModelRegistry(root)
+    assert registry.active_ref() == "base" and registry.get(version).status == "failed"
+    hit = engine.search(QUERY, limit=1, mode="dense")[0]
+    index = engine.index()
+    expected = dense_scores(tiny_models[0], IndexStore(root), QUERY, [index.hashes[index.enclosing(
+        hit.path, hit.start_line, hit.end_line)]])[0]
+    assert hit.score == pytest.approx(float(expected), abs=1e-4)

@@ -76,6 +76,7 @@ class LearningLoop:
         self._run_lock = threading.Lock()
         self._reload_lock = threading.Lock()
         self._failed_refs: set[str] = set()
+        self.fallback_note: str | None = None  # why the configured fallback model serves
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, dashboard: bool = True) -> LearningLoop:
@@ -157,6 +158,7 @@ class LearningLoop:
         """Each tick: hot-reload when the registry's active model is not the one served."""
         from codekin.training.registry import ModelRegistry, RegistryError
 
+        self.check_fallback()
         try:
             wanted = ModelRegistry(self.root).active_ref()
             served = self.served_ref()
@@ -165,6 +167,28 @@ class LearningLoop:
             return
         if wanted != served and wanted not in self._failed_refs and not self._run_lock.locked():
             self.hot_reload()
+
+    def check_fallback(self) -> None:
+        """The model of the active table did not load and the fallback answers instead: re-embed
+        the index with the fallback, so queries and table share one vector space again."""
+        from codekin.index.store import IndexStore
+
+        engine = self.engine
+        if engine is None or not engine.embedder_loaded or self.fallback_note is not None:
+            return
+        embedder = engine.embedder
+        store = IndexStore(self.root)
+        if not embedder.fallback_reason or not store.exists() or store.state().get("active_key") == embedder.key:
+            return
+        self.fallback_note = f"the model of the index did not load ({embedder.fallback_reason}); " \
+                             f"serving the configured fallback {embedder.name}"
+        self.warn(f"codekin: {self.fallback_note}; re-embedding the index with it")
+        with self._reload_lock:
+            try:
+                self.last_reembed = reembed(self.root, self.config, embedder, self.progress,
+                                            after_switch=self._switch)
+            except CodekinError as exc:
+                self.warn(f"codekin: re-embedding with the fallback model failed: {exc}")
 
     def hot_reload(self) -> ReembedSummary | None:
         """Switch to the registry's active model: load, re-embed, swap. None when nothing to do or failed."""
@@ -227,6 +251,7 @@ class LearningLoop:
             "modelVersion": self.served_ref(),
             "hotReload": self.hot_reload_error or (self.last_reembed.describe() if self.last_reembed else None),
             "training": self.running,
+            "modelFallback": self.fallback_note,
         }
 
 

@@ -300,5 +300,5 @@ def _training_status(root: Path, config: Config) -> dict[str, Any]:
     if report is None:
         return {}
     values = report(root, config)
-    keys = ("lastTraining", "nextTraining", "dashboard", "modelVersion", "hotReload", "training")
+    keys = ("lastTraining", "nextTraining", "dashboard", "modelVersion", "hotReload", "training", "modelFallback")
     return {k: values.get(k) for k in keys}
