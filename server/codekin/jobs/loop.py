@@ -77,6 +77,7 @@ class LearningLoop:
         self._reload_lock = threading.Lock()
         self._failed_refs: set[str] = set()
         self.fallback_note: str | None = None  # why the configured fallback model serves
+        self.reloading: str | None = None  # set while a hot reload runs
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, dashboard: bool = True) -> LearningLoop:
@@ -200,6 +201,7 @@ class LearningLoop:
             if wanted == served:
                 return None
             log.info("hot reload: %s -> %s", served, wanted)
+            self.reloading = f"hot reload in progress: {served} -> {wanted}"
             try:
                 embedder = load_active_model(self.root, self.config)
                 summary = reembed(self.root, self.config, embedder, self.progress,
@@ -210,6 +212,8 @@ class LearningLoop:
             except CodekinError as exc:
                 self._reload_failed(wanted, served, exc)
                 return None
+            finally:
+                self.reloading = None
             self.hot_reload_error = None
             self.last_reembed = summary
             log.info("hot reload done: %s", summary.describe())
@@ -249,7 +253,8 @@ class LearningLoop:
             "nextTraining": next_run.astimezone(dt.UTC).isoformat(timespec="seconds") if next_run else None,
             "dashboard": self.dashboard.url if self.dashboard is not None else None,
             "modelVersion": self.served_ref(),
-            "hotReload": self.hot_reload_error or (self.last_reembed.describe() if self.last_reembed else None),
+            "hotReload": self.reloading or self.hot_reload_error or (
+                self.last_reembed.describe() if self.last_reembed else None),
             "training": self.running,
             "modelFallback": self.fallback_note,
         }
