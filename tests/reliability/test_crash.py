@@ -55,3 +55,21 @@ def test_checkpoint_temporaries_of_a_killed_run_are_removed_on_resume(crash_benc
     Trainer(str(crash_bench.model_dir), "cpu", args, out=lambda s: None, show_progress=False).train(
         training_triplets(32, 0, seed=1), checkpoint_dir=checkpoints, run="v1", parent="base")
     assert sorted(p.name for p in checkpoints.iterdir()) == ["epoch-1"]
+
+
+def test_result_files_of_killed_train_commands_are_removed(tmp_path: Path):
+    """Regression: a `codekin train` killed after its child wrote the result, before it read it,
+    left `.codekin/runs/result-<pid>-<ns>.json` behind for good."""
+    import os
+    import subprocess
+    import sys
+
+    from codekin.training.pipeline import remove_orphan_results
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / f"result-{dead.stdout.strip()}-1.json").write_text("{}")
+    (runs / f"result-{os.getpid()}-2.json").write_text("{}")  # a live command's: kept
+    assert remove_orphan_results(runs) == [f"result-{dead.stdout.strip()}-1.json"]
+    assert [p.name for p in runs.iterdir()] == [f"result-{os.getpid()}-2.json"]

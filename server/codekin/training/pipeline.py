@@ -307,6 +307,28 @@ def start_training(root: Path, options: PipelineOptions, result_path: Path, huma
     return subprocess.Popen(command, env=env, **popen)
 
 
+def remove_orphan_results(runs: Path) -> list[str]:
+    """Delete result files whose `codekin train` was killed before it read them (the pid in
+    the name is gone); without this they pile up in .codekin/runs/."""
+    removed = []
+    for path in runs.glob("result-*.json"):
+        pid = path.name.split("-")[1]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
 def run_in_child(root: Path, options: PipelineOptions, human_to_stderr: bool = False,
                  launch: list[str] | None = None) -> PipelineResult:
     """Run the pipeline in a child process and wait; its errors come back as CodekinErrors."""
@@ -318,6 +340,7 @@ def run_in_child(root: Path, options: PipelineOptions, human_to_stderr: bool = F
             "wait for it to finish (`codekin models list` shows the result), or stop that process")
     runs = Path(root) / STATE_DIR / "runs"
     runs.mkdir(parents=True, exist_ok=True)
+    remove_orphan_results(runs)
     result_path = runs / f"result-{os.getpid()}-{time.monotonic_ns()}.json"
     child = start_training(root, options, result_path, human_to_stderr, launch)
     try:
