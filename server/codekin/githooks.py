@@ -25,7 +25,8 @@ HOOK_NAMES = ("post-commit", "post-merge", "post-checkout", "post-rewrite")
 CHAINED_SUFFIX = ".codekin-chained"
 LEGACY_SUFFIX = ".legacy"  # where the pre-commit framework keeps a hook it installed over
 MARKER = b"# codekin-hook "
-TEMPLATE = Path(__file__).resolve().parents[2] / "hooks" / "codekin-hook.sh"
+# Shipped inside the package (hooks/codekin-hook.sh at the top level links here).
+TEMPLATE = Path(__file__).resolve().parent / "hook_scripts" / "codekin-hook.sh"
 HOOK_LOG = "logs/hooks.log"  # under .codekin/
 
 
