@@ -174,7 +174,7 @@ def build_int8_export(model_path: str, auto_model, input_names: list[str]) -> Pa
         export_onnx(auto_model, input_names, work / "fp32.onnx")
         count = int8_weights(work / "fp32.onnx", work / "model.onnx")
         (work / "fp32.onnx").unlink()
-        manifest = {"recipe": RECIPE, "source": str(model_path), "inputs": input_names,
+        manifest = {"recipe": RECIPE, "source": str(Path(model_path).expanduser().resolve()) if Path(model_path).expanduser().exists() else str(model_path), "inputs": input_names,
                     "int8_matmuls": count, "seconds": round(time.perf_counter() - started, 1),
                     "created_at": time.time()}
         (work / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
@@ -187,4 +187,19 @@ def build_int8_export(model_path: str, auto_model, input_names: list[str]) -> Pa
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
     log.info("exported %s to int8 ONNX in %.1fs (%s)", model_path, time.perf_counter() - started, target)
+    prune_exports(target.parent)
     return onnx_file
+
+
+def prune_exports(models_dir: Path) -> list[Path]:
+    """Remove exports whose source model directory is gone (temporary or deleted versions)."""
+    removed = []
+    for manifest in models_dir.glob("*/manifest.json"):
+        try:
+            source = json.loads(manifest.read_text(encoding="utf-8")).get("source", "")
+        except (OSError, json.JSONDecodeError):
+            continue
+        if source and os.path.isabs(source) and not Path(source).exists():
+            shutil.rmtree(manifest.parent, ignore_errors=True)
+            removed.append(manifest.parent)
+    return removed

@@ -1,0 +1,217 @@
+"""Embedding backends: int8 (OpenVINO) vs torch fp32 vectors, fallback, keys, device choice."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from codekin.chunking import chunk_text
+from codekin.config import IndexConfig, ModelConfig
+from codekin.embedding import (
+    choose_device,
+    expected_key,
+    load_embedder,
+    model_key,
+    resolve_backend,
+    resolve_model_path,
+)
+from codekin.embedding.quantize import ExportError, export_dir, int8_weights
+from codekin.errors import ConfigError, ModelLoadError
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def example_snippets(limit: int = 50) -> list[str]:
+    """Real code chunks (Elixir, Erlang, C++) from examples/, as the indexer embeds them."""
+    texts: list[str] = []
+    for path in sorted(EXAMPLES.rglob("*")):
+        if path.suffix not in (".ex", ".exs", ".erl", ".cpp", ".hpp", ".c") or not path.is_file():
+            continue
+        rel = path.relative_to(EXAMPLES).as_posix()
+        texts += [c.embed_text for c in chunk_text(rel, path.read_text(encoding="utf-8"), IndexConfig())]
+    step = max(1, len(texts) // limit)
+    return texts[::step][:limit]
+
+
+# -- keys, backend names, devices (no model) ---------------------------------------------------
+def test_torch_key_is_unchanged_and_int8_key_is_its_own_vector_space():
+    torch_key = model_key("default", 256)
+    assert torch_key == model_key("default", 256, "torch")
+    assert torch_key.startswith("minilm-l6-v2_")
+    int8_key = model_key("default", 256, "openvino-int8")
+    assert int8_key.startswith("minilm-l6-v2-int8_")
+    assert int8_key != torch_key
+    assert model_key("default", 128, "openvino-int8") != int8_key
+
+
+def test_auto_backend_is_int8_on_cpu_and_torch_on_gpus():
+    assert resolve_backend("auto", "cpu") == "openvino-int8"
+    assert resolve_backend("auto", "cuda") == "torch"
+    assert resolve_backend("auto", "mps") == "torch"
+    assert resolve_backend("torch", "cpu") == "torch"
+    assert resolve_backend("openvino-int8", "cuda") == "openvino-int8"
+
+
+def test_unknown_backend_is_a_config_error_with_a_hint():
+    with pytest.raises(ConfigError) as err:
+        resolve_backend("tensorrt", "cpu")
+    assert "model.backend must be one of auto, torch, openvino-int8" in err.value.message
+    assert "model.backend = 'auto'" in err.value.hint
+    with pytest.raises(ConfigError):
+        load_embedder(ModelConfig(device="cpu", backend="tensorrt"))
+
+
+def test_expected_key_follows_the_configured_backend():
+    assert expected_key(ModelConfig(device="cpu", backend="torch")) == model_key("default", 256)
+    assert expected_key(ModelConfig(device="cpu")) == model_key("default", 256, "openvino-int8")
+    assert expected_key(ModelConfig(device="cuda")) == model_key("default", 256)
+
+
+def test_device_choice_on_this_machine():
+    import torch
+
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    if expected == "cpu" and torch.backends.mps.is_available():
+        expected = "mps"
+    assert choose_device("auto") == expected
+    assert choose_device("cpu") == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelLoadError) as err:
+            choose_device("cuda")
+        assert "no CUDA GPU" in err.value.message and "--device cpu" in err.value.hint
+
+
+def test_int8_weights_stores_int8_and_keeps_the_product(tmp_path: Path):
+    """One MatMul graph through the quantizer, run by OpenVINO: int8 weights, same result."""
+    import onnx
+    import openvino as ov
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weight = rng.normal(size=(64, 48)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 48])],
+        [numpy_helper.from_array(weight, "w")],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "fp32.onnx")
+    assert int8_weights(tmp_path / "fp32.onnx", tmp_path / "int8.onnx") == 1
+    stored = {i.name: numpy_helper.to_array(i) for i in onnx.load(tmp_path / "int8.onnx").graph.initializer}
+    assert stored["w_int8"].dtype == np.int8 and stored["w_scale"].shape == (48,)
+    x = rng.normal(size=(5, 64)).astype(np.float32)
+    compiled = ov.Core().compile_model(str(tmp_path / "int8.onnx"), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    y = compiled.create_infer_request().infer({"x": x})[0]
+    exact = x @ weight
+    assert np.abs(y - exact).max() < 0.02 * np.abs(exact).max()
+
+
+def test_graph_without_weights_cannot_be_quantized(tmp_path: Path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
+    onnx.save(helper.make_model(graph), tmp_path / "relu.onnx")
+    with pytest.raises(ExportError, match="nothing to quantize"):
+        int8_weights(tmp_path / "relu.onnx", tmp_path / "out.onnx")
+
+
+# -- the real model ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def export_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A private export cache: the int8 model is built once for this module, never in ~."""
+    cache = tmp_path_factory.mktemp("codekin-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CODEKIN_CACHE_DIR", str(cache))
+        yield cache
+
+
+@pytest.fixture(scope="module")
+def int8_embedder(export_cache: Path):
+    return load_embedder(ModelConfig(device="cpu", backend="openvino-int8"))
+
+
+@pytest.fixture(scope="module")
+def torch_embedder():
+    return load_embedder(ModelConfig(device="cpu", backend="torch"))
+
+
+@pytest.mark.slow
+def test_int8_vectors_match_torch_fp32_on_code(int8_embedder, torch_embedder):
+    snippets = example_snippets(50)
+    assert len(snippets) >= 40
+    assert int8_embedder.backend == "openvino-int8", int8_embedder.backend_note
+    assert torch_embedder.backend == "torch"
+    fast = int8_embedder.encode(snippets)
+    reference = torch_embedder.encode(snippets)
+    assert fast.shape == reference.shape == (len(snippets), 384)
+    assert fast.dtype == np.float32
+    assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-4)
+    cosine = (fast * reference).sum(axis=1)
+    assert cosine.mean() >= 0.99, cosine.mean()
+    assert cosine.min() >= 0.97, cosine.min()
+    # Retrieval agrees: each snippet's nearest other snippet is mostly the same in both spaces
+    # (44/50 here; the rest are near-ties among similar snippets).
+    same = [(fast @ fast[i]).argsort()[-2] == (reference @ reference[i]).argsort()[-2] for i in range(len(fast))]
+    assert sum(same) >= 0.8 * len(same)
+
+
+@pytest.mark.slow
+def test_int8_export_is_cached_once_per_model(int8_embedder, export_cache: Path):
+    target = export_dir(resolve_model_path("default"))
+    assert target.parent == export_cache / "models"
+    manifest = target / "manifest.json"
+    assert manifest.is_file() and (target / "model.onnx").is_file()
+    before = manifest.stat().st_mtime_ns
+    again = load_embedder(ModelConfig(device="cpu", backend="openvino-int8"))
+    assert again.backend == "openvino-int8"
+    assert manifest.stat().st_mtime_ns == before
+    assert again.key == int8_embedder.key == expected_key(ModelConfig(device="cpu"))
+    assert again.encode([]).shape == (0, 384)
+
+
+@pytest.mark.slow
+def test_missing_openvino_falls_back_to_torch_with_the_reason(monkeypatch, caplog, export_cache):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # what an uninstalled package looks like
+    with caplog.at_level(logging.WARNING, logger="codekin.embedding.model"):
+        embedder = load_embedder(ModelConfig(device="cpu", backend="openvino-int8"))
+    assert embedder.backend == "torch"
+    assert embedder.runner is None
+    assert embedder.key == model_key("default", 256)
+    assert "openvino-int8 unavailable" in embedder.backend_note
+    assert "pip install openvino" in embedder.backend_note
+    assert any("using torch" in r.getMessage() for r in caplog.records)
+    vectors = embedder.encode(["def f(x), do: x"])
+    assert vectors.shape == (1, 384)
+
+
+@pytest.mark.slow
+def test_unwritable_cache_falls_back_to_torch(tmp_path: Path, monkeypatch):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("x")
+    monkeypatch.setenv("CODEKIN_CACHE_DIR", str(blocker))
+    embedder = load_embedder(ModelConfig(device="cpu", backend="openvino-int8"))
+    assert embedder.backend == "torch"
+    assert "unavailable" in embedder.backend_note
+
+
+@pytest.mark.slow
+def test_unsupported_pooling_is_refused_before_any_export(export_cache: Path):
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.models import Pooling, Transformer
+
+    from codekin.embedding.openvino_backend import load_openvino_int8
+
+    path = resolve_model_path("default")
+    model = SentenceTransformer(modules=[Transformer(path), Pooling(384, pooling_mode="max")], device="cpu")
+    with pytest.raises(ExportError, match="pooling 'max' is not supported"):
+        load_openvino_int8(model, path)
