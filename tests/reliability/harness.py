@@ -324,12 +324,17 @@ def run_and_kill(command: list[str], env: dict[str, str], trigger: Callable[[], 
     return Kill(delay, killed, triggered, time.monotonic() - started, proc.returncode)
 
 
-def _reap_group(pgid: int) -> None:
-    """Make sure nothing of the killed group survives (a child that had forked)."""
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+def _reap_group(pgid: int, timeout: float = 60.0) -> None:
+    """Return once every process of the killed group is gone: a child blocked in fsync dies
+    only when the call returns, and until then it still holds its locks."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        time.sleep(0.01)
+    raise RuntimeError(f"process group {pgid} survived SIGKILL for {timeout} s")
 
 
 # -- trials ------------------------------------------------------------------------------------
@@ -491,7 +496,9 @@ class CrashBench:
         models = root / STATE_DIR / "models"
         trial = Trial(operation, number)
         if phase == "checkpoint":
-            trigger, delay = (lambda: _checkpoint_being_written(models)), self.rng.uniform(0.0, 0.02)
+            before = _checkpoint_temporaries(models)
+            trigger = lambda: bool(_checkpoint_temporaries(models) - before)  # noqa: E731
+            delay = self.rng.uniform(0.0, 0.02)
         else:
             trigger, delay = (lambda: lock_held(lock)), self._delay("train")
         trial.kill = run_and_kill(command, self.env, trigger, delay, self.log(operation))
@@ -508,16 +515,17 @@ class CrashBench:
         return trial
 
 
-def _checkpoint_being_written(models: Path) -> bool:
+def _checkpoint_temporaries(models: Path) -> set[str]:
+    """The checkpoint directories being written now (write_checkpoint's `.tmp-*`)."""
+    found: set[str] = set()
     try:
         for version in os.scandir(models):
             checkpoints = Path(version.path) / "checkpoints"
             if version.is_dir() and checkpoints.is_dir():
-                if any(e.name.startswith(".tmp-") for e in os.scandir(checkpoints)):
-                    return True
+                found |= {e.path for e in os.scandir(checkpoints) if e.name.startswith(".tmp-")}
     except FileNotFoundError:
-        return False
-    return False
+        pass
+    return found
 
 
 def training_triplets(train: int, held_out: int, seed: int) -> list[dict[str, str]]:
@@ -546,16 +554,18 @@ def training_triplets(train: int, held_out: int, seed: int) -> list[dict[str, st
 
 
 def run_train_in_process(root: Path, triplets: Path) -> Any:
-    """What `codekin train` with train_command's flags runs, in this process (the restart)."""
+    """What `codekin train` with train_command's flags runs (the restart): the same code path,
+    run_in_child, which starts the pipeline in a child process."""
     from codekin.config import load_config
     from codekin.training.args import TrainingArguments
-    from codekin.training.pipeline import PipelineOptions, run_pipeline
+    from codekin.training.pipeline import PipelineOptions, run_in_child
 
     args = TrainingArguments().replace(epochs=3, batch_size=16, learning_rate=2e-3, margin=None, loss=None,
                                        device="cpu", seed=None)
     options = PipelineOptions(args=args, triplets_file=str(triplets), min_improvement=0.0,
                               config_overrides={"model": {"device": "cpu"}})
-    return run_pipeline(root, load_config(root, options.config_overrides), options, out=lambda line: None)
+    load_config(root, options.config_overrides)  # a bad config fails here, as in the CLI
+    return run_in_child(root, options, human_to_stderr=True)
 
 
 def check_active_model(root: Path, when: str) -> list[str]:
