@@ -120,7 +120,8 @@ def _apply(config: Config, data: dict[str, Any], source: str, trusted: bool) -> 
     for section_name, values in data.items():
         section = getattr(config, section_name, None)
         if section is None or not dataclasses.is_dataclass(section):
-            raise ConfigError(f"{source}: unknown section [{section_name}]", "known sections: model, index, search")
+            raise ConfigError(f"{source}: unknown section [{section_name}]",
+                              f"known sections: {', '.join(f.name for f in dataclasses.fields(config))}")
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: [{section_name}] must be a table")
         known = {f.name: f for f in dataclasses.fields(section)}
