@@ -15,6 +15,7 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -120,6 +121,10 @@ class OpenVinoEncoder:
 
 def load_openvino_int8(st_model, model_path: str) -> OpenVinoEncoder:
     """Compile the cached int8 export of `st_model` (exporting it first); ExportError if impossible."""
+    # `import openvino` loads its model converter, which starts Google Analytics telemetry
+    # in a forked process. codekin sends nothing anywhere: with `openvino_telemetry` made
+    # unimportable the converter falls back to its built-in no-op stub.
+    sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
     try:
         import openvino as ov
     except ImportError as exc:
