@@ -25,6 +25,7 @@ import re
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -98,7 +99,10 @@ def export_onnx(auto_model, input_names: list[str], dest: Path) -> None:
                    else torch.zeros(2, 8, dtype=torch.long) for name in input_names)
     axes = {name: {0: "batch", 1: "sequence"} for name in [*input_names, "last_hidden_state"]}
     try:
-        with torch.inference_mode():
+        # The exporter warns about tracing details that do not apply to this fixed graph;
+        # users see the one-line summary, not those.
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             torch.onnx.export(wrapper, sample, str(dest), input_names=input_names,
                               output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=17,
                               do_constant_folding=True, dynamo=False)
