@@ -96,6 +96,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=60)
     parser.add_argument("--only", choices=["syntax", "windows"], help="evaluate one chunker only")
     parser.add_argument("--context-weight", type=float, help="override search.context_weight")
+    parser.add_argument("--lexical-weight", type=float, help="override search.lexical_weight")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "server"))
     from codekin.chunking import chunk_text
@@ -143,7 +144,8 @@ def main() -> None:
         if args.only and name != args.only:
             continue
         cfg = load_config(root, {"index": {"chunker": chunker},
-                                 "search": {"context_weight": args.context_weight}})
+                                 "search": {"context_weight": args.context_weight,
+                                            "lexical_weight": args.lexical_weight}})
         started = time.perf_counter()
         summary = Indexer(root, cfg, embedder=embedder).run()
         result[f"{name}_chunks"] = summary.chunks

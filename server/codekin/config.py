@@ -54,6 +54,7 @@ class SearchConfig:
     limit: int = 10
     min_similarity: float = 0.0
     context_weight: float = 0.3  # how much a chunk's module head counts in text-search ranking
+    lexical_weight: float = 0.5  # weight of the BM25 ranking in hybrid fusion (dense counts 1)
 
 
 @dataclass

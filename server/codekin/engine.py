@@ -87,7 +87,8 @@ class Engine:
         vector = self._embed(query, index.key) if mode != "lexical" else None
         return index.search(vector, terms(query), mode, limit or self.config.search.limit,
                             _min(min_similarity, self.config.search.min_similarity),
-                            index.mask(language, path_glob), self.config.search.context_weight)
+                            index.mask(language, path_glob), self.config.search.context_weight,
+                            self.config.search.lexical_weight)
 
     def similar(self, path: str, start_line: int, end_line: int | None = None, text: str | None = None,
                 limit: int | None = None, min_similarity: float | None = None,

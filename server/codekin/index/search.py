@@ -133,7 +133,7 @@ class SearchIndex:
 
     def search(self, query_vector: np.ndarray | None, query_terms: list[str], mode: str,
                limit: int, min_similarity: float, keep: np.ndarray,
-               context_weight: float = 0.0) -> list[Hit]:
+               context_weight: float = 0.0, lexical_weight: float = 1.0) -> list[Hit]:
         """Ranked hits. Ranking may blend in module context; the score shown (and
         filtered by min_similarity) is always the chunk's own cosine similarity."""
         dense = cosine = None
@@ -153,9 +153,10 @@ class SearchIndex:
             scored = [(i, float(cosine[i])) for i in _top(dense, limit * 4)]
         else:
             fused: dict[int, float] = {}
-            for ranking in (_top(dense, CANDIDATES), _top(lexical, CANDIDATES, positive=True)):
+            rankings = ((_top(dense, CANDIDATES), 1.0), (_top(lexical, CANDIDATES, positive=True), lexical_weight))
+            for ranking, weight in rankings:
                 for rank, i in enumerate(ranking):
-                    fused[int(i)] = fused.get(int(i), 0.0) + 1.0 / (RRF_K + rank + 1)
+                    fused[int(i)] = fused.get(int(i), 0.0) + weight / (RRF_K + rank + 1)
             order = sorted(fused, key=fused.__getitem__, reverse=True)
             scored = [(i, float(cosine[i])) for i in order if np.isfinite(dense[i])]
         return [self.hit(i, s) for i, s in scored if s >= min_similarity][:limit]
