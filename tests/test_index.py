@@ -156,3 +156,22 @@ def test_paths_resolve_from_cwd_or_root_and_never_outside(repo_factory, minilm, 
         engine.relative(str(tmp_path / "elsewhere.ex"))
     with pytest.raises(WorkspaceError, match="outside the repository"):
         engine.relative("../../../etc/passwd")
+
+
+def test_no_change_reindex_skips_the_tables_and_any_change_does_not(repo_factory, minilm, monkeypatch):
+    root = repo_factory({"lib/cart.ex": CART, "lib/retry.ex": RETRY, "logo.png": b"\x89PNG\x00"})
+    index(root, minilm)
+
+    def untouchable(self):
+        raise AssertionError("the files table was read")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(IndexStore, "file_records", untouchable)
+        summary = Indexer(root, load_config(root), embedder=None).run()
+    assert (summary.files, summary.chunks, summary.skipped, summary.changed_files) == (3, 4, {"binary": 1}, 0)
+    (root / "lib/cart.ex").write_text(CART.replace("A shopping cart.", "A cart."))
+    assert index(root, minilm).changed_files == 1
+    Indexer(root, load_config(root), embedder=minilm).run(paths=["lib/retry.ex"])  # a partial pass...
+    monkeypatch.setattr(IndexStore, "file_records", untouchable)
+    with pytest.raises(AssertionError, match="files table was read"):  # ...makes the next one look
+        Indexer(root, load_config(root), embedder=None).run()

@@ -96,6 +96,14 @@ class Indexer:
                     f"nothing to index in {self.root}: the repository is empty",
                     "add and commit some source files, or point codekin at another directory",
                 )
+            digest = self._scan_digest(found) if paths is None else ""
+            state = self.store.state() if self.store.exists() else {}
+            if digest and state.get("scan_digest") == digest:  # nothing changed since the last full pass
+                counts = state.get("last_counts", {})
+                summary.files, summary.chunks = counts.get("files", 0), counts.get("chunks", 0)
+                summary.skipped = counts.get("skipped", {})
+                summary.seconds = time.perf_counter() - started
+                return summary
             records = self.store.file_records()
             self._update_files(found, records, paths, summary)
             if paths is None and summary.files and not (summary.chunks or self.store.chunk_hashes()):
@@ -105,13 +113,27 @@ class Indexer:
                 )
             self._embed_missing(summary)
             self.store.ensure_ann_index(self._active_key(), self.config.index.ann_min_rows)
-            self.store.write_state(active_key=self._active_key(), model=self._active_model(),
-                                   head=git_head(self.root))
             if summary.changed_files or summary.removed_files:
                 self.store.compact()
-        summary.chunks = len(self.store.load_chunks())
+            summary.chunks = len(self.store.load_chunks())
+            # Written last: a full pass that completed may let the next one skip everything.
+            counts = {"files": summary.files, "chunks": summary.chunks, "skipped": summary.skipped}
+            self.store.write_state(active_key=self._active_key(), model=self._active_model(),
+                                   head=git_head(self.root), scan_digest=self._scan_digest(found, self._active_key())
+                                   if paths is None else "", last_counts=counts)
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def _scan_digest(self, found: Scan, key: str | None = None) -> str:
+        """What a full pass depends on: every file's size and mtime, the skips, the chunking
+        settings and the vector space. Equal digests mean a full pass would change nothing."""
+        digest = hashlib.sha256()
+        digest.update(repr((key or self._active_key(), sorted(vars(self.config.index).items()))).encode())
+        for f in found.files:
+            digest.update(f"{f.path}\0{f.size}\0{f.mtime_ns}\n".encode("utf-8", "surrogateescape"))
+        for path, reason in sorted(found.skipped.items()):
+            digest.update(f"{path}\0{reason}\n".encode("utf-8", "surrogateescape"))
+        return digest.hexdigest()
 
     def _active_key(self) -> str:
         if self._embedder is not None:

@@ -13,10 +13,10 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("LANCE_LOG", "error")  # lance warns on stderr when it creates a table
 
-import lancedb  # noqa: E402
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
@@ -24,6 +24,9 @@ from codekin.chunking import Chunk, header_line  # noqa: E402
 from codekin.config import STATE_DIR  # noqa: E402
 from codekin.errors import IndexFormatError, IndexMissingError  # noqa: E402
 from codekin.index.lexical import terms  # noqa: E402
+
+if TYPE_CHECKING:
+    import lancedb
 
 FORMAT = 1
 DELETE_BATCH = 400
@@ -98,6 +101,8 @@ class IndexStore:
     @property
     def db(self) -> lancedb.DBConnection:
         if self._db is None:
+            import lancedb  # imported on first use: it costs ~1.5 s, a no-change re-index needs none
+
             self.state_dir.mkdir(parents=True, exist_ok=True)
             self._db = lancedb.connect(str(self.state_dir / "index.lance"))
         return self._db
