@@ -4,7 +4,6 @@ git repository built with the real MiniLM model, the real model loaded by the se
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -213,14 +212,6 @@ async def test_status_describes_the_index(client: LanguageClient, shop: Path, en
     assert status["nextTraining"].endswith("T02:00:00+00:00")  # the nightly default
     assert status["dashboard"].startswith("http://127.0.0.1:")
     assert status["model"] == IndexStore(shop).state()["model"]
-
-
-async def test_retrain_says_it_is_not_available(client: LanguageClient):
-    spec = importlib.util.find_spec("codekin.jobs") and importlib.util.find_spec("codekin.jobs.retrain")
-    if spec is not None:
-        pytest.skip("the training pipeline exists: starting it is covered by its own tests")
-    answer = await command(client, "codekin.retrain", {"epochs": 1})
-    assert answer == {"started": False, "message": "training is not available yet in this version"}
 
 
 @pytest.mark.parametrize(("name", "arguments", "message"), [
