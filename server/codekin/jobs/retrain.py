@@ -9,7 +9,6 @@ starts a run in the background (the learning loop of the server when one is atta
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import subprocess
@@ -64,8 +63,8 @@ def run_training(root: Path, config: Config, options: RetrainOptions, progress: 
     Returns the PipelineResult; the child's errors come back as CodekinErrors (a second
     training anywhere: TrainingRunningError)."""
     from codekin.training.pipeline import (
-        PipelineResult,
         TrainingRunningError,
+        read_child_result,
         start_training,
         training_holder,
     )
@@ -90,16 +89,7 @@ def run_training(root: Path, config: Config, options: RetrainOptions, progress: 
             if line.startswith("Epoch ") and f"/{epochs}:" in line:
                 bar.advance(1)
         code = child.wait()
-    if not result_path.is_file():
-        raise CodekinError(f"the training process ended with exit code {code} and no result",
-                           "run it again: it resumes from the last good checkpoint")
-    payload = json.loads(result_path.read_text(encoding="utf-8"))
-    result_path.unlink()
-    if "error" in payload:
-        error = CodekinError(payload["error"], payload.get("hint", ""))
-        error.exit_code = int(payload.get("exit_code", 1))
-        raise error
-    return PipelineResult(**{k: v for k, v in payload.items() if k != "promoted"})
+    return read_child_result(result_path, code)
 
 
 def start_retrain(root: Path, config: Config, **options: Any) -> dict[str, Any]:

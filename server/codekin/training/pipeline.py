@@ -348,6 +348,11 @@ def run_in_child(root: Path, options: PipelineOptions, human_to_stderr: bool = F
     except KeyboardInterrupt:
         child.wait()  # the child got the same Ctrl-C and records the interruption
         raise
+    return read_child_result(result_path, code)
+
+
+def read_child_result(result_path: Path, code: int) -> PipelineResult:
+    """The PipelineResult a training child wrote (and remove the file), or its error re-raised."""
     if not result_path.is_file():
         raise TrainingError(f"the training process ended with exit code {code} and no result",
                             "run it again: it resumes from the last good checkpoint")
