@@ -63,18 +63,16 @@ def run_training(root: Path, config: Config, options: RetrainOptions, progress: 
     Returns the PipelineResult; the child's errors come back as CodekinErrors (a second
     training anywhere: TrainingRunningError)."""
     from codekin.training.pipeline import (
-        TrainingRunningError,
         read_child_result,
         start_training,
         training_holder,
+        training_running_error,
     )
 
     pipeline = pipeline_options(config, options)
     holder = training_holder(root)
     if holder is not None:
-        raise TrainingRunningError(
-            f"training already running (pid {holder.get('pid', '?')} since {holder.get('since', '?')})",
-            "wait for it to finish; `codekin models list` shows the result")
+        raise training_running_error(holder)
     runs = Path(root) / STATE_DIR / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     result_path = runs / f"result-{os.getpid()}-{time.monotonic_ns()}.json"

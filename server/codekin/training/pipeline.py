@@ -37,7 +37,7 @@ class TrainingRunningError(CodekinError):
     exit_code = 10
 
 
-def _training_running(holder: dict[str, Any]) -> CodekinError:
+def training_running_error(holder: dict[str, Any]) -> CodekinError:
     return TrainingRunningError(
         f"training already running (pid {holder.get('pid', '?')} since {holder.get('since', '?')})",
         "wait for it to finish (`codekin models list` shows the result), or stop that process",
@@ -48,7 +48,7 @@ class TrainLock(FileLock):
     """Exclusive flock on .codekin/train.lock holding {"pid", "since"} of the holder."""
 
     def __init__(self, root: Path) -> None:
-        super().__init__(Path(root) / STATE_DIR / LOCK_FILE, _training_running)
+        super().__init__(Path(root) / STATE_DIR / LOCK_FILE, training_running_error)
 
 
 def training_holder(root: Path) -> dict[str, Any] | None:
@@ -335,9 +335,7 @@ def run_in_child(root: Path, options: PipelineOptions, human_to_stderr: bool = F
     options.validate()
     holder = training_holder(root)
     if holder is not None:
-        raise TrainingRunningError(
-            f"training already running (pid {holder.get('pid', '?')} since {holder.get('since', '?')})",
-            "wait for it to finish (`codekin models list` shows the result), or stop that process")
+        raise training_running_error(holder)
     runs = Path(root) / STATE_DIR / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     remove_orphan_results(runs)
