@@ -71,6 +71,18 @@ def examples_repo(tmp_path: Path) -> Path:
     return copy_examples(tmp_path / "examples")
 
 
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test (tiny models: OpenMP spinning on two shared cores
+    makes them many times slower)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def minilm():
     """The real default model, loaded once for the session."""

@@ -25,15 +25,8 @@ from tests.tiny_model import build_tiny_model
 QUERY = "retry a failing call with exponential backoff"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Two shared cores: OpenMP spinning on both makes a tiny model much slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Two shared cores: OpenMP spinning on both makes a tiny model much slower.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 

@@ -74,15 +74,8 @@ def write_jsonl(path: Path, items: list[dict]) -> Path:
     return path
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Two shared cores: OpenMP spinning on both makes a tiny model 50x slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Two shared cores: OpenMP spinning on both makes a tiny model much slower.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="session")
