@@ -97,6 +97,12 @@ def _git(root: Path, *args: str) -> None:
     subprocess.run(["git", "-C", str(root), *args], check=True, env=env, capture_output=True)
 
 
+def commit_all(root: Path, message: str = "corpus") -> None:
+    """`git init` + commit everything under `root` (fixed author and dates)."""
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", message]):
+        _git(root, *args)
+
+
 def build_corpus(lines: int = 150_000) -> Path:
     """A cached, committed git repository of about `lines` lines of BEAM + C/C++ code."""
     ensure_erlang_src()
