@@ -1,4 +1,11 @@
-"""Index a repository: scan -> chunk changed files -> embed new content hashes -> write."""
+"""Index a repository: scan -> chunk changed files -> embed new content hashes -> write.
+
+The Indexer decides (which files changed, which chunk rows to write, which hashes lack a
+vector, the lock, the state switch); an engine does the two heavy steps: reading and
+chunking files, and embedding texts. `LocalEngine` runs them in this process;
+`codekin.distributed.ray_embed.RayEngine` runs them on Ray Data. Both go through the same
+decisions and writes, so both write the same tables.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +13,13 @@ import hashlib
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from codekin.chunking import Chunk, chunk_text
-from codekin.config import Config, ModelConfig
+from codekin.config import Config, IndexConfig, ModelConfig
 from codekin.embedding import Embedder, expected_key, load_embedder
 from codekin.errors import WorkspaceError
 from codekin.index.lock import IndexLock
@@ -54,22 +63,129 @@ def git_head(root: Path) -> str:
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
+# -- the heavy steps, shared by every engine --------------------------------------------------
+@dataclass
+class ChunkedFile:
+    """One file as an engine read it: its chunks, or why it needs none."""
+
+    path: str
+    file_hash: str = ""
+    error: str = ""  # why it could not be read ("" when it was)
+    chunks: list[Chunk] | None = None  # None: unreadable, or the same content as indexed (not chunked)
+
+
+def read_and_chunk(root: Path, path: str, indexed_hash: str, index: IndexConfig) -> ChunkedFile:
+    """Read and hash one file; chunk it only when its content differs from `indexed_hash`."""
+    try:
+        text = read_text(root, path)
+    except UnreadableFile as exc:
+        return ChunkedFile(path, error=str(exc))
+    file_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    if file_hash == indexed_hash:
+        return ChunkedFile(path, file_hash)  # touched, not changed
+    return ChunkedFile(path, file_hash, chunks=chunk_text(path, text, index))
+
+
+@dataclass
+class EmbedStats:
+    """What one embedding step did, and in which model's vector space it answered."""
+
+    embedded: int = 0
+    seconds: float = 0.0  # model time only
+    key: str = ""
+    model: str = ""
+    device: str = ""
+    backend: str = ""
+
+
+def embed_hashes(store: IndexStore, embedder: Embedder, hashes: set[str] | list[str],
+                 advance: Callable[[int], None]) -> tuple[int, float]:
+    """Embed the chunk texts of `hashes` (shortest first) into the embedder's table, appending
+    every EMBED_BATCH vectors (an interrupted run keeps them); (count, model seconds)."""
+    if not hashes:
+        return 0, 0.0
+    texts = store.chunk_texts(set(hashes))
+    ordered = sorted(texts, key=lambda h: len(texts[h]))
+    seconds = 0.0
+    for first in range(0, len(ordered), EMBED_BATCH):
+        batch = ordered[first:first + EMBED_BATCH]
+        started = time.perf_counter()
+        vectors = embedder.encode([texts[h] for h in batch], progress=advance)
+        seconds += time.perf_counter() - started
+        store.add_vectors(embedder.key, batch, vectors)
+    return len(ordered), seconds
+
+
+class IndexEngine(Protocol):
+    """Where reading/chunking and embedding run; the caller decides what to read and embed."""
+
+    chunk_progress: bool  # worth a "Chunking" progress of its own
+
+    def key(self, model: ModelConfig) -> str:
+        """The vector space it embeds in: the answering model's once known, else the expected one."""
+        ...
+
+    def model_name(self, model: ModelConfig) -> str: ...
+
+    def chunk_files(self, root: Path, index: IndexConfig, wanted: dict[str, str]) -> Iterator[ChunkedFile]:
+        """`read_and_chunk` for each path of `wanted` (path -> indexed file hash), in any order."""
+        ...
+
+    def embed(self, store: IndexStore, hashes: set[str], key: str, model: ModelConfig,
+              advance: Callable[[int], None]) -> EmbedStats:
+        """Embed `hashes` into the answering model's table; when that model's key is not `key`
+        (a fallback answered), every chunk hash missing from its table instead."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class LocalEngine:
+    """Both steps in this process: the default engine."""
+
+    chunk_progress = False
+
+    def __init__(self, embedder: Embedder | None = None) -> None:
+        self._embedder = embedder
+
+    def embedder(self, model: ModelConfig) -> Embedder:
+        if self._embedder is None:  # loaded only when something needs embedding
+            self._embedder = load_embedder(model)
+        return self._embedder
+
+    def key(self, model: ModelConfig) -> str:
+        return self._embedder.key if self._embedder is not None else expected_key(model)
+
+    def model_name(self, model: ModelConfig) -> str:
+        return self._embedder.name if self._embedder is not None else model.primary
+
+    def chunk_files(self, root: Path, index: IndexConfig, wanted: dict[str, str]) -> Iterator[ChunkedFile]:
+        for path, indexed_hash in wanted.items():
+            yield read_and_chunk(root, path, indexed_hash, index)
+
+    def embed(self, store: IndexStore, hashes: set[str], key: str, model: ModelConfig,
+              advance: Callable[[int], None]) -> EmbedStats:
+        embedder = self.embedder(model)
+        if embedder.key != key:  # the fallback model answered: its own vector space
+            hashes = store.chunk_hashes() - store.vector_hashes(embedder.key)
+        count, seconds = embed_hashes(store, embedder, hashes, advance)
+        return EmbedStats(count, seconds, embedder.key, embedder.name, embedder.device,
+                          getattr(embedder, "backend", "torch"))
+
+    def close(self) -> None:
+        return None
+
+
 class Indexer:
     """Brings the index of one repository up to date with its files."""
 
     def __init__(self, root: Path, config: Config, embedder: Embedder | None = None,
-                 progress: ProgressFactory = no_progress) -> None:
+                 progress: ProgressFactory = no_progress, engine: IndexEngine | None = None) -> None:
         self.root = root
         self.config = config
         self.store = IndexStore(root)
-        self._embedder = embedder
+        self.engine: IndexEngine = engine if engine is not None else LocalEngine(embedder)
         self.progress = progress
-
-    @property
-    def embedder(self) -> Embedder:
-        if self._embedder is None:  # loaded only when something needs embedding
-            self._embedder = load_embedder(self._model())
-        return self._embedder
 
     def _model(self) -> ModelConfig:
         """The configured model, or the fine-tuned version the model registry makes active."""
@@ -79,6 +195,12 @@ class Indexer:
 
     def run(self, paths: list[str] | None = None, wait: float = 0.0) -> IndexSummary:
         """Full pass (paths=None) or only the given repository-relative paths."""
+        try:
+            return self._run(paths, wait)
+        finally:
+            self.engine.close()
+
+    def _run(self, paths: list[str] | None, wait: float) -> IndexSummary:
         started = time.perf_counter()
         summary = IndexSummary()
         with IndexLock(self.store.state_dir, wait=wait):
@@ -136,16 +258,24 @@ class Indexer:
         return digest.hexdigest()
 
     def _active_key(self) -> str:
-        if self._embedder is not None:
-            return self._embedder.key
-        return expected_key(self._model())  # the backend's key, known without loading the model
+        return self.engine.key(self._model())  # known without loading the model
 
     def _active_model(self) -> str:
-        return self._embedder.name if self._embedder is not None else self._model().primary
+        return self.engine.model_name(self._model())
 
     def _update_files(self, found: Scan, records: dict[str, FileRecord], paths: list[str] | None,
                       summary: IndexSummary) -> None:
         skipped: Counter[str] = Counter(_reason_kind(r) for r in found.skipped.values())
+        by_path = {f.path: f for f in found.files}
+        wanted: dict[str, str] = {}  # path -> its indexed file hash ("" when new)
+        for file in found.files:
+            summary.files += 1
+            old = records.get(file.path)
+            if old is not None and old.size == file.size and old.mtime_ns == file.mtime_ns:
+                if old.skip_reason:
+                    skipped[_reason_kind(old.skip_reason)] += 1
+                continue  # unchanged since the last pass: not even read
+            wanted[file.path] = old.file_hash if old is not None else ""
         pending_paths: list[str] = []
         pending_chunks: list[Chunk] = []
         pending_records: list[FileRecord] = []
@@ -156,35 +286,28 @@ class Indexer:
             pending_chunks.clear()
             pending_records.clear()
 
-        for file in found.files:
-            summary.files += 1
-            old = records.get(file.path)
-            if old is not None and old.size == file.size and old.mtime_ns == file.mtime_ns:
-                if old.skip_reason:
-                    skipped[_reason_kind(old.skip_reason)] += 1
-                continue  # unchanged since the last pass: not even read
-            try:
-                text = read_text(self.root, file.path)
-            except UnreadableFile as exc:
-                skipped[_reason_kind(str(exc))] += 1
-                record = FileRecord(file.path, file.size, file.mtime_ns, "", 0, str(exc))
-                chunks: list[Chunk] = []
-            else:
-                file_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
-                if old is not None and old.file_hash == file_hash:  # touched, not changed
-                    pending_records.append(FileRecord(file.path, file.size, file.mtime_ns, file_hash, old.chunks))
+        progress = self.progress if self.engine.chunk_progress else no_progress
+        with progress("Chunking", len(wanted)) as bar:
+            for done in self.engine.chunk_files(self.root, self.config.index, wanted):
+                bar.advance(1)
+                file, old = by_path[done.path], records.get(done.path)
+                if done.error:
+                    skipped[_reason_kind(done.error)] += 1
+                    record = FileRecord(file.path, file.size, file.mtime_ns, "", 0, done.error)
+                elif done.chunks is None:  # touched, not changed: only its size and mtime are new
+                    pending_records.append(FileRecord(file.path, file.size, file.mtime_ns, done.file_hash,
+                                                      old.chunks if old is not None else 0))
                     continue
-                chunks = chunk_text(file.path, text, self.config.index)
-                record = FileRecord(file.path, file.size, file.mtime_ns, file_hash, len(chunks))
-            summary.changed_files += 1
-            pending_paths.append(file.path)
-            pending_chunks.extend(chunks)
-            pending_records.append(record)
-            if len(pending_paths) >= FILE_BATCH:
-                flush()
-        present = {f.path for f in found.files}
+                else:
+                    record = FileRecord(file.path, file.size, file.mtime_ns, done.file_hash, len(done.chunks))
+                summary.changed_files += 1
+                pending_paths.append(file.path)
+                pending_chunks.extend(done.chunks or [])
+                pending_records.append(record)
+                if len(pending_paths) >= FILE_BATCH:
+                    flush()
         scope = set(paths) if paths is not None else set(records)
-        removed = sorted(p for p in scope if p in records and p not in present)
+        removed = sorted(p for p in scope if p in records and p not in by_path)
         summary.removed_files = len(removed)
         pending_paths.extend(removed)
         flush()
@@ -196,20 +319,11 @@ class Indexer:
         missing = self.store.chunk_hashes() - self.store.vector_hashes(key)
         if not missing:
             return
-        embedder = self.embedder
-        if embedder.key != key:  # the fallback model answered: its own vector space
-            missing = self.store.chunk_hashes() - self.store.vector_hashes(embedder.key)
-        summary.model, summary.device = embedder.name, embedder.device
-        texts = self.store.chunk_texts(missing)
-        hashes = sorted(texts, key=lambda h: len(texts[h]))
-        started = time.perf_counter()
-        with self.progress("Embedding", len(hashes)) as bar:
-            for first in range(0, len(hashes), EMBED_BATCH):
-                batch = hashes[first:first + EMBED_BATCH]
-                vectors = embedder.encode([texts[h] for h in batch], progress=bar.advance)
-                self.store.add_vectors(embedder.key, batch, vectors)
-                summary.new_embeddings += len(batch)
-        summary.embed_seconds = time.perf_counter() - started
+        with self.progress("Embedding", len(missing)) as bar:
+            stats = self.engine.embed(self.store, missing, key, self._model(), bar.advance)
+        summary.model, summary.device = stats.model, stats.device
+        summary.new_embeddings += stats.embedded
+        summary.embed_seconds += stats.seconds
 
 
 def _restrict(found: Scan, wanted: set[str]) -> Scan:

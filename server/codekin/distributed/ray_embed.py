@@ -1,13 +1,15 @@
-"""Chunk and embed a repository as a Ray Data pipeline; the driver writes the index.
+"""The Ray engine of the Indexer and of re-embedding: chunking and embedding on Ray Data.
 
-    changed files -> [Ray tasks] read + sha256 + chunk_text -> driver: chunk rows (as Indexer)
+    changed files -> [Ray tasks] read + sha256 + chunk (read_and_chunk) -> Indexer: chunk rows
     missing hashes -> [Ray actor pool, each holding an Embedder] encode in batches
-                   -> driver: IndexStore.add_vectors, state.json names the table
+                   -> driver: streamed into the model's vectors table as ONE new table version
 
-`RayIndexer` is the single-process `Indexer` with its two heavy steps moved onto Ray:
-scanning, change detection, the lock, the ANN index, compaction and the state switch are
-the Indexer's own, so the tables it writes equal the single-process ones (the tests
-compare them). Only content hashes without a vector in the active table are embedded.
+`RayEngine` is an `IndexEngine`: the Indexer (and `jobs.reembed`) keep every decision --
+scanning, change detection, the lock, which hashes lack a vector, the ANN index,
+compaction and the state switch -- so the tables written on Ray equal the single-process
+ones (tests/test_distributed.py compares them). Only content hashes without a vector in the
+target table are embedded. The vectors of one embedding step are appended in one commit:
+a reader sees all of them or none, and an interrupted step leaves the table as it was.
 
 Without an address a local Ray instance is started on this machine's cores; with one
 (`ray://host:10001` or `host:6379`) the driver joins that cluster, whose nodes must see
@@ -17,28 +19,25 @@ Ray is an optional extra (`pip install 'codekin[ray]'`) imported only here.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import time
 import warnings
-from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from codekin.chunking import Chunk, chunk_text
+from codekin.chunking import Chunk
 from codekin.config import Config, IndexConfig, ModelConfig
 from codekin.embedding import expected_key
 from codekin.errors import CodekinError, WorkspaceError
-from codekin.index.store import FileRecord, IndexStore
-from codekin.indexer import EMBED_BATCH, FILE_BATCH, Indexer, IndexSummary, _reason_kind
+from codekin.index.store import IndexStore
+from codekin.indexer import ChunkedFile, EmbedStats, Indexer, read_and_chunk
 from codekin.progress import ProgressFactory, no_progress
-from codekin.workspace import Scan, UnreadableFile, read_text
 
 RAY_HINT = "pip install 'codekin[ray]' (Ray Data), or index without --engine ray"
 FILES_PER_TASK = 64  # files read and chunked by one Ray task
@@ -128,28 +127,20 @@ class RaySession:
 
 
 # -- the Ray side: plain functions and one actor class (pickled to the workers) ---------------
-def chunk_files(batch: dict[str, np.ndarray], root: str, index: IndexConfig) -> dict[str, list]:
-    """Read, hash and chunk each path of the batch: one row per file (chunks as JSON)."""
+def chunk_batch(batch: dict[str, np.ndarray], root: str, index: IndexConfig) -> dict[str, list]:
+    """`read_and_chunk` for each (path, indexed_hash) row: one row per file, chunks as JSON."""
     out: dict[str, list] = {"path": [], "file_hash": [], "error": [], "chunks": []}
     base = Path(root)
     if not base.is_dir():
         raise WorkspaceError(f"the repository {root} is not visible on Ray node {os.uname().nodename}",
                              "every node of the cluster needs the checkout at the same path")
-    for path in batch["path"].tolist():
-        try:
-            text = read_text(base, path)
-        except UnreadableFile as exc:
-            out["path"].append(path)
-            out["file_hash"].append("")
-            out["error"].append(str(exc))
-            out["chunks"].append("[]")
-            continue
-        chunks = chunk_text(path, text, index)
-        out["path"].append(path)
-        out["file_hash"].append(hashlib.sha256(text.encode("utf-8")).hexdigest())
-        out["error"].append("")
-        out["chunks"].append(json.dumps([[c.language, c.kind, c.symbol, c.start_line, c.end_line, c.text]
-                                         for c in chunks]))
+    for path, indexed_hash in zip(batch["path"].tolist(), batch["indexed_hash"].tolist(), strict=True):
+        done = read_and_chunk(base, path, indexed_hash, index)
+        out["path"].append(done.path)
+        out["file_hash"].append(done.file_hash)
+        out["error"].append(done.error)
+        out["chunks"].append("null" if done.chunks is None else json.dumps(
+            [[c.language, c.kind, c.symbol, c.start_line, c.end_line, c.text] for c in done.chunks]))
     return out
 
 
@@ -168,190 +159,165 @@ class EmbedActor:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         texts = batch["text"].tolist()
         vectors = self.embedder.encode(texts)
-        answered = f"{self.embedder.key}\t{self.embedder.name}\t{self.embedder.device}"
+        e = self.embedder
+        answered = "\t".join((e.key, e.name, e.device, getattr(e, "backend", "torch")))
         return {"content_hash": batch["content_hash"], "vector": vectors,
                 "answered": np.array([answered] * len(texts), dtype=object)}
 
 
 # -- the driver side -------------------------------------------------------------------------
-def _chunks_from_json(path: str, payload: str) -> list[Chunk]:
-    return [Chunk(path, language, kind, symbol, start, end, text)
-            for language, kind, symbol, start, end, text in json.loads(payload)]
+def _chunked(row: dict[str, str]) -> ChunkedFile:
+    payload = json.loads(row["chunks"])
+    chunks = None if payload is None else [Chunk(row["path"], language, kind, symbol, start, end, text)
+                                           for language, kind, symbol, start, end, text in payload]
+    return ChunkedFile(row["path"], row["file_hash"], row["error"], chunks)
 
 
-class RayIndexer(Indexer):
-    """`Indexer` whose chunking and embedding run on Ray; everything else is the Indexer's."""
+class RayEngine:
+    """`IndexEngine` on Ray Data: chunk tasks and an embedding actor pool. Connects on first
+    use; `close()` shuts down only a local instance it started itself."""
 
-    def __init__(self, root: Path, config: Config, options: RayOptions | None = None,
-                 progress: ProgressFactory = no_progress) -> None:
-        super().__init__(root, config, embedder=None, progress=progress)
+    chunk_progress = True
+
+    def __init__(self, options: RayOptions | None = None) -> None:
         self.session = RaySession(options or RayOptions())
-        self._answered: tuple[str, str, str] | None = None  # key, model name, device of the actors
+        self._answered: EmbedStats | None = None  # the model that answered on the actors
         self.stats: dict[str, float] = {"ray_init_seconds": 0.0, "chunk_seconds": 0.0, "workers": 0}
 
-    def run(self, paths: list[str] | None = None, wait: float = 0.0) -> IndexSummary:
-        try:
-            return super().run(paths, wait)
-        finally:
-            self.stats["ray_init_seconds"] = round(self.session.init_seconds, 2)
-            self.session.close()
+    def key(self, model: ModelConfig) -> str:
+        return self._answered.key if self._answered else expected_key(model)
 
-    def _active_key(self) -> str:
-        return self._answered[0] if self._answered else expected_key(self._model())
+    def model_name(self, model: ModelConfig) -> str:
+        return self._answered.model if self._answered else model.primary
 
-    def _active_model(self) -> str:
-        return self._answered[1] if self._answered else self._model().primary
-
-    # -- files -> chunk rows ---------------------------------------------------------------------
-    def _chunk_results(self, paths: list[str]) -> Iterator[dict[str, Any]]:
-        if not paths:
+    def chunk_files(self, root: Path, index: IndexConfig, wanted: dict[str, str]) -> Iterator[ChunkedFile]:
+        if not wanted:
             return
         ray = self.session.ray()
         started = time.perf_counter()
         per_task = self.session.options.files_per_task
-        dataset = ray.data.from_items([{"path": p} for p in paths],
-                                      override_num_blocks=max(1, -(-len(paths) // per_task)))
-        dataset = dataset.map_batches(chunk_files, batch_size=per_task, batch_format="numpy",
-                                      fn_kwargs={"root": str(self.root), "index": self.config.index})
+        dataset = ray.data.from_items([{"path": p, "indexed_hash": h} for p, h in wanted.items()],
+                                      override_num_blocks=max(1, -(-len(wanted) // per_task)))
+        dataset = dataset.map_batches(chunk_batch, batch_size=per_task, batch_format="numpy",
+                                      fn_kwargs={"root": str(root), "index": index})
         try:
-            for batch in dataset.iter_batches(batch_size=per_task, batch_format="numpy"):
+            for batch in _ray_errors(ray, dataset.iter_batches(batch_size=per_task, batch_format="numpy")):
                 for i, path in enumerate(batch["path"].tolist()):
-                    yield {"path": path, "file_hash": str(batch["file_hash"][i]), "error": str(batch["error"][i]),
-                           "chunks": str(batch["chunks"][i])}
+                    yield _chunked({"path": path, "file_hash": str(batch["file_hash"][i]),
+                                    "error": str(batch["error"][i]), "chunks": str(batch["chunks"][i])})
         finally:
             self.stats["chunk_seconds"] += time.perf_counter() - started
 
-    def _update_files(self, found: Scan, records: dict[str, FileRecord], paths: list[str] | None,
-                      summary: IndexSummary) -> None:
-        """Indexer._update_files with reading and chunking done by Ray tasks (same decisions)."""
-        skipped: Counter[str] = Counter(_reason_kind(r) for r in found.skipped.values())
-        by_path = {f.path: f for f in found.files}
-        candidates: list[str] = []
-        for file in found.files:
-            summary.files += 1
-            old = records.get(file.path)
-            if old is not None and old.size == file.size and old.mtime_ns == file.mtime_ns:
-                if old.skip_reason:
-                    skipped[_reason_kind(old.skip_reason)] += 1
-                continue  # unchanged since the last pass: not even read
-            candidates.append(file.path)
-        pending_paths: list[str] = []
-        pending_chunks: list[Chunk] = []
-        pending_records: list[FileRecord] = []
+    def embed(self, store: IndexStore, hashes: set[str], key: str, model: ModelConfig,
+              advance: Callable[[int], None]) -> EmbedStats:
+        stats = embed_on_ray(self.session, store, model, hashes, advance)
+        if stats.key and stats.key != key:  # the actors answered in another space (a fallback): fill it
+            rest = store.chunk_hashes() - store.vector_hashes(stats.key)
+            more = embed_on_ray(self.session, store, model, rest, advance)
+            stats.embedded, stats.seconds = stats.embedded + more.embedded, stats.seconds + more.seconds
+        if stats.key:
+            self._answered = stats
+        self.stats["workers"] = max(self.stats["workers"], stats.workers)
+        return stats
 
-        def flush() -> None:
-            self.store.replace_files(pending_paths, pending_chunks, pending_records)
-            pending_paths.clear()
-            pending_chunks.clear()
-            pending_records.clear()
+    def close(self) -> None:
+        self.stats["ray_init_seconds"] = round(self.stats["ray_init_seconds"] + self.session.init_seconds, 2)
+        self.session.close()
 
-        with self.progress("Chunking", len(candidates)) as bar:
-            for row in self._chunk_results(candidates):
-                bar.advance(1)
-                file, old = by_path[row["path"]], records.get(row["path"])
-                if row["error"]:
-                    skipped[_reason_kind(row["error"])] += 1
-                    record = FileRecord(file.path, file.size, file.mtime_ns, "", 0, row["error"])
-                    chunks: list[Chunk] = []
-                else:
-                    if old is not None and old.file_hash == row["file_hash"]:  # touched, not changed
-                        pending_records.append(FileRecord(file.path, file.size, file.mtime_ns, row["file_hash"],
-                                                          old.chunks))
-                        continue
-                    chunks = _chunks_from_json(file.path, row["chunks"])
-                    record = FileRecord(file.path, file.size, file.mtime_ns, row["file_hash"], len(chunks))
-                summary.changed_files += 1
-                pending_paths.append(file.path)
-                pending_chunks.extend(chunks)
-                pending_records.append(record)
-                if len(pending_paths) >= FILE_BATCH:
-                    flush()
-        present = set(by_path)
-        scope = set(paths) if paths is not None else set(records)
-        removed = sorted(p for p in scope if p in records and p not in present)
-        summary.removed_files = len(removed)
-        pending_paths.extend(removed)
-        flush()
-        summary.skipped = dict(skipped)
 
-    # -- missing hashes -> vectors ---------------------------------------------------------------
-    def _embed_missing(self, summary: IndexSummary) -> None:
-        """Embed every chunk hash without a vector in the active table on a Ray actor pool."""
-        key = self._active_key()
-        missing = self.store.chunk_hashes() - self.store.vector_hashes(key)
-        if not missing:
-            return
-        result = embed_on_ray(self.session, self.store, self._model(), missing, self.progress)
-        self.stats["workers"] = result.workers
-        if result.key:
-            self._answered = (result.key, result.model, result.device)
-            summary.model, summary.device = result.model, result.device
-        summary.new_embeddings += result.embedded
-        summary.embed_seconds = result.seconds
+class RayIndexer(Indexer):
+    """The Indexer with the Ray engine: what `codekin index --engine ray` runs."""
+
+    def __init__(self, root: Path, config: Config, options: RayOptions | None = None,
+                 progress: ProgressFactory = no_progress) -> None:
+        self.ray_engine = RayEngine(options)
+        super().__init__(root, config, progress=progress, engine=self.ray_engine)
+
+    @property
+    def stats(self) -> dict[str, float]:
+        return self.ray_engine.stats
 
 
 @dataclass
-class RayEmbedResult:
-    embedded: int = 0
-    seconds: float = 0.0
+class RayEmbedStats(EmbedStats):
     workers: int = 0
-    key: str = ""  # the vector space the actors answered in (the fallback model's if the primary failed)
-    model: str = ""
-    device: str = ""
 
 
-def actor_pool(ray: Any, model: ModelConfig, wanted: int) -> tuple[int, dict[str, float]]:
-    """(actor count, resources per actor): one GPU each where the cluster has GPUs, else one CPU."""
+def actor_pool(ray: Any, model: ModelConfig, wanted: int) -> tuple[int, dict[str, float], int]:
+    """(actor count, resources per actor, torch threads per actor): one GPU each where the
+    cluster has GPUs, else the CPUs shared out (at least one each)."""
     resources = ray.cluster_resources()
     gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
     if gpus and model.device in ("auto", "cuda"):
-        return (min(wanted, gpus) if wanted else gpus), {"num_gpus": 1, "num_cpus": 1}
-    return (min(wanted, cpus) if wanted else cpus), {"num_cpus": 1}
+        return (min(wanted, gpus) if wanted else gpus), {"num_gpus": 1, "num_cpus": 1}, 0
+    actors = min(wanted, cpus) if wanted else cpus
+    threads = max(1, cpus // actors)
+    return actors, {"num_cpus": threads}, threads
 
 
 def embed_on_ray(session: RaySession, store: IndexStore, model: ModelConfig, hashes: set[str],
-                 progress: ProgressFactory = no_progress) -> RayEmbedResult:
+                 advance: Callable[[int], None] = lambda n: None) -> RayEmbedStats:
     """Embed the chunk texts of `hashes` on an actor pool and append them to the answering
-    model's vectors table in batches (an interrupted run keeps what it wrote). Hashes that
-    table already holds are skipped. The caller switches state.json afterwards."""
+    model's vectors table in one commit (hashes that table already holds are skipped).
+    The caller switches state.json afterwards."""
     texts = store.chunk_texts(hashes)
     ordered = sorted(texts, key=lambda h: len(texts[h]))  # neighbours pad alike
     if not ordered:
-        return RayEmbedResult()
+        return RayEmbedStats()
     ray = session.ray()
     options = session.options
-    workers, resources = actor_pool(ray, model, options.workers)
+    workers, resources, threads = actor_pool(ray, model, options.workers)
     blocks = -(-len(ordered) // options.batch_size)
     workers = min(workers, blocks)  # a handful of new chunks does not load the model N times
     dataset = ray.data.from_items([{"content_hash": h, "text": texts[h]} for h in ordered],
                                   override_num_blocks=blocks)
     dataset = dataset.map_batches(EmbedActor, batch_size=options.batch_size, batch_format="numpy",
                                   compute=ray.data.ActorPoolStrategy(size=workers),
-                                  fn_constructor_kwargs={"model": model,
-                                                         "threads": 0 if "num_gpus" in resources else 1},
-                                  **resources)
-    result = RayEmbedResult(workers=workers)
-    known: dict[str, set[str]] = {}  # per answering key: the hashes its table holds
+                                  fn_constructor_kwargs={"model": model, "threads": threads}, **resources)
+    result = RayEmbedStats(workers=workers)
     started = time.perf_counter()
-    with progress("Embedding", len(ordered)) as bar:
-        for batch in dataset.iter_batches(batch_size=EMBED_BATCH, batch_format="numpy"):
-            _write_vectors(store, batch, known, result)
-            bar.advance(len(batch["content_hash"]))
+    batches = _ray_errors(ray, dataset.iter_batches(batch_size=options.batch_size, batch_format="numpy"))
+    first = next(batches, None)
+    if first is None:
+        return result
+    answered = str(first["answered"][0])
+    result.key, result.model, result.device, result.backend = answered.split("\t")
+    known = store.vector_hashes(result.key)
+
+    def rows() -> Iterator[tuple[list[str], np.ndarray]]:
+        for batch in _chain(first, batches):
+            spaces = set(batch["answered"].tolist())
+            if spaces != {answered}:
+                raise CodekinError(f"the Ray workers answered in two vector spaces ({answered.split(chr(9))[0]} "
+                                   f"and {sorted(spaces - {answered})[0].split(chr(9))[0]}): some loaded the "
+                                   "primary model, some the fallback",
+                                   "check that model.primary loads on every node (`codekin doctor` there)")
+            keep = [i for i, h in enumerate(batch["content_hash"].tolist()) if h not in known]
+            new = [str(batch["content_hash"][i]) for i in keep]
+            known.update(new)
+            result.embedded += len(new)
+            advance(len(batch["content_hash"]))
+            yield new, np.asarray(batch["vector"], dtype=np.float32)[keep]
+
+    store.add_vector_stream(result.key, np.asarray(first["vector"]).shape[1], rows())
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _write_vectors(store: IndexStore, batch: dict[str, np.ndarray], known: dict[str, set[str]],
-                   result: RayEmbedResult) -> None:
-    answered = batch["answered"].tolist()
-    hashes = batch["content_hash"].tolist()
-    vectors = np.asarray(batch["vector"], dtype=np.float32)
-    for value in sorted(set(answered)):
-        key, name, device = value.split("\t")
-        if key not in known:
-            known[key] = store.vector_hashes(key)
-        rows = [i for i, a in enumerate(answered) if a == value and hashes[i] not in known[key]]
-        store.add_vectors(key, [hashes[i] for i in rows], vectors[rows])
-        known[key].update(hashes[i] for i in rows)
-        result.embedded += len(rows)
-        result.key, result.model, result.device = key, name, device
+def _chain(first: dict[str, np.ndarray], rest: Iterator[dict[str, np.ndarray]]) -> Iterator[dict[str, np.ndarray]]:
+    yield first
+    yield from rest
+
+
+def _ray_errors(ray: Any, batches: Iterator[dict[str, np.ndarray]]) -> Iterator[dict[str, np.ndarray]]:
+    """Ray's batches, with a codekin error raised on a worker (a model that does not load, a
+    checkout a node cannot see) re-raised as itself instead of Ray's wrapper."""
+    try:
+        yield from batches
+    except ray.exceptions.RayError as exc:
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, CodekinError):
+            cause = cause.__cause__ or getattr(cause, "cause", None)
+        if cause is not None:
+            raise cause from exc
+        raise

@@ -8,6 +8,7 @@ re-embedded, also across renames and branch switches).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
@@ -26,6 +27,8 @@ from codekin.errors import IndexFormatError, IndexMissingError  # noqa: E402
 from codekin.index.lexical import terms  # noqa: E402
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
     import lancedb
 
 FORMAT = 1
@@ -152,6 +155,39 @@ class IndexStore:
         flat = pa.array(vectors.astype(np.float32, copy=False).ravel())
         table.add(pa.table({"content_hash": hashes,
                             "vector": pa.FixedSizeListArray.from_arrays(flat, dim)}))
+
+    def add_vector_stream(self, key: str, dim: int, batches: Iterable[tuple[list[str], np.ndarray]]) -> None:
+        """Append streamed (hashes, vectors) batches as ONE new table version: readers see all
+        of them or none, and a stream that fails leaves the table as it was (its error is raised).
+        An empty stream writes nothing."""
+        schema = vectors_schema(dim)
+        failure: list[BaseException] = []
+
+        def records() -> Iterator[pa.RecordBatch]:
+            for hashes, vectors in batches:
+                if hashes:
+                    flat = pa.array(np.asarray(vectors, dtype=np.float32).ravel())
+                    yield pa.record_batch([pa.array(hashes, pa.string()),
+                                           pa.FixedSizeListArray.from_arrays(flat, dim)], schema=schema)
+
+        def kept(rows: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            try:
+                yield from rows
+            except BaseException as exc:  # arrow re-wraps it: keep the original for the caller
+                failure.append(exc)
+                raise
+
+        rows = records()
+        first = next(rows, None)
+        if first is None:
+            return
+        table = self._table(self.vectors_table_name(key), schema)
+        try:
+            table.add(pa.RecordBatchReader.from_batches(schema, kept(itertools.chain([first], rows))))
+        except Exception:
+            if failure:
+                raise failure[0] from None
+            raise
 
     def replace_files(self, paths: list[str], chunks: list[Chunk], records: list[FileRecord]) -> None:
         """Swap the chunk rows of `paths` for `chunks`, then write `records` (replacing any

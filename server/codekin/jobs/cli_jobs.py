@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from codekin.errors import CodekinError
+
 
 def _root(args: argparse.Namespace) -> Path:
     from codekin.cli import index_root
@@ -21,7 +23,15 @@ def cmd_reembed(args: argparse.Namespace) -> int:
 
     root = _root(args)
     config = load_config(root, {"model": {"device": args.device}})
-    summary = reembed(root, config, progress=BarProgress, lock_wait=args.wait)
+    ray = None
+    if args.engine == "ray":  # embed on Ray Data (optional extra)
+        from codekin.distributed.ray_embed import RayOptions
+
+        ray = RayOptions(address=args.address, workers=args.workers)
+    elif args.address or args.workers:
+        raise CodekinError(f"{'--address' if args.address else '--workers'} needs --engine ray",
+                           "add --engine ray (pip install 'codekin[ray]'), or drop the option")
+    summary = reembed(root, config, progress=BarProgress, lock_wait=args.wait, ray=ray)
     print(json.dumps({"root": str(root), **summary.to_dict()}) if args.json else summary.describe())
     return 0
 
@@ -51,6 +61,11 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
                               help="embed every chunk with the active model version, then switch queries to it")
     p.add_argument("--wait", type=float, default=60.0,
                    help="seconds to wait for a running sync before switching (default 60)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local (this process, default) or ray (embed on Ray Data: pip install 'codekin[ray]')")
+    p.add_argument("--address", help="with --engine ray: join this Ray cluster (default: start a local instance)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="with --engine ray: embedding actors (default: one per GPU, else one per CPU)")
     p.set_defaults(func=cmd_reembed)
 
     p = subparsers.add_parser("dashboard", parents=[common, repo],

@@ -5,6 +5,11 @@ the old table keeps answering queries; nothing holds the index lock meanwhile, s
 go on. Then, under the index lock, the chunks that arrived in the meantime are embedded
 too and state.json's `active_key` is replaced in one atomic write: a reader sees the old
 model's table or the new one, never a mix. The job is recorded in metrics.db.
+
+The embedding runs on an `IndexEngine` (codekin.indexer): in this process by default, or on
+Ray Data (`reembed(..., ray=RayOptions(...))`, `codekin reembed --engine ray`), which
+appends the new table's vectors in one commit. Content-hash reuse and the switch are the
+same for both: `codekin serve` sees the same state.json change either way.
 """
 
 from __future__ import annotations
@@ -16,18 +21,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from codekin.config import Config
+from codekin.config import Config, ModelConfig
 from codekin.errors import CodekinError, ModelLoadError
 from codekin.index.lock import IndexLock
 from codekin.index.store import IndexStore
+from codekin.indexer import EmbedStats, IndexEngine, LocalEngine
 from codekin.progress import ProgressFactory, no_progress
 
 if TYPE_CHECKING:
+    from codekin.distributed.ray_embed import RayOptions
     from codekin.embedding import Embedder
 
 log = logging.getLogger(__name__)
 
-EMBED_BATCH = 1024  # vectors appended per write: an interrupted re-embed keeps what it did
 SWITCH_LOCK_WAIT_S = 60.0  # a sync may hold the index lock for a while
 REEMBED_LOCK = "reembed.lock"
 SwitchHook = Callable[["Embedder"], None]
@@ -68,14 +74,12 @@ class ReembedSummary:
                 "embeddings_per_second": round(self.embeddings_per_second, 1)}
 
 
-def load_active_model(root: Path, config: Config) -> Embedder:
-    """The registry's active version, its weights checked against their sha256 first.
-
-    Raises HotReloadError when they are missing or damaged, or the model does not load; never
-    falls back silently to another model (the caller decides what keeps serving)."""
+def active_model_config(root: Path, config: Config) -> tuple[str, ModelConfig]:
+    """(registry ref, model config) of the registry's active version, its weights checked
+    against their sha256 first, with no fallback: a version that does not load is an error,
+    never silently replaced by another model (the caller decides what keeps serving)."""
     import dataclasses
 
-    from codekin.embedding import load_embedder
     from codekin.jobs.serving import serving_model
     from codekin.training.registry import BASE, ModelRegistry, RegistryError
 
@@ -87,70 +91,91 @@ def load_active_model(root: Path, config: Config) -> Embedder:
     except RegistryError as exc:
         raise HotReloadError(exc.message, exc.hint) from exc
     model = serving_model(root, config.model)
+    return ref, dataclasses.replace(model, fallback=model.primary)
+
+
+def load_active_model(root: Path, config: Config) -> Embedder:
+    """The registry's active version, loaded in this process (HotReloadError when it cannot be)."""
+    from codekin.embedding import load_embedder
+
+    ref, model = active_model_config(root, config)
     try:
-        return load_embedder(dataclasses.replace(model, fallback=model.primary))
+        return load_embedder(model)
     except ModelLoadError as exc:
         raise HotReloadError(f"model {ref} does not load: {exc.message}", exc.hint) from exc
 
 
 def reembed(root: Path, config: Config, embedder: Embedder | None = None, progress: ProgressFactory = no_progress,
             before_switch: SwitchHook | None = None, after_switch: SwitchHook | None = None,
-            lock_wait: float = SWITCH_LOCK_WAIT_S) -> ReembedSummary:
+            lock_wait: float = SWITCH_LOCK_WAIT_S, ray: RayOptions | None = None) -> ReembedSummary:
     """Embed every chunk with `embedder` (default: the active version) and make its table active.
 
-    `before_switch(embedder)` runs under the index lock just before state.json changes (the
-    server registers the new model for the new table there), `after_switch(embedder)` right
-    after (the server makes it the model of new queries and syncs)."""
+    With `ray`, the active version embeds on a Ray Data actor pool instead (a local instance
+    without an address), its vectors appended to the table in one commit; the switch is the
+    same. `before_switch(embedder)` runs under the index lock just before state.json changes
+    (the server registers the new model for the new table there), `after_switch(embedder)`
+    right after (the server makes it the model of new queries and syncs); both need the model
+    in this process, so they go with the local engine only."""
     from codekin.jobs.serving import version_ref
     from codekin.metrics import MetricsStore
 
     store = IndexStore(root)
     previous_key = store.state().get("active_key", "")  # IndexMissingError when there is no index
-    embedder = embedder if embedder is not None else load_active_model(root, config)
-    version = version_ref(root, embedder.name)
+    engine: IndexEngine
+    if ray is None:
+        embedder = embedder if embedder is not None else load_active_model(root, config)
+        ref, model, engine = version_ref(root, embedder.name), config.model, LocalEngine(embedder)
+        key, device, backend = embedder.key, embedder.device, getattr(embedder, "backend", "torch")
+    else:
+        if embedder is not None or before_switch is not None or after_switch is not None:
+            raise ValueError("reembed on Ray loads the model on the workers: no embedder or switch hooks")
+        from codekin.distributed.ray_embed import RayEngine
+
+        ref, model = active_model_config(root, config)
+        engine = RayEngine(ray)
+        key, device, backend = engine.key(model), "ray", ""
+    name = engine.model_name(model)
+    version = version_ref(root, name)
     started = time.perf_counter()
     embedded, embed_seconds = 0, 0.0
     with IndexLock(store.state_dir, wait=0.0, name=REEMBED_LOCK), MetricsStore(root) as metrics:
-        job = metrics.start_embedding_job(model_version=version, model_key=embedder.key, device=embedder.device)
+        job = metrics.start_embedding_job(model_version=version, model_key=key, device=device)
         try:
-            missing = sorted(store.chunk_hashes() - store.vector_hashes(embedder.key))
+            missing = store.chunk_hashes() - store.vector_hashes(key)
             with progress(f"codekin: re-embedding {len(missing)} chunks with {version}", len(missing)) as bar:
-                count, seconds = _embed(store, embedder, missing, bar.advance)
-            embedded, embed_seconds = embedded + count, embed_seconds + seconds
+                done = _embed(engine, store, missing, key, model, bar.advance, ref)
+            key, device, backend = done.key or key, done.device or device, done.backend or backend
+            embedded, embed_seconds = done.embedded, done.seconds
             with IndexLock(store.state_dir, wait=lock_wait):
-                late = sorted(store.chunk_hashes() - store.vector_hashes(embedder.key))
-                count, seconds = _embed(store, embedder, late, lambda n: None)  # synced meanwhile
-                embedded, embed_seconds = embedded + count, embed_seconds + seconds
+                late = store.chunk_hashes() - store.vector_hashes(key)  # synced meanwhile
+                done = _embed(engine, store, late, key, model, lambda n: None, ref)
+                embedded, embed_seconds = embedded + done.embedded, embed_seconds + done.seconds
                 total = len(store.chunk_hashes())
-                if before_switch is not None:
+                if before_switch is not None and embedder is not None:
                     before_switch(embedder)
-                store.write_state(active_key=embedder.key, model=embedder.name)
-                if after_switch is not None:
+                store.write_state(active_key=key, model=name)
+                if after_switch is not None and embedder is not None:
                     after_switch(embedder)
         except BaseException as exc:
             metrics.finish_embedding_job(job, "failed", embedded, reason=str(exc).splitlines()[0] if str(exc) else
                                          exc.__class__.__name__)
             raise
+        finally:
+            engine.close()
         metrics.finish_embedding_job(job, "completed", embedded,
                                      embeddings_per_second=embedded / embed_seconds if embed_seconds else 0.0)
-    summary = ReembedSummary(embedder.name, version, embedder.key, previous_key, embedder.device,
-                             getattr(embedder, "backend", "torch"), total, embedded,
+    summary = ReembedSummary(name, version, key, previous_key, device, backend, total, embedded,
                              time.perf_counter() - started, embed_seconds, True)
     log.info("%s", summary.describe())
     return summary
 
 
-def _embed(store: IndexStore, embedder: Embedder, hashes: list[str], advance: Callable[[int], None]) -> tuple[int, float]:
-    """Embed `hashes` (shortest texts first) into the embedder's table; (count, model seconds)."""
+def _embed(engine: IndexEngine, store: IndexStore, hashes: set[str], key: str, model: ModelConfig,
+           advance: Callable[[int], None], ref: str) -> EmbedStats:
+    """One embedding step of the job; a model that does not load on the engine is a HotReloadError."""
     if not hashes:
-        return 0, 0.0
-    texts = store.chunk_texts(set(hashes))
-    ordered = sorted(texts, key=lambda h: len(texts[h]))
-    seconds = 0.0
-    for first in range(0, len(ordered), EMBED_BATCH):
-        batch = ordered[first:first + EMBED_BATCH]
-        started = time.perf_counter()
-        vectors = embedder.encode([texts[h] for h in batch], progress=advance)
-        seconds += time.perf_counter() - started
-        store.add_vectors(embedder.key, batch, vectors)
-    return len(ordered), seconds
+        return EmbedStats()
+    try:
+        return engine.embed(store, hashes, key, model, advance)
+    except ModelLoadError as exc:
+        raise HotReloadError(f"model {ref} does not load: {exc.message}", exc.hint) from exc
