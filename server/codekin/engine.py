@@ -74,7 +74,29 @@ class Engine:
 
     def _embed(self, text: str, key: str | None = None) -> np.ndarray:
         embedder = self._spaces.get(key) if key is not None else None
-        return (embedder or self.embedder).encode([text])[0]
+        if embedder is None:
+            embedder = self.embedder
+            if key is not None and embedder.key != key:
+                embedder = self._embedder_of(key)
+        return embedder.encode([text])[0]
+
+    def _embedder_of(self, key: str) -> Embedder:
+        """The model of table `key`, which another process made active (`codekin index` or
+        `codekin reembed` after a promotion, before this process hot-reloaded): a query is
+        never embedded in one vector space and searched in another."""
+        import dataclasses
+
+        from codekin.errors import ModelLoadError
+
+        model = self._query_model()
+        embedder = load_embedder(dataclasses.replace(model, fallback=model.primary))
+        if embedder.key != key:
+            raise ModelLoadError(f"the index's active table vectors_{key} was written by a model that does not "
+                                 f"load here (loaded {embedder.name})",
+                                 "run `codekin reembed` (or `codekin index`) to embed the index with the active model")
+        with self._lock:
+            self._spaces[key] = embedder
+        return embedder
 
     # -- queries ---------------------------------------------------------------------------
     def search(self, query: str, limit: int | None = None, min_similarity: float | None = None,
