@@ -73,3 +73,11 @@ def test_result_files_of_killed_train_commands_are_removed(tmp_path: Path):
     (runs / f"result-{os.getpid()}-2.json").write_text("{}")  # a live command's: kept
     assert remove_orphan_results(runs) == [f"result-{dead.stdout.strip()}-1.json"]
     assert [p.name for p in runs.iterdir()] == [f"result-{os.getpid()}-2.json"]
+
+
+@pytest.mark.timeout(300)
+def test_killed_promotion_and_reembed_keep_one_vector_space(crash_bench: CrashBench, crash_xdg: Path):
+    from tests.reliability.reembed_trials import reembed_trial
+
+    trials = [reembed_trial(crash_bench) for _ in range(trial_count())]
+    assert all(t.ok for t in trials), _report(trials)
