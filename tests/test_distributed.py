@@ -70,10 +70,11 @@ def _tables(root: Path) -> tuple[set, set, dict[str, np.ndarray], str]:
     return chunk_keys, files, dict(zip(hashes, matrix, strict=True)), key
 
 
-def _assert_same_index(single: Path, ray_root: Path) -> None:
+def _assert_same_index(single: Path, ray_root: Path, same_key: bool = True) -> None:
+    """Same rows, same vectors; `same_key=False` for a registry version, whose key holds its path."""
     chunks_a, files_a, vectors_a, key_a = _tables(single)
     chunks_b, files_b, vectors_b, key_b = _tables(ray_root)
-    assert key_a == key_b
+    assert key_a == key_b or not same_key
     assert chunks_a == chunks_b and len(chunks_a) > 50
     assert {f[0]: f[2:] for f in files_a} == {f[0]: f[2:] for f in files_b}
     assert set(vectors_a) == set(vectors_b)  # old vectors stay (reused after a branch switch)
@@ -117,6 +118,79 @@ def test_ray_index_equals_single_process_and_embeds_only_new_hashes(local_ray, t
     assert second_ray["new_embeddings"] == second.new_embeddings
     assert 0 < second_ray["new_embeddings"] <= 3  # only the edited module's new chunks
     _assert_same_index(single, on_ray)
+
+
+@needs_ray
+@pytest.mark.slow
+def test_ray_reembed_writes_the_single_process_table_in_one_commit(local_ray, tiny_user_config, tmp_path, capsys):
+    """A promoted version re-embedded on Ray: the table equals the local re-embed's, only the
+    hashes it lacked are embedded, in one table version, and a fresh query engine (what
+    `codekin serve` does at its next query) answers with the new version."""
+    from codekin.distributed.ray_embed import RayOptions
+    from codekin.engine import Engine
+    from codekin.indexer import embed_hashes
+    from codekin.jobs.reembed import load_active_model, reembed
+    from codekin.jobs.serving import version_ref
+    from codekin.metrics import MetricsStore
+    from tests.test_reembed import add_version
+
+    other = build_tiny_model(tmp_path / "other", seed=1, dropout=False)
+    single, on_ray = copy_examples(tmp_path / "single"), copy_examples(tmp_path / "ray")
+    for root in (single, on_ray):
+        Indexer(root, load_config(root)).run()
+        version = add_version(root, other)
+    config = load_config(on_ray)
+    local = reembed(single, load_config(single))
+    store = IndexStore(on_ray)
+    seeded = sorted(store.chunk_hashes())[:10]  # a previous, interrupted job left these
+    seeder = load_active_model(on_ray, config)
+    embed_hashes(store, seeder, seeded, lambda n: None)
+    table_name = store.vectors_table_name(seeder.key)
+    before = store.db.open_table(table_name).version
+
+    summary = reembed(on_ray, config, ray=RayOptions(batch_size=16))
+
+    assert summary.switched and summary.key == seeder.key == store.state()["active_key"]
+    assert summary.version == version == version_ref(on_ray, store.state()["model"])
+    assert summary.total == local.total and summary.embedded == local.embedded - len(seeded) > 20
+    assert summary.device == "cpu" and summary.previous_key != summary.key
+    assert store.db.open_table(table_name).version == before + 1  # one commit
+    _assert_same_index(single, on_ray, same_key=False)
+    with MetricsStore(on_ray) as metrics:
+        job = metrics.embedding_jobs()[-1]
+    assert (job["status"], job["model_version"], job["chunks"]) == ("completed", version, summary.embedded)
+    fresh = Engine(on_ray, config)
+    assert fresh.search("retry with backoff", limit=1, mode="dense")
+    assert version_ref(on_ray, fresh.embedder.name) == version and fresh.embedder.key == summary.key
+
+    assert cli_main(["reembed", "--repo", str(on_ray), "--engine", "ray"]) == 0  # joins the running instance
+    assert "Re-embedded 0 of" in capsys.readouterr().out
+    assert store.db.open_table(table_name).version == before + 1
+
+
+@needs_ray
+@pytest.mark.slow
+def test_a_model_that_does_not_load_on_the_workers_raises_codekins_own_error(local_ray, tiny_user_config,
+                                                                              tmp_path):
+    from codekin.config import ModelConfig
+    from codekin.distributed.ray_embed import RayEngine, RayOptions
+    from codekin.errors import ModelLoadError
+
+    root = copy_examples(tmp_path / "repo")
+    Indexer(root, load_config(root)).run()
+    store = IndexStore(root)
+    missing = str(tmp_path / "no-such-model")
+    model = ModelConfig(primary=missing, fallback=missing, device="cpu", backend="torch")
+    engine = RayEngine(RayOptions(workers=1))
+    with pytest.raises(ModelLoadError, match="cannot load model"):
+        engine.embed(store, set(sorted(store.chunk_hashes())[:3]), "k", model, lambda n: None)
+    assert store.vectors_table_name("k") not in store.db.list_tables().tables  # nothing written
+
+
+def test_reembed_options_of_the_ray_engine_need_it(tmp_path, capsys):
+    assert cli_main(["reembed", "--repo", str(tmp_path), "--workers", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "--workers needs --engine ray" in err and "add --engine ray" in err
 
 
 def test_codekin_runs_without_ray_and_names_the_extra(tmp_path):
