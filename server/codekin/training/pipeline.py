@@ -29,6 +29,8 @@ from codekin.training.registry import BASE, ModelRegistry, ModelVersion
 from codekin.training.trainer import TRAINER_STATE, Trainer, TrainingError, triplet_texts
 
 LOCK_FILE = "train.lock"
+DISK_FULL_EXIT = 28  # ENOSPC, as `codekin index` exits on a full disk
+DISK_FULL_FREE_BYTES = 1 << 20  # below this, a failed write is taken for a full disk
 CHILD_NICE = 10
 Out = Callable[[str], None]
 
@@ -352,6 +354,8 @@ def run_in_child(root: Path, options: PipelineOptions, human_to_stderr: bool = F
 def read_child_result(result_path: Path, code: int) -> PipelineResult:
     """The PipelineResult a training child wrote (and remove the file), or its error re-raised."""
     if not result_path.is_file():
+        if code == DISK_FULL_EXIT:  # the child could not even write its result
+            raise disk_full_error("the training process could not write its result")
         raise TrainingError(f"the training process ended with exit code {code} and no result",
                             "run it again: it resumes from the last good checkpoint")
     payload = json.loads(result_path.read_text(encoding="utf-8"))
@@ -382,8 +386,41 @@ def _child_main(argv: list[str]) -> int:
     except CodekinError as exc:
         payload = {"error": exc.message, "hint": exc.hint, "exit_code": exc.exit_code}
         code = exc.exit_code
-    result_path.write_text(json.dumps(payload), encoding="utf-8")
+    except Exception as exc:  # only a full disk is answered here; anything else keeps its traceback
+        if not _disk_is_full(root, exc):
+            raise
+        error = disk_full_error(str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__)
+        payload = {"error": error.message, "hint": error.hint, "exit_code": DISK_FULL_EXIT}
+        code = DISK_FULL_EXIT
+    try:
+        result_path.write_text(json.dumps(payload), encoding="utf-8")
+    except OSError:
+        if code != DISK_FULL_EXIT:
+            raise
+        result_path.unlink(missing_ok=True)  # the parent reads the exit code instead
     return code
+
+
+def disk_full_error(detail: str) -> CodekinError:
+    error = CodekinError(f"the disk is full (no space left on device): {detail}",
+                         "free some space and run `codekin train` again: it resumes from the last good checkpoint; "
+                         "the active model is unchanged")
+    error.exit_code = DISK_FULL_EXIT
+    return error
+
+
+def _disk_is_full(root: Path, exc: BaseException) -> bool:
+    """ENOSPC (also wrapped by safetensors or SQLite), or any write error while the state
+    directory's file system has (almost) no space left (SQLite then says "disk I/O error")."""
+    from codekin.cli import disk_full
+
+    if disk_full(exc) or "database or disk is full" in str(exc):
+        return True
+    try:
+        stat = os.statvfs(Path(root) / STATE_DIR)
+    except OSError:
+        return False
+    return stat.f_bavail * stat.f_frsize < DISK_FULL_FREE_BYTES
 
 
 if __name__ == "__main__":
