@@ -155,6 +155,7 @@ def run_storm(bench: CrashBench, work: Path, commits: int, deadline_s: float = 1
                              lambda: storm.poll() is None and _progress(progress) < INDEX_UNTIL * commits
                              and time.monotonic() < deadline, report)
         indexing.start()
+        indexers = [indexing]
         promoted = False
         served = "base"
         while storm.poll() is None and time.monotonic() < deadline:
@@ -167,7 +168,8 @@ def run_storm(bench: CrashBench, work: Path, commits: int, deadline_s: float = 1
                     report.problems.append(f"codekin models promote exit {done.returncode}: {done.stderr[-300:]}")
                 # and at once a full index from the terminal, as a user would: it embeds with the
                 # promoted model and may switch the table before the server's hot reload does
-                IndexLoop(root, env, bench.log("storm-index"), iter([True, False]).__next__, report).start()
+                indexers.append(IndexLoop(root, env, bench.log("storm-index"), iter([True, False]).__next__, report))
+                indexers[-1].start()
             if report.answers % 20 == 0:
                 served = _served(server, served, report)
             time.sleep(0.05)  # two shared cores: leave the others room
@@ -178,8 +180,9 @@ def run_storm(bench: CrashBench, work: Path, commits: int, deadline_s: float = 1
         out, err = storm.communicate()
         result = json.loads(out) if storm.returncode == 0 and out.strip() else {"failures": [err[-500:]], "touched": []}
         report.git_failures += result["failures"]
-        indexing.join(max(1.0, deadline - time.monotonic()))
-        if indexing.is_alive():
+        for thread in indexers:
+            thread.join(max(1.0, deadline - time.monotonic()))
+        if any(thread.is_alive() for thread in indexers):
             report.problems.append("`codekin index` did not finish (deadlock?)")
         _settle(server, version, served, anchor_text, report, deadline)
     finally:

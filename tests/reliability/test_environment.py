@@ -127,25 +127,39 @@ def test_dashboard_binds_localhost_only(tmp_path: Path):
 
 # -- full disk ---------------------------------------------------------------------------------
 @pytest.fixture
-def small_tmpfs(tmp_path: Path):
-    mount = tmp_path / "tmpfs"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"mount -t tmpfs is not permitted here: {done.stderr.strip()}")
+def tmpfs_factory(tmp_path: Path):
+    """mount(size) -> a fresh tmpfs of that size (e.g. "4m"); skips when mounting is not possible."""
+    mounts: list[Path] = []
+
+    def mount(size: str) -> Path:
+        target = tmp_path / f"tmpfs-{len(mounts)}"
+        target.mkdir()
+        if os.geteuid() != 0:
+            pytest.skip("mounting a tmpfs needs root")
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(target)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"mount -t tmpfs is not permitted here: {done.stderr.strip()}")
+        mounts.append(target)
+        return target
+
     yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+    for target in mounts:
+        subprocess.run(["umount", "-l", str(target)], check=False)
 
 
-def _fill(directory: Path) -> Path:
-    """Take all but a few KB of the file system."""
+@pytest.fixture
+def small_tmpfs(tmpfs_factory) -> Path:
+    return tmpfs_factory("4m")
+
+
+def _fill(directory: Path, leave: int = 16 * 1024) -> Path:
+    """Take all but `leave` bytes of the file system."""
     filler = directory / "filler.bin"
     stat = os.statvfs(directory)
     free = stat.f_bavail * stat.f_frsize
     with filler.open("wb") as handle:
-        handle.write(b"\0" * max(0, free - 16 * 1024))
+        handle.write(b"\0" * max(0, free - leave))
     return filler
 
 
@@ -169,3 +183,29 @@ def test_full_disk_during_index_is_a_clear_error_and_keeps_the_index(crash_bench
     for i in range(40):
         (root / f"lib/kin/grow_{i}.ex").unlink()
     assert check_index(root, crash_bench.embedder, before) == []  # the previous index answers as before
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("free_kb", [16, 3072], ids=["at-start", "at-checkpoint"])
+def test_full_disk_during_training_is_a_clear_error_and_keeps_the_model(crash_bench: CrashBench, crash_xdg: Path,
+                                                                          tmpfs_factory, free_kb: int):
+    """16 KB free: SQLite (metrics.db) fails first; 3 MB: the first checkpoint (4 MB of weights) fails."""
+    from codekin.training.registry import ModelRegistry
+    from tests.reliability.harness import check_active_model, temp_leftovers
+    from tests.reliability.reembed_trials import register_version, tiny_model_for
+
+    disk = tmpfs_factory("24m")
+    root = make_repo(disk / "repo", {"README.md": "train here\n", ".gitignore": ".codekin/\n"})
+    version = register_version(root, tiny_model_for(crash_bench, 1), promote=True)
+    _, triplets = crash_bench._train_setup()  # outside the tmpfs
+    filler = _fill(disk, free_kb * 1024)
+    out = subprocess.run(crash_bench.train_command(root, triplets), env=crash_bench.env, capture_output=True,
+                         text=True, timeout=280)
+    assert out.returncode == 28, (out.returncode, out.stderr[-3000:])
+    assert "codekin: error: the disk is full" in out.stderr and "hint:" in out.stderr, out.stderr[-3000:]
+    assert "Traceback" not in out.stderr, out.stderr[-3000:]
+    assert ModelRegistry(root).active_ref() == version
+    assert check_active_model(root, "after the full disk") == []
+    filler.unlink()
+    assert temp_leftovers(root) == []
