@@ -170,8 +170,7 @@ def test_ray_reembed_writes_the_single_process_table_in_one_commit(local_ray, ti
 
 @needs_ray
 @pytest.mark.slow
-def test_a_model_that_does_not_load_on_the_workers_raises_codekins_own_error(local_ray, tiny_user_config,
-                                                                              tmp_path):
+def test_ray_workers_that_cannot_load_the_model_raise_codekins_own_error(local_ray, tiny_user_config, tmp_path):
     from codekin.config import ModelConfig
     from codekin.distributed.ray_embed import RayEngine, RayOptions
     from codekin.errors import ModelLoadError
@@ -185,6 +184,19 @@ def test_a_model_that_does_not_load_on_the_workers_raises_codekins_own_error(loc
     with pytest.raises(ModelLoadError, match="cannot load model"):
         engine.embed(store, set(sorted(store.chunk_hashes())[:3]), "k", model, lambda n: None)
     assert store.vectors_table_name("k") not in store.db.list_tables().tables  # nothing written
+
+
+def test_a_checkout_a_ray_node_cannot_see_is_a_clear_error(tmp_path):
+    """What a chunk task returns on such a node, and what the driver raises from it."""
+    from codekin.config import IndexConfig
+    from codekin.distributed.ray_embed import _raise_failure, chunk_batch
+    from codekin.errors import WorkspaceError
+
+    out = chunk_batch({"path": np.array(["lib/a.ex"]), "indexed_hash": np.array([""])}, str(tmp_path / "gone"),
+                      IndexConfig())
+    with pytest.raises(WorkspaceError, match="is not visible on Ray node") as raised:
+        _raise_failure(out)
+    assert raised.value.hint == "every node of the cluster needs the checkout at the same path"
 
 
 def test_reembed_options_of_the_ray_engine_need_it(tmp_path, capsys):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -127,13 +128,27 @@ class RaySession:
 
 
 # -- the Ray side: plain functions and one actor class (pickled to the workers) ---------------
-def chunk_batch(batch: dict[str, np.ndarray], root: str, index: IndexConfig) -> dict[str, list]:
+# Ray Data keeps only the text of an exception raised in a worker, so a codekin error
+# travels back in a `failure` column (pickled) and the driver raises it as itself.
+def _failure(exc: CodekinError, rows: int) -> np.ndarray:
+    return np.array([pickle.dumps(exc)] * rows, dtype=object)
+
+
+def _raise_failure(batch: dict[str, np.ndarray]) -> None:
+    if len(batch["failure"]) and batch["failure"][0]:
+        raise pickle.loads(batch["failure"][0])
+
+
+def chunk_batch(batch: dict[str, np.ndarray], root: str, index: IndexConfig) -> dict[str, Any]:
     """`read_and_chunk` for each (path, indexed_hash) row: one row per file, chunks as JSON."""
-    out: dict[str, list] = {"path": [], "file_hash": [], "error": [], "chunks": []}
+    out: dict[str, Any] = {"path": [], "file_hash": [], "error": [], "chunks": []}
     base = Path(root)
     if not base.is_dir():
-        raise WorkspaceError(f"the repository {root} is not visible on Ray node {os.uname().nodename}",
-                             "every node of the cluster needs the checkout at the same path")
+        error = WorkspaceError(f"the repository {root} is not visible on Ray node {os.uname().nodename}",
+                               "every node of the cluster needs the checkout at the same path")
+        paths = batch["path"].tolist()
+        return {"path": paths, "file_hash": [""] * len(paths), "error": [""] * len(paths),
+                "chunks": ["null"] * len(paths), "failure": _failure(error, len(paths))}
     for path, indexed_hash in zip(batch["path"].tolist(), batch["indexed_hash"].tolist(), strict=True):
         done = read_and_chunk(base, path, indexed_hash, index)
         out["path"].append(done.path)
@@ -141,6 +156,7 @@ def chunk_batch(batch: dict[str, np.ndarray], root: str, index: IndexConfig) -> 
         out["error"].append(done.error)
         out["chunks"].append("null" if done.chunks is None else json.dumps(
             [[c.language, c.kind, c.symbol, c.start_line, c.end_line, c.text] for c in done.chunks]))
+    out["failure"] = np.array([b""] * len(out["path"]), dtype=object)
     return out
 
 
@@ -152,17 +168,27 @@ class EmbedActor:
             import torch
 
             torch.set_num_threads(threads)
-        from codekin.embedding import load_embedder
+        from codekin.embedding import Embedder, load_embedder
 
-        self.embedder = load_embedder(model)
+        self.embedder: Embedder | None = None
+        self.error: CodekinError | None = None
+        try:
+            self.embedder = load_embedder(model)
+        except CodekinError as exc:  # sent back with the first batch (see _failure)
+            self.error = exc
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         texts = batch["text"].tolist()
+        if self.embedder is None:
+            error = self.error or CodekinError("the embedding model did not load on a Ray worker")
+            return {"content_hash": batch["content_hash"], "vector": np.zeros((len(texts), 1), np.float32),
+                    "answered": np.array([""] * len(texts), dtype=object), "failure": _failure(error, len(texts))}
         vectors = self.embedder.encode(texts)
         e = self.embedder
         answered = "\t".join((e.key, e.name, e.device, getattr(e, "backend", "torch")))
         return {"content_hash": batch["content_hash"], "vector": vectors,
-                "answered": np.array([answered] * len(texts), dtype=object)}
+                "answered": np.array([answered] * len(texts), dtype=object),
+                "failure": np.array([b""] * len(texts), dtype=object)}
 
 
 # -- the driver side -------------------------------------------------------------------------
@@ -201,7 +227,8 @@ class RayEngine:
         dataset = dataset.map_batches(chunk_batch, batch_size=per_task, batch_format="numpy",
                                       fn_kwargs={"root": str(root), "index": index})
         try:
-            for batch in _ray_errors(ray, dataset.iter_batches(batch_size=per_task, batch_format="numpy")):
+            for batch in dataset.iter_batches(batch_size=per_task, batch_format="numpy"):
+                _raise_failure(batch)
                 for i, path in enumerate(batch["path"].tolist()):
                     yield _chunked({"path": path, "file_hash": str(batch["file_hash"][i]),
                                     "error": str(batch["error"][i]), "chunks": str(batch["chunks"][i])})
@@ -276,16 +303,18 @@ def embed_on_ray(session: RaySession, store: IndexStore, model: ModelConfig, has
                                   fn_constructor_kwargs={"model": model, "threads": threads}, **resources)
     result = RayEmbedStats(workers=workers)
     started = time.perf_counter()
-    batches = _ray_errors(ray, dataset.iter_batches(batch_size=options.batch_size, batch_format="numpy"))
+    batches = iter(dataset.iter_batches(batch_size=options.batch_size, batch_format="numpy"))
     first = next(batches, None)
     if first is None:
         return result
+    _raise_failure(first)
     answered = str(first["answered"][0])
     result.key, result.model, result.device, result.backend = answered.split("\t")
     known = store.vector_hashes(result.key)
 
     def rows() -> Iterator[tuple[list[str], np.ndarray]]:
         for batch in _chain(first, batches):
+            _raise_failure(batch)
             spaces = set(batch["answered"].tolist())
             if spaces != {answered}:
                 raise CodekinError(f"the Ray workers answered in two vector spaces ({answered.split(chr(9))[0]} "
@@ -308,16 +337,3 @@ def _chain(first: dict[str, np.ndarray], rest: Iterator[dict[str, np.ndarray]]) 
     yield first
     yield from rest
 
-
-def _ray_errors(ray: Any, batches: Iterator[dict[str, np.ndarray]]) -> Iterator[dict[str, np.ndarray]]:
-    """Ray's batches, with a codekin error raised on a worker (a model that does not load, a
-    checkout a node cannot see) re-raised as itself instead of Ray's wrapper."""
-    try:
-        yield from batches
-    except ray.exceptions.RayError as exc:
-        cause: BaseException | None = exc
-        while cause is not None and not isinstance(cause, CodekinError):
-            cause = cause.__cause__ or getattr(cause, "cause", None)
-        if cause is not None:
-            raise cause from exc
-        raise
