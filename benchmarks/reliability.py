@@ -1,8 +1,11 @@
-"""Crash-safety figures: SIGKILL at random moments of `codekin index`, `codekin sync` and
-`codekin train` (mid-epoch and mid-checkpoint write), restart, check (tests/reliability/harness.py).
+"""Reliability figures: SIGKILL at random moments of `codekin index`, `codekin sync`,
+`codekin train` (mid-epoch and mid-checkpoint write) and promotion + `codekin reembed`, restart,
+check (tests/reliability/harness.py, reembed_trials.py); then the concurrency storm: the server,
+`codekin index` and N commits through the hooks at once, with a promotion (concurrency.py).
 
-    python benchmarks/reliability.py                  # 50 trials per operation
+    python benchmarks/reliability.py                  # 50 trials per operation + a 1,000-commit storm
     python benchmarks/reliability.py --trials 10 --ops index,sync
+    python benchmarks/reliability.py --ops concurrency --commits 200
 
 Prints a table (scenario, trials, failures, kills that landed mid-run) and one JSON line.
 Exit status 1 when any trial failed.
@@ -24,21 +27,28 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from tests.reliability.harness import CrashBench, summarize  # noqa: E402
+from tests.reliability.concurrency import run_storm  # noqa: E402
+from tests.reliability.harness import CrashBench, Trial, summarize  # noqa: E402
+from tests.reliability.reembed_trials import reembed_trial  # noqa: E402
 
 GUARANTEES = {
     "index": "rows = a fresh full index; every chunk embedded; search answers; no temp files",
     "sync": "no queued path lost; rows = a fresh full index after the restart; queue empty",
     "train-epoch": "active model loads and matches its manifest sha256; the run resumes",
     "train-checkpoint": "same, killed while a checkpoint is written; no .tmp-/.old- dirs left",
+    "reembed": "killed promote + re-embed: one vector space before and after the restart; rows = a fresh index; "
+               "the active model loads and matches its sha256; no temp files",
+    "concurrency": "server + codekin index + N hook commits + a promotion at once: no failed git command, "
+                   "no failed or mixed answer, no lost path, bounded time",
 }
-OPERATIONS = ("index", "sync", "train-epoch", "train-checkpoint")
+OPERATIONS = ("index", "sync", "train-epoch", "train-checkpoint", "reembed", "concurrency")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=50, help="trials per operation (default 50)")
     parser.add_argument("--ops", default=",".join(OPERATIONS), help="comma-separated: " + ", ".join(OPERATIONS))
+    parser.add_argument("--commits", type=int, default=1000, help="commits of the concurrency storm (default 1000)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", help="work in this directory and keep it (default: a temporary one)")
     args = parser.parse_args()
@@ -50,10 +60,17 @@ def main() -> int:
     bench = CrashBench.create(work, seed=args.seed)
     os.environ["XDG_CONFIG_HOME"] = str(work / "xdg")  # the restarts read the same user config
     started = time.perf_counter()
+    storm = None
     for op in ops:
+        if op == "concurrency":
+            storm = run_storm(bench, work / "storm", args.commits, deadline_s=max(1500.0, 3.0 * args.commits))
+            bench.trials.append(Trial("concurrency", 1, problems=storm.failures))
+            print(f"{'ok  ' if storm.ok else 'FAIL'} concurrency: {json.dumps(storm.to_dict())}", file=sys.stderr,
+                  flush=True)
+            continue
         for _ in range(args.trials):
             trial = (bench.index_trial() if op == "index" else bench.sync_trial() if op == "sync"
-                     else bench.train_trial(op.split("-", 1)[1]))
+                     else reembed_trial(bench) if op == "reembed" else bench.train_trial(op.split("-", 1)[1]))
             mark = "ok  " if trial.ok else "FAIL"
             print(f"{mark} {op} #{trial.number}: kill after {trial.kill.delay:.3f} s "
                   f"({'mid-run' if trial.kill.killed else 'had finished'}) {'; '.join(trial.problems)}",
@@ -67,6 +84,7 @@ def main() -> int:
     print(json.dumps({"benchmark": "reliability", "trials_per_operation": args.trials, "results": rows,
                       "lance_bytes_first_last": growth, "calibration_s": bench.calibration,
                       "seconds": round(time.perf_counter() - started, 1),
+                      "concurrency": storm.to_dict() if storm else None,
                       "failures": [t.to_dict() for t in bench.trials if not t.ok]}))
     return 1 if any(row["failures"] for row in rows) else 0
 
