@@ -1,15 +1,19 @@
-"""Cold indexing on Ray Data vs the single-process Indexer, back to back in one run.
+"""Ray Data vs the single process, back to back in one run: cold indexing and re-embedding.
 
-single: Indexer(copy).run()                       (chunking + embedding in this process)
-ray:    RayIndexer(copy, workers=N).run()         (chunk tasks + N embedding actors), for each N
+index:   Indexer(copy).run()                 vs  RayIndexer(copy, workers=N).run()
+reembed: reembed(copy) (local, this process)  vs  reembed(copy, ray=RayOptions(workers=N))
 
-Both index a fresh copy of the same corpus (benchmarks/corpus.py) with the same model
-config. chunks/s is over the whole run (scan, chunk, embed, write); embed chunks/s over
-the embedding step alone. The local Ray instance is started once before the first Ray
-run and its start time is reported apart (`ray_init_seconds`), as a cluster would already
-be up. The machine is shared: compare the ratios, not the seconds.
+The corpus (benchmarks/corpus.py: Erlang/OTP + C sources) is indexed cold in a fresh copy
+per run. For re-embedding, a copy of the same weights is promoted as v1 (another vector
+space, so every chunk is embedded again, as after a real promotion) in an indexed copy per
+run. chunks/s is over the whole call: model loading (in this process, or on each actor),
+scan, chunking, embedding and writes, so both sides pay the same costs. The local Ray
+instance is started once before the first Ray run and its start time reported apart, as a
+cluster would already be up; the single-process baseline runs first and again last (the
+machine is shared: compare the ratios to the baseline around them, not the seconds).
 
-Usage: python benchmarks/bench_ray.py [--lines 6000] [--workers 1,2] [--backend auto] [--model default]
+    python benchmarks/bench_ray.py [--lines 6000] [--workers 1,2] [--backend auto] [--what index,reembed]
+
 Prints one JSON line.
 """
 
@@ -18,24 +22,97 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+for name, value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("TOKENIZERS_PARALLELISM", "false")):
+    os.environ.setdefault(name, value)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpus import build_corpus, corpus_stats, fresh_copy  # noqa: E402
 
 
-def _rates(summary, seconds: float) -> dict:
-    return {"seconds": round(seconds, 2), "chunks": summary.chunks, "new_embeddings": summary.new_embeddings,
-            "chunks_per_s": round(summary.chunks / seconds, 1) if seconds else 0.0,
-            "embed_chunks_per_s": round(summary.embeddings_per_second, 1)}
+def _rate(chunks: int, seconds: float, **extra: object) -> dict:
+    return {"seconds": round(seconds, 2), "chunks": chunks,
+            "chunks_per_s": round(chunks / seconds, 1) if seconds else 0.0, **extra}
+
+
+def _promote_copy_of_weights(root: Path) -> str:
+    """Register the default model's weights as v1 and make it active (a new vector space)."""
+    from sentence_transformers import SentenceTransformer
+
+    from codekin.embedding import resolve_model_path
+    from codekin.training.checkpoints import write_checkpoint
+    from codekin.training.registry import ModelRegistry
+
+    registry = ModelRegistry(root)
+    version = registry.create("default", "base")
+    model = SentenceTransformer(resolve_model_path("default"), device="cpu")
+    write_checkpoint(version.checkpoints_dir / "epoch-1", lambda tmp: model.save(str(tmp), create_model_card=False),
+                     {"epoch": 1})
+    registry.seal(version, "epoch-1", status="trained")
+    registry.promote(version.id, "benchmark")
+    return version.id
+
+
+def bench_index(corpus: Path, work: Path, overrides: dict, workers: list[int]) -> dict:
+    from codekin.config import load_config
+    from codekin.distributed.ray_embed import RayIndexer, RayOptions
+    from codekin.indexer import Indexer
+
+    def single(tag: str) -> dict:
+        copy = fresh_copy(corpus, work / f"index-{tag}")
+        started = time.perf_counter()
+        summary = Indexer(copy, load_config(copy, overrides)).run()
+        return _rate(summary.chunks, time.perf_counter() - started, model=summary.model, device=summary.device)
+
+    before = single("single-before")
+    runs = []
+    for n in workers:
+        copy = fresh_copy(corpus, work / f"index-ray-{n}")
+        indexer = RayIndexer(copy, load_config(copy, overrides), RayOptions(workers=n))
+        started = time.perf_counter()
+        summary = indexer.run()
+        runs.append(_rate(summary.chunks, time.perf_counter() - started, workers=indexer.stats["workers"],
+                          chunk_seconds=round(indexer.stats["chunk_seconds"], 2)))
+    return _compare(before, single("single-after"), runs)
+
+
+def bench_reembed(corpus: Path, work: Path, overrides: dict, workers: list[int]) -> dict:
+    from codekin.config import load_config
+    from codekin.distributed.ray_embed import RayOptions
+    from codekin.indexer import Indexer
+    from codekin.jobs.reembed import reembed
+
+    indexed = fresh_copy(corpus, work / "reembed-indexed")
+    Indexer(indexed, load_config(indexed, overrides)).run()
+    version = _promote_copy_of_weights(indexed)
+
+    def job(tag: str, ray: RayOptions | None) -> dict:
+        copy = work / f"reembed-{tag}"
+        shutil.copytree(indexed, copy, symlinks=True)
+        started = time.perf_counter()
+        summary = reembed(copy, load_config(copy, overrides), ray=ray)
+        return _rate(summary.embedded, time.perf_counter() - started, version=summary.version,
+                     device=summary.device, backend=summary.backend,
+                     embed_chunks_per_s=round(summary.embeddings_per_second, 1))
+
+    before = job("single-before", None)
+    if before["version"] != version:
+        raise SystemExit(f"re-embedded {before['version']}, not the promoted {version}")
+    runs = [{**job(f"ray-{n}", RayOptions(workers=n)), "workers": n} for n in workers]
+    return _compare(before, job("single-after", None), runs)
+
+
+def _compare(before: dict, after: dict, runs: list[dict]) -> dict:
+    baseline = statistics.mean([before["chunks_per_s"], after["chunks_per_s"]])
+    for run in runs:
+        run["ratio_vs_single"] = round(run["chunks_per_s"] / baseline, 2) if baseline else 0.0
+    return {"single_before": before, "single_after": after, "ray": runs}
 
 
 def main() -> None:
@@ -43,42 +120,28 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=6000, help="corpus size in lines (default 6000)")
     parser.add_argument("--workers", default="1,2", help="embedding actor counts to try (default 1,2)")
     parser.add_argument("--backend", default="auto", help="model.backend for both paths (default auto)")
-    parser.add_argument("--model", default="default", help="model.primary for both paths")
+    parser.add_argument("--what", default="index,reembed", help="index, reembed or both (default)")
     options = parser.parse_args()
+    workers = [int(w) for w in options.workers.split(",") if w.strip()]
+    overrides = {"model": {"backend": options.backend, "device": "cpu"}}
 
-    from codekin.config import load_config
-    from codekin.distributed.ray_embed import RayIndexer, RayOptions, RaySession
-    from codekin.indexer import Indexer
+    from codekin.distributed.ray_embed import RayOptions, RaySession
 
-    overrides = {"model": {"backend": options.backend, "primary": options.model, "fallback": options.model}}
     corpus = build_corpus(options.lines)
+    result: dict = {"benchmark": "ray", "cpus": os.cpu_count(), "corpus": corpus_stats(corpus),
+                    "backend": options.backend}
     with tempfile.TemporaryDirectory(prefix="bench-ray-") as tmp:
-        copy = fresh_copy(corpus, Path(tmp) / "single")
-        started = time.perf_counter()
-        summary = Indexer(copy, load_config(copy, overrides)).run()
-        single = _rates(summary, time.perf_counter() - started)
-        single.update(model=summary.model, device=summary.device)
-
+        os.environ["XDG_CONFIG_HOME"] = str(Path(tmp) / "xdg")  # no user config: the default model
         session = RaySession(RayOptions(num_cpus=os.cpu_count() or 1))
-        session.ray()  # start the local instance once, outside the timed runs
-        ray_runs = []
+        session.ray()  # the local instance, started once outside the timed runs; the runs join it
         try:
-            for workers in [int(w) for w in options.workers.split(",") if w.strip()]:
-                copy = fresh_copy(corpus, Path(tmp) / f"ray-{workers}")
-                indexer = RayIndexer(copy, load_config(copy, overrides), RayOptions(workers=workers))
-                started = time.perf_counter()
-                summary = indexer.run()
-                run = _rates(summary, time.perf_counter() - started)
-                run.update(workers=indexer.stats["workers"], chunk_seconds=round(indexer.stats["chunk_seconds"], 2),
-                           ratio_vs_single=round(run["chunks_per_s"] / single["chunks_per_s"], 2)
-                           if single["chunks_per_s"] else 0.0)
-                ray_runs.append(run)
+            for what in options.what.split(","):
+                bench = {"index": bench_index, "reembed": bench_reembed}[what.strip()]
+                result[what.strip()] = bench(corpus, Path(tmp), overrides, workers)
         finally:
-            init_seconds = session.init_seconds
+            result["ray_init_seconds"] = round(session.init_seconds, 2)
             session.close()
-    print(json.dumps({"benchmark": "ray_index", "cpus": os.cpu_count(), "corpus": corpus_stats(corpus),
-                      "backend": options.backend, "single": single, "ray": ray_runs,
-                      "ray_init_seconds": round(init_seconds, 2)}))
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
