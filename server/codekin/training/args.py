@@ -32,7 +32,8 @@ class TrainingArguments:
     max_seq_length: int = 256
     eval_batch_size: int = 64
     bucket_size: int = 32  # batches sorted by length together (less padding), then shuffled
-    compile: bool = False  # torch.compile each transformer block (CUDA; pays off on long runs)
+    compile: str = "auto"  # torch.compile inside each transformer block: auto = on CUDA
+    compile_mode: str = "layers"  # layers: whole blocks | parts: MLP + norms of each block
     save_optimizer_state: bool = True  # needed for an exact resume; dropped when a run completes
 
     def validate(self) -> TrainingArguments:
@@ -57,6 +58,10 @@ class TrainingArguments:
         if self.gradient_checkpointing not in SWITCHES:
             raise ConfigError(f"gradient_checkpointing must be one of {', '.join(SWITCHES)}, "
                               f"got {self.gradient_checkpointing!r}")
+        if self.compile not in SWITCHES:
+            raise ConfigError(f"compile must be one of {', '.join(SWITCHES)}, got {self.compile!r}")
+        if self.compile_mode not in ("parts", "layers"):
+            raise ConfigError(f"compile_mode must be parts or layers, got {self.compile_mode!r}")
         if self.max_seq_length < 8 or self.eval_batch_size < 1 or self.bucket_size < 1:
             raise ConfigError("max_seq_length must be >= 8, eval_batch_size and bucket_size >= 1")
         return self

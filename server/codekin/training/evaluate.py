@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from codekin.training.trainer import disable_kv_cache, to_device, triplet_texts
+from codekin.embedding.torch_encode import encode_texts
+from codekin.training.trainer import triplet_texts
 
 DOC_TO_CODE = "doc_to_code"
 SAME_PATTERN = "same_pattern"
@@ -30,38 +31,6 @@ def positive_kind(item: Any) -> str:
 
 def retrieval_category(kind: str) -> str:
     return DOC_TO_CODE if "doc" in kind.lower() else SAME_PATTERN
-
-
-def encode_texts(model: Any, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-    """Unit float32 vectors; length-sorted batches, no autograd, bf16 autocast on CUDA."""
-    import torch
-
-    get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-    dim = get_dim()
-    out = np.zeros((len(texts), dim), dtype=np.float32)
-    if not texts:
-        return out
-    device = next(model.parameters()).device
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
-    cuda = device.type == "cuda"
-    dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16
-    was_training = model.training
-    model.eval()
-    disable_kv_cache(model)
-    tokenize = getattr(model, "preprocess", None) or model.tokenize
-    pending = []  # device tensors, copied back once at the end: no sync per batch
-    autocast = cuda and next(model.parameters()).dtype == torch.float32
-    with torch.inference_mode(), torch.autocast("cuda" if cuda else "cpu", dtype=dtype, enabled=autocast):
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            features = to_device(tokenize([texts[i] for i in idx]), device.type)
-            pending.append((idx, torch.nn.functional.normalize(model(features)["sentence_embedding"].float(), dim=-1)))
-            if not cuda:
-                out[idx] = pending.pop()[1].numpy()
-    for idx, vectors in pending:
-        out[idx] = vectors.cpu().numpy()
-    model.train(was_training)
-    return out
 
 
 def triplet_accuracy(anchor: np.ndarray, positive: np.ndarray, negative: np.ndarray) -> float:

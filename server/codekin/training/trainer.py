@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codekin.embedding.torch_encode import compile_layers, disable_kv_cache, to_device
 from codekin.errors import CodekinError, ModelLoadError
 from codekin.training.args import TrainingArguments
 from codekin.training.checkpoints import (
@@ -146,33 +147,6 @@ def needs_gradient_checkpointing(model: Any, batch_size: int, seq_len: int, tota
     return params * 16 + activations > 0.85 * total_bytes
 
 
-def disable_kv_cache(model: Any) -> None:
-    """Decoder models (Qwen2 ...) build a KV cache on every forward by default: useless for embeddings."""
-    config = _transformer_config(model)
-    if config is not None and getattr(config, "use_cache", False):
-        config.use_cache = False
-
-
-def to_device(features: dict[str, Any], device: str) -> dict[str, Any]:
-    """Tensors to the device; on CUDA through pinned memory without blocking the host."""
-    if device != "cuda":
-        return {k: v.to(device) if hasattr(v, "to") else v for k, v in features.items()}
-    return {k: v.pin_memory().to(device, non_blocking=True) if hasattr(v, "pin_memory") else v
-            for k, v in features.items()}
-
-
-def compile_layers(model: Any) -> int:
-    """torch.compile each transformer block (one compiled graph serves all identical layers)."""
-    config_holder = model[0]
-    inner = getattr(config_holder, "auto_model", None) or getattr(config_holder, "model", None)
-    layers = getattr(inner, "layers", None) or getattr(getattr(inner, "encoder", None), "layer", None)
-    if layers is None:
-        return 0
-    for layer in layers:
-        layer.compile()
-    return len(layers)
-
-
 def enable_gradient_checkpointing(model: Any) -> None:
     kwargs = {"use_reentrant": False}
     enable = getattr(model, "gradient_checkpointing_enable", None)
@@ -192,6 +166,7 @@ class Trainer:
 
         self.args = (args or TrainingArguments()).replace(device=device if device != "auto" else None)
         self.device = choose_device(self.args.device)
+        self._drop_partial = False  # set per run: compiled runs drop a short last batch
         if isinstance(model, str | Path):
             self.model_name = model_name or str(model)
             model = load_model(str(model), self.device, self.args.max_seq_length)
@@ -253,6 +228,8 @@ class Trainer:
         for start in range(0, len(order), group):
             part = sorted(order[start:start + group], key=lambda i: lengths[i])
             batches += [part[j:j + size] for j in range(0, len(part), size)]
+        if self._drop_partial:
+            batches = [batch for batch in batches if len(batch) == size]
         rng.shuffle(batches)
         return batches
 
@@ -349,11 +326,15 @@ class Trainer:
         result.gradient_checkpointing = self._use_checkpointing()
         if result.gradient_checkpointing:
             enable_gradient_checkpointing(model)
-        if args.compile and self.device == "cuda":
-            compile_layers(model)
+        compiled = self.device == "cuda" and args.compile != "off"  # auto: on; ~5 s once, -30 % a step
+        if compiled:
+            compile_layers(model, args.compile_mode)
         wrapped = self._wrap_model(model)  # DDP/FSDP under `codekin train --gpus N`; the model itself otherwise
         lengths = [max(len(a), len(p), len(n)) for a, p, n in texts]
-        steps_per_epoch = math.ceil(len(texts) / args.batch_size)
+        # A compiled model would compile a second graph (~20 s) for a short last batch: drop it
+        # (a different remainder every epoch, as the order is shuffled).
+        self._drop_partial = compiled and len(texts) > args.batch_size
+        steps_per_epoch = len(self._batches(lengths, 1))
         optimizer, scheduler = self._optimizer(steps_per_epoch * args.epochs)
         scaler = torch.amp.GradScaler("cuda") if result.precision == "fp16" else None
         if state is not None:
