@@ -1,8 +1,9 @@
 """Crash trials of promotion + re-embed (`codekin models promote`, then `codekin reembed`).
 
 A trial registers a new fine-tuned version (a tiny random-init model of its own seed, so its
-own vector space), SIGKILLs `codekin models promote vN` at a random moment of its run, then
-SIGKILLs `codekin reembed` at a random moment after it took `reembed.lock`, and checks:
+own vector space), then (odd trials) SIGKILLs `codekin models promote vN` at a random moment
+of its run, or (even trials) promotes it and SIGKILLs `codekin reembed` at a random moment
+after it took `reembed.lock`, and checks:
 
 - right after the kills: the index answers from one vector space (the table state.json
   names holds a vector for every chunk, and a query embedded with the model state.json
@@ -119,9 +120,11 @@ def reembed_trial(bench: CrashBench) -> Trial:
     if "reembed" not in bench.calibration:
         bench.calibration["promote"], bench.calibration["reembed"] = (
             _calibrate(bench, root, command, lock) if bench.calibrate else (3.0, 2.0))
-    trial.kill = run_and_kill(promote, bench.env, lambda: True, bench.rng.uniform(0.0, bench.calibration["promote"]),
-                              bench.log("reembed"))
-    if registry.active_ref() == version:  # the promotion got through: kill the re-embed too
+    if number % 2:  # odd trials: kill the promotion at a random moment of its run
+        trial.kill = run_and_kill(promote, bench.env, lambda: True,
+                                  bench.rng.uniform(0.0, 1.1 * bench.calibration["promote"]), bench.log("reembed"))
+    else:  # even trials: the promotion completes, the re-embed is killed after it took its lock
+        registry.promote(version, "reliability trial")
         trial.kill = run_and_kill(command, bench.env, lambda: lock_held(lock),
                                   bench.rng.uniform(0.0, 1.1 * bench.calibration["reembed"]), bench.log("reembed"))
     try:
