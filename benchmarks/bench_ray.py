@@ -4,9 +4,9 @@ index:   Indexer(copy).run()                 vs  RayIndexer(copy, workers=N).run
 reembed: reembed(copy) (local, this process)  vs  reembed(copy, ray=RayOptions(workers=N))
 
 The corpus (benchmarks/corpus.py: Erlang/OTP + C sources) is indexed cold in a fresh copy
-per run. For re-embedding, a copy of the same weights is promoted as v1 (another vector
-space, so every chunk is embedded again, as after a real promotion) in an indexed copy per
-run. chunks/s is over the whole call: model loading (in this process, or on each actor),
+per run. For re-embedding, an indexed copy per run is re-embedded with the same weights and
+model.max_tokens one lower: another vector space, so every chunk is embedded again at the
+cost of a promoted model of the same size (tests/test_distributed.py runs the registry path). chunks/s is over the whole call: model loading (in this process, or on each actor),
 scan, chunking, embedding and writes, so both sides pay the same costs. The local Ray
 instance is started once before the first Ray run and its start time reported apart, as a
 cluster would already be up; the single-process baseline runs first and again last (the
@@ -41,24 +41,6 @@ def _rate(chunks: int, seconds: float, **extra: object) -> dict:
             "chunks_per_s": round(chunks / seconds, 1) if seconds else 0.0, **extra}
 
 
-def _promote_copy_of_weights(root: Path) -> str:
-    """Register the default model's weights as v1 and make it active (a new vector space)."""
-    from sentence_transformers import SentenceTransformer
-
-    from codekin.embedding import resolve_model_path
-    from codekin.training.checkpoints import write_checkpoint
-    from codekin.training.registry import ModelRegistry
-
-    registry = ModelRegistry(root)
-    version = registry.create("default", "base")
-    model = SentenceTransformer(resolve_model_path("default"), device="cpu")
-    write_checkpoint(version.checkpoints_dir / "epoch-1", lambda tmp: model.save(str(tmp), create_model_card=False),
-                     {"epoch": 1})
-    registry.seal(version, "epoch-1", status="trained")
-    registry.promote(version.id, "benchmark")
-    return version.id
-
-
 def bench_index(corpus: Path, work: Path, overrides: dict, workers: list[int]) -> dict:
     from codekin.config import load_config
     from codekin.distributed.ray_embed import RayIndexer, RayOptions
@@ -90,20 +72,18 @@ def bench_reembed(corpus: Path, work: Path, overrides: dict, workers: list[int])
 
     indexed = fresh_copy(corpus, work / "reembed-indexed")
     Indexer(indexed, load_config(indexed, overrides)).run()
-    version = _promote_copy_of_weights(indexed)
+    max_tokens = load_config(indexed, overrides).model.max_tokens - 1  # same weights, a new vector space
+    model = {**overrides["model"], "max_tokens": max_tokens}
 
     def job(tag: str, ray: RayOptions | None) -> dict:
         copy = work / f"reembed-{tag}"
         shutil.copytree(indexed, copy, symlinks=True)
         started = time.perf_counter()
-        summary = reembed(copy, load_config(copy, overrides), ray=ray)
-        return _rate(summary.embedded, time.perf_counter() - started, version=summary.version,
-                     device=summary.device, backend=summary.backend,
-                     embed_chunks_per_s=round(summary.embeddings_per_second, 1))
+        summary = reembed(copy, load_config(copy, {"model": model}), ray=ray)
+        return _rate(summary.embedded, time.perf_counter() - started, key=summary.key, device=summary.device,
+                     backend=summary.backend, embed_chunks_per_s=round(summary.embeddings_per_second, 1))
 
     before = job("single-before", None)
-    if before["version"] != version:
-        raise SystemExit(f"re-embedded {before['version']}, not the promoted {version}")
     runs = [{**job(f"ray-{n}", RayOptions(workers=n)), "workers": n} for n in workers]
     return _compare(before, job("single-after", None), runs)
 

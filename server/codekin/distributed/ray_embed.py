@@ -249,6 +249,7 @@ class RayEngine:
 
     def close(self) -> None:
         self.stats["ray_init_seconds"] = round(self.stats["ray_init_seconds"] + self.session.init_seconds, 2)
+        self.session.init_seconds = 0.0  # counted once
         self.session.close()
 
 
