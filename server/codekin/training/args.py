@@ -27,7 +27,7 @@ class TrainingArguments:
     max_grad_norm: float = 1.0
     seed: int = 13
     device: str = "auto"  # auto | cuda | mps | cpu
-    precision: str = "auto"  # auto: bf16 (fp16 on older GPUs) on CUDA, fp32 elsewhere
+    precision: str = "auto"  # auto: bf16 on CUDA (fp16 on old GPUs) and on CPUs with native bf16
     gradient_checkpointing: str = "auto"  # auto: on when the step would not fit the GPU
     max_seq_length: int = 256
     eval_batch_size: int = 64

@@ -147,6 +147,18 @@ def needs_gradient_checkpointing(model: Any, batch_size: int, seq_len: int, tota
     return params * 16 + activations > 0.85 * total_bytes
 
 
+def cpu_bf16_pays(model: Any) -> bool:
+    """bf16 autocast on a CPU with native bf16 dot products (AVX512-BF16, AMX): ~1.4x a step
+    for MiniLM on 2 Zen 4 cores; tiny models gain nothing and lose precision, so not below 10M."""
+    import torch
+
+    try:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+    return native and sum(p.numel() for p in model.parameters()) >= 10_000_000
+
+
 def enable_gradient_checkpointing(model: Any) -> None:
     kwargs = {"use_reentrant": False}
     enable = getattr(model, "gradient_checkpointing_enable", None)
@@ -182,9 +194,9 @@ class Trainer:
 
         wanted = self.args.precision
         if wanted == "auto":
-            if self.device != "cuda":
-                return "fp32"
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+            if self.device == "cuda":
+                return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+            return "bf16" if self.device == "cpu" and cpu_bf16_pays(self.model) else "fp32"
         if wanted == "fp16" and self.device != "cuda":
             raise TrainingError("fp16 training needs a CUDA GPU", "use --precision bf16 or fp32 on this device")
         return wanted
