@@ -5,6 +5,7 @@ Target (issue 7): 1,000 triplets x 1 epoch <= 5 min on 2 CPU cores. Quality: hel
 MRR@10 and triplet accuracy, base -> fine-tuned (the fine-tuned model must win).
 
     python benchmarks/bench_train.py [--root examples] [--count 1000] [--epochs 1]
+    python benchmarks/bench_train.py --corpus-lines 20000   # Erlang/OTP sources + examples/
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--max-seq-length", type=int, default=256)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
+    parser.add_argument("--corpus-lines", type=int, default=0,
+                        help="train on benchmarks/corpus.py's Erlang/OTP + examples corpus of this size instead of --root")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     options = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -54,7 +58,13 @@ def main() -> int:
     if options.threads:
         torch.set_num_threads(options.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        root = git_copy(options.root, Path(tmp) / "repo")
+        if options.corpus_lines:
+            from corpus import build_corpus  # benchmarks/ is on sys.path when a script runs
+
+            source, name = build_corpus(options.corpus_lines), f"otp+examples-{options.corpus_lines}-lines"
+        else:
+            source, name = options.root, options.root.name
+        root = git_copy(source, Path(tmp) / "repo")
         config = load_config(root, {"model": {"device": "cpu"}})
         base = load_embedder(ModelConfig(device="cpu"))
         started = time.perf_counter()
@@ -63,7 +73,7 @@ def main() -> int:
         evaluator = CodeSearchEvaluator(data.eval, data.corpus, batch_size=32)
         before = evaluator(base.model)
         args = TrainingArguments(epochs=options.epochs, learning_rate=options.lr, batch_size=16, device="cpu",
-                                 max_seq_length=options.max_seq_length)
+                                 max_seq_length=options.max_seq_length, precision=options.precision)
         trainer = Trainer("default", device="cpu", args=args, out=lambda s: print(s, file=sys.stderr),
                           show_progress=False)
         result = trainer.train(data.train)
@@ -71,7 +81,7 @@ def main() -> int:
     train_s = sum(e.seconds for e in result.epochs)
     per_triplet_epoch = train_s / (len(data.train) * options.epochs)
     print(json.dumps({
-        "bench": "cpu_train", "root": options.root.name, "threads": torch.get_num_threads(),
+        "bench": "cpu_train", "root": name, "precision": result.precision, "threads": torch.get_num_threads(),
         "triplets": len(data.train), "eval_triplets": len(data.eval), "epochs": options.epochs,
         "max_seq_length": options.max_seq_length, "generate_s": round(generate_s, 1),
         "train_s": round(train_s, 1), "projected_1000x1_s": round(per_triplet_epoch * 1000, 1), "target_s": 300,
