@@ -59,13 +59,19 @@ def main() -> int:
         torch.set_num_threads(options.threads)
     with tempfile.TemporaryDirectory() as tmp:
         if options.corpus_lines:
-            from corpus import build_corpus  # benchmarks/ is on sys.path when a script runs
+            from corpus import (  # benchmarks/ is on sys.path
+                TRAINING_GLOBS,
+                build_corpus,
+                fresh_copy,
+            )
 
-            source, name = build_corpus(options.corpus_lines), f"otp+examples-{options.corpus_lines}-lines"
+            name = f"otp+examples-{options.corpus_lines}-lines"
+            root = fresh_copy(build_corpus(options.corpus_lines), Path(tmp) / "repo")
+            config = load_config(root, {"model": {"device": "cpu"}, "training": TRAINING_GLOBS})
         else:
-            source, name = options.root, options.root.name
-        root = git_copy(source, Path(tmp) / "repo")
-        config = load_config(root, {"model": {"device": "cpu"}})
+            name = options.root.name
+            root = git_copy(options.root, Path(tmp) / "repo")
+            config = load_config(root, {"model": {"device": "cpu"}})
         base = load_embedder(ModelConfig(device="cpu"))
         started = time.perf_counter()
         data = generate_training_data(root, config, options.count, 13, base, out=lambda s: print(s, file=sys.stderr))

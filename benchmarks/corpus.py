@@ -31,6 +31,12 @@ C_SHARE = 1 / 6
 C_SUFFIXES = (".c", ".h", ".cc", ".cpp", ".hpp")
 
 
+# The corpus keeps OTP's own layout (otp/<app>/src/...), not the default training globs'
+# lib/ src/ c_src/: benchmarks that mine triplets from it pass these instead.
+TRAINING_GLOBS = {"beam_globs": ["**/*.ex", "**/*.exs", "**/*.erl", "**/*.hrl"],
+                  "cpp_globs": ["**/*.{c,cc,cpp,h,hpp}"]}
+
+
 class CorpusError(RuntimeError):
     pass
 
