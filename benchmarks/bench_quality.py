@@ -59,12 +59,25 @@ def doc_of(chunk) -> tuple[str, str] | None:
         return " ".join(doc.split()), chunk.text[:match.start()] + chunk.text[match.end():]
     if chunk.language == "erlang":
         lines = chunk.text.split("\n")
-        comment = [line for line in lines if line.startswith("%%")]
-        doc = " ".join(re.sub(r"^%+\s*(@doc)?", "", line).strip() for line in comment).strip()
-        if len(doc.split()) < 4:
+        comment = [_prose(line) for line in lines if line.startswith("%%")]
+        doc = " ".join(line for line in comment if line)
+        if len(re.findall(r"[A-Za-z]{2,}", doc)) < 4:
             return None
         return doc, "\n".join(line for line in lines if not line.startswith("%%"))
     return None
+
+
+_RULE = re.compile(r"^[-=*#%\s]*$")
+_NOT_PROSE = re.compile(r"^(->|Func:|Returns?:|Args:|Types?:)")
+
+
+def _prose(comment_line: str) -> str:
+    """The prose of one Erlang comment line: '' for rules (%%-----), `Func: name/2` labels
+    (they restate the answer's name) and `-> Result` return-shape notes (types, not prose)."""
+    line = re.sub(r"^%+\s*(@doc)?", "", comment_line).strip()
+    if _RULE.match(line) or _NOT_PROSE.match(line):
+        return ""
+    return re.sub(r"^Purpose:\s*", "", line)
 
 
 def rename_locals(text: str, language: str) -> str:

@@ -53,7 +53,8 @@ class SearchConfig:
     mode: str = "hybrid"  # dense | lexical | hybrid
     limit: int = 10
     min_similarity: float = 0.0
-    context_weight: float = 0.3  # how much a chunk's module head counts in text-search ranking
+    context_weight: float = 0.0  # how much a chunk's module head counts in text-search ranking (0: the
+    # module summary is in every chunk's header already; bench_quality: 0.3 lowered hybrid doc->code)
     lexical_weight: float = 0.5  # weight of the BM25 ranking in hybrid fusion (dense counts 1)
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import PurePosixPath
 
 from codekin.chunking.chunk import Chunk, Unit, content_hash, header_line
+from codekin.chunking.context import elixir_moduledoc, first_sentence, module_summary
 from codekin.chunking.definitions import definition_units
 from codekin.chunking.elixir import elixir_units
 from codekin.chunking.erlang import erlang_units
@@ -38,7 +40,7 @@ def chunk_text(path: str, text: str, config: IndexConfig | None = None) -> list[
     units += _gap_units(units, lines, _file_symbol(units, path), config)
     units.sort(key=lambda u: (u.start, u.end))
     pieces = [piece for unit in units for piece in _split(unit, config.max_chunk_lines)]
-    return _build(path, language, lines, pieces)
+    return _with_context(_build(path, language, lines, pieces), text)
 
 
 def _syntax_units(language: str, text: str, config: IndexConfig) -> list[Unit]:
@@ -115,6 +117,28 @@ def _split(unit: Unit, max_lines: int) -> list[Unit]:
         for number, piece in enumerate(pieces, 1):
             piece.symbol = f"{unit.symbol} (part {number}/{len(pieces)})"
     return pieces
+
+
+# Chunks that hold the module doc themselves: no context line of their own.
+_DOC_HOLDERS = ("module", "attributes")
+
+
+def _with_context(chunks: list[Chunk], text: str) -> list[Chunk]:
+    """Give every chunk but the module heads the first sentence of its module's doc."""
+    if not chunks:
+        return chunks
+    if chunks[0].language == "elixir":
+        summaries = {c.symbol: first_sentence(elixir_moduledoc(c.text)) for c in chunks if c.kind == "module"}
+
+        def summary(chunk: Chunk) -> str:  # the innermost documented module around the chunk
+            owners = [m for m, s in summaries.items() if s and chunk.symbol.startswith((f"{m}.", f"{m} "))]
+            return summaries[max(owners, key=len)] if owners else ""
+    else:
+        file_summary = module_summary(chunks[0].language, text)
+
+        def summary(chunk: Chunk) -> str:
+            return file_summary
+    return [c if c.kind in _DOC_HOLDERS else replace(c, context=summary(c)) for c in chunks]
 
 
 def _build(path: str, language: str, lines: list[str], units: list[Unit]) -> list[Chunk]:

@@ -15,10 +15,11 @@ class Chunk:
     start_line: int  # 1-based, inclusive
     end_line: int  # 1-based, inclusive
     text: str
+    context: str = ""  # what its module is for (first sentence of the module doc); see context.py
 
     @property
     def header(self) -> str:
-        return header_line(self.language, self.kind, self.symbol)
+        return header_line(self.language, self.kind, self.symbol, self.context)
 
     @property
     def embed_text(self) -> str:
@@ -29,9 +30,11 @@ class Chunk:
         return content_hash(self.embed_text)
 
 
-def header_line(language: str, kind: str, symbol: str) -> str:
-    """The line of context the model sees before the code (no path: renames keep the hash)."""
-    return f"{language} {kind} {symbol}"
+def header_line(language: str, kind: str, symbol: str, context: str = "") -> str:
+    """The line of context the model sees before the code (no path: renames keep the hash),
+    e.g. `elixir function Shop.Cache.fetch/2: Read-through cache of stock per SKU.`"""
+    head = f"{language} {kind} {symbol}"
+    return f"{head}: {context}" if context else head
 
 
 def content_hash(text: str) -> str:

@@ -47,8 +47,8 @@ def erlang_units(root: Node) -> list[Unit]:
             continue
         else:  # -module, -export, -record, -define, -type ...: one block per run
             group, group_key, spec_start = None, None, None
-            if attributes is None:
-                attributes = Unit("attributes", module, node.start_point.row, node.end_point.row)
+            if attributes is None:  # with the comment above (the module's own doc, %%% @doc ...)
+                attributes = Unit("attributes", module, leading_comments(node), node.end_point.row)
                 units.append(attributes)
             else:
                 attributes.end = node.end_point.row

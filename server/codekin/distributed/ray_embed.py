@@ -155,7 +155,7 @@ def chunk_batch(batch: dict[str, np.ndarray], root: str, index: IndexConfig) -> 
         out["file_hash"].append(done.file_hash)
         out["error"].append(done.error)
         out["chunks"].append("null" if done.chunks is None else json.dumps(
-            [[c.language, c.kind, c.symbol, c.start_line, c.end_line, c.text] for c in done.chunks]))
+            [[c.language, c.kind, c.symbol, c.start_line, c.end_line, c.text, c.context] for c in done.chunks]))
     out["failure"] = np.array([b""] * len(out["path"]), dtype=object)
     return out
 
@@ -194,8 +194,7 @@ class EmbedActor:
 # -- the driver side -------------------------------------------------------------------------
 def _chunked(row: dict[str, str]) -> ChunkedFile:
     payload = json.loads(row["chunks"])
-    chunks = None if payload is None else [Chunk(row["path"], language, kind, symbol, start, end, text)
-                                           for language, kind, symbol, start, end, text in payload]
+    chunks = None if payload is None else [Chunk(row["path"], *fields) for fields in payload]
     return ChunkedFile(row["path"], row["file_hash"], row["error"], chunks)
 
 

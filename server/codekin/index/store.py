@@ -42,6 +42,7 @@ CHUNKS_SCHEMA = pa.schema([
     pa.field("path", pa.string()), pa.field("language", pa.string()), pa.field("kind", pa.string()),
     pa.field("symbol", pa.string()), pa.field("start_line", pa.int32()), pa.field("end_line", pa.int32()),
     pa.field("content_hash", pa.string()), pa.field("text", pa.string()), pa.field("terms", pa.string()),
+    pa.field("context", pa.string()),  # the chunk's module summary (Chunk.context), part of its header
 ])
 
 
@@ -139,12 +140,14 @@ class IndexStore:
         """The text the model sees for each wanted hash (header + code)."""
         table = self._table("chunks", CHUNKS_SCHEMA).to_arrow()
         out: dict[str, str] = {}
+        contexts = (table.column("context").to_pylist() if "context" in table.column_names
+                    else [""] * table.num_rows)  # an index written before chunks had a context
         cols = zip(table.column("content_hash").to_pylist(), table.column("language").to_pylist(),
                    table.column("kind").to_pylist(), table.column("symbol").to_pylist(),
-                   table.column("text").to_pylist(), strict=True)
-        for h, language, kind, symbol, text in cols:
+                   table.column("text").to_pylist(), contexts, strict=True)
+        for h, language, kind, symbol, text, context in cols:
             if h in hashes and h not in out:
-                out[h] = f"{header_line(language, kind, symbol)}\n{text}"
+                out[h] = f"{header_line(language, kind, symbol, context or '')}\n{text}"
         return out
 
     def add_vectors(self, key: str, hashes: list[str], vectors: np.ndarray) -> None:
@@ -197,6 +200,8 @@ class IndexStore:
         sees the old file hash and redoes these files.
         """
         chunks_table = self._table("chunks", CHUNKS_SCHEMA)
+        if "context" not in chunks_table.schema.names:  # written before chunks had a context: old rows get ""
+            chunks_table.add_columns({"context": "CAST('' AS STRING)"})
         files_table = self._table("files", FILES_SCHEMA)
         for i in range(0, len(paths), DELETE_BATCH):
             chunks_table.delete(f"path IN ({_quoted(paths[i:i + DELETE_BATCH])})")
@@ -277,5 +282,6 @@ def _chunk_row(chunk: Chunk) -> dict:
     return {
         "path": chunk.path, "language": chunk.language, "kind": chunk.kind, "symbol": chunk.symbol,
         "start_line": chunk.start_line, "end_line": chunk.end_line, "content_hash": chunk.content_hash,
-        "text": chunk.text, "terms": " ".join(terms(f"{chunk.symbol}\n{chunk.text}")),
+        "text": chunk.text, "terms": " ".join(terms(f"{chunk.symbol} {chunk.context}\n{chunk.text}")),
+        "context": chunk.context,
     }

@@ -37,11 +37,12 @@ class Snippet:
     text: str
     family: str = BEAM  # "beam" (Elixir/Erlang) or "cpp" (C/C++): which training globs matched
     revision: str = ""  # a git revision for a version from history; "" = the working tree
+    context: str = ""  # the chunk's module summary (Chunk.context): part of the header the model sees
 
     @classmethod
     def from_chunk(cls, chunk: Chunk, family: str) -> Snippet:
         return cls(chunk.path, chunk.language, chunk.kind, chunk.symbol, chunk.start_line,
-                   chunk.end_line, chunk.text, family)
+                   chunk.end_line, chunk.text, family, context=chunk.context)
 
     @property
     def base_symbol(self) -> str:
@@ -53,7 +54,7 @@ class Snippet:
         """What the model sees: header + code like the index (Chunk.embed_text), or plain text."""
         if self.kind in TEXT_KINDS:
             return self.text
-        return f"{header_line(self.language, self.kind, self.symbol)}\n{self.text}"
+        return f"{header_line(self.language, self.kind, self.symbol, self.context)}\n{self.text}"
 
     @property
     def content_hash(self) -> str:

@@ -1,0 +1,75 @@
+"""What a module is for, in one short phrase: the context line a function chunk carries.
+
+A function stripped of its neighbours loses the module-level meaning a reader gets from
+the `@moduledoc` or the comment at the top of the file. The first sentence of that text
+(licence boilerplate skipped, at most MAX_WORDS words) goes into the chunk's header, so
+the model and the lexical index see "what this module is" next to every function in it.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_WORDS = 16  # the header stays short: it is embedded with every chunk of the module
+
+_MODULEDOC = re.compile(r'@moduledoc\s+(?:~[sS])?(?:"""\n(?P<block>.*?)"""|"(?P<line>(?:[^"\\\n]|\\.)*)")', re.S)
+_LICENCE = re.compile(r"copyright|licen[cs]e|all rights reserved|spdx-", re.I)
+_COMMENT = re.compile(r"^\s*(%+|//+|/\*+|\*+(?!/)|#+(?!include|define|if|pragma|import))\s?")
+_RULE = re.compile(r"^[-=*#%/\s]*$")
+_TAG = re.compile(r"^@(doc|author|copyright|version|since|file|brief)\b\s*")
+_SENTENCE_END = re.compile(r"(?<=[a-z0-9)`'\"][.!?])\s")
+
+
+def first_sentence(text: str, max_words: int = MAX_WORDS) -> str:
+    """The first sentence of a doc text, whitespace collapsed, at most `max_words` words."""
+    flat = " ".join(text.split())
+    if not flat:
+        return ""
+    sentence = _SENTENCE_END.split(flat, maxsplit=1)[0]
+    words = sentence.split()
+    return " ".join(words[:max_words])
+
+
+def elixir_moduledoc(head_text: str) -> str:
+    """The `@moduledoc` of an Elixir module head ("" when missing or `false`)."""
+    match = _MODULEDOC.search(head_text)
+    if match is None:
+        return ""
+    return match["block"] if match["block"] is not None else match["line"] or ""
+
+
+def leading_comment(text: str, max_lines: int = 80) -> str:
+    """The first comment paragraph near the top of a file that is not licence boilerplate
+    (Erlang `%%%`/`%% @doc`, C/C++ `//` and `/* */`)."""
+    paragraphs: list[list[str]] = []
+    current: list[str] = []
+    for line in text.split("\n")[:max_lines]:
+        match = _COMMENT.match(line)
+        if match is None:
+            if current:
+                paragraphs.append(current)
+                current = []
+            if line.strip() and not line.lstrip().startswith(("-", "#")):
+                break  # code: the file's own comment, if any, is above
+            continue
+        body = _TAG.sub("", line[match.end():].strip().removesuffix("*/").strip())
+        if _RULE.match(body):
+            if current:
+                paragraphs.append(current)
+                current = []
+            continue
+        current.append(body)
+    if current:
+        paragraphs.append(current)
+    for paragraph in paragraphs:
+        joined = " ".join(paragraph)
+        if not _LICENCE.search(joined) and len(re.findall(r"[A-Za-z]{2,}", joined)) >= 3:
+            return joined
+    return ""
+
+
+def module_summary(language: str, text: str) -> str:
+    """The context phrase of a file (Erlang, C/C++ and other comment-documented languages)."""
+    if language == "elixir":
+        return first_sentence(elixir_moduledoc(text))
+    return first_sentence(leading_comment(text))
