@@ -9,10 +9,18 @@ and indexed once into --cache, reused afterwards) it measures:
 - code lenses of ~500-line files: textDocument/codeLens plus resolving every lens, as an
   editor does for a visible file (target <= 100 ms), each file once so nothing is cached;
 - search p50 (embeds the query with the model);
+- findSimilar with unsaved text (an edited function: embedded on the fly) for 100 chunks of
+  different lengths, p50; every new length is a new input shape for the runtime;
 - idle RSS of the server process after the work (target <= 600 MB);
-- exit: shutdown + exit until the process is gone.
+- exit: shutdown + exit until the process is gone;
+- `codekin search` from the command line, end to end (interpreter, imports, model load,
+  query), median of 3 runs.
 
-Prints one JSON line.  python benchmarks/bench_lsp.py [--cache DIR] [--queries 200]
+`--src DIR` runs the server and the CLI from another source tree (PYTHONPATH=DIR), so a
+change can be compared with its baseline back to back on the same warm index, e.g.
+`git archive HEAD~1 server | tar -x -C /tmp/before` then `--src /tmp/before/server`.
+
+Prints one JSON line.  python benchmarks/bench_lsp.py [--cache DIR] [--queries 200] [--src DIR]
 """
 
 from __future__ import annotations
@@ -94,7 +102,18 @@ async def lens_pass(client: BaseLanguageClient, path: Path) -> tuple[float, int]
     return elapsed, len(lenses)
 
 
-async def run(repo: Path, queries: int) -> dict:
+def cli_search_seconds(repo: Path, env: dict[str, str], runs: int = 3) -> float:
+    """Median wall time of `codekin search` in a fresh process (what a terminal user waits)."""
+    times = []
+    for query in SEARCHES[:runs]:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "codekin.cli", "search", query, "--json"], cwd=repo,
+                       check=True, env=env, capture_output=True)
+        times.append(time.perf_counter() - started)
+    return round(statistics.median(times), 2)
+
+
+async def run(repo: Path, queries: int, env: dict[str, str]) -> dict:
     from codekin.config import load_config
     from codekin.engine import Engine
 
@@ -105,7 +124,7 @@ async def run(repo: Path, queries: int) -> dict:
 
     client = BaseLanguageClient("codekin-bench", "1")
     started = time.perf_counter()
-    await client.start_io(sys.executable, "-m", "codekin.cli", "serve", env=ENV)
+    await client.start_io(sys.executable, "-m", "codekin.cli", "serve", env=env)
     await client.initialize_async(types.InitializeParams(
         capabilities=types.ClientCapabilities(), root_uri=repo.as_uri(), process_id=os.getpid()))
     initialize_ms = (time.perf_counter() - started) * 1000
@@ -146,6 +165,12 @@ async def run(repo: Path, queries: int) -> dict:
         ms, _ = await timed(command(client, "codekin.search", {"query": query}))
         search_ms.append(ms)
 
+    edited_ms = []
+    for i in picked[:100]:
+        edited = {**argument(i), "text": index.texts[i] + "\n% edited"}
+        ms, _ = await timed(command(client, "codekin.findSimilar", edited))
+        edited_ms.append(ms)
+
     await asyncio.sleep(2.0)
     pid = client._server.pid
     rss = rss_mb(pid)
@@ -163,8 +188,10 @@ async def run(repo: Path, queries: int) -> dict:
         "engine_similar_p50_ms": pct(engine_ms, 0.5), "engine_similar_p95_ms": pct(engine_ms, 0.95),
         "lens_file_lines": [lines[p] for p in lens_files], "lens_counts": lens_counts,
         "lens_ms_median": round(statistics.median(lens_ms), 1), "lens_ms_max": round(max(lens_ms), 1),
-        "search_p50_ms": pct(search_ms, 0.5), "idle_rss_mb": rss, "exit_ms": round(exit_ms, 1),
+        "search_p50_ms": pct(search_ms, 0.5), "edited_similar_p50_ms": pct(edited_ms, 0.5),
+        "edited_similar_p95_ms": pct(edited_ms, 0.95), "idle_rss_mb": rss, "exit_ms": round(exit_ms, 1),
         "exit_code": returncode, "device": status.get("device"), "model": status.get("model"),
+        "cli_search_s": cli_search_seconds(repo, env), "src": env.get("PYTHONPATH", "installed"),
         "targets": {"find_similar_p50_ms": 50, "lens_ms": 100, "idle_rss_mb": 600, "initialize_ms": 1000},
     }
 
@@ -174,9 +201,11 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path("/tmp/codekin-bench-lsp"),
                         help="where the indexed corpus clone is kept between runs")
     parser.add_argument("--queries", type=int, default=200, help="findSimilar requests to time")
+    parser.add_argument("--src", type=Path, help="run server and CLI from this source tree (a baseline)")
     args = parser.parse_args()
     repo = indexed_repo(args.cache)
-    print(json.dumps(asyncio.run(run(repo, args.queries))))
+    env = {**ENV, "PYTHONPATH": str(args.src.resolve())} if args.src else ENV
+    print(json.dumps(asyncio.run(run(repo, args.queries, env))))
 
 
 if __name__ == "__main__":

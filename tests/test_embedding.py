@@ -271,7 +271,7 @@ def test_verified_export_loads_without_torch_and_gives_the_same_vectors(int8_emb
     assert all((ids[name] == reference_ids[name]).all() for name in reference_ids)
     before = int8_embedder.runner  # the same compiled model, tokenized by sentence-transformers
     old_path = type(before)(before.compiled, st_tokenize(st_model, before.input_names), before.input_names,
-                            before.pooling, before.dim).encode(snippets, 32)
+                            before.pooling, before.dim, before.max_length, before.pads).encode(snippets, 32)
     new_path = light.encode(snippets)
     cosine = (old_path * new_path).sum(axis=1)
     assert cosine.min() >= 0.9999, cosine.min()
