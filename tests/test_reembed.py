@@ -162,6 +162,41 @@ def test_indexer_embeds_new_files_with_the_active_version(tiny_index, tiny_model
     assert IndexStore(root).vector_hashes(state["active_key"]) == IndexStore(root).chunk_hashes()
 
 
+def test_a_process_holding_a_replaced_model_never_switches_the_index_back(tiny_index, tiny_models):
+    """A server started before `codekin models promote` + `codekin reembed` ran in another
+    process: its sync must neither embed with the old model nor point the index back at the
+    old table; the queued path waits for the sync after its reload (LearningLoop.follow_index)."""
+    from codekin.embedding import load_embedder
+    from codekin.errors import StaleModelError
+    from codekin.jobs.loop import LearningLoop
+    from codekin.queue import ChangeQueue
+    from codekin.sync import drain
+
+    root, config = tiny_index
+    held = load_embedder(config.model)  # what the long-running process loaded at its start
+    add_version(root, tiny_models[1])
+    reembed(root, config)  # the other process
+    store = IndexStore(root)
+    key = store.state()["active_key"]
+    (root / "lib/kin_shop/greeter.ex").write_text("defmodule KinShop.Greeter do\n  def hello, do: :world\nend\n")
+    with pytest.raises(StaleModelError, match="but the index now follows"):
+        Indexer(root, config, embedder=held).run(paths=["lib/kin_shop/greeter.ex"])
+    with ChangeQueue(root) as queue:
+        queue.add(["lib/kin_shop/greeter.ex"], event="save")
+    loop = LearningLoop(root, config, embedder=held)  # the server's loop, not started
+    with pytest.raises(StaleModelError):
+        drain(root, config, loop.serving)
+    assert store.state()["active_key"] == key
+    with ChangeQueue(root) as queue:
+        assert queue.stats().pending == 1
+
+    assert loop.follow_index() is True and loop.serving.key == key
+    summary = drain(root, config, loop.serving)
+    assert summary.completed == 1 and store.state()["active_key"] == key
+    assert "lib/kin_shop/greeter.ex" in {r["path"] for r in store.load_chunks().to_pylist()}
+    assert store.vector_hashes(key) == store.chunk_hashes()
+
+
 def test_corrupted_version_is_refused_and_the_index_keeps_its_model(tiny_index, tiny_models):
     root, config = tiny_index
     before = IndexStore(root).state()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from codekin.cli import main as cli_main
-from codekin.training.checkpoints import verify_checkpoint, write_checkpoint
+from codekin.training.checkpoints import verify_checkpoint, write_checkpoint, write_json_atomic
 from codekin.training.registry import (
     BASE,
     ModelCorruptedError,
@@ -44,6 +44,15 @@ def test_checkpoint_write_is_atomic_and_hashed(tmp_path: Path):
     assert verify_checkpoint(target) == "w.bin does not match its sha256"
     (target / "w.bin").unlink()
     assert verify_checkpoint(target) == "w.bin is missing"
+
+
+def test_json_write_failure_leaves_the_old_file_and_no_temporary(tmp_path: Path):
+    target = tmp_path / "active.json"
+    write_json_atomic(target, {"active": "v1"})
+    with pytest.raises(TypeError):
+        write_json_atomic(target, {"active": object()})  # fails half way through the dump
+    assert json.loads(target.read_text()) == {"active": "v1"} and [p.name for p in tmp_path.iterdir()] == [
+        "active.json"]
 
 
 def test_versions_promote_and_rollback_chain(tmp_path: Path):

@@ -43,3 +43,9 @@ class IndexFormatError(CodekinError):
 
 class IndexMissingError(CodekinError):
     exit_code = 7
+
+
+class StaleModelError(CodekinError):
+    """A long-lived process holds a model that another process has since replaced."""
+
+    exit_code = 13

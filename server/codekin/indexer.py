@@ -21,7 +21,7 @@ from typing import Protocol
 from codekin.chunking import Chunk, chunk_text
 from codekin.config import Config, IndexConfig, ModelConfig
 from codekin.embedding import Embedder, expected_key, load_embedder
-from codekin.errors import WorkspaceError
+from codekin.errors import StaleModelError, WorkspaceError
 from codekin.index.lock import IndexLock
 from codekin.index.store import FileRecord, IndexStore
 from codekin.progress import ProgressFactory, no_progress
@@ -127,6 +127,10 @@ class IndexEngine(Protocol):
 
     def model_name(self, model: ModelConfig) -> str: ...
 
+    def stale(self, model: ModelConfig) -> bool:
+        """True when it holds a model other than `model` (another process promoted one since)."""
+        ...
+
     def chunk_files(self, root: Path, index: IndexConfig, wanted: dict[str, str]) -> Iterator[ChunkedFile]:
         """`read_and_chunk` for each path of `wanted` (path -> indexed file hash), in any order."""
         ...
@@ -158,6 +162,12 @@ class LocalEngine:
 
     def model_name(self, model: ModelConfig) -> str:
         return self._embedder.name if self._embedder is not None else model.primary
+
+    def stale(self, model: ModelConfig) -> bool:
+        held = self._embedder
+        if held is None or held.name == model.primary:
+            return False
+        return not (held.name == model.fallback and held.fallback_reason)  # a fallback that answered is fine
 
     def chunk_files(self, root: Path, index: IndexConfig, wanted: dict[str, str]) -> Iterator[ChunkedFile]:
         for path, indexed_hash in wanted.items():
@@ -204,6 +214,7 @@ class Indexer:
         started = time.perf_counter()
         summary = IndexSummary()
         with IndexLock(self.store.state_dir, wait=wait):
+            self._check_model_current()
             found = scan(self.root, self.config.index)
             if paths is not None:
                 found = _restrict(found, set(paths))
@@ -256,6 +267,17 @@ class Indexer:
         for path, reason in sorted(found.skipped.items()):
             digest.update(f"{path}\0{reason}\n".encode("utf-8", "surrogateescape"))
         return digest.hexdigest()
+
+    def _check_model_current(self) -> None:
+        """A long-lived process (the language server) may hold a model that another process has
+        replaced since (`codekin models promote` + `codekin reembed`): indexing with it would
+        switch the index back to the old vector space. It must reload first."""
+        model = self._model()
+        if self.engine.stale(model):
+            raise StaleModelError(
+                f"this process embeds with {self.engine.model_name(model)}, but the index now follows "
+                f"{model.primary}",
+                "the language server reloads the model by itself; restart other long-running commands")
 
     def _active_key(self) -> str:
         return self.engine.key(self._model())  # known without loading the model

@@ -215,6 +215,9 @@ class RayEngine:
     def model_name(self, model: ModelConfig) -> str:
         return self._answered.model if self._answered else model.primary
 
+    def stale(self, model: ModelConfig) -> bool:
+        return False  # the actors load the model each run
+
     def chunk_files(self, root: Path, index: IndexConfig, wanted: dict[str, str]) -> Iterator[ChunkedFile]:
         if not wanted:
             return

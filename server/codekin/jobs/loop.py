@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from codekin.config import Config
+from codekin.config import Config, ModelConfig
 from codekin.errors import CodekinError, IndexMissingError
 from codekin.jobs.reembed import ReembedSummary, load_active_model, reembed
 from codekin.jobs.retrain import RetrainOptions, run_training
@@ -218,6 +218,29 @@ class LearningLoop:
             self.last_reembed = summary
             log.info("hot reload done: %s", summary.describe())
             return summary
+
+    def follow_index(self) -> bool:
+        """After another process promoted (and maybe re-embedded) a model: serve it too.
+
+        Called by the server's syncs when the indexer refuses a stale model. True when the
+        served model is now the one the index follows."""
+        from codekin.index.store import IndexStore
+        from codekin.jobs.serving import serving_model
+
+        wanted = serving_model(self.root, self.config.model)
+        store = IndexStore(self.root)
+        if (store.state().get("model") if store.exists() else None) != wanted.primary:
+            self.hot_reload()  # the registry is ahead of the index: re-embed here (or wait for the running one)
+        else:
+            with self._reload_lock:  # the index is already re-embedded: only load and swap
+                if not self._serves(wanted):
+                    self._switch(load_active_model(self.root, self.config))
+        return self._serves(wanted)
+
+    def _serves(self, wanted: ModelConfig) -> bool:
+        held = self.serving
+        return held is None or held.name == wanted.primary or (
+            held.name == wanted.fallback and bool(held.fallback_reason))
 
     def _prepare(self, embedder: Embedder) -> None:
         if self.engine is not None:

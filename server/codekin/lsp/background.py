@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from codekin.config import Config
-from codekin.errors import CodekinError, IndexLockedError, IndexMissingError
+from codekin.errors import CodekinError, IndexLockedError, IndexMissingError, StaleModelError
 from codekin.progress import ProgressFactory
 
 if TYPE_CHECKING:
@@ -35,8 +35,10 @@ class Freshness:
     """The save queue, its sync thread and the workspace watcher of one repository."""
 
     def __init__(self, root: Path, config: Config, embedder: Embedder | None, progress: ProgressFactory,
-                 on_synced: Callable[[], None], warn: Callable[[str], None]) -> None:
+                 on_synced: Callable[[], None], warn: Callable[[str], None],
+                 on_stale: Callable[[], bool] | None = None) -> None:
         self.root = root
+        self.on_stale = on_stale  # serves the model another process promoted; True once it does
         self.config = config
         self.embedder = embedder
         self.progress = progress
@@ -105,6 +107,9 @@ class Freshness:
                 self._stop.wait(RETRY_S)
             except IndexMissingError:
                 log.info("no index yet in %s: saved files wait for `codekin index`", self.root)
+            except StaleModelError as exc:
+                if self._follow_model(exc):
+                    self.saved(paths)  # again, with the model the index follows now
             except CodekinError as exc:
                 self.warn(f"codekin: indexing saved files failed: {exc}")
             finally:
@@ -132,8 +137,21 @@ class Freshness:
         log.info("watcher: %s", summary.describe())
         self.on_synced()
 
+    def _follow_model(self, exc: StaleModelError) -> bool:
+        """Another process promoted and re-embedded a model: reload it. False when nothing reloaded."""
+        log.info("%s: reloading", exc.message)
+        try:
+            if self.on_stale is not None and self.on_stale():
+                return True
+        except CodekinError as error:
+            exc = error
+        self.warn(f"codekin: {exc}")
+        return False
+
     def _watcher_error(self, exc: BaseException) -> None:
-        if isinstance(exc, IndexLockedError | IndexMissingError):
+        if isinstance(exc, StaleModelError):
+            self._follow_model(exc)  # the queued paths wait in the queue for the next sync
+        elif isinstance(exc, IndexLockedError | IndexMissingError):
             log.info("watcher: %s", exc)  # retried on the next change
         elif isinstance(exc, CodekinError):
             self.warn(f"codekin: keeping the index fresh failed: {exc}")

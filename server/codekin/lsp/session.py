@@ -97,7 +97,8 @@ class Session:
 
             self.jobs = attach(self.root, engine.config, engine, embedder, self.progress, self.warn)
             embedder = self.jobs.serving  # follows hot reloads, so syncs embed with the served model
-        self.freshness = Freshness(self.root, engine.config, embedder, self.progress, self._synced, self.warn)
+        self.freshness = Freshness(self.root, engine.config, embedder, self.progress, self._synced, self.warn,
+                                   on_stale=self.jobs.follow_index if self.jobs is not None else None)
         self.freshness.start(self.watch)
 
     def _open(self) -> None:
