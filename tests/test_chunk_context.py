@@ -103,8 +103,9 @@ def test_prose_queries_meet_identifiers_through_stems_without_function_words():
     assert query_terms(terms("Starts the worker of the pool")) == ["start", "worker", "pool"]
     docs = [terms("def start_link(opts), do: GenServer.start_link(__MODULE__, opts)"),
             terms("# the the the of the\ndef other, do: :ok")]
-    scores = Bm25(docs).scores(terms("Starts the worker"))
+    scores = Bm25(docs, prose=True).scores(terms("Starts the worker"))
     assert scores[0] > 0 and scores[1] == 0
+    assert Bm25(docs).scores(terms("Starts the worker"))[0] == 0  # code-to-code: terms as they are
 
 
 def test_an_index_written_before_chunk_contexts_still_embeds_and_takes_new_chunks(tmp_path):

@@ -64,12 +64,16 @@ def query_terms(query: list[str]) -> list[str]:
 
 
 class Bm25:
-    def __init__(self, documents: list[list[str]], k1: float = 1.2, b: float = 0.75) -> None:
+    """BM25 over term lists; `prose=True` (search) stems terms and drops query function words,
+    `prose=False` (training's negative mining, code against code) matches terms as they are."""
+
+    def __init__(self, documents: list[list[str]], k1: float = 1.2, b: float = 0.75, prose: bool = False) -> None:
+        self.prose = prose
         self.vocabulary: dict[str, int] = {}
         rows, cols, tfs = [], [], []
         lengths = np.zeros(len(documents), dtype=np.float32)
         for row, raw in enumerate(documents):
-            doc = [stem(t) for t in raw]
+            doc = [stem(t) for t in raw] if prose else raw
             lengths[row] = len(doc)
             for term, count in Counter(doc).items():
                 col = self.vocabulary.setdefault(term, len(self.vocabulary))
@@ -91,7 +95,7 @@ class Bm25:
 
     def scores(self, query: list[str]) -> np.ndarray:
         """BM25 of every document for the query's terms (as `terms()` gives them)."""
-        counts = Counter(t for t in query_terms(query) if t in self.vocabulary)
+        counts = Counter(t for t in (query_terms(query) if self.prose else query) if t in self.vocabulary)
         if not counts:
             return np.zeros(self.matrix.shape[0], dtype=np.float32)
         cols = [self.vocabulary[t] for t in counts]

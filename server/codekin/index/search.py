@@ -54,7 +54,7 @@ class SearchIndex:
         self.ends = table.column("end_line").to_numpy()
         self.hashes: list[str] = table.column("content_hash").to_pylist()
         self.texts: list[str] = table.column("text").to_pylist()
-        self.bm25 = Bm25([t.split() for t in table.column("terms").to_pylist()])
+        self.bm25 = Bm25([t.split() for t in table.column("terms").to_pylist()], prose=True)
         vector_hashes, matrix = store.load_vectors(key)
         position = {h: i for i, h in enumerate(vector_hashes)}
         rows = np.array([position.get(h, -1) for h in self.hashes], dtype=np.int64)
