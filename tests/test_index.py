@@ -175,3 +175,18 @@ def test_no_change_reindex_skips_the_tables_and_any_change_does_not(repo_factory
     monkeypatch.setattr(IndexStore, "file_records", untouchable)
     with pytest.raises(AssertionError, match="files table was read"):  # ...makes the next one look
         Indexer(root, load_config(root), embedder=None).run()
+
+
+def test_a_new_chunker_or_chunking_setting_rechunks_every_file(repo_factory, minilm, monkeypatch):
+    root = repo_factory({"lib/cart.ex": CART, "lib/retry.ex": RETRY, "lib/ledger.ex": LEDGER})
+    index(root, minilm)
+    before = keys(root)
+    monkeypatch.setattr("codekin.indexer.CHUNKER_VERSION", 10**6)  # codekin upgraded: new chunking code
+    summary = index(root, minilm)
+    assert summary.changed_files == 3 and summary.new_embeddings == 0 and keys(root) == before
+    assert index(root, minilm).changed_files == 0  # once re-chunked, the digest holds again
+
+    (root / ".codekin/config.toml").write_text("[index]\nchunker = \"windows\"\n")
+    summary = index(root, minilm)
+    assert summary.changed_files == 3 and keys(root) != before
+    assert {kind for kind in IndexStore(root).load_chunks().column("kind").to_pylist()} == {"window"}

@@ -18,9 +18,9 @@ from codekin.indexer import Indexer
 from codekin.jobs.reembed import HotReloadError, load_active_model, reembed
 from codekin.jobs.serving import serving_model, version_ref
 from codekin.metrics import MetricsStore
-from codekin.training.checkpoints import write_checkpoint
 from codekin.training.registry import ModelRegistry
 from tests.tiny_model import build_tiny_model
+from tests.tiny_model import register_version as add_version
 
 QUERY = "retry a failing call with exponential backoff"
 
@@ -50,21 +50,6 @@ def write_user_config(base: Path, **schedule: object) -> None:
         lines.append("[schedule]")
         lines += [f"{k} = {json.dumps(v)}" for k, v in schedule.items()]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def add_version(root: Path, model_dir: Path, promote: bool = True) -> str:
-    """Register `model_dir` as a finished fine-tuned version (as the trainer would), maybe promote it."""
-    from sentence_transformers import SentenceTransformer
-
-    registry = ModelRegistry(root)
-    version = registry.create("tiny", registry.active_ref())
-    model = SentenceTransformer(str(model_dir), device="cpu")
-    write_checkpoint(version.checkpoints_dir / "epoch-1", lambda tmp: model.save(str(tmp), create_model_card=False),
-                     {"epoch": 1})
-    registry.seal(version, "epoch-1", status="trained", dim=32)
-    if promote:
-        registry.promote(version.id, "test")
-    return version.id
 
 
 def weights_file(root: Path, version: str) -> Path:

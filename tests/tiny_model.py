@@ -28,3 +28,21 @@ def build_tiny_model(dest: Path, seed: int = 0, dropout: bool = True, max_tokens
                                          Pooling(32, "mean")], device="cpu")
     model.save(str(dest / "st"), create_model_card=False)
     return dest / "st"
+
+
+def register_version(root: Path, model_dir: Path, promote: bool = True, reason: str = "test") -> str:
+    """Register `model_dir` as a finished fine-tuned version (as the trainer would), maybe promote it."""
+    from sentence_transformers import SentenceTransformer
+
+    from codekin.training.checkpoints import write_checkpoint
+    from codekin.training.registry import ModelRegistry
+
+    registry = ModelRegistry(root)
+    version = registry.create("tiny", registry.active_ref())
+    model = SentenceTransformer(str(model_dir), device="cpu")
+    write_checkpoint(version.checkpoints_dir / "epoch-1", lambda tmp: model.save(str(tmp), create_model_card=False),
+                     {"epoch": 1})
+    registry.seal(version, "epoch-1", status="trained", dim=32)
+    if promote:
+        registry.promote(version.id, reason)
+    return version.id

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from codekin.chunking import Chunk, chunk_text
+from codekin.chunking import CHUNKER_VERSION, Chunk, chunk_text
 from codekin.config import Config, IndexConfig, ModelConfig
 from codekin.embedding import Embedder, expected_key, load_embedder
 from codekin.errors import StaleModelError, WorkspaceError
@@ -238,7 +238,9 @@ class Indexer:
                 summary.seconds = time.perf_counter() - started
                 return summary
             records = self.store.file_records()
-            self._update_files(found, records, paths, summary)
+            # Chunking code or settings changed since the last full pass: re-chunk every file.
+            rechunk = paths is None and state.get("chunking") != self._chunking_signature()
+            self._update_files(found, records, paths, summary, rechunk)
             if paths is None and summary.files and not (summary.chunks or self.store.chunk_hashes()):
                 raise WorkspaceError(
                     f"no supported files in {self.root}: {len(found.skipped)} skipped",
@@ -253,15 +255,21 @@ class Indexer:
             counts = {"files": summary.files, "chunks": summary.chunks, "skipped": summary.skipped}
             self.store.write_state(active_key=self._active_key(), model=self._active_model(),
                                    head=git_head(self.root), scan_digest=self._scan_digest(found, self._active_key())
-                                   if paths is None else "", last_counts=counts)
+                                   if paths is None else "", last_counts=counts,
+                                   **({"chunking": self._chunking_signature()} if paths is None else {}))
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def _chunking_signature(self) -> str:
+        """What chunk rows depend on besides file contents: the chunker's code and settings."""
+        settings = repr((CHUNKER_VERSION, sorted(vars(self.config.index).items())))
+        return hashlib.sha256(settings.encode()).hexdigest()[:16]
 
     def _scan_digest(self, found: Scan, key: str | None = None) -> str:
         """What a full pass depends on: every file's size and mtime, the skips, the chunking
         settings and the vector space. Equal digests mean a full pass would change nothing."""
         digest = hashlib.sha256()
-        digest.update(repr((key or self._active_key(), sorted(vars(self.config.index).items()))).encode())
+        digest.update(repr((key or self._active_key(), self._chunking_signature())).encode())
         for f in found.files:
             digest.update(f"{f.path}\0{f.size}\0{f.mtime_ns}\n".encode("utf-8", "surrogateescape"))
         for path, reason in sorted(found.skipped.items()):
@@ -286,13 +294,16 @@ class Indexer:
         return self.engine.model_name(self._model())
 
     def _update_files(self, found: Scan, records: dict[str, FileRecord], paths: list[str] | None,
-                      summary: IndexSummary) -> None:
+                      summary: IndexSummary, rechunk: bool = False) -> None:
         skipped: Counter[str] = Counter(_reason_kind(r) for r in found.skipped.values())
         by_path = {f.path: f for f in found.files}
         wanted: dict[str, str] = {}  # path -> its indexed file hash ("" when new)
         for file in found.files:
             summary.files += 1
             old = records.get(file.path)
+            if rechunk:
+                wanted[file.path] = ""  # read and chunk again, whatever its hash
+                continue
             if old is not None and old.size == file.size and old.mtime_ns == file.mtime_ns:
                 if old.skip_reason:
                     skipped[_reason_kind(old.skip_reason)] += 1

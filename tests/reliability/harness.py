@@ -390,6 +390,10 @@ class CrashBench:
             self.calibration[operation] = DEFAULT_WINDOWS[operation]
             return
         prepare()
+        self.calibration[operation] = self.time_with_lock(operation, command, lock)
+
+    def time_with_lock(self, operation: str, command: list[str], lock: Path) -> float:
+        """Run `command` to its end; seconds from its taking `lock` to its exit (1.0 if never seen)."""
         with self.log(operation).open("ab") as out:
             proc = subprocess.Popen(command, env=self.env, stdout=out, stderr=out)
         taken = None
@@ -399,7 +403,7 @@ class CrashBench:
             time.sleep(0.001)
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed (exit {proc.returncode}): see {self.log(operation)}")
-        self.calibration[operation] = time.monotonic() - taken if taken else 1.0
+        return time.monotonic() - taken if taken else 1.0
 
     # -- index ---------------------------------------------------------------------------
     def index_trial(self) -> Trial:

@@ -39,21 +39,9 @@ SELF_SCORE = 0.99  # a chunk's own text, embedded by the table's model, scores 1
 
 
 def register_version(root: Path, model_dir: Path, promote: bool = False) -> str:
-    """Register `model_dir` as a finished fine-tuned version, as the trainer would."""
-    from sentence_transformers import SentenceTransformer
+    from tests.tiny_model import register_version as register
 
-    from codekin.training.checkpoints import write_checkpoint
-    from codekin.training.registry import ModelRegistry
-
-    registry = ModelRegistry(root)
-    version = registry.create("tiny", registry.active_ref())
-    model = SentenceTransformer(str(model_dir), device="cpu")
-    write_checkpoint(version.checkpoints_dir / "epoch-1", lambda tmp: model.save(str(tmp), create_model_card=False),
-                     {"epoch": 1})
-    registry.seal(version, "epoch-1", status="trained", dim=32)
-    if promote:
-        registry.promote(version.id, "reliability trial")
-    return version.id
+    return register(root, model_dir, promote, reason="reliability trial")
 
 
 def tiny_model_for(bench: CrashBench, seed: int) -> Path:
@@ -167,13 +155,4 @@ def _calibrate(bench: CrashBench, root: Path, command: list[str], lock: Path) ->
     subprocess.run(codekin_command("models", "promote", version, "--repo", str(root)), env=bench.env, check=True,
                    capture_output=True)
     promote_s = time.monotonic() - started
-    with bench.log("reembed").open("ab") as out:
-        proc = subprocess.Popen(command, env=bench.env, stdout=out, stderr=out)
-    taken = None
-    while proc.poll() is None:
-        if taken is None and lock_held(lock):
-            taken = time.monotonic()
-        time.sleep(0.001)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed (exit {proc.returncode}): see {bench.log('reembed')}")
-    return promote_s, time.monotonic() - taken if taken else 1.0
+    return promote_s, bench.time_with_lock("reembed", command, lock)

@@ -15,6 +15,10 @@ from codekin.chunking.languages import language_for, parser_for
 from codekin.chunking.windows import window_units
 from codekin.config import IndexConfig
 
+# Bump when chunk boundaries, headers or context change: indexes then re-chunk every file
+# on their next full pass (vectors of unchanged chunks are reused by content hash).
+CHUNKER_VERSION = 2
+
 __all__ = ["Chunk", "chunk_text", "content_hash", "header_line", "language_for"]
 
 # Lines that carry no meaning alone: a gap made only of these is not worth a chunk.
