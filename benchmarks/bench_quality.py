@@ -108,6 +108,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["syntax", "windows"], help="evaluate one chunker only")
     parser.add_argument("--context-weight", type=float, help="override search.context_weight")
     parser.add_argument("--lexical-weight", type=float, help="override search.lexical_weight")
+    parser.add_argument("--explain", type=Path, help="write each doc query's rank and top hits here (JSON lines)")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "server"))
     from codekin.chunking import chunk_text
@@ -166,7 +167,13 @@ def main() -> None:
             rr = []
             for doc, rel, code in doc_queries:
                 line = _def_line(read_text(root, rel), code)
-                rr.append(reciprocal_rank(engine.search(doc, limit=10, mode=mode), rel, line))
+                hits = engine.search(doc, limit=10, mode=mode)
+                rr.append(reciprocal_rank(hits, rel, line))
+                if args.explain:
+                    with args.explain.open("a", encoding="utf-8") as out:
+                        out.write(json.dumps({"chunker": name, "mode": mode, "query": doc, "path": rel, "line": line,
+                                              "rr": rr[-1], "top": [f"{h.path}:{h.start_line}-{h.end_line} {h.symbol}"
+                                                                    for h in hits[:3]]}) + "\n")
             result[f"doc2code_mrr10_{name}_{mode}"] = round(sum(rr) / max(len(rr), 1), 4)
             top1, rr = 0, []
             for i, (rel, text, language) in enumerate(copies):

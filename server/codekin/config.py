@@ -55,7 +55,7 @@ class SearchConfig:
     min_similarity: float = 0.0
     context_weight: float = 0.0  # how much a chunk's module head counts in text-search ranking (0: the
     # module summary is in every chunk's header already; bench_quality: 0.3 lowered hybrid doc->code)
-    lexical_weight: float = 0.5  # weight of the BM25 ranking in hybrid fusion (dense counts 1)
+    lexical_weight: float = 1.0  # weight of the BM25 ranking in hybrid fusion (dense counts 1): plain RRF
 
 
 @dataclass
