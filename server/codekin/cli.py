@@ -22,7 +22,8 @@ if TYPE_CHECKING:  # imported lazily: LanceDB costs seconds, and `codekin serve`
 
 
 # Feature modules that add subcommands: each has `register(subparsers, parents)` where
-# parents = {"common": --json, "model": --device, "query": --limit/--min-similarity/--mode/--repo}
+# parents = {"common": --json, "model": --device, "query": --limit/--min-similarity/--mode/--repo,
+#            "engine": --engine/--address/--workers}
 # and sets `func(args) -> int` on its parsers (raise CodekinError for user errors).
 COMMAND_MODULES: tuple[str, ...] = ("codekin.cli_sync", "codekin.cli_serve", "codekin.training.cli_train", "codekin.training.cli_triplets", "codekin.jobs.cli_jobs")
 
@@ -173,14 +174,16 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--mode", choices=SEARCH_MODES, help="dense, lexical or hybrid (default)")
     query.add_argument("--repo", help="repository root (default: found from the current directory)")
 
-    p = sub.add_parser("index", parents=[common, model], help="index a repository (incremental)")
+    engine = argparse.ArgumentParser(add_help=False)
+    engine.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="local (this process, default) or ray (on Ray Data: pip install 'codekin[ray]')")
+    engine.add_argument("--address", help="with --engine ray: join this Ray cluster (default: start a local instance)")
+    engine.add_argument("--workers", type=int, default=0,
+                        help="with --engine ray: embedding actors (default: one per GPU, else one per CPU)")
+
+    p = sub.add_parser("index", parents=[common, model, engine], help="index a repository (incremental)")
     p.add_argument("path", nargs="?", help="repository root (default: the git root of the current directory)")
     p.add_argument("--wait", type=float, default=0.0, help="seconds to wait for another indexer's lock")
-    p.add_argument("--engine", choices=("local", "ray"), default="local",
-                   help="local (one process, default) or ray (chunk and embed on Ray Data: pip install 'codekin[ray]')")
-    p.add_argument("--address", help="with --engine ray: join this Ray cluster (default: start a local instance)")
-    p.add_argument("--workers", type=int, default=0,
-                   help="with --engine ray: embedding actors (default: one per GPU, else one per CPU)")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", parents=[common, model, query], help="natural-language or code search")
@@ -203,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-model", action="store_true", help="do not load the model")
     p.set_defaults(func=cmd_doctor)
 
-    parents = {"common": common, "model": model, "query": query}
+    parents = {"common": common, "model": model, "query": query, "engine": engine}
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(sub, parents)
     return parser

@@ -57,15 +57,10 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
     repo = argparse.ArgumentParser(add_help=False)
     repo.add_argument("--repo", help="repository root (default: found from the current directory)")
 
-    p = subparsers.add_parser("reembed", parents=[common, model, repo],
+    p = subparsers.add_parser("reembed", parents=[common, model, repo, parents["engine"]],
                               help="embed every chunk with the active model version, then switch queries to it")
     p.add_argument("--wait", type=float, default=60.0,
                    help="seconds to wait for a running sync before switching (default 60)")
-    p.add_argument("--engine", choices=("local", "ray"), default="local",
-                   help="local (this process, default) or ray (embed on Ray Data: pip install 'codekin[ray]')")
-    p.add_argument("--address", help="with --engine ray: join this Ray cluster (default: start a local instance)")
-    p.add_argument("--workers", type=int, default=0,
-                   help="with --engine ray: embedding actors (default: one per GPU, else one per CPU)")
     p.set_defaults(func=cmd_reembed)
 
     p = subparsers.add_parser("dashboard", parents=[common, repo],
