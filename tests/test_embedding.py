@@ -291,3 +291,19 @@ def test_a_verified_export_is_served_without_importing_torch(int8_embedder, expo
     env = {**os.environ, "CODEKIN_CACHE_DIR": str(export_cache)}
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
     assert out.stdout.split() == ["openvino-int8", int8_embedder.key, "384", "False", "False"], out.stderr
+
+
+@pytest.mark.slow
+def test_int8_encodes_from_several_threads_at_once(int8_embedder):
+    """The server embeds queries on several threads while a sync embeds files: one OpenVINO
+    request, taken in turns, gives every caller its own vectors."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    snippets = example_snippets(24)
+    groups = [snippets[i::6] for i in range(6)]
+    alone = [int8_embedder.encode(group) for group in groups]
+    with ThreadPoolExecutor(6) as pool:
+        together = list(pool.map(int8_embedder.encode, groups))
+    for mine, reference in zip(together, alone, strict=True):
+        assert mine.shape == reference.shape
+        assert (mine * reference).sum(axis=1).min() >= 0.9999

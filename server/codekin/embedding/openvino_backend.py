@@ -21,6 +21,7 @@ import ctypes.util
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -94,6 +95,7 @@ class OpenVinoEncoder:
         self.pads = {"attention_mask": 0, **pads}  # the padding value of each input
         self.compiled = compiled
         self.request = compiled.create_infer_request()
+        self._infer_lock = threading.Lock()  # one request: server queries and syncs take turns per batch
         self.tokenize = tokenize
         self.text_tokenizer = tokenize if isinstance(tokenize, TextTokenizer) else None  # torch-free
         self.input_names = input_names
@@ -148,7 +150,8 @@ class OpenVinoEncoder:
 
     def encode_features(self, features: dict[str, np.ndarray]) -> np.ndarray:
         """Unit vectors for one padded batch of token ids."""
-        hidden = self.request.infer(features)[0]
+        with self._infer_lock:
+            hidden = self.request.infer(features)[0]
         if self.pooling == "cls":
             pooled = hidden[:, 0, :]
         else:
