@@ -8,7 +8,9 @@ codekin: `codekin index <copy>` (the real CLI, fresh .codekin, default config), 
 Each step runs in its own process so its wall time (interpreter start, imports and model
 load included) and peak RSS (os.wait4) are its own. The int8 export that codekin caches
 once per model is prepared first and timed separately (`prepare_*`), like the model files
-that both indexers find already on disk. The machine is shared, so compare the ratio,
+that both indexers find already on disk; that first load also verifies the export, so the
+cold `codekin index` loads it without torch (embedding/int8_record.py), as every later
+run on a user's machine does. The machine is shared, so compare the ratio,
 not the seconds; `--rounds N` alternates naive/codekin N times and reports the median.
 
 Corpus: benchmarks/corpus.py (Erlang/OTP + C from Debian's erlang-src, plus examples/).
