@@ -89,7 +89,7 @@ def main() -> int:
     print(json.dumps({
         "bench": "cpu_train", "root": name, "precision": result.precision, "threads": torch.get_num_threads(),
         "triplets": len(data.train), "eval_triplets": len(data.eval), "epochs": options.epochs,
-        "max_seq_length": options.max_seq_length, "generate_s": round(generate_s, 1),
+        "max_seq_length": options.max_seq_length, "train_seq_length": trainer._train_length(options.max_seq_length), "generate_s": round(generate_s, 1),
         "train_s": round(train_s, 1), "projected_1000x1_s": round(per_triplet_epoch * 1000, 1), "target_s": 300,
         "load_avg_1m": round(os.getloadavg()[0], 1),
         "base": {k: round(before[k], 4) for k in ("triplet_accuracy", "mrr@10", "recall@10")},

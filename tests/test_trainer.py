@@ -291,8 +291,9 @@ def test_minilm_fine_tune_raises_held_out_accuracy(examples_repo: Path, minilm):
     from codekin.training.pipeline import generate_training_data
 
     config = load_config(examples_repo, {"model": {"device": "cpu"}})
-    data = generate_training_data(examples_repo, config, count=64, seed=13, embedder=None, out=lambda s: None)
-    assert len(data.train) == 64 and len(data.eval) >= 10
+    # 128 triplets: with 64 (and ~20 held-out triplets) accuracy moved by one triplet either way
+    data = generate_training_data(examples_repo, config, count=128, seed=13, embedder=None, out=lambda s: None)
+    assert len(data.train) == 128 and len(data.eval) >= 20
     evaluator = CodeSearchEvaluator(data.eval, data.corpus, batch_size=32)
     before = evaluator(minilm.model)
     trainer = Trainer("default", device="cpu", args=TrainingArguments(epochs=1, batch_size=16, learning_rate=1e-4,
@@ -301,3 +302,4 @@ def test_minilm_fine_tune_raises_held_out_accuracy(examples_repo: Path, minilm):
     trainer.train(data.train)
     after = evaluator(trainer.model)
     assert after["triplet_accuracy"] > before["triplet_accuracy"], (before, after)
+    assert after["mrr@10"] > before["mrr@10"], (before, after)  # what the promotion gate decides on

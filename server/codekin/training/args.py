@@ -29,7 +29,8 @@ class TrainingArguments:
     device: str = "auto"  # auto | cuda | mps | cpu
     precision: str = "auto"  # auto: bf16 on CUDA (fp16 on old GPUs) and on CPUs with native bf16
     gradient_checkpointing: str = "auto"  # auto: on when the step would not fit the GPU
-    max_seq_length: int = 256
+    max_seq_length: int = 256  # what the trained model embeds (saved with it)
+    train_seq_length: int = 0  # tokens a training text keeps; 0 = auto: 128 on a CPU, max_seq_length on a GPU
     eval_batch_size: int = 64
     bucket_size: int = 32  # batches sorted by length together (less padding), then shuffled
     compile: str = "auto"  # torch.compile inside each transformer block: auto = on CUDA
@@ -62,6 +63,8 @@ class TrainingArguments:
             raise ConfigError(f"compile must be one of {', '.join(SWITCHES)}, got {self.compile!r}")
         if self.compile_mode not in ("parts", "layers"):
             raise ConfigError(f"compile_mode must be parts or layers, got {self.compile_mode!r}")
+        if self.train_seq_length and self.train_seq_length < 8:
+            raise ConfigError(f"train_seq_length must be 0 (auto) or >= 8, got {self.train_seq_length}")
         if self.max_seq_length < 8 or self.eval_batch_size < 1 or self.bucket_size < 1:
             raise ConfigError("max_seq_length must be >= 8, eval_batch_size and bucket_size >= 1")
         return self
