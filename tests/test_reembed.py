@@ -29,8 +29,6 @@ QUERY = "retry a failing call with exponential backoff"
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-
-
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(base, other): two tiny models with different weights, i.e. two vector spaces."""
