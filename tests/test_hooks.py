@@ -127,12 +127,19 @@ def test_file_checkout_asks_for_a_full_scan(hooked: Path) -> None:
     assert record.full_scan and record.paths == ()
 
 
-def test_merges_and_rebase(hooked: Path) -> None:
-    git(hooked, "checkout", "-q", "-b", "feature")
-    write(hooked, "lib/f.ex", "f\n")
+def branch_with(hooked: Path, branch: str, files: dict[str, str], start: str = "HEAD") -> None:
+    """Commit `files` on a new branch from `start`, back on main, the queue emptied."""
+    git(hooked, "checkout", "-q", "-b", branch, start)
+    for rel, text in files.items():
+        write(hooked, rel, text)
     git(hooked, "add", "-A")
-    git(hooked, "commit", "-q", "-m", "f")
+    git(hooked, "commit", "-q", "-m", branch)
     git(hooked, "checkout", "-q", "main")
+    take(hooked)
+
+
+def test_merges_and_rebase(hooked: Path) -> None:
+    branch_with(hooked, "feature", {"lib/f.ex": "f\n"})
     write(hooked, "src/n.cpp", "int n() { return 3; }\n")
     git(hooked, "commit", "-q", "-a", "-m", "n")
     take(hooked)
@@ -150,32 +157,17 @@ def test_merges_and_rebase(hooked: Path) -> None:
     (record,) = take(hooked)
     assert (record.event, record.paths) == ("post-merge", ("lib/f.ex",))
 
-    git(hooked, "checkout", "-q", "-b", "side", "HEAD~1")
-    write(hooked, "lib/side.ex", "side\n")
-    git(hooked, "add", "-A")
-    git(hooked, "commit", "-q", "-m", "side")
-    git(hooked, "checkout", "-q", "main")
-    take(hooked)
+    branch_with(hooked, "side", {"lib/side.ex": "side\n"}, start="HEAD~1")
     git(hooked, "merge", "-q", "--no-edit", "--no-ff", "side")
     assert paths_of(take(hooked)) == {"lib/side.ex"}
 
-    git(hooked, "checkout", "-q", "-b", "squashme", "HEAD~1")
-    write(hooked, "lib/sq.ex", "sq\n")
-    git(hooked, "add", "-A")
-    git(hooked, "commit", "-q", "-m", "sq")
-    git(hooked, "checkout", "-q", "main")
-    take(hooked)
+    branch_with(hooked, "squashme", {"lib/sq.ex": "sq\n"}, start="HEAD~1")
     git(hooked, "merge", "-q", "--squash", "squashme")
     assert paths_of(take(hooked)) == {"lib/sq.ex"}
 
 
 def test_conflicted_merge_is_recorded_by_the_concluding_commit(hooked: Path) -> None:
-    git(hooked, "checkout", "-q", "-b", "other")
-    write(hooked, "lib/a.ex", "other\n")
-    write(hooked, "lib/clean.ex", "clean\n")
-    git(hooked, "add", "-A")
-    git(hooked, "commit", "-q", "-m", "other")
-    git(hooked, "checkout", "-q", "main")
+    branch_with(hooked, "other", {"lib/a.ex": "other\n", "lib/clean.ex": "clean\n"})
     write(hooked, "lib/a.ex", "mine\n")
     git(hooked, "commit", "-q", "-a", "-m", "mine")
     take(hooked)
