@@ -164,9 +164,9 @@ class DistributedTrainer(Trainer):
             from codekin.training.trainer import load_model
 
             self._plain = load_model(self.source, "cpu", self.args.max_seq_length) if self.source else None
-        inner = getattr(model[0], "auto_model", None) or getattr(model[0], "model", None)
-        layers = getattr(inner, "layers", None) or getattr(getattr(inner, "encoder", None), "layer", None) or []
-        for layer in layers:
+        from codekin.embedding.torch_encode import transformer_layers
+
+        for layer in transformer_layers(model) or []:
             fully_shard(layer)
         fully_shard(model)
         return model

@@ -19,10 +19,20 @@ import numpy as np
 COMPILE_MODES = ("parts", "layers")
 
 
+def transformer(model: Any) -> Any:
+    """The Hugging Face model inside a SentenceTransformer's first module, or None."""
+    first = model[0]
+    return getattr(first, "auto_model", None) or getattr(first, "model", None)
+
+
+def transformer_config(model: Any) -> Any:
+    """Its Hugging Face config (hidden size, layers, use_cache ...), or None."""
+    return getattr(transformer(model), "config", None)
+
+
 def transformer_layers(model: Any) -> Any:
     """The list of transformer blocks of a SentenceTransformer (HF decoder or BERT-style), or None."""
-    first = model[0]
-    inner = getattr(first, "auto_model", None) or getattr(first, "model", None)
+    inner = transformer(model)
     return getattr(inner, "layers", None) or getattr(getattr(inner, "encoder", None), "layer", None)
 
 
@@ -87,9 +97,7 @@ def prepare_for_inference(model: Any, compile_mode: str | None = "layers") -> An
 
 def disable_kv_cache(model: Any) -> None:
     """Decoder models (Qwen2 ...) build a KV cache on every forward by default: useless for embeddings."""
-    first = model[0]
-    inner = getattr(first, "auto_model", None) or getattr(first, "model", None)
-    config = getattr(inner, "config", None)
+    config = transformer_config(model)
     if config is not None and getattr(config, "use_cache", False):
         config.use_cache = False
 

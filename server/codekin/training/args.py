@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from codekin.config import DEVICES
+from codekin.embedding.torch_encode import COMPILE_MODES
 from codekin.errors import ConfigError
 
 LOSSES = ("triplet", "mnrl")
@@ -61,8 +62,8 @@ class TrainingArguments:
                               f"got {self.gradient_checkpointing!r}")
         if self.compile not in SWITCHES:
             raise ConfigError(f"compile must be one of {', '.join(SWITCHES)}, got {self.compile!r}")
-        if self.compile_mode not in ("parts", "layers"):
-            raise ConfigError(f"compile_mode must be parts or layers, got {self.compile_mode!r}")
+        if self.compile_mode not in COMPILE_MODES:
+            raise ConfigError(f"compile_mode must be one of {', '.join(COMPILE_MODES)}, got {self.compile_mode!r}")
         if self.train_seq_length and self.train_seq_length < 8:
             raise ConfigError(f"train_seq_length must be 0 (auto) or >= 8, got {self.train_seq_length}")
         if self.max_seq_length < 8 or self.eval_batch_size < 1 or self.bucket_size < 1:

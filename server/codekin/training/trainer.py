@@ -22,7 +22,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codekin.embedding.torch_encode import compile_layers, disable_kv_cache, to_device
+from codekin.embedding.torch_encode import (
+    compile_layers,
+    disable_kv_cache,
+    to_device,
+    transformer_config,
+)
 from codekin.errors import CodekinError, ModelLoadError
 from codekin.training.args import TrainingArguments
 from codekin.training.checkpoints import (
@@ -129,15 +134,9 @@ def data_key(texts: Iterable[tuple[str, str, str]], args: TrainingArguments) -> 
     return digest.hexdigest()[:16]
 
 
-def _transformer_config(model: Any) -> Any:
-    first = model[0]
-    inner = getattr(first, "auto_model", None) or getattr(first, "model", None)
-    return getattr(inner, "config", None)
-
-
 def needs_gradient_checkpointing(model: Any, batch_size: int, seq_len: int, total_bytes: int) -> bool:
     """Estimate weights + grads + AdamW (16 B/param) + activations; true above 85 % of the GPU."""
-    config = _transformer_config(model)
+    config = transformer_config(model)
     if config is None:
         return False
     hidden = int(getattr(config, "hidden_size", 0) or 0)
