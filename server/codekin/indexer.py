@@ -164,10 +164,7 @@ class LocalEngine:
         return self._embedder.name if self._embedder is not None else model.primary
 
     def stale(self, model: ModelConfig) -> bool:
-        held = self._embedder
-        if held is None or held.name == model.primary:
-            return False
-        return not (held.name == model.fallback and held.fallback_reason)  # a fallback that answered is fine
+        return self._embedder is not None and not self._embedder.loads_as(model)
 
     def chunk_files(self, root: Path, index: IndexConfig, wanted: dict[str, str]) -> Iterator[ChunkedFile]:
         for path, indexed_hash in wanted.items():

@@ -119,6 +119,11 @@ class Embedder:
     model_loader: Callable[[], object] | None = None  # loads `loaded_model` on first use of `model`
     _model_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
+    def loads_as(self, model: ModelConfig) -> bool:
+        """Whether loading `model` now would give this embedder: its primary, or its fallback
+        because the primary did not load (false once another model has been promoted)."""
+        return self.name == model.primary or (self.name == model.fallback and bool(self.fallback_reason))
+
     @property
     def model(self) -> object:
         """The sentence-transformers model (loaded now if the int8 backend started without it)."""

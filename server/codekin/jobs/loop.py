@@ -238,9 +238,7 @@ class LearningLoop:
         return self._serves(wanted)
 
     def _serves(self, wanted: ModelConfig) -> bool:
-        held = self.serving
-        return held is None or held.name == wanted.primary or (
-            held.name == wanted.fallback and bool(held.fallback_reason))
+        return self.serving is None or self.serving.loads_as(wanted)
 
     def _prepare(self, embedder: Embedder) -> None:
         if self.engine is not None:
