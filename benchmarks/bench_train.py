@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,11 +24,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 def git_copy(source: Path, dest: Path) -> Path:
     """A committed git copy (the generator reads git history and ls-files)."""
+    from corpus import commit_all  # benchmarks/ is on sys.path when a script runs
+
     shutil.copytree(source, dest, ignore=shutil.ignore_patterns(".codekin", ".git"))
-    env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.com",
-           "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@example.com"}
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "bench"]):
-        subprocess.run(["git", "-C", str(dest), *args], check=True, env=env, capture_output=True)
+    commit_all(dest, "bench")
     return dest
 
 
