@@ -16,8 +16,6 @@ from typing import Any
 
 import numpy as np
 
-COMPILE_MODES = ("parts", "layers")
-
 
 def transformer(model: Any) -> Any:
     """The Hugging Face model inside a SentenceTransformer's first module, or None."""

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from codekin.config import DEVICES
-from codekin.embedding.torch_encode import COMPILE_MODES
 from codekin.errors import ConfigError
 
 LOSSES = ("triplet", "mnrl")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SWITCHES = ("auto", "on", "off")
+COMPILE_MODES = ("parts", "layers")  # see codekin.embedding.torch_encode.compile_layers
 
 
 @dataclass
