@@ -46,6 +46,9 @@ class IndexConfig:
     window_lines: int = 40
     window_stride: int = 30
     ann_min_rows: int = 200_000  # brute force below this many chunks
+    delegation_context: bool = True  # a thin function's header names what it hands its work to
+    # (the handle_call clause of its message, init/1 of start_link, a local callee): chunking/delegation.py
+    section_context: bool = True  # a function's header carries the comment heading of its section
 
 
 @dataclass

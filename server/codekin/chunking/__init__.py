@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import PurePosixPath
 
 from codekin.chunking.chunk import Chunk, Unit, content_hash, header_line
-from codekin.chunking.context import elixir_moduledoc, first_sentence, module_summary
+from codekin.chunking.context import (
+    chunk_context,
+    elixir_moduledoc,
+    first_sentence,
+    module_summary,
+    section_headings,
+)
 from codekin.chunking.definitions import definition_units
+from codekin.chunking.delegation import clause_heads, delegation
 from codekin.chunking.elixir import elixir_units
 from codekin.chunking.erlang import erlang_units
 from codekin.chunking.languages import language_for, parser_for
@@ -17,7 +25,7 @@ from codekin.config import IndexConfig
 
 # Bump when chunk boundaries, headers or context change: indexes then re-chunk every file
 # on their next full pass (vectors of unchanged chunks are reused by content hash).
-CHUNKER_VERSION = 2
+CHUNKER_VERSION = 3
 
 __all__ = ["Chunk", "chunk_text", "content_hash", "header_line", "language_for"]
 
@@ -44,7 +52,7 @@ def chunk_text(path: str, text: str, config: IndexConfig | None = None) -> list[
     units += _gap_units(units, lines, _file_symbol(units, path), config)
     units.sort(key=lambda u: (u.start, u.end))
     pieces = [piece for unit in units for piece in _split(unit, config.max_chunk_lines)]
-    return _with_context(_build(path, language, lines, pieces), text)
+    return _with_context(_build(path, language, lines, pieces), text, config)
 
 
 def _syntax_units(language: str, text: str, config: IndexConfig) -> list[Unit]:
@@ -125,24 +133,56 @@ def _split(unit: Unit, max_lines: int) -> list[Unit]:
 
 # Chunks that hold the module doc themselves: no context line of their own.
 _DOC_HOLDERS = ("module", "attributes")
+# Chunks that may hold a section heading comment (the others are code units).
+_SECTION_HOLDERS = ("module", "attributes", "block")
+# Chunks that may be thin wrappers around other code of their file.
+_DELEGATING = ("function", "macro", "guard")
 
 
-def _with_context(chunks: list[Chunk], text: str) -> list[Chunk]:
-    """Give every chunk but the module heads the first sentence of its module's doc."""
+def _with_context(chunks: list[Chunk], text: str, config: IndexConfig) -> list[Chunk]:
+    """Give every chunk but the module heads its context (context.py): the first sentence of its
+    module's doc, the heading of its section, and for a thin function an excerpt of what it
+    delegates to in the same file (delegation.py)."""
     if not chunks:
         return chunks
+    language = chunks[0].language
+    lines = text.split("\n")
+    summary = _summaries(chunks, text)
+    sections = _sections(chunks, lines) if config.section_context else []
+    clauses = clause_heads(language, lines) if config.delegation_context else []
+
+    def context(chunk: Chunk) -> str:
+        above = [heading for row, heading in sections if row < chunk.start_line - 1]
+        excerpt = (delegation(language, lines, clauses, chunk.start_line - 1, chunk.end_line - 1)
+                   if clauses and chunk.kind in _DELEGATING else "")
+        return chunk_context(summary(chunk), above[-1] if above else "", excerpt)
+
+    return [c if c.kind in _DOC_HOLDERS else replace(c, context=context(c)) for c in chunks]
+
+
+def _summaries(chunks: list[Chunk], text: str) -> Callable[[Chunk], str]:
+    """chunk -> the first sentence of its module's doc."""
     if chunks[0].language == "elixir":
         summaries = {c.symbol: first_sentence(elixir_moduledoc(c.text)) for c in chunks if c.kind == "module"}
 
         def summary(chunk: Chunk) -> str:  # the innermost documented module around the chunk
             owners = [m for m, s in summaries.items() if s and chunk.symbol.startswith((f"{m}.", f"{m} "))]
             return summaries[max(owners, key=len)] if owners else ""
-    else:
-        file_summary = module_summary(chunks[0].language, text)
 
-        def summary(chunk: Chunk) -> str:
-            return file_summary
-    return [c if c.kind in _DOC_HOLDERS else replace(c, context=summary(c)) for c in chunks]
+        return summary
+    file_summary = module_summary(chunks[0].language, text)
+    return lambda chunk: file_summary
+
+
+def _sections(chunks: list[Chunk], lines: list[str]) -> list[tuple[int, str]]:
+    """Comment blocks that head a section: outside code units (not a comment inside a function)
+    and not directly above one (that is the unit's own comment)."""
+    inside = set()
+    for chunk in chunks:
+        if chunk.kind not in _SECTION_HOLDERS:
+            inside.update(range(chunk.start_line - 1, chunk.end_line))
+    return [(start, heading) for start, after, heading in section_headings(lines)
+            if start not in inside and after not in inside]
 
 
 def _build(path: str, language: str, lines: list[str], units: list[Unit]) -> list[Chunk]:

@@ -73,3 +73,41 @@ def module_summary(language: str, text: str) -> str:
     if language == "elixir":
         return first_sentence(elixir_moduledoc(text))
     return first_sentence(leading_comment(text))
+
+
+SECTION_WORDS = 10  # a section heading is a title, not a paragraph
+
+
+def section_headings(lines: list[str]) -> list[tuple[int, int, str]]:
+    """(first row, row after it, heading) of every comment block with words, such as
+    `%% exs64 PRNG: Xorshift64*` or `# Client API` above a group of functions. The heading is the
+    block's first line with words (rules and tags skipped); licence blocks are left out."""
+    out: list[tuple[int, int, str]] = []
+    row = 0
+    while row < len(lines):
+        if _COMMENT.match(lines[row]) is None:
+            row += 1
+            continue
+        start = row
+        while row < len(lines) and _COMMENT.match(lines[row]) is not None:
+            row += 1
+        bodies = [_TAG.sub("", line[_COMMENT.match(line).end():].strip().removesuffix("*/").strip())
+                  for line in lines[start:row]]
+        if _LICENCE.search(" ".join(bodies)):
+            continue
+        heading = next((b for b in bodies if not _RULE.match(b) and re.search(r"[A-Za-z]{2,}", b)), "")
+        if heading:
+            out.append((start, row, " ".join(heading.split()[:SECTION_WORDS])))
+    return out
+
+
+def chunk_context(summary: str, section: str, excerpt: str) -> str:
+    """A chunk's context: its module summary, its section heading in parentheses (unless one
+    holds the other: the file's own comment heads no section), then what it delegates to
+    (delegation.py) after "via:", a query stop word, so the label never matches a search."""
+    text = summary
+    if section and not (summary and (section in summary or summary in section)):
+        text = f"{text} ({section})" if text else section
+    if excerpt:
+        text = f"{text} via: {excerpt}" if text else f"via: {excerpt}"
+    return text

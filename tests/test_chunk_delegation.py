@@ -1,0 +1,171 @@
+"""Context of thin functions (what they delegate to) and section headings, on small snippets."""
+
+from __future__ import annotations
+
+from codekin.chunking import chunk_text
+from codekin.chunking.delegation import MAX_CHARS
+from codekin.config import IndexConfig
+
+ELIXIR = '''defmodule Shop.Limiter do
+  @moduledoc "Token buckets per key."
+  use GenServer
+
+  def start_link(opts), do: GenServer.start_link(__MODULE__, opts, name: __MODULE__)
+
+  @doc "Spends tokens."
+  def check(key, cost \\\\ 1, server \\\\ __MODULE__) do
+    GenServer.call(server, {:check, key, cost})
+  end
+
+  def reset(key), do: GenServer.cast(__MODULE__, {:reset, key})
+
+  def sync_now do
+    send(__MODULE__, :refill)
+    :ok
+  end
+
+  def total(keys), do: keys |> Enum.map(&cost_of/1) |> sum_up()
+
+  def busy(state) do
+    a = 1
+    b = 2
+    c = 3
+    d = 4
+    e = 5
+    f = 6
+    g = 7
+    GenServer.call(state, {:check, a, b})
+  end
+
+  @impl true
+  def init(opts) do
+    {:ok, %{capacity: Keyword.get(opts, :capacity, 60), buckets: %{}}}
+  end
+
+  @impl true
+  def handle_call({:check, key, cost}, _from, state) do
+    tokens = Map.get(state.buckets, key, state.capacity)
+    {:reply, tokens >= cost, state}
+  end
+
+  @impl true
+  def handle_cast({:reset, key}, state), do: {:noreply, drop_bucket(state, key)}
+
+  @impl true
+  def handle_info(:refill, state), do: {:noreply, refill_buckets(state)}
+
+  defp sum_up(costs), do: Enum.sum(costs) * @weight
+  defp cost_of(key), do: key
+end
+'''
+
+ERLANG = '''-module(ev_log).
+-behaviour(gen_server).
+-export([log/2, recent/1, recent/2, stats/0]).
+
+%%====================================================================
+%% Client API
+%%====================================================================
+
+log(Kind, Data) ->
+    gen_server:cast(?MODULE, {log, Kind, Data}).
+
+recent(N) ->
+    recent(all, N).
+
+recent(Kind, N) ->
+    gen_server:call(?MODULE, {recent, Kind, N}).
+
+stats() -> gen_server:call(?MODULE, stats).
+
+%%====================================================================
+%% Callbacks
+%%====================================================================
+
+handle_call({recent, Kind, N}, _From, State) ->
+    {reply, take_newest(N, Kind, State), State};
+handle_call(stats, _From, #{seq := Seq} = State) ->
+    {reply, #{logged => Seq}, State}.
+
+handle_cast({log, Kind, Data}, State) ->
+    {noreply, append(Kind, Data, State)}.
+
+%% Keeps the newest N events of a kind.
+take_newest(N, Kind, State) ->
+    %% the queue is kept newest last
+
+    lists:sublist(lists:reverse(maps:get(Kind, State, [])), N).
+'''
+
+STATEM = '''-module(conn).
+-export([send/1, status/0]).
+
+send(Frame) -> gen_statem:call(?SERVER, {send, Frame}).
+
+status() -> gen_statem:call(?SERVER, status).
+
+handle_event({call, From}, {send, Frame}, connected, Data) ->
+    {keep_state, Data, [{reply, From, transmit(Frame)}]};
+handle_event({call, From}, status, State, Data) ->
+    {keep_state_and_data, [{reply, From, State}]}.
+'''
+
+
+def by_symbol(chunks):
+    return {c.symbol: c for c in chunks}
+
+
+def via(chunk) -> str:
+    return chunk.context.partition("via: ")[2]
+
+
+def test_elixir_client_functions_carry_the_callback_clause_of_their_message():
+    chunks = by_symbol(chunk_text("lib/limiter.ex", ELIXIR))
+    check = chunks["Shop.Limiter.check/3"]
+    assert via(check).startswith("def handle_call({:check, key, cost}, _from, state) do tokens = Map.get(")
+    assert via(chunks["Shop.Limiter.reset/1"]).startswith("def handle_cast({:reset, key}, state)")
+    assert via(chunks["Shop.Limiter.sync_now/0"]).startswith("def handle_info(:refill, state)")
+    assert via(chunks["Shop.Limiter.start_link/1"]).startswith("def init(opts) do {:ok, %{capacity:")
+    # embedded and matched lexically, never shown: the displayed text is the function alone
+    assert "handle_call" in check.embed_text and "handle_call" not in check.text
+    assert check.context.startswith("Token buckets per key. via: ")
+
+
+def test_local_callees_in_call_order_and_thick_functions_get_nothing():
+    chunks = by_symbol(chunk_text("lib/limiter.ex", ELIXIR))
+    total = via(chunks["Shop.Limiter.total/1"])
+    assert total.startswith("defp cost_of(key), do: key ... defp sum_up(costs)")
+    assert via(chunks["Shop.Limiter.busy/1"]) == ""  # eight code lines: not thin
+    assert via(chunks["Shop.Limiter.handle_call/3"]) == ""  # calls nothing of this file
+    assert all(len(via(c)) <= MAX_CHARS for c in chunks.values())
+
+
+def test_erlang_calls_and_casts_find_their_clauses_and_arity_siblings_link():
+    chunks = by_symbol(chunk_text("src/ev_log.erl", ERLANG))
+    assert via(chunks["ev_log:log/2"]).startswith("handle_cast({log, Kind, Data}, State) -> {noreply,")
+    assert via(chunks["ev_log:recent/2"]).startswith("handle_call({recent, Kind, N}, _From, State) ->")
+    assert via(chunks["ev_log:stats/0"]).startswith("handle_call(stats, _From, #{seq := Seq} = State)")
+    assert via(chunks["ev_log:recent/1"]).startswith("recent(Kind, N) -> gen_server:call(")
+
+
+def test_gen_statem_calls_find_handle_event_clauses():
+    chunks = by_symbol(chunk_text("src/conn.erl", STATEM))
+    assert via(chunks["conn:send/1"]).startswith("handle_event({call, From}, {send, Frame}, connected, Data)")
+    assert via(chunks["conn:status/0"]).startswith("handle_event({call, From}, status, State, Data)")
+
+
+def test_section_headings_reach_the_functions_below_them():
+    chunks = by_symbol(chunk_text("src/ev_log.erl", ERLANG))
+    assert chunks["ev_log:log/2"].context.startswith("Client API via: ")
+    assert chunks["ev_log:stats/0"].header.startswith("erlang function ev_log:stats/0: Client API via:")
+    assert chunks["ev_log:handle_cast/2"].context.startswith("Callbacks")
+    # a comment attached to a function is its own, and one inside a body heads nothing
+    assert chunks["ev_log:take_newest/3"].context == "Callbacks"
+
+
+def test_both_kinds_of_context_can_be_switched_off():
+    plain = IndexConfig(delegation_context=False, section_context=False)
+    chunks = by_symbol(chunk_text("src/ev_log.erl", ERLANG, plain))
+    assert {c.context for c in chunks.values()} == {""}
+    elixir = by_symbol(chunk_text("lib/limiter.ex", ELIXIR, plain))
+    assert elixir["Shop.Limiter.check/3"].context == "Token buckets per key."
