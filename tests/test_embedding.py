@@ -20,11 +20,19 @@ from codekin.embedding import (
     expected_key,
     load_embedder,
     model_key,
+    quantize,
     resolve_backend,
     resolve_model_path,
 )
 from codekin.embedding.int8_record import Int8Record, read_record, record_path, write_record
-from codekin.embedding.quantize import ExportError, export_dir, int8_weights
+from codekin.embedding.probe import PROBE_TEXTS
+from codekin.embedding.quantize import (
+    ExportError,
+    calibration_texts,
+    export_dir,
+    int8_weights,
+    prune_exports,
+)
 from codekin.embedding.tokenizer import TokenizerSpec
 from codekin.errors import ConfigError, ModelLoadError
 
@@ -54,12 +62,60 @@ def test_torch_key_is_unchanged_and_int8_key_is_its_own_vector_space():
     assert model_key("default", 128, "openvino-int8") != int8_key
 
 
+def test_each_int8_recipe_has_its_own_key_and_export(monkeypatch):
+    """Static and dynamic int8 vectors, and those of an older export recipe, never share a
+    table: the recipe version is part of the key, and of the export folder."""
+    static, dynamic = model_key("default", 256, "openvino-int8"), model_key("default", 256, "openvino-int8-dynamic")
+    assert dynamic.startswith("minilm-l6-v2-int8dyn_") and static.startswith("minilm-l6-v2-int8_")
+    assert len({static, dynamic, model_key("default", 256)}) == 3
+    assert static != "minilm-l6-v2-int8_8f381255"  # recipe 1 (dynamic activations only) wrote there
+    path = resolve_model_path("default")
+    exports = (export_dir(path), export_dir(path, "dynamic"))
+    assert exports[0] != exports[1]
+    monkeypatch.setattr(quantize, "RECIPE", quantize.RECIPE + 1)
+    assert model_key("default", 256, "openvino-int8") != static
+    assert model_key("default", 256, "openvino-int8-dynamic") != dynamic
+    assert model_key("default", 256) == model_key("default", 256, "torch")  # torch has no recipe
+    assert export_dir(path) not in exports
+    with pytest.raises(ValueError, match="int8 activations must be one of"):
+        export_dir(path, "per-tensor")
+
+
+def test_calibration_texts_are_fixed_code_chunks_and_the_probe():
+    texts = calibration_texts()
+    assert texts == calibration_texts()  # the same scales whenever an export is rebuilt
+    assert len(texts) == quantize.CALIBRATION_TEXTS + len(PROBE_TEXTS)
+    assert texts[-len(PROBE_TEXTS):] == list(PROBE_TEXTS)
+    headers = {t.split()[0] for t in texts[:-len(PROBE_TEXTS)]}
+    assert {"elixir", "erlang"} <= headers and headers & {"cpp", "c"}, headers
+    assert quantize.static_available()  # nncf is a dependency and examples/ is beside server/
+
+
+def test_exports_of_older_recipes_and_deleted_models_are_pruned(tmp_path: Path):
+    models = tmp_path / "models"
+    for name, manifest in {"old": {"recipe": quantize.RECIPE - 1, "source": str(tmp_path)},
+                           "gone": {"recipe": quantize.RECIPE, "source": str(tmp_path / "deleted")},
+                           "live": {"recipe": quantize.RECIPE, "source": str(tmp_path)}}.items():
+        (models / name).mkdir(parents=True)
+        (models / name / "manifest.json").write_text(json.dumps(manifest))
+    assert sorted(p.name for p in prune_exports(models)) == ["gone", "old"]
+    assert [p.name for p in models.iterdir()] == ["live"]
+
+
 def test_auto_backend_is_int8_on_cpu_and_torch_on_gpus():
     assert resolve_backend("auto", "cpu") == "openvino-int8"
     assert resolve_backend("auto", "cuda") == "torch"
     assert resolve_backend("auto", "mps") == "torch"
     assert resolve_backend("torch", "cpu") == "torch"
     assert resolve_backend("openvino-int8", "cuda") == "openvino-int8"
+    assert resolve_backend("openvino-int8-dynamic", "cpu") == "openvino-int8-dynamic"
+
+
+def test_auto_backend_takes_dynamic_int8_where_static_cannot_be_built(monkeypatch):
+    monkeypatch.setitem(sys.modules, "nncf", None)  # what an uninstalled package looks like
+    assert not quantize.static_available()
+    assert resolve_backend("auto", "cpu") == "openvino-int8-dynamic"
+    assert expected_key(ModelConfig(device="cpu")) == model_key("default", 256, "openvino-int8-dynamic")
 
 
 def test_unknown_backend_is_a_config_error_with_a_hint():
@@ -205,7 +261,10 @@ def test_int8_export_is_cached_once_per_model(int8_embedder, export_cache: Path)
     target = export_dir(resolve_model_path("default"))
     assert target.parent == export_cache / "models"
     manifest = target / "manifest.json"
-    assert manifest.is_file() and (target / "model.onnx").is_file()
+    assert manifest.is_file() and (target / "model.xml").is_file() and (target / "model.bin").is_file()
+    details = json.loads(manifest.read_text())
+    assert details["activations"] == "static" and details["recipe"] == quantize.RECIPE
+    assert details["calibration_texts"] == quantize.CALIBRATION_TEXTS + len(PROBE_TEXTS)
     before = manifest.stat().st_mtime_ns
     again = load_embedder(ModelConfig(device="cpu", backend="openvino-int8"))
     assert again.backend == "openvino-int8"
@@ -287,10 +346,26 @@ def test_a_verified_export_is_served_without_importing_torch(int8_embedder, expo
         pytest.skip("auto may pick a GPU (torch backend) on this machine")
     script = ("import sys; from codekin.config import ModelConfig; from codekin.embedding import load_embedder; "
               "e = load_embedder(ModelConfig(device='auto', backend='auto')); v = e.encode(['def f(x), do: x']); "
-              "print(e.backend, e.key, v.shape[1], 'torch' in sys.modules, 'sentence_transformers' in sys.modules)")
+              "print(e.backend, e.key, v.shape[1], 'torch' in sys.modules, 'sentence_transformers' in sys.modules, "
+              "'nncf' in sys.modules)")
     env = {**os.environ, "CODEKIN_CACHE_DIR": str(export_cache)}
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
-    assert out.stdout.split() == ["openvino-int8", int8_embedder.key, "384", "False", "False"], out.stderr
+    assert out.stdout.split() == ["openvino-int8", int8_embedder.key, "384", "False", "False", "False"], out.stderr
+
+
+@pytest.mark.slow
+def test_without_nncf_int8_falls_back_to_dynamic_activations(int8_embedder, tmp_path: Path, monkeypatch):
+    """No nncf (and no static export built yet): the dynamic recipe, under its own key."""
+    monkeypatch.setenv("CODEKIN_CACHE_DIR", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "nncf", None)  # what an uninstalled package looks like
+    embedder = load_embedder(ModelConfig(device="cpu", backend="openvino-int8"))
+    assert embedder.backend == "openvino-int8-dynamic"
+    assert embedder.key == model_key("default", 256, "openvino-int8-dynamic") != int8_embedder.key
+    assert "openvino-int8 unavailable" in embedder.backend_note and "pip install nncf" in embedder.backend_note
+    assert (export_dir(resolve_model_path("default"), "dynamic") / "model.onnx").is_file()
+    snippets = example_snippets(30)
+    cosine = (embedder.encode(snippets) * int8_embedder.encode(snippets)).sum(axis=1)
+    assert cosine.min() >= 0.97, cosine.min()
 
 
 @pytest.mark.slow

@@ -1,11 +1,15 @@
 """Load a sentence-transformers model and encode text into unit vectors.
 
-Two backends produce the vectors: `torch` (sentence-transformers' own encode, fp32) and
-`openvino-int8` (the same model exported once to int8 and run by OpenVINO, ~3x faster on
-a CPU with VNNI, mean cosine ~0.998 to fp32). `auto` takes int8 on the CPU and torch on
-a GPU. Each backend has its own vector-space key, so the two never share a table. When
-the int8 backend cannot be built (package missing, export fails, vectors disagree with
-torch) the torch backend is used and the reason is logged and kept on the Embedder.
+Three backends produce the vectors: `torch` (sentence-transformers' own encode, fp32),
+`openvino-int8` (the same model exported once to int8 weights and activations, calibrated
+with NNCF, run by OpenVINO: ~4x faster than torch on a CPU with VNNI, mean cosine ~0.997
+to fp32) and `openvino-int8-dynamic` (int8 weights, activations quantized per token at run
+time: ~3x, cosine ~0.998). `auto` takes int8 on the CPU (static where it can be built, see
+quantize.static_available) and torch on a GPU. Each backend and int8 recipe has its own
+vector-space key, so two never share a table. When the static export cannot be built the
+dynamic one is tried; when no int8 backend can be built (package missing, export fails,
+vectors disagree with torch) the torch backend is used and the reason is logged and kept
+on the Embedder.
 
 Once an int8 export has been verified (int8_record.py), loading it needs neither torch nor
 sentence-transformers (~0.4 GB of resident memory and ~3 s of imports): the Embedder's
@@ -37,8 +41,10 @@ from codekin.errors import CodekinError, ConfigError, ModelLoadError
 log = logging.getLogger(__name__)
 ENCODE_SLAB = 1024  # texts per encode call: bounds memory and lets progress move
 CUDA_MIN_BATCH = 256  # a GPU is busy only with big batches
-BACKENDS = ("auto", "torch", "openvino-int8")
+BACKENDS = ("auto", "torch", "openvino-int8", "openvino-int8-dynamic")
 INT8_BACKEND = "openvino-int8"
+INT8_DYNAMIC_BACKEND = "openvino-int8-dynamic"
+INT8_ACTIVATIONS = {INT8_BACKEND: "static", INT8_DYNAMIC_BACKEND: "dynamic"}  # backend -> quantize recipe
 
 
 def resolve_model_path(name: str) -> str:
@@ -58,13 +64,18 @@ def resolve_model_path(name: str) -> str:
 def model_key(name: str, max_tokens: int, backend: str = "torch") -> str:
     """A table-safe name for a model's vector space (two spaces never share a table).
 
-    int8 vectors differ slightly from fp32 ones, so the backend is part of the key (the
-    torch key is unchanged from before backends existed)."""
+    int8 vectors differ slightly from fp32 ones, and from those of another int8 recipe, so
+    the backend and the export recipe are part of the key (the torch key is unchanged from
+    before backends existed)."""
+    from codekin.embedding import quantize
+
     base = "minilm-l6-v2" if name == DEFAULT_MODEL else Path(name.rstrip("/")).name
     slug = re.sub(r"[^a-z0-9]+", "-", base.lower()).strip("-")[:35] or "model"
     seed = f"{name}|{max_tokens}" + (f"|{backend}" if backend != "torch" else "")
+    if backend in INT8_ACTIVATIONS:
+        seed += f"|recipe{quantize.RECIPE}"
     digest = hashlib.sha256(seed.encode()).hexdigest()[:8]
-    suffix = "-int8" if backend == INT8_BACKEND else ""
+    suffix = {INT8_BACKEND: "-int8", INT8_DYNAMIC_BACKEND: "-int8dyn"}.get(backend, "")
     return f"{slug}{suffix}_{digest}"
 
 
@@ -75,10 +86,15 @@ def _check_backend(backend: str) -> None:
 
 
 def resolve_backend(backend: str, device: str) -> str:
-    """`auto` -> int8 on the CPU, torch on cuda/mps; explicit names are kept."""
+    """`auto` -> int8 on the CPU (static activations where that recipe can be built), torch on
+    cuda/mps; explicit names are kept."""
     _check_backend(backend)
     if backend == "auto":
-        return INT8_BACKEND if device == "cpu" else "torch"
+        if device != "cpu":
+            return "torch"
+        from codekin.embedding.quantize import static_available
+
+        return INT8_BACKEND if static_available() else INT8_DYNAMIC_BACKEND
     return backend
 
 
@@ -99,7 +115,7 @@ def expected_key(config: ModelConfig) -> str:
     Lets a no-change re-index find its vectors without loading the model; when the guess
     is wrong (a fallback happens at load) the indexer still uses the loaded embedder's key."""
     backend = resolve_backend(getattr(config, "backend", "auto"), _likely_device(config.device))
-    if backend == INT8_BACKEND and importlib.util.find_spec("openvino") is None:
+    if backend in INT8_ACTIVATIONS and importlib.util.find_spec("openvino") is None:
         backend = "torch"
     return model_key(config.primary, config.max_tokens, backend)
 
@@ -113,9 +129,9 @@ class Embedder:
     dim: int
     batch_size: int
     fallback_reason: str = ""  # why the fallback model answered instead of the primary
-    backend: str = "torch"  # torch | openvino-int8: what computes the vectors
+    backend: str = "torch"  # torch | openvino-int8 | openvino-int8-dynamic: what computes the vectors
     backend_note: str = ""  # why the requested fast backend is not the one in use
-    runner: object | None = None  # OpenVinoEncoder when backend is openvino-int8
+    runner: object | None = None  # OpenVinoEncoder when backend is an int8 one
     model_loader: Callable[[], object] | None = None  # loads `loaded_model` on first use of `model`
     _model_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -189,62 +205,71 @@ def _load_sentence_transformer(name: str, path: str, config: ModelConfig, device
 def _load(name: str, config: ModelConfig, device: str) -> Embedder:
     path = resolve_model_path(name)
     backend = resolve_backend(getattr(config, "backend", "auto"), device)
-    if backend == INT8_BACKEND:
+    if backend in INT8_ACTIVATIONS:
         device = "cpu"  # OpenVINO int8 runs on the CPU; the torch copy stays beside it
-        cached = _cached_int8(name, path, config)
+        cached = _cached_int8(name, path, config, backend)
         if cached is not None:
             return cached
     model = _load_sentence_transformer(name, path, config, device)
     get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     dim = get_dim()
     embedder = Embedder(model, name, model_key(name, config.max_tokens), device, int(dim), config.batch_size)
-    if backend == INT8_BACKEND:
-        _attach_int8(embedder, path, config)
+    if backend in INT8_ACTIVATIONS:
+        _attach_int8(embedder, path, config, backend)
     return embedder
 
 
-def _cached_int8(name: str, path: str, config: ModelConfig) -> Embedder | None:
+def _cached_int8(name: str, path: str, config: ModelConfig, backend: str = INT8_BACKEND) -> Embedder | None:
     """The int8 backend from a verified export, without torch; None when it must be built."""
     from codekin.embedding.openvino_backend import load_cached_int8
     from codekin.embedding.quantize import ExportError
 
     try:
-        found = load_cached_int8(path, config.max_tokens)
+        found = load_cached_int8(path, config.max_tokens, INT8_ACTIVATIONS[backend])
     except (ExportError, OSError) as exc:
         log.info("the cached int8 export of %s does not open without torch (%s)", name, exc)
         return None
     if found is None or found[1] < MIN_AGREEMENT:
         return None
     runner, _ = found
-    return Embedder(None, name, model_key(name, config.max_tokens, INT8_BACKEND), "cpu", runner.dim,
-                    config.batch_size, backend=INT8_BACKEND, runner=runner,
+    return Embedder(None, name, model_key(name, config.max_tokens, backend), "cpu", runner.dim,
+                    config.batch_size, backend=backend, runner=runner,
                     model_loader=lambda: _load_sentence_transformer(name, path, config, "cpu"))
 
 
-def _attach_int8(embedder: Embedder, path: str, config: ModelConfig) -> None:
-    """Switch the embedder to the int8 backend, or leave it on torch with the reason logged.
+def _attach_int8(embedder: Embedder, path: str, config: ModelConfig, backend: str = INT8_BACKEND) -> None:
+    """Switch the embedder to the int8 backend (static activations, else dynamic ones), or
+    leave it on torch with the reason logged.
 
     On success, leaves the record that lets the next load skip torch (int8_record.py)."""
     from codekin.embedding.int8_record import Int8Record, write_record
     from codekin.embedding.openvino_backend import load_openvino_int8
     from codekin.embedding.quantize import ExportError, export_dir
 
-    try:
-        runner = load_openvino_int8(embedder.model, path)
-        agreement = _agreement(embedder, runner)
-        if agreement < MIN_AGREEMENT:
-            raise ExportError(f"int8 vectors disagree with torch (cosine {agreement:.3f} < {MIN_AGREEMENT})")
-    except (ExportError, OSError) as exc:
-        embedder.backend_note = f"{INT8_BACKEND} unavailable ({exc}); using torch"
-        log.warning("%s", embedder.backend_note)
+    tries = [INT8_BACKEND, INT8_DYNAMIC_BACKEND] if backend == INT8_BACKEND else [backend]
+    reasons = []
+    for name in tries:
+        try:
+            runner = load_openvino_int8(embedder.model, path, INT8_ACTIVATIONS[name])
+            agreement = _agreement(embedder, runner)
+            if agreement < MIN_AGREEMENT:
+                raise ExportError(f"int8 vectors disagree with torch (cosine {agreement:.3f} < {MIN_AGREEMENT})")
+        except (ExportError, OSError) as exc:
+            reasons.append(f"{name} unavailable ({exc})")
+            continue
+        embedder.runner = runner
+        embedder.backend = name
+        embedder.key = model_key(embedder.name, config.max_tokens, name)
+        embedder.backend_note = "; ".join(reasons)
+        if reasons:
+            log.warning("%s; using %s", embedder.backend_note, name)
+        tokenizer = runner.text_tokenizer
+        if tokenizer is not None:
+            write_record(export_dir(path, INT8_ACTIVATIONS[name]), path, config.max_tokens,
+                         Int8Record(tokenizer.spec, runner.pooling, runner.dim, agreement), tokenizer.engine_text)
         return
-    embedder.runner = runner
-    embedder.backend = INT8_BACKEND
-    embedder.key = model_key(embedder.name, config.max_tokens, INT8_BACKEND)
-    tokenizer = runner.text_tokenizer
-    if tokenizer is not None:
-        write_record(export_dir(path), path, config.max_tokens,
-                     Int8Record(tokenizer.spec, runner.pooling, runner.dim, agreement), tokenizer.engine_text)
+    embedder.backend_note = "; ".join(reasons) + "; using torch"
+    log.warning("%s", embedder.backend_note)
 
 
 def _agreement(embedder: Embedder, runner: object) -> float:

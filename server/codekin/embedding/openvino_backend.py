@@ -1,7 +1,7 @@
 """int8 inference on the CPU with OpenVINO: the `openvino-int8` backend.
 
-OpenVINO runs the transformer from the cached int8 export (see quantize.py) with the
-activations quantized per token at run time; pooling is done here exactly as the model's
+OpenVINO runs the transformer from the cached int8 export (see quantize.py: activations
+calibrated once, `static`, or quantized per token at run time, `dynamic`); pooling is done here exactly as the model's
 Pooling module does it (mean over the attention mask, or CLS), then L2-normalized.
 Tokens come from the model's own fast tokenizer, replayed without torch (tokenizer.py).
 
@@ -29,7 +29,7 @@ import numpy as np
 
 from codekin.embedding.int8_record import TOKENIZER_FILE, read_record
 from codekin.embedding.probe import PROBE_TEXTS
-from codekin.embedding.quantize import ExportError, build_int8_export, export_dir
+from codekin.embedding.quantize import ExportError, build_int8_export, export_dir, model_file
 from codekin.embedding.tokenizer import TextTokenizer, engine_json, matches, spec_of, st_tokenize
 
 log = logging.getLogger(__name__)
@@ -173,13 +173,14 @@ def _openvino():
     return ov
 
 
-def _compile(onnx_file: Path, hidden: int):
+def _compile(onnx_file: Path, hidden: int, activations: str = "static"):
     ov = _openvino()
     config = {
         "INFERENCE_NUM_THREADS": _threads(),
         "PERFORMANCE_HINT": "LATENCY",
         "INFERENCE_PRECISION_HINT": "f32",  # no silent bf16 on AMX machines: one vector space
-        "DYNAMIC_QUANTIZATION_GROUP_SIZE": str(hidden),  # int8 activations, one scale per token
+        # dynamic: int8 activations, one scale per token; static: the export's own scales only
+        "DYNAMIC_QUANTIZATION_GROUP_SIZE": str(hidden) if activations == "dynamic" else "0",
         "CPU_RUNTIME_CACHE_CAPACITY": RUNTIME_CACHE,  # bounds the kernels kept per input shape
     }
     _limit_heap_growth()
@@ -190,7 +191,7 @@ def _compile(onnx_file: Path, hidden: int):
         raise ExportError(f"OpenVINO cannot compile {onnx_file}: {str(exc).splitlines()[0]}") from exc
 
 
-def load_openvino_int8(st_model, model_path: str) -> OpenVinoEncoder:
+def load_openvino_int8(st_model, model_path: str, activations: str = "static") -> OpenVinoEncoder:
     """Compile the cached int8 export of `st_model` (exporting it first); ExportError if impossible.
 
     Tokenizes with TextTokenizer when it gives the model's own ids on the probe texts (the
@@ -201,10 +202,11 @@ def load_openvino_int8(st_model, model_path: str) -> OpenVinoEncoder:
     input_names = [name for name in MODEL_INPUTS if name in probe]
     if "input_ids" not in input_names or "attention_mask" not in input_names:
         raise ExportError(f"the tokenizer gives {sorted(probe)}, not input_ids + attention_mask")
-    onnx_file = build_int8_export(model_path, st_model[0].auto_model, input_names)
+    onnx_file = build_int8_export(model_path, st_model[0].auto_model, input_names, activations,
+                                  st_tokenize(st_model, input_names))
     hidden = int(st_model.get_embedding_dimension() if hasattr(st_model, "get_embedding_dimension")
                  else st_model.get_sentence_embedding_dimension())
-    compiled = _compile(onnx_file, hidden)
+    compiled = _compile(onnx_file, hidden, activations)
     hf = st_model.tokenizer
     left = getattr(hf, "padding_side", "right") == "left"
     pads = {"input_ids": int(hf.pad_token_id or 0), "token_type_ids": int(getattr(hf, "pad_token_type_id", 0) or 0)}
@@ -221,18 +223,19 @@ def load_openvino_int8(st_model, model_path: str) -> OpenVinoEncoder:
                            hidden, int(st_model.max_seq_length), pads, left)
 
 
-def load_cached_int8(model_path: str, max_tokens: int) -> tuple[OpenVinoEncoder, float] | None:
+def load_cached_int8(model_path: str, max_tokens: int,
+                     activations: str = "static") -> tuple[OpenVinoEncoder, float] | None:
     """The verified int8 export of `model_path`, opened without torch, and its probe agreement;
     None when no load with torch has verified it yet (or the model folder changed since)."""
-    target = export_dir(model_path)
-    onnx_file = target / "model.onnx"
+    target = export_dir(model_path, activations)
+    onnx_file = model_file(target, activations)
     if not (target / "manifest.json").is_file() or not onnx_file.is_file():
         return None
     record = read_record(target, model_path, max_tokens)
     if record is None:
         return None
     tokenizer = TextTokenizer.from_file(target / TOKENIZER_FILE, record.tokenizer)
-    compiled = _compile(onnx_file, record.dim)
+    compiled = _compile(onnx_file, record.dim, activations)
     spec = record.tokenizer
     encoder = OpenVinoEncoder(compiled, tokenizer, list(spec.inputs), record.pooling, record.dim, spec.max_length,
                               {"input_ids": spec.pad_id, "token_type_ids": spec.pad_type_id}, tokenizer.left_padded)
