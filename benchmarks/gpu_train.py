@@ -81,14 +81,14 @@ def profile_steps(model_path: str, triplets: list[tuple[str, str, str]]) -> None
 
 
 def bench_train(model_path: str, triplets: list[tuple[str, str, str]], card: str, out: Path | None,
-                epochs: int, compile_mode: str = "auto") -> object:
+                epochs: int, compile_mode: str = "auto", precision: str = "auto") -> object:
     import torch
 
     from codekin.training.args import TrainingArguments
     from codekin.training.trainer import Trainer
 
     args = TrainingArguments(epochs=epochs, batch_size=16, learning_rate=1e-5, device="cuda", max_seq_length=256,
-                             compile=compile_mode)
+                             compile=compile_mode, precision=precision)
     from codekin.embedding.torch_encode import compile_cache_dir
 
     cache = compile_cache_dir()
@@ -158,6 +158,8 @@ def main() -> int:
     parser.add_argument("--chunks", type=int, default=4096)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument("--skip-encode", action="store_true")
+    parser.add_argument("--precision", default="auto", help="training precision (auto: fp8 where torchao and the GPU allow)")
     parser.add_argument("--profile", action="store_true", help="print the top CUDA kernels of 4 steps first")
     options = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -174,7 +176,9 @@ def main() -> int:
         if options.profile:
             profile_steps(model_path, triplets)
         if not options.skip_train:
-            bench_train(model_path, triplets, card, options.out, options.epochs)
+            bench_train(model_path, triplets, card, options.out, options.epochs, precision=options.precision)
+        if options.skip_encode:
+            return 0
         torch.cuda.empty_cache()
         bench_encode(plain_encoder(model_path), texts, card, options.out, "plain_st_encode", 32)
         torch.cuda.empty_cache()

@@ -10,7 +10,7 @@ from codekin.config import DEVICES
 from codekin.errors import ConfigError
 
 LOSSES = ("triplet", "mnrl")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "fp8")
 SWITCHES = ("auto", "on", "off")
 COMPILE_MODES = ("parts", "layers")  # see codekin.embedding.torch_encode.compile_layers
 
@@ -28,7 +28,8 @@ class TrainingArguments:
     max_grad_norm: float = 1.0
     seed: int = 13
     device: str = "auto"  # auto | cuda | mps | cpu
-    precision: str = "auto"  # auto: bf16 on CUDA (fp16 on old GPUs) and on CPUs with native bf16
+    precision: str = "auto"  # auto: fp8 for big models on fp8 GPUs (training/fp8.py), else bf16 on CUDA
+    #                          (fp16 on old GPUs) and on CPUs with native bf16
     gradient_checkpointing: str = "auto"  # auto: on when the step would not fit the GPU
     max_seq_length: int = 256  # what the trained model embeds (saved with it)
     train_seq_length: int = 0  # tokens a training text keeps; 0 = auto: 128 on a CPU, max_seq_length on a GPU

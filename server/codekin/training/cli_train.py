@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from codekin.training.args import LOSSES, TrainingArguments
+from codekin.training.args import LOSSES, PRECISIONS, TrainingArguments
 
 
 def _root(args: argparse.Namespace) -> Path:
@@ -26,7 +26,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from codekin.training.pipeline import PipelineOptions, run_in_child
 
     training = TrainingArguments().replace(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-                                           margin=args.margin, loss=args.loss, device=args.device, seed=args.seed)
+                                           margin=args.margin, loss=args.loss, device=args.device, seed=args.seed,
+                                           precision=args.precision)
     launch = None
     if getattr(args, "gpus", None) and args.gpus > 1:  # torchrun, one process per GPU (DDP/FSDP)
         from codekin.distributed.torchrun import check_launch, effective_arguments, launch_command
@@ -126,6 +127,8 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
     p.add_argument("--loss", choices=LOSSES, help="triplet (default) or mnrl (in-batch + hard negatives)")
     p.add_argument("--count", type=int, default=1000, help="training triplets to generate (default 1000)")
     p.add_argument("--seed", type=int, help="seed for data order and generation (default 13)")
+    p.add_argument("--precision", choices=PRECISIONS, help="auto (default): fp8 for big models on fp8 GPUs, "
+                   "else bf16 on a GPU and on CPUs with native bf16; fp32 is the safe slow choice")
     p.add_argument("--triplets", help="train on this JSONL file instead of generating triplets")
     p.add_argument("--min-improvement", type=float, default=0.01,
                    help="MRR@10 gain over the active model needed to promote (default 0.01)")

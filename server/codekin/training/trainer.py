@@ -26,6 +26,7 @@ from codekin.embedding.torch_encode import (
     compile_layers,
     disable_kv_cache,
     to_device,
+    transformer,
     transformer_config,
 )
 from codekin.errors import CodekinError, ModelLoadError
@@ -37,6 +38,7 @@ from codekin.training.checkpoints import (
     verify_checkpoint,
     write_checkpoint,
 )
+from codekin.training.fp8 import FP8_MIN_PARAMS, fp8_unavailable, from_fp8, to_fp8
 
 TRAINER_STATE = "trainer_state.pt"
 CHECKPOINT_PREFIX = "epoch-"
@@ -195,11 +197,21 @@ class Trainer:
         wanted = self.args.precision
         if wanted == "auto":
             if self.device == "cuda":
+                if self._fp8_pays():
+                    return "fp8"
                 return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
             return "bf16" if self.device == "cpu" and cpu_bf16_pays(self.model) else "fp32"
         if wanted == "fp16" and self.device != "cuda":
             raise TrainingError("fp16 training needs a CUDA GPU", "use --precision bf16 or fp32 on this device")
+        if wanted == "fp8" and (reason := fp8_unavailable(self.device)):
+            raise TrainingError(reason, "use --precision bf16 (or auto)")
         return wanted
+
+    def _fp8_pays(self) -> bool:
+        """fp8 matrix products win only for big layers under torch.compile (see training/fp8.py)."""
+        if self.args.compile == "off" or fp8_unavailable(self.device):
+            return False
+        return sum(p.numel() for p in self.model.parameters()) >= FP8_MIN_PARAMS
 
     def _train_length(self, full_length: int) -> int:
         """Tokens a training text keeps: on a CPU the first 128 (a step costs ~2.3x less; held-out
@@ -347,6 +359,7 @@ class Trainer:
         if result.gradient_checkpointing:
             enable_gradient_checkpointing(model)
         compiled = self.device == "cuda" and args.compile != "off"  # auto: on; ~5 s once, -30 % a step
+        fp8 = result.precision == "fp8" and bool(to_fp8(transformer(model)))
         if compiled:
             compile_layers(model, args.compile_mode)
         wrapped = self._wrap_model(model)  # DDP/FSDP under `codekin train --gpus N`; the model itself otherwise
@@ -366,7 +379,8 @@ class Trainer:
             for _ in range(done * steps_per_epoch):
                 scheduler.step()
         loss_fn = build_loss(args.loss, args.margin, args.mnrl_scale)
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(result.precision)
+        # fp8: the linear layers' products run in float8, everything around them in bf16 autocast
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp8": torch.bfloat16}.get(result.precision)
         autocast_device = "cuda" if self.device == "cuda" else "cpu"
         tokenize = getattr(model, "preprocess", None) or model.tokenize  # preprocess: sentence-transformers 6
 
@@ -430,6 +444,8 @@ class Trainer:
                     on_epoch(epoch_result)
         finally:
             model.max_seq_length = full_length
+            if fp8:
+                from_fp8(transformer(model))  # evaluation and the saved model: plain bf16/fp32 layers
         model.eval()
         if checkpoint_dir is not None and not result.checkpoint:
             last = self._checkpoints(checkpoint_dir)
