@@ -60,3 +60,10 @@ def test_fp8_skips_layers_of_odd_sizes():
     holder = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.Linear(32, 10), torch.nn.Linear(10, 16))
     assert to_fp8(holder) == 1
     assert [type(m).__name__ for m in holder] == ["Fp8Linear", "Linear", "Linear"]
+
+
+def test_doctor_says_what_training_runs_in():
+    from codekin.doctor import _training_check
+
+    check = _training_check()
+    assert check.ok and check.detail.startswith("CPU: ") and "128-token" in check.detail

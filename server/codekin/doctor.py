@@ -56,8 +56,30 @@ def run_checks(root: Path, config: Config, load_model: bool = True) -> list[Chec
             checks.append(Check("model", True, detail))
         except CodekinError as exc:
             checks.append(Check("model", False, exc.message, exc.hint or "check [model] in your config"))
+        checks.append(_training_check())
     checks.append(_index_check(root, config))
     return checks
+
+
+def _training_check() -> Check:
+    """What `codekin train --precision auto` runs in on this machine (informational)."""
+    import torch
+
+    from codekin.training.fp8 import FP8_MIN_PARAMS, fp8_unavailable
+
+    if torch.cuda.is_available():
+        name = torch.cuda.get_device_name(0)
+        why_not = fp8_unavailable("cuda")
+        detail = (f"{name}: bf16 autocast, compiled blocks; fp8 linear layers for models of "
+                  f"{FP8_MIN_PARAMS // 1_000_000}M+ parameters") if not why_not else f"{name}: bf16 autocast ({why_not})"
+        return Check("training", True, detail)
+    try:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        native = False
+    detail = "CPU: bf16 autocast (native bf16), 128-token training texts" if native else \
+        "CPU: fp32 (no native bf16), 128-token training texts"
+    return Check("training", True, detail)
 
 
 def _index_check(root: Path, config: Config) -> Check:
