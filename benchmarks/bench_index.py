@@ -12,9 +12,12 @@ that both indexers find already on disk; that first load also verifies the expor
 cold `codekin index` loads it without torch (embedding/int8_record.py), as every later
 run on a user's machine does. The machine is shared, so compare the ratio,
 not the seconds; `--rounds N` alternates naive/codekin N times and reports the median.
+`--backend` takes a comma-separated list (e.g. `auto,openvino-int8-dynamic`): each round then
+indexes a fresh copy with each backend after the naive run, and `variants` reports each
+one's ratio to the naive run of its own round; the top-level codekin fields are the first's.
 
 Corpus: benchmarks/corpus.py (Erlang/OTP + C from Debian's erlang-src, plus examples/).
-Usage: python benchmarks/bench_index.py [--lines 150000] [--rounds 1] [--backend auto]
+Usage: python benchmarks/bench_index.py [--lines 150000] [--rounds 1] [--backend auto[,BACKEND...]]
 Prints one JSON line.
 """
 
@@ -124,7 +127,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=150_000, help="corpus size in lines")
     parser.add_argument("--rounds", type=int, default=1, help="naive/codekin pairs (median ratio)")
-    parser.add_argument("--backend", default="auto", help="model.backend for codekin")
+    parser.add_argument("--backend", default="auto", help="model.backend for codekin (comma-separated: several)")
     parser.add_argument("--stage", choices=["naive", "prepare"], help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -136,23 +139,31 @@ def main() -> None:
         return
 
     corpus = build_corpus(args.lines)
-    config_home = Path(tempfile.mkdtemp(prefix="codekin-bench-config-"))
-    (config_home / "codekin").mkdir()
-    (config_home / "codekin" / "config.toml").write_text(
-        f'[model]\nbackend = "{args.backend}"\ndevice = "cpu"\n', encoding="utf-8")
-    env = {"XDG_CONFIG_HOME": str(config_home)}
-    prepare = run_child(_child("prepare", "--backend", args.backend), env)
+    backends = [b.strip() for b in args.backend.split(",") if b.strip()]
+    envs, prepared = {}, {}
+    for backend in backends:
+        config_home = Path(tempfile.mkdtemp(prefix="codekin-bench-config-"))
+        (config_home / "codekin").mkdir()
+        (config_home / "codekin" / "config.toml").write_text(
+            f'[model]\nbackend = "{backend}"\ndevice = "cpu"\n', encoding="utf-8")
+        envs[backend] = {"XDG_CONFIG_HOME": str(config_home)}
+        prepared[backend] = run_child(_child("prepare", "--backend", backend), envs[backend])
     rounds = []
     with tempfile.TemporaryDirectory(prefix="codekin-bench-index-") as tmp:
         for number in range(args.rounds):
             naive_root = fresh_copy(corpus, Path(tmp) / f"naive{number}")
-            codekin_root = fresh_copy(corpus, Path(tmp) / f"codekin{number}")
-            naive = run_child(_child("naive", "--root", str(naive_root)), env)
-            cold = run_child([sys.executable, "-m", "codekin.cli", "index", str(codekin_root), "--json"], env)
-            again = run_child([sys.executable, "-m", "codekin.cli", "index", str(codekin_root), "--json"], env)
-            rounds.append({"naive": naive, "cold": cold, "reindex": again,
-                           "ratio": naive["wall_seconds"] / cold["wall_seconds"]})
+            naive = run_child(_child("naive", "--root", str(naive_root)), envs[backends[0]])
+            runs = {}
+            for slot, backend in enumerate(backends):
+                root = fresh_copy(corpus, Path(tmp) / f"codekin{number}-{slot}")
+                command = [sys.executable, "-m", "codekin.cli", "index", str(root), "--json"]
+                cold = run_child(command, envs[backend])
+                again = run_child(command, envs[backend])
+                runs[backend] = {"cold": cold, "reindex": again, "ratio": naive["wall_seconds"] / cold["wall_seconds"]}
+            rounds.append({"naive": naive, "runs": runs, "ratio": runs[backends[0]]["ratio"]})
     best = sorted(rounds, key=lambda r: r["ratio"])[len(rounds) // 2]
+    first = best["runs"][backends[0]]
+    prepare = prepared[backends[0]]
     result = {
         "benchmark": "index", "corpus_lines": corpus_stats(corpus)["lines"],
         "corpus_files": corpus_stats(corpus)["files"], "rounds": len(rounds),
@@ -161,18 +172,28 @@ def main() -> None:
         "naive_seconds": best["naive"]["wall_seconds"], "naive_chunks": best["naive"]["chunks"],
         "naive_embeddings_per_second": best["naive"]["embeddings_per_second"],
         "naive_peak_rss_mb": best["naive"].get("peak_rss_mb"),
-        "codekin_seconds": best["cold"]["wall_seconds"], "codekin_chunks": best["cold"]["chunks"],
-        "codekin_new_embeddings": best["cold"]["new_embeddings"],
-        "codekin_embed_seconds": best["cold"]["embed_seconds"],
-        "codekin_embeddings_per_second": best["cold"]["embeddings_per_second"],
-        "codekin_peak_rss_mb": best["cold"].get("peak_rss_mb"),
-        "reindex_seconds": best["reindex"]["wall_seconds"],
-        "reindex_new_embeddings": best["reindex"]["new_embeddings"],
-        "reindex_peak_rss_mb": best["reindex"].get("peak_rss_mb"),
+        "codekin_seconds": first["cold"]["wall_seconds"], "codekin_chunks": first["cold"]["chunks"],
+        "codekin_new_embeddings": first["cold"]["new_embeddings"],
+        "codekin_embed_seconds": first["cold"]["embed_seconds"],
+        "codekin_embeddings_per_second": first["cold"]["embeddings_per_second"],
+        "codekin_peak_rss_mb": first["cold"].get("peak_rss_mb"),
+        "reindex_seconds": first["reindex"]["wall_seconds"],
+        "reindex_new_embeddings": first["reindex"]["new_embeddings"],
+        "reindex_peak_rss_mb": first["reindex"].get("peak_rss_mb"),
         "backend": prepare.get("backend"), "backend_note": prepare.get("note"), "vector_key": prepare.get("key"),
-        "prepare_seconds": prepare["wall_seconds"], "cpus": len(os.sched_getaffinity(0)),
-        "load_average": round(os.getloadavg()[0], 1),
+        "prepare_seconds": prepare["wall_seconds"], "prepare_peak_rss_mb": prepare.get("peak_rss_mb"),
+        "cpus": len(os.sched_getaffinity(0)), "load_average": round(os.getloadavg()[0], 1),
     }
+    if len(backends) > 1:
+        result["variants"] = {backend: {
+            "backend": prepared[backend].get("backend"), "vector_key": prepared[backend].get("key"),
+            "speed_ratio": round(statistics.median(r["runs"][backend]["ratio"] for r in rounds), 2),
+            "speed_ratios": [round(r["runs"][backend]["ratio"], 2) for r in rounds],
+            "seconds": [r["runs"][backend]["cold"]["wall_seconds"] for r in rounds],
+            "embeddings_per_second": [r["runs"][backend]["cold"]["embeddings_per_second"] for r in rounds],
+            "peak_rss_mb": max(r["runs"][backend]["cold"].get("peak_rss_mb", 0) for r in rounds),
+            "reindex_seconds": max(r["runs"][backend]["reindex"]["wall_seconds"] for r in rounds),
+        } for backend in backends}
     print(json.dumps(result))
 
 
