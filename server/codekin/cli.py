@@ -82,6 +82,15 @@ def _engine(args: argparse.Namespace, start: Path):
     return Engine(root, _config(root, args))
 
 
+_SCORE_MEANING = {"hybrid": "ranked by dense + lexical fusion; scores are cosine similarity",
+                  "dense": "scores are cosine similarity",
+                  "lexical": "scores are BM25 relative to the best match"}
+
+
+def _score_note(args: argparse.Namespace, engine) -> str:
+    return _SCORE_MEANING.get(args.mode or engine.config.search.mode, "")
+
+
 def _format_hits(hits: list[Hit]) -> str:
     if not hits:
         return "No results. Try --mode lexical, a lower --min-similarity, or `codekin index` if files changed."
@@ -99,7 +108,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     hits = engine.search(args.query, args.limit, args.min_similarity, args.mode, args.lang, args.path)
     elapsed = time.perf_counter() - started
-    human = _format_hits(hits) + f"\n{len(hits)} results in {elapsed * 1000:.0f} ms"
+    human = _format_hits(hits) + f"\n{len(hits)} results in {elapsed * 1000:.0f} ms ({_score_note(args, engine)})"
     _emit(args, [h.to_dict() for h in hits], human)
     return 0
 
@@ -119,7 +128,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
                                  mode=args.mode)
     about = f"Similar to {query.symbol} ({query.path}:{query.start_line}-{query.end_line})" if query else \
         f"Similar to {args.location}"
-    _emit(args, [h.to_dict() for h in hits], f"{about}\n{_format_hits(hits)}")
+    _emit(args, [h.to_dict() for h in hits], f"{about}\n{_format_hits(hits)}\n({_score_note(args, engine)})")
     return 0
 
 
