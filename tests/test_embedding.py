@@ -186,6 +186,17 @@ def test_graph_without_weights_cannot_be_quantized(tmp_path: Path):
         int8_weights(tmp_path / "relu.onnx", tmp_path / "out.onnx")
 
 
+def test_nncf_is_imported_with_its_telemetry_stubbed_out():
+    """Building a static export imports nncf, which would send usage events through
+    openvino_telemetry: codekin blocks that module first, so nncf keeps its no-op stub."""
+    script = ("import multiprocessing, sys; from codekin.embedding.quantize import _import_nncf; "
+              "nncf, _ = _import_nncf(); from nncf.telemetry.wrapper import NNCFTelemetry, telemetry; "
+              "print(sys.modules.get('openvino_telemetry'), isinstance(telemetry, NNCFTelemetry), "
+              "len(multiprocessing.active_children()))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split() == ["None", "False", "0"], out.stderr  # the stub, not the real sender
+
+
 def test_cpu_device_is_chosen_without_importing_torch():
     script = ("import sys; from codekin.embedding import choose_device; "
               "print(choose_device('cpu'), 'torch' in sys.modules)")
