@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from codekin.chunking import chunk_text
-from codekin.chunking.delegation import MAX_CHARS
+from codekin.chunking.delegation import EXCERPT_WORDS
 from codekin.config import IndexConfig
 
 ELIXIR = '''defmodule Shop.Limiter do
@@ -122,10 +122,11 @@ def via(chunk) -> str:
 def test_elixir_client_functions_carry_the_callback_clause_of_their_message():
     chunks = by_symbol(chunk_text("lib/limiter.ex", ELIXIR))
     check = chunks["Shop.Limiter.check/3"]
-    assert via(check).startswith("def handle_call({:check, key, cost}, _from, state) do tokens = Map.get(")
-    assert via(chunks["Shop.Limiter.reset/1"]).startswith("def handle_cast({:reset, key}, state)")
-    assert via(chunks["Shop.Limiter.sync_now/0"]).startswith("def handle_info(:refill, state)")
-    assert via(chunks["Shop.Limiter.start_link/1"]).startswith("def init(opts) do {:ok, %{capacity:")
+    # the words of the clause head and first lines, each once, without punctuation or keywords
+    assert via(check) == "handle_call check key cost from state tokens Map get buckets capacity reply"
+    assert via(chunks["Shop.Limiter.reset/1"]) == "handle_cast reset key state noreply drop_bucket"
+    assert via(chunks["Shop.Limiter.sync_now/0"]) == "handle_info refill state noreply refill_buckets"
+    assert via(chunks["Shop.Limiter.start_link/1"]) == "init opts ok capacity Keyword get buckets"
     # embedded and matched lexically, never shown: the displayed text is the function alone
     assert "handle_call" in check.embed_text and "handle_call" not in check.text
     assert check.context.startswith("Token buckets per key. via: ")
@@ -134,24 +135,24 @@ def test_elixir_client_functions_carry_the_callback_clause_of_their_message():
 def test_local_callees_in_call_order_and_thick_functions_get_nothing():
     chunks = by_symbol(chunk_text("lib/limiter.ex", ELIXIR))
     total = via(chunks["Shop.Limiter.total/1"])
-    assert total.startswith("defp cost_of(key), do: key ... defp sum_up(costs)")
+    assert total == "cost_of key sum_up costs Enum sum weight"  # the capture `&cost_of/1` counts
     assert via(chunks["Shop.Limiter.busy/1"]) == ""  # eight code lines: not thin
     assert via(chunks["Shop.Limiter.handle_call/3"]) == ""  # calls nothing of this file
-    assert all(len(via(c)) <= MAX_CHARS for c in chunks.values())
+    assert all(len(via(c).split()) <= EXCERPT_WORDS for c in chunks.values())
 
 
 def test_erlang_calls_and_casts_find_their_clauses_and_arity_siblings_link():
     chunks = by_symbol(chunk_text("src/ev_log.erl", ERLANG))
-    assert via(chunks["ev_log:log/2"]).startswith("handle_cast({log, Kind, Data}, State) -> {noreply,")
-    assert via(chunks["ev_log:recent/2"]).startswith("handle_call({recent, Kind, N}, _From, State) ->")
-    assert via(chunks["ev_log:stats/0"]).startswith("handle_call(stats, _From, #{seq := Seq} = State)")
-    assert via(chunks["ev_log:recent/1"]).startswith("recent(Kind, N) -> gen_server:call(")
+    assert via(chunks["ev_log:log/2"]) == "handle_cast log Kind Data State noreply append"
+    assert via(chunks["ev_log:recent/2"]) == "handle_call recent Kind From State reply take_newest"
+    assert via(chunks["ev_log:stats/0"]) == "handle_call stats From seq State reply logged"
+    assert via(chunks["ev_log:recent/1"]) == "recent Kind gen_server call MODULE"  # its arity sibling
 
 
 def test_gen_statem_calls_find_handle_event_clauses():
     chunks = by_symbol(chunk_text("src/conn.erl", STATEM))
-    assert via(chunks["conn:send/1"]).startswith("handle_event({call, From}, {send, Frame}, connected, Data)")
-    assert via(chunks["conn:status/0"]).startswith("handle_event({call, From}, status, State, Data)")
+    assert via(chunks["conn:send/1"]).startswith("handle_event call From send Frame connected Data")
+    assert via(chunks["conn:status/0"]).startswith("handle_event call From status State Data")
 
 
 def test_section_headings_reach_the_functions_below_them():
@@ -169,3 +170,20 @@ def test_both_kinds_of_context_can_be_switched_off():
     assert {c.context for c in chunks.values()} == {""}
     elixir = by_symbol(chunk_text("lib/limiter.ex", ELIXIR, plain))
     assert elixir["Shop.Limiter.check/3"].context == "Token buckets per key."
+
+
+def test_erlang_bang_send_reaches_handle_info():
+    source = ("-module(tick).\n\nping(Pid) -> Pid ! {ping, self()}.\n\n"
+              "handle_info({ping, From}, State) ->\n    From ! pong,\n    {noreply, State}.\n")
+    ping = by_symbol(chunk_text("src/tick.erl", source))["tick:ping/1"]
+    assert via(ping) == "handle_info ping From State pong noreply"
+
+
+def test_module_summary_drops_credit_lines_but_keeps_the_description():
+    source = ("%% Licensed under the Apache License, Version 2.0 (the \"License\");\n"
+              "%% you may not use this file except in compliance with the License.\n%%\n"
+              "%% Multiple PRNG module for Erlang/OTP\n%% Copyright (c) 2015-2016 Kenji Rikitake\n%%\n"
+              "%% @author Ann Author <ann@example.com>\n%% @doc Support functions for lists.\n"
+              "-module(prng).\n\nnext(S) -> S + 1.\n")
+    assert by_symbol(chunk_text("src/prng.erl", source))["prng:next/1"].context == (
+        "Multiple PRNG module for Erlang/OTP")

@@ -13,7 +13,9 @@ import re
 MAX_WORDS = 16  # the header stays short: it is embedded with every chunk of the module
 
 _MODULEDOC = re.compile(r'@moduledoc\s+(?:~[sS])?(?:"""\n(?P<block>.*?)"""|"(?P<line>(?:[^"\\\n]|\\.)*)")', re.S)
-_LICENCE = re.compile(r"copyright|licen[cs]e|all rights reserved|spdx-", re.I)
+_LICENCE = re.compile(r"copyright|licen[cs]e|all rights reserved|spdx-|warrant|applicable law", re.I)
+# Lines about who wrote a file and when, not what it is for.
+_CREDIT = re.compile(r"^@(author|copyright|version|since)\b|\(c\)|<[^<>\s]+@[^<>\s]+>", re.I)
 _COMMENT = re.compile(r"^\s*(%+|//+|/\*+|\*+(?!/)|#+(?!include|define|if|pragma|import))\s?")
 _RULE = re.compile(r"^[-=*#%/\s]*$")
 _TAG = re.compile(r"^@(doc|author|copyright|version|since|file|brief)\b\s*")
@@ -52,7 +54,7 @@ def leading_comment(text: str, max_lines: int = 80) -> str:
             if line.strip() and not line.lstrip().startswith(("-", "#")):
                 break  # code: the file's own comment, if any, is above
             continue
-        body = _TAG.sub("", line[match.end():].strip().removesuffix("*/").strip())
+        body = _comment_body(line, match)
         if _RULE.match(body):
             if current:
                 paragraphs.append(current)
@@ -62,10 +64,21 @@ def leading_comment(text: str, max_lines: int = 80) -> str:
     if current:
         paragraphs.append(current)
     for paragraph in paragraphs:
-        joined = " ".join(paragraph)
-        if not _LICENCE.search(joined) and len(re.findall(r"[A-Za-z]{2,}", joined)) >= 3:
+        # credit lines (author, copyright holder) are dropped; a paragraph mostly of licence is boilerplate
+        lines = [line for line in paragraph if not _CREDIT.search(line)]
+        kept = [line for line in lines if not _LICENCE.search(line)]
+        joined = " ".join(kept)
+        if 2 * len(kept) >= len(lines) and len(re.findall(r"[A-Za-z]{2,}", joined)) >= 3:
             return joined
     return ""
+
+
+def _comment_body(line: str, match: re.Match[str]) -> str:
+    """The text of a comment line: markers (also nested ones, `%%% %% x`) and @doc-like tags off."""
+    body = line[match.end():].strip().removesuffix("*/").strip()
+    while (inner := _COMMENT.match(body)) is not None and inner.end() > 0:
+        body = body[inner.end():].strip()
+    return body if _CREDIT.match(body) else _TAG.sub("", body)
 
 
 def module_summary(language: str, text: str) -> str:
@@ -91,11 +104,11 @@ def section_headings(lines: list[str]) -> list[tuple[int, int, str]]:
         start = row
         while row < len(lines) and _COMMENT.match(lines[row]) is not None:
             row += 1
-        bodies = [_TAG.sub("", line[_COMMENT.match(line).end():].strip().removesuffix("*/").strip())
-                  for line in lines[start:row]]
+        bodies = [_comment_body(line, _COMMENT.match(line)) for line in lines[start:row]]
         if _LICENCE.search(" ".join(bodies)):
             continue
-        heading = next((b for b in bodies if not _RULE.match(b) and re.search(r"[A-Za-z]{2,}", b)), "")
+        heading = next((b for b in bodies if not _RULE.match(b) and not _CREDIT.search(b)
+                        and re.search(r"[A-Za-z]{2,}", b)), "")
         if heading:
             out.append((start, row, " ".join(heading.split()[:SECTION_WORDS])))
     return out
