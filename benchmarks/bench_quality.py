@@ -8,6 +8,7 @@ original first (top-1 rate, MRR@10).
 Corpus: examples/ plus Erlang/OTP stdlib sources when Debian's erlang-src is
 installed (`apt-get install -y erlang-src`). Prints one JSON line.
 Usage: python benchmarks/bench_quality.py [--otp-files 12] [--queries 60]
+       [--no-delegation] [--no-sections]  (the chunk context of chunking/delegation.py, context.py off)
 """
 
 from __future__ import annotations
@@ -108,6 +109,8 @@ def main() -> None:
     parser.add_argument("--only", choices=["syntax", "windows"], help="evaluate one chunker only")
     parser.add_argument("--context-weight", type=float, help="override search.context_weight")
     parser.add_argument("--lexical-weight", type=float, help="override search.lexical_weight")
+    parser.add_argument("--no-delegation", action="store_true", help="index.delegation_context = false")
+    parser.add_argument("--no-sections", action="store_true", help="index.section_context = false")
     parser.add_argument("--explain", type=Path, help="write each doc query's rank and top hits here (JSON lines)")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "server"))
@@ -155,7 +158,9 @@ def main() -> None:
     for name, root, chunker in (("syntax", base, "syntax"), ("windows", windows, "windows")):
         if args.only and name != args.only:
             continue
-        cfg = load_config(root, {"index": {"chunker": chunker},
+        index = {"chunker": chunker, "delegation_context": not args.no_delegation,
+                 "section_context": not args.no_sections}
+        cfg = load_config(root, {"index": index,
                                  "search": {"context_weight": args.context_weight,
                                             "lexical_weight": args.lexical_weight}})
         started = time.perf_counter()
@@ -164,17 +169,20 @@ def main() -> None:
         result[f"{name}_index_seconds"] = round(time.perf_counter() - started, 1)
         engine = Engine(root, cfg, embedder=embedder)
         for mode in MODES:
-            rr = []
+            rr, read = [], []
             for doc, rel, code in doc_queries:
                 line = _def_line(read_text(root, rel), code)
                 hits = engine.search(doc, limit=10, mode=mode)
                 rr.append(reciprocal_rank(hits, rel, line))
+                read += [h.end_line - h.start_line + 1 for h in hits]
                 if args.explain:
                     with args.explain.open("a", encoding="utf-8") as out:
                         out.write(json.dumps({"chunker": name, "mode": mode, "query": doc, "path": rel, "line": line,
                                               "rr": rr[-1], "top": [f"{h.path}:{h.start_line}-{h.end_line} {h.symbol}"
                                                                     for h in hits[:3]]}) + "\n")
             result[f"doc2code_mrr10_{name}_{mode}"] = round(sum(rr) / max(len(rr), 1), 4)
+            if mode == "hybrid":  # what a reader pays: lines per result shown
+                result[f"doc2code_lines_per_hit_{name}"] = round(sum(read) / max(len(read), 1), 1)
             top1, rr = 0, []
             for i, (rel, text, language) in enumerate(copies):
                 copy_path = root / "copies" / f"copy{i}{Path(rel).suffix}"
