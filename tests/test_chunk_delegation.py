@@ -187,3 +187,12 @@ def test_module_summary_drops_credit_lines_but_keeps_the_description():
               "-module(prng).\n\nnext(S) -> S + 1.\n")
     assert by_symbol(chunk_text("src/prng.erl", source))["prng:next/1"].context == (
         "Multiple PRNG module for Erlang/OTP")
+
+
+def test_a_long_generated_line_is_not_thin():
+    calls = "send(x, {:tick, 1}); " * 200
+    source = (f"defmodule Gen do\n  def flood(x), do: {calls}\n\n"
+              "  def handle_info({:tick, n}, s), do: {:noreply, s + n}\nend\n")
+    assert via(by_symbol(chunk_text("lib/gen.ex", source))["Gen.flood/1"]) == ""
+    short = by_symbol(chunk_text("lib/gen.ex", source.replace(calls, "send(x, {:tick, 1})")))
+    assert via(short["Gen.flood/1"]) == "handle_info tick noreply"  # one-letter names dropped

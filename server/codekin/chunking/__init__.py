@@ -16,7 +16,7 @@ from codekin.chunking.context import (
     section_headings,
 )
 from codekin.chunking.definitions import definition_units
-from codekin.chunking.delegation import clause_heads, delegation
+from codekin.chunking.delegation import Delegations
 from codekin.chunking.elixir import elixir_units
 from codekin.chunking.erlang import erlang_units
 from codekin.chunking.languages import language_for, parser_for
@@ -149,12 +149,12 @@ def _with_context(chunks: list[Chunk], text: str, config: IndexConfig) -> list[C
     lines = text.split("\n")
     summary = _summaries(chunks, text)
     sections = _sections(chunks, lines) if config.section_context else []
-    clauses = clause_heads(language, lines) if config.delegation_context else []
+    delegations = Delegations(language, lines) if config.delegation_context else None
 
     def context(chunk: Chunk) -> str:
         above = [heading for row, heading in sections if row < chunk.start_line - 1]
-        excerpt = (delegation(language, lines, clauses, chunk.start_line - 1, chunk.end_line - 1)
-                   if clauses and chunk.kind in _DELEGATING else "")
+        excerpt = (delegations.excerpt(chunk.start_line - 1, chunk.end_line - 1)
+                   if delegations is not None and chunk.kind in _DELEGATING else "")
         return chunk_context(summary(chunk), above[-1] if above else "", excerpt)
 
     return [c if c.kind in _DOC_HOLDERS else replace(c, context=context(c)) for c in chunks]

@@ -23,9 +23,11 @@ about 1 % to the tokens embedded (benchmarks/bench_context_tokens.py).
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
 MAX_BODY_LINES = 6  # code lines (no docs, specs, comments, `end`) for a function to count as thin
+MAX_BODY_CHARS = 800  # ... and characters of them (a minified or generated line is not thin)
 EXCERPT_LINES = 5  # lines of each callee clause read, from its head
 MAX_CLAUSES = 2  # callee clauses excerpted at most
 EXCERPT_WORDS = 40  # distinct words kept from them (about 50 MiniLM tokens)
@@ -59,6 +61,12 @@ _STARTS = {"elixir": _ELIXIR_START, "erlang": _ERLANG_START}
 _ELIXIR_TAG = re.compile(r"^\{?\s*:([A-Za-z_][A-Za-z0-9_]*[?!]?)")
 _ERLANG_TAG = re.compile(r"^\{?\s*([a-z][A-Za-z0-9_@]*|'(?:[^'\\\n]|\\.)+')")
 _TAGS = {"elixir": _ELIXIR_TAG, "erlang": _ERLANG_TAG}
+# Tags a clause head matches: any atom in an Elixir head; an Erlang atom that is a whole
+# argument or tuple element (`handle_call(stats, ...`, `{recent, N}`).
+_HEAD_TAGS = {
+    "elixir": re.compile(r":([A-Za-z_][A-Za-z0-9_]*[?!]?)(?![\w?!])"),
+    "erlang": re.compile(r"[({,]\s*([a-z][A-Za-z0-9_@]*|'(?:[^'\\\n]|\\.)+')\s*(?=[,})])"),
+}
 # A local call: a name and `(`, not a remote `Mod.f(`/`mod:f(`; or a local capture `&f/1`, `fun f/1`.
 _LOCAL_CALL = re.compile(r"(?<![\w.:&@?$'])([a-z_][A-Za-z0-9_]*[?!]?)\s*\(|(?:&|\bfun\s+)([a-z_][A-Za-z0-9_]*[?!]?)/\d")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_]*[A-Za-z0-9]")  # names whole: `take_newest`, `Map`
@@ -87,68 +95,105 @@ def clause_heads(language: str, lines: list[str]) -> list[Clause]:
     return out
 
 
-def delegation(language: str, lines: list[str], clauses: list[Clause], start: int, end: int) -> str:
-    """The excerpt of what the function on rows start..end (0-based, inclusive) delegates to,
-    or "" when it is not thin or delegates to nothing in this file."""
-    own = [c for c in clauses if start <= c.row <= end]
-    if not own or language not in _HEADS:
-        return ""
-    body = lines[own[0].row:end + 1]
-    if sum(1 for line in body if not _NOT_CODE.match(line)) > MAX_BODY_LINES:
-        return ""
-    code = "\n".join(line for line in body if not _NOT_CODE.match(line))
-    others = [c for c in clauses if not start <= c.row <= end]
-    targets = (_handlers(language, code, lines, others) or _inits(language, code, others)
-               or _callees(code, others))
-    return _excerpt(lines, clauses, targets[:MAX_CLAUSES])
+class Delegations:
+    """The function clauses of one file, indexed once, and the excerpt each thin function gets."""
 
+    def __init__(self, language: str, lines: list[str]) -> None:
+        self.language = language
+        self.lines = lines
+        self.clauses = clause_heads(language, lines)
+        self.rows = [c.row for c in self.clauses]
+        self.by_name: dict[str, list[int]] = {}  # name -> positions in self.clauses
+        for i, clause in enumerate(self.clauses):
+            self.by_name.setdefault(clause.name, []).append(i)
+        self._by_tag: dict[str, list[int]] | None = None  # built on the first message send
 
-def _handlers(language: str, code: str, lines: list[str], others: list[Clause]) -> list[Clause]:
-    """Callback clauses whose head matches the message the code sends to its process."""
-    found: list[Clause] = []
-    for send, index in _SENDS[language]:
-        for match in send.finditer(code):
-            message = code[match.end():] if index < 0 else _argument(code, match.end(), index)
-            tag = _TAGS[language].match(message.lstrip())
-            if tag is not None:
-                found += _matching(language, tag.group(1), lines, others, found)
-    return found
+    def excerpt(self, start: int, end: int) -> str:
+        """The excerpt of what the function on rows start..end (0-based, inclusive) delegates
+        to, or "" when it is not thin or delegates to nothing in this file."""
+        first, last = bisect_left(self.rows, start), bisect_right(self.rows, end)
+        if first == last:
+            return ""
+        body = [line for line in self.lines[self.rows[first]:end + 1] if not _NOT_CODE.match(line)]
+        code = "\n".join(body)
+        if len(body) > MAX_BODY_LINES or len(code) > MAX_BODY_CHARS:
+            return ""
+        own = range(first, last)
+        targets = self._handlers(code, own) or self._inits(code, own) or self._callees(code, own)
+        return self._words(targets[:MAX_CLAUSES])
 
+    def _handlers(self, code: str, own: range) -> list[int]:
+        """Callback clauses whose head matches a message the code sends to its process."""
+        tags: list[str] = []
+        for send, index in _SENDS[self.language]:
+            for match in send.finditer(code):
+                message = code[match.end():] if index < 0 else _argument(code, match.end(), index)
+                tag = _TAGS[self.language].match(message.lstrip())
+                if tag is not None and tag.group(1) not in tags:
+                    tags.append(tag.group(1))
+        if not tags:
+            return []
+        by_tag = self._tag_index()
+        found: list[int] = []
+        for tag in tags:
+            found += [i for i in by_tag.get(tag, []) if i not in own and i not in found]
+        return found
 
-def _matching(language: str, tag: str, lines: list[str], others: list[Clause], found: list[Clause]) -> list[Clause]:
-    """The clauses (not yet found) whose head pattern-matches a message tagged `tag`."""
-    name = re.escape(tag)
-    pattern = (re.compile(rf":{name}(?![\w?!])") if language == "elixir"
-               else re.compile(rf"[({{,]\s*{name}\s*[,}})]"))
-    return [c for c in others if c not in found and pattern.search(_head_arguments(lines, c))]
+    def _tag_index(self) -> dict[str, list[int]]:
+        """Message tag -> the clauses whose head matches it (`handle_call({:tag, ...}`, `(tag, ...`)."""
+        if self._by_tag is None:
+            self._by_tag = {}
+            pattern = _HEAD_TAGS[self.language]
+            for i, clause in enumerate(self.clauses):
+                for tag in dict.fromkeys(pattern.findall(_head_arguments(self.lines, clause))):
+                    self._by_tag.setdefault(tag, []).append(i)
+        return self._by_tag
+
+    def _inits(self, code: str, own: range) -> list[int]:
+        if not _STARTS[self.language].search(code):
+            return []
+        return [i for i in self.by_name.get("init", []) if i not in own][:1]
+
+    def _callees(self, code: str, own: range) -> list[int]:
+        """The first clause of each local function the code calls, in the order of the calls."""
+        out: list[int] = []
+        for match in _LOCAL_CALL.finditer(code):
+            callee = next((i for i in self.by_name.get(match.group(1) or match.group(2), []) if i not in own), None)
+            if callee is not None and callee not in out:
+                out.append(callee)
+                if len(out) == MAX_CLAUSES:
+                    break
+        return out
+
+    def _words(self, targets: list[int]) -> str:
+        """The distinct words of the first EXCERPT_LINES code lines of each target clause (its
+        head and the start of its body, up to the next line indented no deeper than the head)."""
+        seen: set[str] = set()
+        words: list[str] = []
+        for i in targets:
+            row = self.rows[i]
+            stop = self.rows[i + 1] if i + 1 < len(self.rows) else len(self.lines)
+            indent = _indent(self.lines[row])
+            text = [self.lines[row]]
+            for line in self.lines[row + 1:stop]:
+                if len(text) == EXCERPT_LINES or (line.strip() and _indent(line) <= indent):
+                    break
+                if line.strip():
+                    text.append(line)
+            for word in _WORD.findall(" ".join(text)):
+                if word not in _SYNTAX_WORDS and word.lower() not in seen:
+                    seen.add(word.lower())
+                    words.append(word)
+        return " ".join(words[:EXCERPT_WORDS])
 
 
 def _head_arguments(lines: list[str], clause: Clause) -> str:
-    """The text of a clause head after its name (two lines when the head wraps)."""
+    """The text of a clause head from its `(` (two lines when the head wraps)."""
     line = lines[clause.row]
     head = line[line.find("("):] if "(" in line else ""
     if "->" not in line and " do" not in line and clause.row + 1 < len(lines):
         head += " " + lines[clause.row + 1]
     return head
-
-
-def _inits(language: str, code: str, others: list[Clause]) -> list[Clause]:
-    if not _STARTS[language].search(code):
-        return []
-    return [c for c in others if c.name == "init"][:1]
-
-
-def _callees(code: str, others: list[Clause]) -> list[Clause]:
-    """The first clause of each local function the code calls, in the order of the calls."""
-    first: dict[str, Clause] = {}
-    for clause in others:
-        first.setdefault(clause.name, clause)
-    out: list[Clause] = []
-    for match in _LOCAL_CALL.finditer(code):
-        clause = first.get(match.group(1) or match.group(2))
-        if clause is not None and clause not in out:
-            out.append(clause)
-    return out
 
 
 def _argument(code: str, offset: int, index: int) -> str:
@@ -174,29 +219,6 @@ def _arguments(code: str, offset: int) -> list[str]:
             args.append(code[start:i].strip())
             start = i + 1
     return args
-
-
-def _excerpt(lines: list[str], clauses: list[Clause], targets: list[Clause]) -> str:
-    """The distinct words of the first EXCERPT_LINES code lines of each target clause (its head
-    and the start of its body, up to the next line indented no deeper than the head)."""
-    rows = sorted(c.row for c in clauses)
-    seen: set[str] = set()
-    words: list[str] = []
-    for target in targets:
-        following = [r for r in rows if r > target.row]
-        stop = following[0] if following else len(lines)
-        indent = _indent(lines[target.row])
-        text = [lines[target.row]]
-        for line in lines[target.row + 1:stop]:
-            if len(text) == EXCERPT_LINES or (line.strip() and _indent(line) <= indent):
-                break
-            if line.strip():
-                text.append(line)
-        for word in _WORD.findall(" ".join(text)):
-            if word not in _SYNTAX_WORDS and word.lower() not in seen:
-                seen.add(word.lower())
-                words.append(word)
-    return " ".join(words[:EXCERPT_WORDS])
 
 
 def _indent(line: str) -> int:
