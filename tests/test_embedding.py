@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -83,7 +84,9 @@ def test_each_int8_recipe_has_its_own_key_and_export(monkeypatch):
 
 def test_calibration_texts_are_fixed_code_chunks_and_the_probe():
     texts = calibration_texts()
-    assert texts == calibration_texts()  # the same scales whenever an export is rebuilt
+    # frozen: a changed file must come with a new RECIPE (a new vector key) and a new hash here
+    digest = hashlib.sha256(quantize.CALIBRATION_FILE.read_bytes()).hexdigest()[:16]
+    assert digest == quantize.CALIBRATION_SHA256, "calibration.jsonl changed: bump RECIPE and CALIBRATION_SHA256"
     assert len(texts) == quantize.CALIBRATION_TEXTS + len(PROBE_TEXTS)
     assert texts[-len(PROBE_TEXTS):] == list(PROBE_TEXTS)
     headers = {t.split()[0] for t in texts[:-len(PROBE_TEXTS)]}

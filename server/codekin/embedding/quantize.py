@@ -6,14 +6,14 @@ batch and sequence axes):
 
 - `static` (the default): NNCF post-training quantization of the OpenVINO model with
   `ModelType.TRANSFORMER`, the MIXED preset and SmoothQuant (alpha 0.8): int8 weights and
-  int8 activations with scales calibrated once on fixed texts (chunk texts of codekin's
-  examples/ plus the probe snippets). ~1.2x the indexing speed of `dynamic` (151k lines:
+  int8 activations with scales calibrated once on fixed texts (calibration.jsonl: chunk
+  texts of codekin's examples/ plus the probe snippets, frozen). ~1.2x the indexing speed of `dynamic` (151k lines:
   86 s vs 103 s, 18 % less CPU) at a mean cosine of ~0.997 to fp32 on OTP code (min
   ~0.994); saved as OpenVINO IR (`model.xml`/`.bin`).
 - `dynamic`: every MatMul with a constant weight stores it as int8 (symmetric, one scale
   per output channel) behind a DequantizeLinear node; OpenVINO quantizes the activations
   per token at run time. Mean cosine ~0.998; saved as `model.onnx`. Used where the static
-  recipe cannot be built (no nncf, no calibration texts).
+  recipe cannot be built (no nncf).
 ONNX Runtime `quantize_static` (min-max) lost too much (mean cosine 0.81-0.94) and its
 dynamic int8 was half as fast.
 
@@ -47,8 +47,9 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-RECIPE = 3  # bump when the export or quantization changes the file (it is part of the vector key)
-# 1: dynamic only; 2: static, calibration batches of 8; 3: batches of 2 (same speed and cosine, 1.6 -> 1.1 GB peak)
+RECIPE = 4  # bump when the export or quantization changes the file (it is part of the vector key)
+# 1: dynamic only; 2: static, calibration batches of 8; 3: batches of 2 (same speed and cosine, 1.6 -> 1.1 GB peak);
+# 4: calibration texts frozen in calibration.jsonl (were chunked from examples/ at export time)
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 ACTIVATIONS = ("static", "dynamic")  # int8 activations calibrated once | quantized per token at run time
 MODEL_FILES = {"static": "model.xml", "dynamic": "model.onnx"}
@@ -56,6 +57,12 @@ SMOOTH_QUANT_ALPHA = 0.8  # mean cosine to fp32 on OTP chunks: 0.6 0.995, 0.7-0.
 CALIBRATION_TEXTS = 128  # examples/ chunks; 64 gave the same cosine to fp32 on OTP code, all 377 no better
 CALIBRATION_BATCH = 2  # nncf keeps every op's output of a batch while it collects statistics
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"  # the sample repository beside server/
+# The static recipe's calibration texts, frozen: its scales (and so the vectors under one key)
+# must not move when the chunker or examples/ change, and a wheel install has no examples/.
+# Regenerate with `python -m codekin.embedding.quantize --write-calibration`, then bump RECIPE
+# and CALIBRATION_SHA256 (tests/test_embedding.py checks the pair).
+CALIBRATION_FILE = Path(__file__).resolve().parent / "calibration.jsonl"
+CALIBRATION_SHA256 = "54a7ab0f4d519d6c"
 
 
 class ExportError(RuntimeError):
@@ -201,10 +208,18 @@ def int8_weights(src: Path, dest: Path) -> int:
     return done
 
 
-def calibration_texts(limit: int = CALIBRATION_TEXTS) -> list[str]:
-    """The fixed texts that static int8 scales are calibrated on: chunk texts of codekin's
-    examples/ (Elixir, Erlang, C/C++ as the indexer embeds them; every k-th of sorted files)
-    plus the probe snippets. ExportError where examples/ is not installed beside the package."""
+def calibration_texts() -> list[str]:
+    """The fixed texts that static int8 scales are calibrated on (CALIBRATION_FILE)."""
+    try:
+        lines = CALIBRATION_FILE.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ExportError(f"no calibration texts for static int8: cannot read {CALIBRATION_FILE}: {exc}") from exc
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def collect_calibration_texts(limit: int = CALIBRATION_TEXTS) -> list[str]:
+    """Chunk texts of codekin's examples/ (Elixir, Erlang, C/C++ as the indexer embeds them;
+    every k-th of sorted files) plus the probe snippets: what CALIBRATION_FILE holds."""
     from codekin.chunking import chunk_text
     from codekin.config import IndexConfig
     from codekin.embedding.probe import PROBE_TEXTS
@@ -229,7 +244,7 @@ def static_available() -> bool:
     checked without importing nncf."""
     import importlib.util
 
-    return importlib.util.find_spec("nncf") is not None and (EXAMPLES / "lib").is_dir()
+    return importlib.util.find_spec("nncf") is not None and CALIBRATION_FILE.is_file()
 
 
 def _import_nncf():
@@ -341,3 +356,14 @@ def prune_exports(models_dir: Path) -> list[Path]:
             shutil.rmtree(manifest.parent, ignore_errors=True)
             removed.append(manifest.parent)
     return removed
+
+
+if __name__ == "__main__":  # python -m codekin.embedding.quantize --write-calibration
+    import sys
+
+    if sys.argv[1:] != ["--write-calibration"]:
+        sys.exit("usage: python -m codekin.embedding.quantize --write-calibration")
+    collected = collect_calibration_texts()
+    CALIBRATION_FILE.write_text("".join(json.dumps(t, ensure_ascii=False) + "\n" for t in collected), encoding="utf-8")
+    print(f"{len(collected)} texts, sha256 {hashlib.sha256(CALIBRATION_FILE.read_bytes()).hexdigest()[:16]}: "
+          "put it in CALIBRATION_SHA256 and bump RECIPE")
