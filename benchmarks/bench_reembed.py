@@ -6,7 +6,7 @@ then re-embedded with `codekin.jobs.reembed` while a thread keeps searching thro
 Engine. Reports re-embed chunks/s and search latency idle (the baseline, same run) vs during
 the re-embed, and the number of failed queries (must be 0). Prints one JSON line.
 
-    python benchmarks/bench_reembed.py [--device cpu|cuda] [--backend auto|torch|openvino-int8]
+    python benchmarks/bench_reembed.py [--device cpu|cuda] [--backend auto|torch|openvino-int8|openvino-int8-dynamic]
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ class ModelConfig:
     batch_size: int = 32
     max_tokens: int = 256
     trust_remote_code: bool = False
-    backend: str = "auto"  # auto (int8 on CPU, torch on GPU) | torch | openvino-int8
+    backend: str = "auto"  # auto (int8 on CPU, torch on GPU) | torch | openvino-int8 | openvino-int8-dynamic
 
 
 @dataclass
