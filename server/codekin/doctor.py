@@ -73,11 +73,9 @@ def _training_check() -> Check:
         detail = (f"{name}: bf16 autocast, compiled blocks; fp8 linear layers for models of "
                   f"{FP8_MIN_PARAMS // 1_000_000}M+ parameters") if not why_not else f"{name}: bf16 autocast ({why_not})"
         return Check("training", True, detail)
-    try:
-        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        native = False
-    detail = "CPU: bf16 autocast (native bf16), 128-token training texts" if native else \
+    from codekin.training.trainer import cpu_has_native_bf16
+
+    detail = "CPU: bf16 autocast (native bf16), 128-token training texts" if cpu_has_native_bf16() else \
         "CPU: fp32 (no native bf16), 128-token training texts"
     return Check("training", True, detail)
 
