@@ -159,7 +159,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--skip-encode", action="store_true")
-    parser.add_argument("--precision", default="auto", help="training precision (auto: fp8 where torchao and the GPU allow)")
+    parser.add_argument("--precision", default="auto", help="training precision (auto: fp8 where the GPU and model size allow, see training/fp8.py)")
     parser.add_argument("--profile", action="store_true", help="print the top CUDA kernels of 4 steps first")
     options = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from codekin.embedding.torch_encode import parameter_count
 from codekin.errors import CodekinError
 from codekin.training.args import TrainingArguments
 from codekin.training.trainer import (
@@ -81,7 +82,7 @@ def effective_arguments(args: TrainingArguments, processes: int) -> TrainingArgu
 
 def needs_sharding(model: Any, total_bytes: int) -> bool:
     """True when fp32 weights + grads + AdamW state (16 B/param) would not fit one card."""
-    params = sum(p.numel() for p in model.parameters())
+    params = parameter_count(model)
     return params * 16 > FIT_SHARE * total_bytes
 
 

@@ -28,6 +28,11 @@ def transformer_config(model: Any) -> Any:
     return getattr(transformer(model), "config", None)
 
 
+def parameter_count(model: Any) -> int:
+    """Parameters of a model (what decides bf16 on a CPU, fp8 on a GPU, sharding over GPUs)."""
+    return sum(p.numel() for p in model.parameters())
+
+
 def transformer_layers(model: Any) -> Any:
     """The list of transformer blocks of a SentenceTransformer (HF decoder or BERT-style), or None."""
     inner = transformer(model)

@@ -25,6 +25,7 @@ from typing import Any
 from codekin.embedding.torch_encode import (
     compile_layers,
     disable_kv_cache,
+    parameter_count,
     to_device,
     transformer,
     transformer_config,
@@ -144,7 +145,7 @@ def needs_gradient_checkpointing(model: Any, batch_size: int, seq_len: int, tota
     hidden = int(getattr(config, "hidden_size", 0) or 0)
     layers = int(getattr(config, "num_hidden_layers", 0) or 0)
     inter = int(getattr(config, "intermediate_size", 0) or 4 * hidden)
-    params = sum(p.numel() for p in model.parameters())
+    params = parameter_count(model)
     activations = 3 * batch_size * seq_len * layers * (10 * hidden + 4 * inter) * 2
     return params * 16 + activations > 0.85 * total_bytes
 
@@ -162,7 +163,7 @@ def cpu_has_native_bf16() -> bool:
 def cpu_bf16_pays(model: Any) -> bool:
     """bf16 autocast on a CPU with native bf16: ~1.4x a step for MiniLM on 2 Zen 4 cores;
     tiny models gain nothing and lose precision, so not below 10M parameters."""
-    return cpu_has_native_bf16() and sum(p.numel() for p in model.parameters()) >= 10_000_000
+    return cpu_has_native_bf16() and parameter_count(model) >= 10_000_000
 
 
 def enable_gradient_checkpointing(model: Any) -> None:
@@ -215,7 +216,7 @@ class Trainer:
         """fp8 matrix products win only for big layers under torch.compile (see training/fp8.py)."""
         if self.args.compile == "off" or fp8_unavailable(self.device):
             return False
-        return sum(p.numel() for p in self.model.parameters()) >= FP8_MIN_PARAMS
+        return parameter_count(self.model) >= FP8_MIN_PARAMS
 
     def _train_length(self, full_length: int) -> int:
         """Tokens a training text keeps: on a CPU the first 128 (a step costs ~2.3x less; held-out
