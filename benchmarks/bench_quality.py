@@ -109,6 +109,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["syntax", "windows"], help="evaluate one chunker only")
     parser.add_argument("--context-weight", type=float, help="override search.context_weight")
     parser.add_argument("--lexical-weight", type=float, help="override search.lexical_weight")
+    parser.add_argument("--name-weight", type=float, help="override search.name_weight")
     parser.add_argument("--no-delegation", action="store_true", help="index.delegation_context = false")
     parser.add_argument("--no-sections", action="store_true", help="index.section_context = false")
     parser.add_argument("--explain", type=Path, help="write each doc query's rank and top hits here (JSON lines)")
@@ -162,7 +163,8 @@ def main() -> None:
                  "section_context": not args.no_sections}
         cfg = load_config(root, {"index": index,
                                  "search": {"context_weight": args.context_weight,
-                                            "lexical_weight": args.lexical_weight}})
+                                            "lexical_weight": args.lexical_weight,
+                                            "name_weight": args.name_weight}})
         started = time.perf_counter()
         summary = Indexer(root, cfg, embedder=embedder).run()
         result[f"{name}_chunks"] = summary.chunks

@@ -37,3 +37,12 @@ LEDGER = '''defmodule Shop.Ledger do
   end
 end
 '''
+
+# A thin wrapper (insert_in_leaf) and the sibling that says its words more often (insert).
+TREE_INSERT = """insert(Key, {leaf, Keys}) when length(Keys) >= ?MAX ->
+    %% a full leaf splits in two: the key goes to the leaf whose keys it sorts between
+    {Low, High} = lists:split(length(Keys) div 2, Keys),
+    {node, insert_in_leaf(Key, {leaf, Low}), {leaf, High}};
+insert(Key, {leaf, _} = Leaf) ->
+    insert_in_leaf(Key, Leaf)."""
+TREE_INSERT_IN_LEAF = "insert_in_leaf(Key, {leaf, Keys}) -> {leaf, lists:merge([Key], Keys)}."

@@ -6,8 +6,9 @@ import pyarrow as pa
 
 from codekin.chunking import Chunk, chunk_text
 from codekin.chunking.context import first_sentence, leading_comment
-from codekin.index.lexical import Bm25, query_terms, stem, terms
+from codekin.index.lexical import Bm25, name_terms, query_terms, stem, terms
 from codekin.index.store import IndexStore
+from tests.samples import TREE_INSERT, TREE_INSERT_IN_LEAF
 
 ELIXIR = '''defmodule Shop.Cache do
   @moduledoc """
@@ -106,6 +107,27 @@ def test_prose_queries_meet_identifiers_through_stems_without_function_words():
     scores = Bm25(docs, prose=True).scores(terms("Starts the worker"))
     assert scores[0] > 0 and scores[1] == 0
     assert Bm25(docs).scores(terms("Starts the worker"))[0] == 0  # code-to-code: terms as they are
+
+
+def test_name_terms_are_the_callables_own_name_in_every_symbol_form():
+    assert name_terms("dets_utils:bplus_insert_in_leaf/2", "function") == \
+        ["bplus_insert_in_leaf", "bplus", "insert", "in", "leaf"]
+    assert name_terms("KinShop.Cache.fetch/2", "function") == ["fetch"]
+    assert name_terms("kin_shop::nif::PriceBook::total", "method") == ["total"]
+    assert name_terms("rand:seed64/1 (part 2/3)", "function") == ["seed64", "seed", "64"]
+    assert name_terms("KinShop.RateLimiter.valid?/1", "guard") == ["valid"]
+    assert name_terms("KinShop.RateLimiter", "module") == name_terms("a.ex", "window") == []
+
+
+def test_the_name_field_ranks_a_thin_wrapper_above_the_sibling_that_holds_its_words():
+    symbols = [("tree:insert/2", "function"), ("tree:insert_in_leaf/2", "function"), ("tree", "module")]
+    docs = [terms(f"{s} {t}") for (s, _), t in zip(symbols, [TREE_INSERT, TREE_INSERT_IN_LEAF, "-module(tree)."], strict=True)]
+    bm25 = Bm25(docs, prose=True, names=[name_terms(s, k) for s, k in symbols])
+    query = terms("Inserts a key in a leaf")
+    plain, named = bm25.scores(query), bm25.scores(query, name_weight=1.5)
+    assert plain[0] > plain[1]  # the longer sibling says "key" and "leaf" more often
+    assert named[1] > named[0]  # but the wrapper is named for what the query asks
+    assert named[2] == plain[2] == 0 and named[0] > plain[0]  # "insert" is in insert/2's name too
 
 
 def test_an_index_written_before_chunk_contexts_still_embeds_and_takes_new_chunks(tmp_path):

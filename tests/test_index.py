@@ -14,7 +14,7 @@ from codekin.index.lock import IndexLock
 from codekin.index.store import IndexStore
 from codekin.indexer import Indexer
 from tests.conftest import git
-from tests.samples import CART, LEDGER, RETRY
+from tests.samples import CART, LEDGER, RETRY, TREE_INSERT, TREE_INSERT_IN_LEAF
 
 pytestmark = pytest.mark.slow
 
@@ -40,6 +40,15 @@ def test_index_then_search_finds_the_documented_function(repo_factory, minilm):
     hits = engine.search("total price", language="elixir", path_glob="lib/cart.ex", limit=1)
     assert [h.symbol for h in hits] == ["Shop.Cart.total/2"]
     assert engine.search("total price", min_similarity=0.99) == []
+
+
+def test_text_search_prefers_the_function_named_for_the_query(repo_factory, minilm):
+    tree = f"-module(tree).\n-export([insert/2]).\n\n{TREE_INSERT}\n\n{TREE_INSERT_IN_LEAF}\n"
+    root = repo_factory({"src/tree.erl": tree})
+    index(root, minilm)
+    for weight, first in ((0.0, "tree:insert/2"), (None, "tree:insert_in_leaf/2")):  # None: the default
+        engine = Engine(root, load_config(root, {"search": {"name_weight": weight}}), embedder=minilm)
+        assert engine.search("Inserts a key in a leaf", mode="lexical")[0].symbol == first, weight
 
 
 def test_similar_finds_the_renamed_twin_first_and_excludes_itself(repo_factory, minilm):

@@ -6,6 +6,11 @@ stem (plural/third-person "s": "Starts" meets `start_link`, "entries" meets `ent
 and English function words are dropped from queries ("the" is rare in code, so it
 would otherwise weigh more than the words that matter). Kept in memory as a sparse
 matrix: a query is a few column sums, well under a millisecond for 10k chunks.
+
+Search adds a name field (BM25F-style): a query word that is a word of a function's own
+name (`bplus_insert_in_leaf` for "Inserts a key in a leaf") adds `name_weight` x its
+idf. A thin wrapper and the sibling holding its logic share most words; the name is
+what tells them apart.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from functools import lru_cache
 import numpy as np
 from scipy import sparse
 
+# Chunk kinds whose symbol ends in a callable's own name (heads, windows and tests have none).
+NAMED_KINDS = frozenset({"function", "method", "macro", "guard", "delegate"})
+_PART = re.compile(r"\s*\(part \d+/\d+\)$")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*[?!]?|\d+")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 
@@ -34,6 +42,15 @@ def terms(text: str) -> list[str]:
         if len(parts) > 1:
             out.extend(p for p in parts if len(p) > 1)
     return out
+
+
+def name_terms(symbol: str, kind: str) -> list[str]:
+    """The words of a callable's own name: `dets_utils:bplus_insert_in_leaf/2`,
+    `KinShop.Cache.fetch/2`, `ns::Class::method` -> its last segment, arity dropped."""
+    if kind not in NAMED_KINDS:
+        return []
+    name = re.split(r"::|[.:]", re.sub(r"/\d+$", "", _PART.sub("", symbol)))[-1]
+    return terms(name)
 
 
 # Words that carry no meaning in a query about code (dropped from queries only).
@@ -67,7 +84,8 @@ class Bm25:
     """BM25 over term lists; `prose=True` (search) stems terms and drops query function words,
     `prose=False` (training's negative mining, code against code) matches terms as they are."""
 
-    def __init__(self, documents: list[list[str]], k1: float = 1.2, b: float = 0.75, prose: bool = False) -> None:
+    def __init__(self, documents: list[list[str]], k1: float = 1.2, b: float = 0.75, prose: bool = False,
+                 names: list[list[str]] | None = None) -> None:
         self.prose = prose
         self.vocabulary: dict[str, int] = {}
         rows, cols, tfs = [], [], []
@@ -92,12 +110,26 @@ class Bm25:
         self.matrix = sparse.csc_matrix(
             (weights, (row_idx, col_idx)), shape=(len(documents), len(self.vocabulary))
         )
+        self.idf = idf
+        self.names = self._name_matrix(names) if names is not None else None
 
-    def scores(self, query: list[str]) -> np.ndarray:
-        """BM25 of every document for the query's terms (as `terms()` gives them)."""
+    def _name_matrix(self, names: list[list[str]]) -> sparse.csc_matrix:
+        """1 where a document's name holds a term (names are part of their documents, so
+        every name term is in the vocabulary)."""
+        cells = {(row, self.vocabulary[t]) for row, name in enumerate(names)
+                 for t in (stem(t) if self.prose else t for t in name) if t in self.vocabulary}
+        rows, cols = zip(*cells, strict=True) if cells else ((), ())
+        return sparse.csc_matrix((np.ones(len(cells), dtype=np.float32), (rows, cols)), shape=self.matrix.shape)
+
+    def scores(self, query: list[str], name_weight: float = 0.0) -> np.ndarray:
+        """BM25 of every document for the query's terms (as `terms()` gives them), plus
+        `name_weight` x the idf of each query term in the document's name."""
         counts = Counter(t for t in (query_terms(query) if self.prose else query) if t in self.vocabulary)
         if not counts:
             return np.zeros(self.matrix.shape[0], dtype=np.float32)
         cols = [self.vocabulary[t] for t in counts]
         weights = np.asarray([math.sqrt(c) for c in counts.values()], dtype=np.float32)
-        return np.asarray(self.matrix[:, cols] @ weights).ravel()
+        scores = np.asarray(self.matrix[:, cols] @ weights).ravel()
+        if name_weight and self.names is not None:
+            scores += name_weight * np.asarray(self.names[:, cols] @ self.idf[cols]).ravel()
+        return scores

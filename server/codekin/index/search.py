@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from codekin.index.lexical import Bm25
+from codekin.index.lexical import Bm25, name_terms
 from codekin.index.store import IndexStore
 from codekin.workspace import matches
 
@@ -54,7 +54,8 @@ class SearchIndex:
         self.ends = table.column("end_line").to_numpy()
         self.hashes: list[str] = table.column("content_hash").to_pylist()
         self.texts: list[str] = table.column("text").to_pylist()
-        self.bm25 = Bm25([t.split() for t in table.column("terms").to_pylist()], prose=True)
+        self.bm25 = Bm25([t.split() for t in table.column("terms").to_pylist()], prose=True,
+                         names=[name_terms(s, k) for s, k in zip(self.symbols, self.kinds, strict=True)])
         vector_hashes, matrix = store.load_vectors(key)
         position = {h: i for i, h in enumerate(vector_hashes)}
         rows = np.array([position.get(h, -1) for h in self.hashes], dtype=np.int64)
@@ -133,7 +134,8 @@ class SearchIndex:
 
     def search(self, query_vector: np.ndarray | None, query_terms: list[str], mode: str,
                limit: int, min_similarity: float, keep: np.ndarray,
-               context_weight: float = 0.0, lexical_weight: float = 1.0) -> list[Hit]:
+               context_weight: float = 0.0, lexical_weight: float = 1.0,
+               name_weight: float = 0.0) -> list[Hit]:
         """Ranked hits. Ranking may blend in module context; the score shown (and
         filtered by min_similarity) is always the chunk's own cosine similarity."""
         dense = cosine = None
@@ -142,7 +144,7 @@ class SearchIndex:
             dense = np.where(self.has_vector & keep, self._with_context(cosine, context_weight), -np.inf)
         lexical = None
         if mode != "dense":
-            lexical = np.where(keep, self._with_context(self.bm25.scores(query_terms), context_weight), 0.0)
+            lexical = np.where(keep, self._with_context(self.bm25.scores(query_terms, name_weight), context_weight), 0.0)
         if mode == "lexical" or dense is None:
             if lexical is None:
                 return []
