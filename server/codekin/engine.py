@@ -142,8 +142,11 @@ class Engine:
         for i in index.by_path.get(rel, []):
             if index.starts[i] <= hi and lo <= index.ends[i]:
                 keep[i] = False  # the query itself and what overlaps it
+        # No module context and no name field: a code query names its callees, and
+        # those are not what "similar" asks for.
         hits = index.search(vector, terms(query_text), mode, limit or self.config.search.limit,
-                            _min(min_similarity, self.config.search.min_similarity), keep)
+                            _min(min_similarity, self.config.search.min_similarity), keep,
+                            lexical_weight=self.config.search.lexical_weight)
         query_hit = index.hit(query_row, 1.0) if query_row is not None else None
         return query_hit, hits
 
