@@ -58,7 +58,8 @@ class SearchConfig:
     min_similarity: float = 0.0
     context_weight: float = 0.0  # how much a chunk's module head counts in text-search ranking (0: the
     # module summary is in every chunk's header already; bench_quality: 0.3 lowered hybrid doc->code)
-    lexical_weight: float = 1.0  # weight of the BM25 ranking in hybrid fusion (dense counts 1): plain RRF
+    lexical_weight: float = 1.5  # BM25's weight in the hybrid sum of scaled scores (dense counts 1);
+    # bench_quality doc->code with syntax chunks is flat from 1.1 to 2.0 (index/search.py _fuse)
     name_weight: float = 1.5  # text search: a query word in a function's own name adds this x its idf to
     # BM25 (bench_quality doc->code lexical 0.343 -> 0.412; 1.0-2.0 all help; `similar` leaves it out)
 

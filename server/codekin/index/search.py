@@ -1,4 +1,4 @@
-"""In-memory search over one index snapshot: dense (numpy), lexical (BM25), hybrid (RRF).
+"""In-memory search over one index snapshot: dense (numpy), lexical (BM25), hybrid (both).
 
 LanceDB is the store; queries run on a matrix loaded once, since a brute-force
 matmul over 10k x 384 takes about a millisecond where a table scan takes tens.
@@ -14,7 +14,6 @@ from codekin.index.lexical import Bm25, name_terms
 from codekin.index.store import IndexStore
 from codekin.workspace import matches
 
-RRF_K = 60
 HEAD_KINDS = ("module", "attributes", "class")
 CANDIDATES = 100
 ANN_CANDIDATES = 400
@@ -134,7 +133,7 @@ class SearchIndex:
 
     def search(self, query_vector: np.ndarray | None, query_terms: list[str], mode: str,
                limit: int, min_similarity: float, keep: np.ndarray,
-               context_weight: float = 0.0, lexical_weight: float = 1.0,
+               context_weight: float = 0.0, lexical_weight: float = 1.5,
                name_weight: float = 0.0) -> list[Hit]:
         """Ranked hits. Ranking may blend in module context; the score shown (and
         filtered by min_similarity) is always the chunk's own cosine similarity."""
@@ -154,14 +153,32 @@ class SearchIndex:
         elif mode == "dense":
             scored = [(i, float(cosine[i])) for i in _top(dense, limit * 4)]
         else:
-            fused: dict[int, float] = {}
-            rankings = ((_top(dense, CANDIDATES), 1.0), (_top(lexical, CANDIDATES, positive=True), lexical_weight))
-            for ranking, weight in rankings:
-                for rank, i in enumerate(ranking):
-                    fused[int(i)] = fused.get(int(i), 0.0) + weight / (RRF_K + rank + 1)
-            order = sorted(fused, key=fused.__getitem__, reverse=True)
-            scored = [(i, float(cosine[i])) for i in order if np.isfinite(dense[i])]
+            fused = _fuse(dense, lexical, lexical_weight)
+            scored = [(i, float(cosine[i])) for i in _top(fused, limit * 4)]
         return [self.hit(i, s) for i, s in scored if s >= min_similarity][:limit]
+
+
+def _fuse(dense: np.ndarray, lexical: np.ndarray, lexical_weight: float) -> np.ndarray:
+    """Hybrid ranking: a weighted sum of the two scores, each scaled to [0, 1] over its
+    candidates (cosine from the CANDIDATES-th best to the best, BM25 by the best).
+
+    Scores rather than ranks (reciprocal rank fusion): sibling functions often sit a few
+    ranks apart in one list and swap in the other, and only the scores say by how much.
+    bench_quality doc->code: 0.398 -> 0.418 (RRF -> this) on one corpus, 0.368 -> 0.399 on
+    a second; only chunks with a vector (a cosine to show) can rank."""
+    finite = np.flatnonzero(np.isfinite(dense))
+    if not len(finite):
+        return dense
+    values = dense[finite]
+    best = float(values.max())
+    floor = float(np.partition(values, len(values) - CANDIDATES)[len(values) - CANDIDATES]) \
+        if len(values) > CANDIDATES else float(values.min())
+    peak = float(lexical.max())
+    share = lexical_weight / (1.0 + lexical_weight)
+    fused = np.full(len(dense), -np.inf, dtype=np.float32)
+    fused[finite] = (1 - share) * np.clip((values - floor) / max(best - floor, 1e-6), 0.0, None) \
+        + share * (lexical[finite] / peak if peak > 0 else 0.0)
+    return fused
 
 
 def _top(scores: np.ndarray, k: int, positive: bool = False) -> list[int]:
