@@ -59,6 +59,7 @@ def test_similar_finds_the_renamed_twin_first_and_excludes_itself(repo_factory, 
     assert query.symbol == "Shop.Cart.total/2"
     assert hits[0].symbol == "Shop.Ledger.total/2"
     assert all(not (h.path == "lib/cart.ex" and h.start_line == 9) for h in hits)
+    assert "Shop.Cart" not in [h.symbol for h in hits]  # its own module head holds it: not a look-alike
     query, hits = engine.similar("lib/cart.ex", 10, 12)  # a free span is embedded
     assert query is None and hits[0].symbol == "Shop.Ledger.total/2"
 

@@ -142,6 +142,8 @@ class Engine:
         for i in index.by_path.get(rel, []):
             if index.starts[i] <= hi and lo <= index.ends[i]:
                 keep[i] = False  # the query itself and what overlaps it
+        if query_row is not None:
+            keep[index.parent[query_row]] = False  # its own module head holds it; it is not a look-alike
         # No module context and no name field: a code query names its callees, and
         # those are not what "similar" asks for.
         hits = index.search(vector, terms(query_text), mode, limit or self.config.search.limit,
