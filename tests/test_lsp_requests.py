@@ -117,8 +117,9 @@ def test_search_and_retrain_arguments():
 class FakeIndex:
     """The columns of a SearchIndex that relatives_of_file reads, for hand-made vectors."""
 
-    def __init__(self, rows: list[tuple[str, int, int, list[float] | None]]) -> None:
+    def __init__(self, rows: list[tuple[str, int, int, list[float] | None]], parent: list[int]) -> None:
         self.by_path: dict[str, list[int]] = {}
+        self.parent = np.array(parent)  # each row's module head (itself when it has none)
         for i, (path, *_rest) in enumerate(rows):
             self.by_path.setdefault(path, []).append(i)
         self.starts = np.array([r[1] for r in rows])
@@ -137,12 +138,12 @@ def test_relatives_count_other_chunks_above_the_threshold():
         ("b.ex", 1, 4, [1.0, 0.02]),
         ("b.ex", 6, 9, [0.0, 1.0]),
         ("c.ex", 1, 3, None),  # not embedded yet
-    ])
+    ], parent=[0, 0, 0, 3, 4, 5])
     found = relatives_of_file(index, "a.ex", threshold=0.99)
     assert set(found) == {(1, 10), (2, 5), (12, 20)}
     assert found[(1, 10)].count == 2  # a.ex:12-20 and b.ex:1-4, not a.ex:2-5 inside it
     assert found[(2, 5)].count == 2
-    assert found[(12, 20)].count == 3
+    assert found[(12, 20)].count == 2  # not its own module head a.ex:1-10 either
     assert found[(1, 10)].best == pytest.approx(float(index.vectors[3] @ index.vectors[0]))
     assert Relatives(2, 0.9876).title() == "2 similar · best 0.99"
     assert Relatives(0, 0.5).title() == "no similar code"

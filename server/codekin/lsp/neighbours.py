@@ -51,6 +51,7 @@ def relatives_of_file(index: SearchIndex, path: str, threshold: float) -> dict[t
     block = scores[:, same]
     block[overlap] = -np.inf
     scores[:, same] = block
+    scores[np.arange(len(rows)), index.parent[rows]] = -np.inf  # its own module head, as `similar` leaves out
     counts = (scores >= threshold).sum(axis=1)
     best = scores.max(axis=1)
     return {(int(starts[r]), int(ends[r])): Relatives(int(c), float(b) if np.isfinite(b) else -1.0)
