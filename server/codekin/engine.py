@@ -109,8 +109,9 @@ class Engine:
         vector = self._embed(query, index.key) if mode != "lexical" else None
         return index.search(vector, terms(query), mode, limit or self.config.search.limit,
                             _min(min_similarity, self.config.search.min_similarity),
-                            index.mask(language, path_glob), self.config.search.context_weight,
-                            self.config.search.lexical_weight, self.config.search.name_weight)
+                            index.mask(language, path_glob), lexical_weight=self.config.search.lexical_weight,
+                            context_weight=self.config.search.context_weight,
+                            name_weight=self.config.search.name_weight)
 
     def similar(self, path: str, start_line: int, end_line: int | None = None, text: str | None = None,
                 limit: int | None = None, min_similarity: float | None = None,

@@ -132,11 +132,11 @@ class SearchIndex:
         return keep
 
     def search(self, query_vector: np.ndarray | None, query_terms: list[str], mode: str,
-               limit: int, min_similarity: float, keep: np.ndarray,
-               context_weight: float = 0.0, lexical_weight: float = 1.5,
-               name_weight: float = 0.0) -> list[Hit]:
+               limit: int, min_similarity: float, keep: np.ndarray, *, lexical_weight: float,
+               context_weight: float = 0.0, name_weight: float = 0.0) -> list[Hit]:
         """Ranked hits. Ranking may blend in module context; the score shown (and
-        filtered by min_similarity) is always the chunk's own cosine similarity."""
+        filtered by min_similarity) is always the chunk's own cosine similarity.
+        `lexical_weight` has no default here: search.lexical_weight in config.py is the one."""
         dense = cosine = None
         if query_vector is not None and self.dim:
             cosine = self._cosine(query_vector)
