@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import PurePosixPath
 
-from codekin.chunking.chunk import Chunk, Unit, content_hash, header_line
+from codekin.chunking.chunk import Chunk, Unit, content_hash, header_line, part_symbol
 from codekin.chunking.context import (
     chunk_context,
     elixir_moduledoc,
@@ -127,7 +127,7 @@ def _split(unit: Unit, max_lines: int) -> list[Unit]:
         start = end + 1
     if len(pieces) > 1:
         for number, piece in enumerate(pieces, 1):
-            piece.symbol = f"{unit.symbol} (part {number}/{len(pieces)})"
+            piece.symbol = part_symbol(unit.symbol, number, len(pieces))
     return pieces
 
 

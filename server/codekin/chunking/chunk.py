@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
+
+_PART = re.compile(r" \(part \d+/\d+\)$")
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,16 @@ def header_line(language: str, kind: str, symbol: str, context: str = "") -> str
     e.g. `elixir function Shop.Cache.fetch/2: Read-through cache of stock per SKU.`"""
     head = f"{language} {kind} {symbol}"
     return f"{head}: {context}" if context else head
+
+
+def part_symbol(symbol: str, number: int, total: int) -> str:
+    """The symbol of piece `number` of an over-long unit split in `total` pieces."""
+    return f"{symbol} (part {number}/{total})"
+
+
+def base_symbol(symbol: str) -> str:
+    """The symbol without the ` (part i/n)` that part_symbol adds."""
+    return _PART.sub("", symbol)
 
 
 def content_hash(text: str) -> str:

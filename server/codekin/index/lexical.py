@@ -23,9 +23,10 @@ from functools import lru_cache
 import numpy as np
 from scipy import sparse
 
+from codekin.chunking.chunk import base_symbol
+
 # Chunk kinds whose symbol ends in a callable's own name (heads, windows and tests have none).
 NAMED_KINDS = frozenset({"function", "method", "macro", "guard", "delegate"})
-_PART = re.compile(r"\s*\(part \d+/\d+\)$")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*[?!]?|\d+")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 
@@ -49,7 +50,7 @@ def name_terms(symbol: str, kind: str) -> list[str]:
     `KinShop.Cache.fetch/2`, `ns::Class::method` -> its last segment, arity dropped."""
     if kind not in NAMED_KINDS:
         return []
-    name = re.split(r"::|[.:]", re.sub(r"/\d+$", "", _PART.sub("", symbol)))[-1]
+    name = re.split(r"::|[.:]", re.sub(r"/\d+$", "", base_symbol(symbol)))[-1]
     return terms(name)
 
 

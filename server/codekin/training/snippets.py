@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from codekin.chunking import Chunk, chunk_text, header_line
-from codekin.chunking.chunk import content_hash
+from codekin.chunking.chunk import base_symbol, content_hash
 from codekin.config import Config
 from codekin.workspace import UnreadableFile, read_text, scan
 
@@ -21,7 +21,6 @@ CPP = "cpp"
 FAMILIES = (BEAM, CPP)
 # Kinds whose text is shown to the model as is (a query-like text), not as header + code.
 TEXT_KINDS = {"doc", "spec", "declaration"}
-_PART = re.compile(r" \(part \d+/\d+\)$")
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ class Snippet:
     @property
     def base_symbol(self) -> str:
         """The symbol without the ` (part i/n)` of an over-long unit split in pieces."""
-        return _PART.sub("", self.symbol)
+        return base_symbol(self.symbol)
 
     @property
     def model_text(self) -> str:
