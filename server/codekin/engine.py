@@ -171,9 +171,14 @@ class Engine:
             exact = index.starts[query_row] == start_line and index.ends[query_row] == end_line
             query_row = query_row if exact else None
         inside = index.rows_within(rel, start_line, end) if text is None and end_line is not None else []
-        if query_row is None and len(inside) >= 2 and index.has_vector[inside].all():
+        covered = query_row is None and len(inside) >= 2 and bool(index.has_vector[inside].all())
+        if covered and index.holds_module(inside):
             return None, self._similar_modules(index, rel, inside, mode, limit, min_similarity)
-        if query_row is not None and index.has_vector[query_row]:
+        if covered:  # the pieces of one long function: their mean vector, their words
+            query_text = "\n".join(index.texts[r] for r in inside)
+            vector = _unit(index.vectors[inside].mean(axis=0)) if mode != "lexical" else None
+            lo, hi = start_line, end
+        elif query_row is not None and index.has_vector[query_row]:
             query_text = index.texts[query_row]
             vector = index.vectors[query_row] if mode != "lexical" else None
             lo, hi = int(index.starts[query_row]), int(index.ends[query_row])
@@ -191,9 +196,7 @@ class Engine:
     def _similar_modules(self, index: SearchIndex, rel: str, rows: list[int], mode: str, limit: int,
                          min_similarity: float) -> list[Hit]:
         """Other modules like the one made of `rows`: their heads, ranked as files."""
-        vector = index.vectors[rows].mean(axis=0)
-        vector /= max(float(np.linalg.norm(vector)), 1e-6)
-        vector = vector if mode != "lexical" else None
+        vector = _unit(index.vectors[rows].mean(axis=0)) if mode != "lexical" else None
         parsed = queries.parse("\n".join(index.texts[r] for r in rows), queries.CODE)
         weights = weights_for(self.config.search, queries.CODE, tests=index.is_test(rel))
         keep = index.mask()
@@ -252,6 +255,10 @@ class Engine:
         if self._embedder is not None:
             out.update({"device": self._embedder.device, "fallback_reason": self._embedder.fallback_reason})
         return out
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return vector / max(float(np.linalg.norm(vector)), 1e-6)
 
 
 def _min(value: float | None, default: float) -> float:

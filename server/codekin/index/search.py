@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from codekin.chunking.chunk import base_symbol
 from codekin.index.definitions import HEAD_KINDS, Definitions
 from codekin.index.files import FileRanking
 from codekin.index.lexical import Bm25, name_terms
@@ -149,6 +150,13 @@ class SearchIndex:
         if query_row is not None:
             keep[self.parent[query_row]] = False
         return keep
+
+    def holds_module(self, rows: list[int]) -> bool:
+        """Rows that make a module (or class, or file) rather than the pieces of one function:
+        a head among them, or three or more definitions."""
+        if any(self.kinds[r] in HEAD_KINDS for r in rows):
+            return True
+        return len({base_symbol(self.symbols[r]) for r in rows if self.kinds[r] not in ("block", "window")}) >= 3
 
     def is_test(self, path: str) -> bool:
         return path_role(path) == "test"
