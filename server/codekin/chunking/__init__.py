@@ -26,6 +26,7 @@ from codekin.chunking.delegation import Delegations
 from codekin.chunking.elixir import elixir_units
 from codekin.chunking.erlang import erlang_units
 from codekin.chunking.languages import language_for, parser_for
+from codekin.chunking.rust import without_item_macros
 from codekin.chunking.windows import window_units
 from codekin.config import IndexConfig
 
@@ -63,6 +64,8 @@ def _syntax_units(path: str, language: str, text: str, config: IndexConfig) -> l
         return []
     source = text.encode("utf-8")
     root = parser.parse(source).root_node
+    if language == "rust":
+        root = without_item_macros(parser, source, root)
     try:
         if language == "elixir":
             return elixir_units(root)
