@@ -7,8 +7,9 @@ import re
 from dataclasses import dataclass, field
 
 _PART = re.compile(r" \(part \d+/\d+\)$")
-# Lines that carry no meaning alone: a run made only of these is not worth a chunk.
-_CLOSER = re.compile(r"^\s*(end|[})\].;,]+|#.*|//.*|%.*)?\s*$")
+# Lines that carry no meaning alone: a run made only of these is not worth a chunk
+# (a C `#define` is code, not a `#` comment).
+_CLOSER = re.compile(r"^\s*(end|[})\].;,]+|#(?!\s*(define|undef)\b).*|//.*|%.*)?\s*$")
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from codekin.chunking.syntax import (
     Syntax,
     syntax_for,
 )
-from codekin.chunking.tree import ATTACHED, inner_boundaries, leading_comments, text_of
+from codekin.chunking.tree import ATTACHED, inner_boundaries, last_row, leading_comments, text_of
 
 _DEFINITIONS = (FUNCTION, MACRO, CLASS, TYPE, WRAPPER)
 
@@ -32,15 +32,19 @@ def _is_nif_table(node: Node) -> bool:
     return node.type == "declaration" and "ErlNifFunc" in text_of(node.child_by_field_name("type"))
 
 
-def _is_prototype(node: Node) -> bool:
-    """C/C++: a function declaration with a comment above it (the API doc of a header)."""
-    if node.type not in ("declaration", "field_declaration"):
-        return False
-    declarator = node.child_by_field_name("declarator")
-    while declarator is not None and declarator.type in ("pointer_declarator", "reference_declarator"):
-        declarator = declarator.child_by_field_name("declarator") or declarator.named_children[-1]
-    return (declarator is not None and declarator.type == "function_declarator"
-            and leading_comments(node) < node.start_point.row)
+def _documented(node: Node) -> str:
+    """C/C++: the kind of a function declaration or function-like macro with a comment above
+    it (the API doc of a header), else ""."""
+    if node.type == "preproc_function_def":
+        kind = MACRO
+    elif node.type in ("declaration", "field_declaration"):
+        declarator = node.child_by_field_name("declarator")
+        while declarator is not None and declarator.type in ("pointer_declarator", "reference_declarator"):
+            declarator = declarator.child_by_field_name("declarator") or declarator.named_children[-1]
+        kind = "declaration" if declarator is not None and declarator.type == "function_declarator" else ""
+    else:
+        return ""
+    return kind if kind and leading_comments(node) < node.start_point.row else ""
 
 
 def _code(node: Node) -> list[Node]:
@@ -65,8 +69,8 @@ class DefinitionChunker:
             role = self.roles.get(child.type)
             if _is_nif_table(child):
                 self._add(child, "nif_table", self._qualify(scope, self._name(child) or "nif_funcs"))
-            elif self.syntax.prototypes and _is_prototype(child):
-                self._add(child, "declaration", self._qualify(scope, self._name(child)))
+            elif self.syntax.prototypes and _documented(child):
+                self._add(child, _documented(child), self._qualify(scope, self._name(child)))
             elif role in (FUNCTION, MACRO):
                 name = self._name(child)
                 method = in_class or child.type == "method_declaration" or "::" in name
@@ -83,7 +87,7 @@ class DefinitionChunker:
         outer = self._outer(node)
         start = leading_comments(outer)
         above = list(range(start + 1, outer.start_point.row + 1))  # a long doc splits anywhere
-        unit = Unit(kind, symbol, start, node.end_point.row, above + inner_boundaries(node))
+        unit = Unit(kind, symbol, start, last_row(node), above + inner_boundaries(node))
         self.units.append(unit)
         return unit
 
