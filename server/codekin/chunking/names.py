@@ -52,7 +52,7 @@ def declarator_name(declarator: Node | None) -> str:
     """C/C++: the identifier inside pointer, reference and function declarators."""
     while declarator is not None:
         if declarator.type in ("qualified_identifier", "destructor_name", "operator_name"):
-            return text_of(declarator)
+            return _last_word(text_of(declarator))
         inner = declarator.child_by_field_name("declarator")
         if inner is None and declarator.type == "reference_declarator" and declarator.named_children:
             inner = declarator.named_children[-1]
@@ -95,3 +95,14 @@ def _impl_name(node: Node) -> str:
     own = base_type(node.child_by_field_name("type"))
     trait = node.child_by_field_name("trait")
     return f"{own} ({base_type(trait)})" if trait is not None else own
+
+
+def _last_word(text: str) -> str:
+    """`SPDLOG_INLINE std::shared_ptr<logger> logger::clone` parses as one qualified name when a
+    macro stands before the return type: the name is its last word outside `<...>`."""
+    depth, start = 0, 0
+    for i, char in enumerate(text):
+        depth += {"<": 1, ">": -1}.get(char, 0)
+        if char.isspace() and depth <= 0:
+            start = i + 1
+    return text[start:]
