@@ -52,12 +52,12 @@ def _code(node: Node) -> list[Node]:
 
 
 class DefinitionChunker:
-    def __init__(self, syntax: Syntax, lines: list[str], max_lines: int, file_name: str) -> None:
+    def __init__(self, syntax: Syntax, lines: list[str], max_lines: int, file_stem: str) -> None:
         self.syntax = syntax
         self.roles = syntax.roles
         self.lines = lines
         self.max_lines = max_lines
-        self.file_name = file_name
+        self.file_stem = file_stem
         self.units: list[Unit] = []
 
     def run(self, root: Node) -> list[Unit]:
@@ -69,8 +69,8 @@ class DefinitionChunker:
             role = self.roles.get(child.type)
             if _is_nif_table(child):
                 self._add(child, "nif_table", self._qualify(scope, self._name(child) or "nif_funcs"))
-            elif self.syntax.prototypes and _documented(child):
-                self._add(child, _documented(child), self._qualify(scope, self._name(child)))
+            elif self.syntax.prototypes and (documented := _documented(child)):
+                self._add(child, documented, self._qualify(scope, self._name(child)))
             elif role in (FUNCTION, MACRO):
                 name = self._name(child)
                 method = in_class or child.type == "method_declaration" or "::" in name
@@ -92,14 +92,14 @@ class DefinitionChunker:
         return unit
 
     def _class(self, node: Node, scope: str, walk_members: bool) -> None:
-        symbol = self._qualify(scope, self._name(node))
+        name = self._name(node)
+        symbol = self._qualify(scope, name)
         head = self._add(node, "class", symbol)
         if not walk_members or head.end - head.start + 1 <= self.max_lines:
             return
         body = self._body(node)
         before = len(self.units)
-        members_scope = self._qualify(scope, self._name(node).split(" (")[0])  # `Router (Service)`
-        self._walk(body, members_scope, in_class=True)
+        self._walk(body, self._qualify(scope, name.split(" (")[0]), in_class=True)  # not ` (Service)`
         members = self.units[before:]
         if not members or body is None:
             return
@@ -131,7 +131,7 @@ class DefinitionChunker:
                 return bound
         if node.type in ("declaration", "field_declaration"):
             return declarator_name(node.child_by_field_name("declarator"))
-        return own_name(node) or self.file_name
+        return own_name(node) or self.file_stem
 
     def _body(self, node: Node) -> Node | None:
         if node.type == "object":  # JS: an object literal of functions is a class
@@ -150,5 +150,5 @@ class DefinitionChunker:
         return f"{scope}{self.syntax.separator}{name}" if scope else name
 
 
-def definition_units(root: Node, language: str, lines: list[str], max_lines: int, file_name: str) -> list[Unit]:
-    return DefinitionChunker(syntax_for(language), lines, max_lines, file_name).run(root)
+def definition_units(root: Node, language: str, lines: list[str], max_lines: int, file_stem: str) -> list[Unit]:
+    return DefinitionChunker(syntax_for(language), lines, max_lines, file_stem).run(root)
