@@ -38,6 +38,7 @@ def test_definition_keys_cover_every_spelling_a_user_types():
     assert keys["req.request.put_header/3"] == keys["req.request.put_header"] == 1.0
     assert {"put_header", "put_header/3", "request.put_header"} <= set(keys)
     assert definition_keys("Req.Request (part 2/8)", "module") == []  # only the first part defines
+    assert dict(definition_keys("Mutex (Debug)", "class"))["mutex"] == pytest.approx(0.9)  # a trait impl
     assert definition_keys("lz4.c", "block") == [] and definition_keys("x.ex", "window") == []
     assert query_keys("re2::RE2::FullMatch") == ["re2.re2.fullmatch"]
     assert query_keys("gun:open/3") == ["gun.open/3", "gun.open"]

@@ -27,7 +27,7 @@ _SEPARATORS = re.compile(r"::|[.:#]|->")
 _QUALIFIED = re.compile(r"^[A-Za-z_][\w!?]*(?:(?:::|[.:#]|->)[A-Za-z_~][\w!?]*)*(?:/\d+)?(?:\(\))?$")
 
 # How strongly a key form identifies its chunk: the whole qualified name, then shorter forms.
-EXACT, PARTIAL, FILE = 1.0, 0.85, 0.7
+EXACT, PARTIAL, FILE, IMPL = 1.0, 0.85, 0.7, 0.9
 
 
 def _segments(symbol: str) -> tuple[list[str], str]:
@@ -47,12 +47,15 @@ def definition_keys(symbol: str, kind: str) -> list[tuple[str, float]]:
     part = _PART.search(symbol)
     if part and part.group(1) != "1":
         return []
-    segments, arity = _segments(base_symbol(symbol).split(" ")[0])
+    name, _, implemented = base_symbol(symbol).partition(" ")
+    segments, arity = _segments(name)
     if not segments or segments[-1] == "<anonymous>":
         return []
-    keys = {".".join(segments): EXACT}
+    # `Mutex (Debug)`, a trait implemented for Mutex, answers to `Mutex` after the struct itself.
+    scale = IMPL if implemented.startswith("(") else 1.0
+    keys = {".".join(segments): EXACT * scale}
     for n in range(1, len(segments)):
-        keys.setdefault(".".join(segments[-n:]), PARTIAL)
+        keys.setdefault(".".join(segments[-n:]), PARTIAL * scale)
     if arity:
         for key in list(keys):
             keys.setdefault(f"{key}/{arity}", keys[key])
