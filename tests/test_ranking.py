@@ -133,6 +133,26 @@ WORKER = '''defmodule Shop.{name}Worker do
   def handle_cast({{:put, key, value}}, state), do: {{:noreply, Map.put(state, key, value)}}
 end
 '''
+KEYS = "\n\n".join(f'''class {name}Key:
+    """An API key read from the request {where}."""
+
+    def __init__(self, name: str, auto_error: bool = True):
+        self.name = name
+        self.auto_error = auto_error
+
+    def __call__(self, request):
+        value = request.{where}.get(self.name)
+        if not value and self.auto_error:
+            raise PermissionError("not authenticated")
+        return value
+''' for name, where in (("Header", "headers"), ("Query", "query_params"), ("Cookie", "cookies"))) + '''
+
+class Money:
+    """An amount in cents."""
+
+    def __init__(self, cents: int):
+        self.cents = cents
+'''
 FORMATS = "\n".join(f'''  @doc "Formats {unit} amounts."
   def format_{unit}(value), do: "#{{value}} {unit}"
 ''' for unit in ("cents", "euros", "dollars", "pounds", "yen"))
@@ -144,6 +164,7 @@ def engine(tmp_path_factory):
 
     files = {"lib/shop/channel.ex": CHANNEL, "lib/shop/socket.ex": SOCKET, "lib/shop/backoff.ex": BACKOFF,
              "test/shop/backoff_test.exs": BACKOFF_TEST,
+             "shop/keys.py": KEYS,
              "lib/shop/money_format.ex": f"defmodule Shop.MoneyFormat do\n{FORMATS}end\n",
              "lib/shop/cart_worker.ex": WORKER.format(name="Cart", what="the cart"),
              "lib/shop/stock_worker.ex": WORKER.format(name="Stock", what="stock levels"),
@@ -178,6 +199,13 @@ def test_a_module_as_the_query_finds_modules_of_the_same_behaviour(engine):
     assert query is None
     assert {h.path for h in hits[:2]} == {"lib/shop/stock_worker.ex", "lib/shop/price_worker.ex"}
     assert all(h.kind == "module" for h in hits[:2])
+
+
+def test_a_class_as_the_query_finds_its_siblings_in_the_same_file(engine):
+    text = (engine.root / "shop/keys.py").read_text().split("\n")
+    end = next(n for n, line in enumerate(text, 1) if line.startswith("class Query")) - 2
+    _, hits = engine.similar("shop/keys.py", 1, end)
+    assert [h.symbol for h in hits[:2]] in (["QueryKey", "CookieKey"], ["CookieKey", "QueryKey"])
 
 
 @pytest.mark.parametrize("query, message", [
