@@ -55,6 +55,8 @@ def test_the_defining_chunk_matches_and_a_name_containing_the_word_does_not():
     assert list(definitions.scores(["channel.ex"])) == pytest.approx([0.7, 0, 0, 0])
     assert list(definitions.scores(["x.ex"])) == pytest.approx([0, 0, 0, 0.7])  # a file without a head
     assert definitions.defines(["join/3"]) and not definitions.defines(["leave"])
+    # a package or crate the symbol does not carry: its shorter forms answer
+    assert list(definitions.scores(["shop.Phoenix.Channel"])) == pytest.approx([0.9, 0, 0, 0])
 
 
 @pytest.mark.parametrize("path, role", [

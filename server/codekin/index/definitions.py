@@ -27,7 +27,7 @@ _SEPARATORS = re.compile(r"::|[.:#]|->")
 _QUALIFIED = re.compile(r"^[A-Za-z_][\w!?]*(?:(?:::|[.:#]|->)[A-Za-z_~][\w!?]*)*(?:/\d+)?(?:\(\))?$")
 
 # How strongly a key form identifies its chunk: the whole qualified name, then shorter forms.
-EXACT, PARTIAL, FILE, IMPL = 1.0, 0.85, 0.7, 0.9
+EXACT, PARTIAL, FILE, IMPL, SHORTENED = 1.0, 0.85, 0.7, 0.9, 0.9
 
 
 def _segments(symbol: str) -> tuple[list[str], str]:
@@ -104,12 +104,27 @@ class Definitions:
         """Per row, the strength of its best definition match with any of the words."""
         out = np.zeros(self.size, dtype=np.float32)
         for word in words:
-            for key in query_keys(word):
+            for key, scale in self._known(query_keys(word)):
                 for row, strength in self.rows.get(key, []):
-                    out[row] = max(out[row], strength)
+                    out[row] = max(out[row], strength * scale)
             for row in self._file_heads.get(_stem(word), []):
                 out[row] = max(out[row], FILE)
         return out
+
+    def _known(self, keys: list[str]) -> list[tuple[str, float]]:
+        """The keys the index holds; a qualified key it lacks falls back to its shorter forms
+        (`cobra.Command` -> `command`, `tokio::sync::Mutex` -> `sync.mutex`, `mutex`): symbols
+        rarely carry their package or crate."""
+        found = []
+        for key in keys:
+            name, slash, arity = key.partition("/")
+            segments = name.split(".")
+            for n in range(len(segments), 0, -1):
+                shorter = ".".join(segments[-n:]) + slash + arity
+                if shorter in self.rows:
+                    found.append((shorter, 1.0 if n == len(segments) else SHORTENED))
+                    break
+        return found
 
     def defines(self, words: list[str]) -> bool:
         return any(key in self.rows for word in words for key in query_keys(word))
