@@ -17,8 +17,9 @@ import pytest
 from codekin.cli import main as cli_main
 from codekin.config import load_config
 from codekin.metrics import MetricsStore
+from codekin.models.checkpoints import verify_checkpoint
+from codekin.models.registry import ModelRegistry, active_model_path
 from codekin.training.args import TrainingArguments
-from codekin.training.checkpoints import verify_checkpoint
 from codekin.training.evaluate import (
     CodeSearchEvaluator,
     TripletEvaluator,
@@ -32,7 +33,6 @@ from codekin.training.pipeline import (
     run_pipeline,
     start_training,
 )
-from codekin.training.registry import ModelRegistry, active_model_path
 from codekin.training.trainer import Trainer, format_lr
 from tests.tiny_model import build_tiny_model
 
@@ -140,7 +140,7 @@ def test_corrupted_checkpoint_is_removed_and_retrained(tiny_model_dir: Path, tmp
 
 
 def test_unloadable_checkpoint_falls_back_to_parent(tiny_model_dir: Path, tmp_path: Path):
-    from codekin.training.checkpoints import rewrite_manifest
+    from codekin.models.checkpoints import rewrite_manifest
 
     triplets = make_triplets(32, 4)
     args = tiny_args(epochs=1)

@@ -196,7 +196,7 @@ class Indexer:
 
     def _model(self) -> ModelConfig:
         """The configured model, or the fine-tuned version the model registry makes active."""
-        from codekin.jobs.serving import serving_model
+        from codekin.models.serving import serving_model
 
         return serving_model(self.root, self.config.model)
 

@@ -559,8 +559,8 @@ def run_train_in_process(root: Path, triplets: Path) -> Any:
 def check_active_model(root: Path, when: str) -> list[str]:
     """The active model loads, and its files match both its checkpoint manifest and the
     version manifest's sha256 (the base model is always loadable: it is not ours to check)."""
-    from codekin.training.checkpoints import sha256_file
-    from codekin.training.registry import BASE, ModelRegistry
+    from codekin.models.checkpoints import sha256_file
+    from codekin.models.registry import BASE, ModelRegistry
 
     registry = ModelRegistry(root)
     try:

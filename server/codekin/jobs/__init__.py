@@ -1,2 +1,2 @@
 """The nightly learning loop: schedule (scheduler.py), retraining (retrain.py), re-embedding and hot
-reload (reembed.py, loop.py), which model serves a repository (serving.py), CLI (cli_jobs.py)."""
+reload (reembed.py, loop.py), CLI (cli_jobs.py). Which model serves a repository: codekin.models.serving."""

@@ -56,7 +56,7 @@ def _score(metrics: dict[str, Any], name: str) -> str:
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
-    from codekin.training.registry import BASE, ModelRegistry
+    from codekin.models.registry import BASE, ModelRegistry
 
     registry = ModelRegistry(_root(args))
     active = registry.active_ref()
@@ -87,7 +87,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 
 
 def cmd_models_rollback(args: argparse.Namespace) -> int:
-    from codekin.training.registry import ModelRegistry
+    from codekin.models.registry import ModelRegistry
 
     registry = ModelRegistry(_root(args))
     before = registry.active_ref()
@@ -98,7 +98,7 @@ def cmd_models_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_models_promote(args: argparse.Namespace) -> int:
-    from codekin.training.registry import ModelRegistry
+    from codekin.models.registry import ModelRegistry
 
     registry = ModelRegistry(_root(args))
     before = registry.active_ref()
@@ -108,7 +108,7 @@ def cmd_models_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_models_prune(args: argparse.Namespace) -> int:
-    from codekin.training.registry import ModelRegistry
+    from codekin.models.registry import ModelRegistry
 
     removed = ModelRegistry(_root(args)).prune(args.keep)
     _print(args, {"removed": removed},

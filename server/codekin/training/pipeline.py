@@ -23,9 +23,9 @@ from typing import Any
 from codekin.config import STATE_DIR, Config, load_config
 from codekin.errors import CodekinError
 from codekin.index.lock import FileLock, lock_holder
+from codekin.models.checkpoints import rewrite_manifest
+from codekin.models.registry import BASE, ModelRegistry, ModelVersion
 from codekin.training.args import TrainingArguments
-from codekin.training.checkpoints import rewrite_manifest
-from codekin.training.registry import BASE, ModelRegistry, ModelVersion
 from codekin.training.trainer import TRAINER_STATE, Trainer, TrainingError, triplet_texts
 
 LOCK_FILE = "train.lock"

@@ -31,14 +31,14 @@ from codekin.embedding.torch_encode import (
     transformer_config,
 )
 from codekin.errors import CodekinError, ModelLoadError
-from codekin.training.args import TrainingArguments
-from codekin.training.checkpoints import (
+from codekin.models.checkpoints import (
     read_manifest,
     remove_stale_temporaries,
     remove_tree,
     verify_checkpoint,
     write_checkpoint,
 )
+from codekin.training.args import TrainingArguments
 from codekin.training.fp8 import FP8_MIN_PARAMS, fp8_unavailable, from_fp8, to_fp8
 
 TRAINER_STATE = "trainer_state.pt"
