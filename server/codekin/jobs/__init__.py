@@ -1,2 +1,3 @@
 """The nightly learning loop: schedule (scheduler.py), retraining (retrain.py), re-embedding and hot
-reload (reembed.py, loop.py), CLI (cli_jobs.py). Which model serves a repository: codekin.models.serving."""
+reload (reembed.py, loop.py). Which model serves a repository: codekin.models.serving; the
+commands: codekin.cli.jobs."""

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from codekin.config import STATE_DIR, Config, load_config
-from codekin.errors import CodekinError
+from codekin.errors import DISK_FULL_EXIT, CodekinError, disk_full
 from codekin.index.lock import FileLock, lock_holder
 from codekin.models.checkpoints import rewrite_manifest
 from codekin.models.registry import BASE, ModelRegistry, ModelVersion
@@ -29,7 +29,6 @@ from codekin.training.args import TrainingArguments
 from codekin.training.trainer import TRAINER_STATE, Trainer, TrainingError, triplet_texts
 
 LOCK_FILE = "train.lock"
-DISK_FULL_EXIT = 28  # ENOSPC, as `codekin index` exits on a full disk
 DISK_FULL_FREE_BYTES = 1 << 20  # below this, a failed write is taken for a full disk
 CHILD_NICE = 10
 Out = Callable[[str], None]
@@ -412,8 +411,6 @@ def disk_full_error(detail: str) -> CodekinError:
 def _disk_is_full(root: Path, exc: BaseException) -> bool:
     """ENOSPC (also wrapped by safetensors or SQLite), or any write error while the state
     directory's file system has (almost) no space left (SQLite then says "disk I/O error")."""
-    from codekin.cli import disk_full
-
     if disk_full(exc) or "database or disk is full" in str(exc):
         return True
     try:
