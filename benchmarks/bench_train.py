@@ -55,7 +55,7 @@ def generate(options: argparse.Namespace, tmp: Path) -> tuple[str, object]:
 
 
 def save_data(directory: Path, name: str, data: object) -> None:
-    from codekin.training.triplets import write_jsonl
+    from codekin.training.mining.triplets import write_jsonl
 
     directory.mkdir(parents=True, exist_ok=True)
     write_jsonl(data.train, directory / "train.jsonl")
@@ -94,9 +94,9 @@ def main() -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
-    from codekin.training.args import TrainingArguments
-    from codekin.training.evaluate import CodeSearchEvaluator
-    from codekin.training.trainer import Trainer, load_model
+    from codekin.training.evaluation.evaluate import CodeSearchEvaluator
+    from codekin.training.trainer.args import TrainingArguments
+    from codekin.training.trainer.trainer import Trainer, load_model
 
     if options.threads:
         torch.set_num_threads(options.threads)

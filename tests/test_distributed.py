@@ -254,8 +254,8 @@ def test_train_on_two_gloo_processes_writes_a_valid_version_equal_to_one_process
     import torch
     from safetensors.torch import load_file
 
-    from codekin.training.args import TrainingArguments
-    from codekin.training.trainer import Trainer
+    from codekin.training.trainer.args import TrainingArguments
+    from codekin.training.trainer.trainer import Trainer
 
     root = repo_factory({"README.md": "x\n"})
     train, held_out = _triplets(32, 1, "train"), _triplets(24, 2, "eval")

@@ -19,8 +19,7 @@ from codekin.config import load_config
 from codekin.metrics import MetricsStore
 from codekin.models.checkpoints import verify_checkpoint
 from codekin.models.registry import ModelRegistry, active_model_path
-from codekin.training.args import TrainingArguments
-from codekin.training.evaluate import (
+from codekin.training.evaluation.evaluate import (
     CodeSearchEvaluator,
     TripletEvaluator,
     promotion_gate,
@@ -33,7 +32,8 @@ from codekin.training.pipeline import (
     run_pipeline,
     start_training,
 )
-from codekin.training.trainer import Trainer, format_lr
+from codekin.training.trainer.args import TrainingArguments
+from codekin.training.trainer.trainer import Trainer, format_lr
 from tests.tiny_model import build_tiny_model
 
 FAMILIES = {
@@ -287,7 +287,7 @@ def test_killed_run_resumes_from_last_checkpoint(tiny_model_dir: Path, repo_fact
 @pytest.mark.slow
 def test_minilm_fine_tune_raises_held_out_accuracy(examples_repo: Path, minilm):
     """The real default model on examples/: a short CPU fine-tune must beat the base on held-out files."""
-    from codekin.training.evaluate import CodeSearchEvaluator
+    from codekin.training.evaluation.evaluate import CodeSearchEvaluator
     from codekin.training.pipeline import generate_training_data
 
     config = load_config(examples_repo, {"model": {"device": "cpu"}})

@@ -43,8 +43,8 @@ def test_killed_training_keeps_a_loadable_active_model(crash_bench: CrashBench, 
 @pytest.mark.timeout(120)
 def test_checkpoint_temporaries_of_a_killed_run_are_removed_on_resume(crash_bench: CrashBench, tmp_path: Path):
     """Regression: a SIGKILL inside write_checkpoint left `.tmp-epoch-N-<pid>` behind for good."""
-    from codekin.training.args import TrainingArguments
-    from codekin.training.trainer import Trainer
+    from codekin.training.trainer.args import TrainingArguments
+    from codekin.training.trainer.trainer import Trainer
     from tests.reliability.harness import training_triplets
 
     checkpoints = tmp_path / "checkpoints"

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from codekin.cli.common import emit, repo_root
-from codekin.training.args import LOSSES, PRECISIONS, TrainingArguments
+from codekin.training.trainer.args import LOSSES, PRECISIONS, TrainingArguments
 
 
 def cmd_train(args: argparse.Namespace) -> int:

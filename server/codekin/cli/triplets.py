@@ -19,8 +19,8 @@ def _warn(message: str) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from codekin.training.analysis import analyze_triplets
-    from codekin.training.triplets import PolyglotTripletGenerator, write_jsonl
+    from codekin.training.mining.analysis import analyze_triplets
+    from codekin.training.mining.triplets import PolyglotTripletGenerator, write_jsonl
 
     root = repo_root(args.repo, index=False, must_exist=True)
     config = config_for(root, args)
@@ -88,8 +88,8 @@ def _describe(path: str, stats: dict) -> str:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from codekin.training.analysis import analyze_triplets
-    from codekin.training.triplets import PolyglotTripletGenerator, read_jsonl
+    from codekin.training.mining.analysis import analyze_triplets
+    from codekin.training.mining.triplets import PolyglotTripletGenerator, read_jsonl
 
     triplets = read_jsonl(args.file)
     eval_paths = None

@@ -44,8 +44,8 @@ class RetrainOptions:
 
 def pipeline_options(config: Config, options: RetrainOptions) -> Any:
     """PipelineOptions for one run: the [schedule] section plus the run's own settings."""
-    from codekin.training.args import TrainingArguments
     from codekin.training.pipeline import PipelineOptions
+    from codekin.training.trainer.args import TrainingArguments
 
     args = TrainingArguments().replace(epochs=options.epochs, learning_rate=options.learning_rate,
                                        batch_size=options.batch_size, device=config.model.device)

@@ -25,8 +25,8 @@ from codekin.errors import DISK_FULL_EXIT, CodekinError, disk_full
 from codekin.index.lock import FileLock, lock_holder
 from codekin.models.checkpoints import rewrite_manifest
 from codekin.models.registry import BASE, ModelRegistry, ModelVersion
-from codekin.training.args import TrainingArguments
-from codekin.training.trainer import TRAINER_STATE, Trainer, TrainingError, triplet_texts
+from codekin.training.trainer.args import TrainingArguments
+from codekin.training.trainer.trainer import TRAINER_STATE, Trainer, TrainingError, triplet_texts
 
 LOCK_FILE = "train.lock"
 DISK_FULL_FREE_BYTES = 1 << 20  # below this, a failed write is taken for a full disk
@@ -132,7 +132,7 @@ def training_data_text(data: TrainingData) -> str:
 def generate_training_data(root: Path, config: Config, count: int, seed: int, embedder: Any,
                            out: Out = print) -> TrainingData:
     """Triplets from the repository's own code (PolyglotTripletGenerator), split by file."""
-    from codekin.training.triplets import NotEnoughSnippetsError, PolyglotTripletGenerator
+    from codekin.training.mining.triplets import NotEnoughSnippetsError, PolyglotTripletGenerator
 
     cfg = config.training
     generator = PolyglotTripletGenerator(root, config, embedder=embedder, eval_fraction=cfg.eval_fraction, seed=seed)
@@ -212,7 +212,11 @@ def _run(root: Path, config: Config, options: PipelineOptions, out: Out,
     from codekin.config import ModelConfig
     from codekin.embedding import choose_device, load_embedder, resolve_model_path
     from codekin.metrics import MetricsStore
-    from codekin.training.evaluate import CodeSearchEvaluator, comparison_table, promotion_gate
+    from codekin.training.evaluation.evaluate import (
+        CodeSearchEvaluator,
+        comparison_table,
+        promotion_gate,
+    )
 
     started = time.perf_counter()
     registry = ModelRegistry(root)

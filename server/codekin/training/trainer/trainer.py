@@ -38,8 +38,8 @@ from codekin.models.checkpoints import (
     verify_checkpoint,
     write_checkpoint,
 )
-from codekin.training.args import TrainingArguments
-from codekin.training.fp8 import FP8_MIN_PARAMS, fp8_unavailable, from_fp8, to_fp8
+from codekin.training.trainer.args import TrainingArguments
+from codekin.training.trainer.fp8 import FP8_MIN_PARAMS, fp8_unavailable, from_fp8, to_fp8
 
 TRAINER_STATE = "trainer_state.pt"
 CHECKPOINT_PREFIX = "epoch-"
@@ -334,7 +334,7 @@ class Trainer:
               on_epoch: Callable[[EpochResult], None] | None = None) -> TrainResult:
         import torch
 
-        from codekin.training.losses import build_loss, triplet_correct
+        from codekin.training.trainer.losses import build_loss, triplet_correct
 
         self.args = self.args.replace(epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
                                       margin=margin, loss=loss)

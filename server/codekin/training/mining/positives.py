@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 
 from codekin.chunking.languages import parser_for
 from codekin.chunking.tree import leading_comments, text_of
-from codekin.training.cutting import cut
-from codekin.training.snippets import BEAM, CPP, Snippet, SourceFiles
+from codekin.training.mining.cutting import cut
+from codekin.training.mining.snippets import BEAM, CPP, Snippet, SourceFiles
 
 PARTNERS_PER_ANCHOR = 4  # pattern groups can be large: each member pairs with this many others
 MAX_DECLARATION_LINES = 12

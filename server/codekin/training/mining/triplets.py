@@ -23,18 +23,18 @@ import numpy as np
 from codekin.config import Config, TrainingConfig, load_config
 from codekin.embedding import Embedder
 from codekin.errors import CodekinError, ConfigError
-from codekin.training.history import history_pairs
-from codekin.training.negatives import MiningStats, NegativeMiner, Request
-from codekin.training.nif import nif_pairs
-from codekin.training.positives import (
+from codekin.training.evaluation.splits import split_by_file
+from codekin.training.mining.history import history_pairs
+from codekin.training.mining.negatives import MiningStats, NegativeMiner, Request
+from codekin.training.mining.nif import nif_pairs
+from codekin.training.mining.positives import (
     Pair,
     doc_and_signature_pairs,
     header_pairs,
     pattern_keys,
     pattern_pairs,
 )
-from codekin.training.snippets import BEAM, CPP, Snippet, SourceFiles, collect
-from codekin.training.splits import split_by_file
+from codekin.training.mining.snippets import BEAM, CPP, Snippet, SourceFiles, collect
 
 log = logging.getLogger(__name__)
 
