@@ -96,7 +96,8 @@ def main() -> int:
 
     from codekin.training.evaluation.evaluate import CodeSearchEvaluator
     from codekin.training.trainer.args import TrainingArguments
-    from codekin.training.trainer.trainer import Trainer, load_model
+    from codekin.training.trainer.model import load_model
+    from codekin.training.trainer.trainer import Trainer
 
     if options.threads:
         torch.set_num_threads(options.threads)

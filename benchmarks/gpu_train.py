@@ -134,7 +134,7 @@ def plain_encoder(model_path: str) -> object:
     """The baseline: sentence-transformers `encode` on bf16 weights at batch 32."""
     import torch
 
-    from codekin.training.trainer.trainer import load_model
+    from codekin.training.trainer.model import load_model
 
     model = load_model(model_path, "cuda", 256).to(torch.bfloat16)
     return lambda texts: model.encode(texts, batch_size=32, convert_to_numpy=True, normalize_embeddings=True,

@@ -49,7 +49,7 @@ def encode_variant(model_path: str, texts: list[str], variant: str, batch: int, 
     import torch
 
     from codekin.embedding.torch_encode import compile_layers, encode_texts
-    from codekin.training.trainer.trainer import load_model
+    from codekin.training.trainer.model import load_model
 
     model = load_model(model_path, "cuda", 256)
     model.to(torch.bfloat16).eval()

@@ -33,7 +33,8 @@ from codekin.training.pipeline import (
     start_training,
 )
 from codekin.training.trainer.args import TrainingArguments
-from codekin.training.trainer.trainer import Trainer, format_lr
+from codekin.training.trainer.results import format_lr
+from codekin.training.trainer.trainer import Trainer
 from tests.tiny_model import build_tiny_model
 
 FAMILIES = {

@@ -26,7 +26,9 @@ from codekin.index.lock import FileLock, lock_holder
 from codekin.models.checkpoints import rewrite_manifest
 from codekin.models.registry import BASE, ModelRegistry, ModelVersion
 from codekin.training.trainer.args import TrainingArguments
-from codekin.training.trainer.trainer import TRAINER_STATE, Trainer, TrainingError, triplet_texts
+from codekin.training.trainer.checkpointing import TRAINER_STATE
+from codekin.training.trainer.results import TrainingError, triplet_texts
+from codekin.training.trainer.trainer import Trainer
 
 LOCK_FILE = "train.lock"
 DISK_FULL_FREE_BYTES = 1 << 20  # below this, a failed write is taken for a full disk

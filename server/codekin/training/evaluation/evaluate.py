@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from codekin.embedding.torch_encode import encode_texts
-from codekin.training.trainer.trainer import triplet_texts
+from codekin.training.trainer.results import triplet_texts
 
 DOC_TO_CODE = "doc_to_code"
 SAME_PATTERN = "same_pattern"
