@@ -37,7 +37,7 @@ def git_copy(source: Path, dest: Path) -> Path:
 def generate(options: argparse.Namespace, tmp: Path) -> tuple[str, object]:
     from codekin.config import ModelConfig, load_config
     from codekin.embedding import load_embedder
-    from codekin.training.pipeline import generate_training_data
+    from codekin.training.data import generate_training_data
 
     if options.corpus_lines:
         from corpus import TRAINING_GLOBS, build_corpus, fresh_copy  # benchmarks/ is on sys.path
@@ -65,7 +65,7 @@ def save_data(directory: Path, name: str, data: object) -> None:
 
 def load_data(directory: Path) -> tuple[str, object]:
     """Plain dicts: the trainer and evaluator take them (and tree-sitter need not be installed)."""
-    from codekin.training.pipeline import TrainingData
+    from codekin.training.data import TrainingData
 
     def read(name: str) -> list[dict]:
         lines = (directory / name).read_text(encoding="utf-8").splitlines()

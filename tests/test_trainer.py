@@ -19,19 +19,14 @@ from codekin.config import load_config
 from codekin.metrics import MetricsStore
 from codekin.models.checkpoints import verify_checkpoint
 from codekin.models.registry import ModelRegistry, active_model_path
+from codekin.training.child import start_training
 from codekin.training.evaluation.evaluate import (
     CodeSearchEvaluator,
     TripletEvaluator,
     promotion_gate,
     retrieval_metrics,
 )
-from codekin.training.pipeline import (
-    PipelineOptions,
-    TrainingRunningError,
-    TrainLock,
-    run_pipeline,
-    start_training,
-)
+from codekin.training.pipeline import PipelineOptions, TrainingRunningError, TrainLock, run_pipeline
 from codekin.training.trainer.args import TrainingArguments
 from codekin.training.trainer.results import format_lr
 from codekin.training.trainer.trainer import Trainer
@@ -288,8 +283,8 @@ def test_killed_run_resumes_from_last_checkpoint(tiny_model_dir: Path, repo_fact
 @pytest.mark.slow
 def test_minilm_fine_tune_raises_held_out_accuracy(examples_repo: Path, minilm):
     """The real default model on examples/: a short CPU fine-tune must beat the base on held-out files."""
+    from codekin.training.data import generate_training_data
     from codekin.training.evaluation.evaluate import CodeSearchEvaluator
-    from codekin.training.pipeline import generate_training_data
 
     config = load_config(examples_repo, {"model": {"device": "cpu"}})
     # 128 triplets: with 64 (and ~20 held-out triplets) accuracy moved by one triplet either way

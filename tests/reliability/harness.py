@@ -545,7 +545,8 @@ def run_train_in_process(root: Path, triplets: Path) -> Any:
     """What `codekin train` with train_command's flags runs (the restart): the same code path,
     run_in_child, which starts the pipeline in a child process."""
     from codekin.config import load_config
-    from codekin.training.pipeline import PipelineOptions, run_in_child
+    from codekin.training.child import run_in_child
+    from codekin.training.pipeline import PipelineOptions
     from codekin.training.trainer.args import TrainingArguments
 
     args = TrainingArguments().replace(epochs=3, batch_size=16, learning_rate=2e-3, margin=None, loss=None,

@@ -64,7 +64,7 @@ def test_result_files_of_killed_train_commands_are_removed(tmp_path: Path):
     import subprocess
     import sys
 
-    from codekin.training.pipeline import remove_orphan_results
+    from codekin.training.child import remove_orphan_results
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     runs = tmp_path / "runs"

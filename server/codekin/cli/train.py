@@ -10,7 +10,8 @@ from codekin.training.trainer.args import LOSSES, PRECISIONS, TrainingArguments
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from codekin.training.pipeline import PipelineOptions, run_in_child
+    from codekin.training.child import run_in_child
+    from codekin.training.pipeline import PipelineOptions
 
     training = TrainingArguments().replace(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                                            margin=args.margin, loss=args.loss, device=args.device, seed=args.seed,

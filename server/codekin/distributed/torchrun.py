@@ -262,7 +262,7 @@ def _follow(rank: int, world: int) -> int:
 
 
 def _lead(root: Path, options_json: str, result_path: Path, human_to_stderr: bool, strategy: str) -> int:
-    """Rank 0: the pipeline of `python -m codekin.training.pipeline`, with a DistributedTrainer."""
+    """Rank 0: the pipeline of `python -m codekin.training.child`, with a DistributedTrainer."""
     from codekin.config import load_config
     from codekin.training.pipeline import PipelineOptions, run_pipeline
 

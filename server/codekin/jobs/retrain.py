@@ -62,12 +62,8 @@ def run_training(root: Path, config: Config, options: RetrainOptions, progress: 
 
     Returns the PipelineResult; the child's errors come back as CodekinErrors (a second
     training anywhere: TrainingRunningError)."""
-    from codekin.training.pipeline import (
-        read_child_result,
-        start_training,
-        training_holder,
-        training_running_error,
-    )
+    from codekin.training.child import read_child_result, start_training
+    from codekin.training.pipeline import training_holder, training_running_error
 
     pipeline = pipeline_options(config, options)
     holder = training_holder(root)
