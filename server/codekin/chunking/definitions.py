@@ -87,7 +87,9 @@ class DefinitionChunker:
         head = Unit("class", symbol, leading_comments(node), node.end_point.row)
         self.units.append(head)
         before = len(self.units)
-        self._walk(node.child_by_field_name("body"), symbol, in_class=True)
+        body = node.child_by_field_name("body")
+        if body is not None:  # a class this long has a body; tree-sitter types it as optional
+            self._walk(body, symbol, in_class=True)
         if len(self.units) > before:
             head.end = max(head.start, min(u.start for u in self.units[before:]) - 1)
         head.boundaries = inner_boundaries(node)

@@ -270,7 +270,8 @@ def _lead(root: Path, options_json: str, result_path: Path, human_to_stderr: boo
 
     def factory(*args: Any, **kwargs: Any) -> DistributedTrainer:
         sent.append(True)  # its train() sends the job
-        return DistributedTrainer(*args, **kwargs, strategy=strategy)
+        kwargs["strategy"] = strategy
+        return DistributedTrainer(*args, **kwargs)
 
     def out(line: str) -> None:
         print(line, file=sys.stderr if human_to_stderr else sys.stdout, flush=True)

@@ -76,7 +76,7 @@ def run_training(root: Path, config: Config, options: RetrainOptions, progress: 
     child = start_training(root, pipeline, result_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            stdin=subprocess.DEVNULL, text=True, errors="replace")
     with progress(f"codekin: retraining ({options.describe()})", epochs) as bar:
-        for line in child.stdout:  # the child's human output; stdout of the server is the LSP channel
+        for line in child.stdout or ():  # the child's human output; stdout of the server is the LSP channel
             line = line.rstrip()
             if line:
                 out(line)

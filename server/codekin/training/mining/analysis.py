@@ -46,6 +46,7 @@ def analyze_triplets(triplets: list[Triplet], eval_paths: set[str] | None = None
     leaked = sorted(by_split.get("train", set()) & held)
     mining = Counter(t.mining or "unknown" for t in triplets if t.negative_kind == "hard")
     hard = sum(mining.values())
+    notes: list[str] = []
     stats = {
         "total": total,
         "splits": dict(sorted(Counter(t.split for t in triplets).items())),
@@ -62,14 +63,14 @@ def analyze_triplets(triplets: list[Triplet], eval_paths: set[str] | None = None
         "near_duplicates": near,
         "anchor_equals_positive": sum(t.anchor == t.positive for t in triplets),
         "leakage": leaked,
-        "notes": [],
+        "notes": notes,
     }
     if hard and mining.get("lexical", 0) == hard:
-        stats["notes"].append("hard negatives were mined lexically (no embedding model was given)")
+        notes.append("hard negatives were mined lexically (no embedding model was given)")
     elif mining.get("lexical"):
-        stats["notes"].append(f"{mining['lexical']} of {hard} hard negatives were mined lexically "
-                              "(beyond the embedding budget)")
+        notes.append(f"{mining['lexical']} of {hard} hard negatives were mined lexically "
+                     "(beyond the embedding budget)")
     if total and pairs_cross < sum(t.cross_language for t in triplets):
-        stats["notes"].append(f"real cross-language pairs: {_ratio(pairs_cross, total):.1%}; the rest of "
-                              "the cross-language triplets pair languages through their negative")
+        notes.append(f"real cross-language pairs: {_ratio(pairs_cross, total):.1%}; the rest of "
+                     "the cross-language triplets pair languages through their negative")
     return stats

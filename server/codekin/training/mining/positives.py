@@ -135,9 +135,9 @@ def pattern_keys(files: SourceFiles, snippets: list[Snippet]) -> dict[tuple, fro
         if s.family != BEAM:
             continue
         erlang = s.language == "erlang"
-        found = _ERL_BEHAVIOUR.findall(s.text) if erlang else _EX_USE.findall(s.text)
+        adopted = _ERL_BEHAVIOUR.findall(s.text) if erlang else _EX_USE.findall(s.text)
         if s.kind in HEAD_KINDS or erlang:
-            behaviours[module_of(s)].update(b.lstrip(":") for b in found)
+            behaviours[module_of(s)].update(b.lstrip(":") for b in adopted)
         callbacks[module_of(s)].update(_declared_callbacks(s.text, erlang))
     keys: dict[tuple, frozenset[tuple]] = {}
     for s in snippets:

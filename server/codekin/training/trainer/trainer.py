@@ -137,8 +137,8 @@ class Trainer(EpochCheckpoints):
         no_decay = [p for p in self.model.parameters() if p.requires_grad and p.ndim < 2]
         groups = [{"params": decay, "weight_decay": self.args.weight_decay},
                   {"params": no_decay, "weight_decay": 0.0}]
-        extra = {"fused": True} if self.device == "cuda" else {}
-        optimizer = torch.optim.AdamW(groups, lr=self.args.learning_rate, **extra)
+        optimizer = torch.optim.AdamW(groups, lr=self.args.learning_rate,
+                                      fused=True if self.device == "cuda" else None)
         warmup = max(1, int(steps * self.args.warmup_ratio)) if self.args.warmup_ratio > 0 else 0
 
         def schedule(step: int) -> float:
