@@ -108,7 +108,7 @@ class Trainer(EpochCheckpoints):
         return wanted
 
     def _fp8_pays(self) -> bool:
-        """fp8 matrix products win only for big layers under torch.compile (see training/fp8.py)."""
+        """fp8 matrix products win only for big layers under torch.compile (see training/trainer/fp8.py)."""
         if self.args.compile == "off" or fp8_unavailable(self.device):
             return False
         return parameter_count(self.model) >= FP8_MIN_PARAMS
