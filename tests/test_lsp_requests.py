@@ -107,6 +107,8 @@ def test_search_and_retrain_arguments():
         SearchArgs("retry", 5, 0.2, "lexical")
     with pytest.raises(ArgumentError, match="query is empty"):
         parse_search(({"query": "  "},))
+    assert parse_search(({"query": "router", "files": True, "tests": True},)) == \
+        SearchArgs("router", files=True, tests=True)
     assert parse_retrain(()) == RetrainArgs()
     assert parse_retrain(({"epochs": 2, "learningRate": 2e-5, "batchSize": 16},)).as_options() == \
         {"epochs": 2, "learning_rate": 2e-5, "batch_size": 16}

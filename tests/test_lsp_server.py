@@ -202,6 +202,14 @@ async def test_search_honours_min_similarity(client: LanguageClient, engine: Eng
     assert lexical["results"][0]["symbol"] == "shop_stock:release/2"
 
 
+async def test_search_answers_with_files(client: LanguageClient, engine: Engine):
+    query = "total price of the items in the cart"
+    answer = await command(client, "codekin.search", {"query": query, "files": True, "limit": 3})
+    expected = engine.search_files(query, limit=3)
+    assert [r["path"] for r in answer["results"]] == [f.path for f in expected]
+    assert answer["results"][0]["kind"] == "file" and answer["results"][0]["uri"].startswith("file://")
+
+
 async def test_status_describes_the_index(client: LanguageClient, shop: Path, engine: Engine):
     status = await wait_ready(client)
     index = engine.index()
@@ -228,6 +236,7 @@ async def test_status_describes_the_index(client: LanguageClient, shop: Path, en
     ("codekin.search", [{"query": 5}], "query must be a string"),
     ("codekin.search", [{"query": "x", "mode": "fuzzy"}], "mode must be one of dense, lexical, hybrid"),
     ("codekin.search", [{"query": "x", "limt": 3}], "unknown field(s) limt"),
+    ("codekin.search", [{"query": "x", "files": "yes"}], "files must be true or false"),
     ("codekin.retrain", [{"epochs": "two"}], "epochs must be an integer"),
 ])
 async def test_bad_commands_get_invalid_params(client: LanguageClient, shop: Path, name: str,

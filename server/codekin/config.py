@@ -60,8 +60,19 @@ class SearchConfig:
     # module summary is in every chunk's header already; bench_quality: 0.3 lowered hybrid doc->code)
     lexical_weight: float = 1.5  # BM25's weight in the hybrid sum of scaled scores (dense counts 1);
     # bench_quality doc->code with syntax chunks is flat from 1.1 to 2.0 (index/search.py _fuse)
-    name_weight: float = 1.5  # text search: a query word in a function's own name adds this x its idf to
+    name_weight: float = 1.5  # questions: a query word in a function's own name adds this x its idf to
     # BM25 (bench_quality doc->code lexical 0.343 -> 0.412; 1.0-2.0 all help; `similar` leaves it out)
+    # The ranking stack (index/ranking.py), per query kind (index/query.py):
+    symbol_lexical_weight: float = 3.0  # a symbol query: BM25's weight in the hybrid sum (dense counts 1)
+    code_lexical_weight: float = 1.5  # code as the query (`similar`, a pasted snippet)
+    definition_weight: float = 1.0  # a symbol query: the chunk defining it gains this x match strength
+    question_definition_weight: float = 0.3  # an identifier inside a question
+    prior_test: float = 0.7  # tests, fixtures: their score x this (1 when the query asks for tests)
+    prior_other: float = 0.8  # examples, benchmarks, vendored, generated, docs, build files
+    spread: float = 0.8  # the n-th chunk of one file (or its platform/version twins) counts spread^(n-1)
+    file_chunk_decay: float = 0.5  # files: a file's k-th best chunk adds decay^k of its score
+    file_summary_weight: float = 0.5  # files: BM25 over path words, module doc and what the file defines
+    file_dense_weight: float = 0.5  # files: cosine with the mean of the file's chunk vectors
 
 
 @dataclass

@@ -17,7 +17,10 @@ from codekin.chunking import language_for
 from codekin.config import Config, ModelConfig
 from codekin.embedding import Embedder, load_embedder
 from codekin.errors import WorkspaceError
-from codekin.index.lexical import terms
+from codekin.index import query as queries
+from codekin.index.files import FileHit, FileWeights
+from codekin.index.paths import asks_for_tests
+from codekin.index.ranking import weights_for
 from codekin.index.search import Hit, SearchIndex
 from codekin.index.store import IndexStore
 from codekin.workspace import UnreadableFile, read_text
@@ -101,17 +104,50 @@ class Engine:
     # -- queries ---------------------------------------------------------------------------
     def search(self, query: str, limit: int | None = None, min_similarity: float | None = None,
                mode: str | None = None, language: str | None = None,
-               path_glob: str | None = None) -> list[Hit]:
+               path_glob: str | None = None, tests: bool = False) -> list[Hit]:
+        """Ranked chunks for a symbol, a question or a code snippet (told apart by index/query.py);
+        `tests` ranks tests like the code (a query that names tests does so by itself)."""
+        index, parsed, keep, mode = self._prepare(query, mode, language, path_glob)
+        weights = weights_for(self.config.search, parsed.kind, tests or asks_for_tests(query))
+        vector = self._embed(parsed.text, index.key) if mode != "lexical" else None
+        return index.search(vector, parsed, mode, limit or self.config.search.limit,
+                            _min(min_similarity, self.config.search.min_similarity), keep, weights)
+
+    def search_files(self, query: str, limit: int | None = None, mode: str | None = None,
+                     language: str | None = None, path_glob: str | None = None,
+                     tests: bool = False) -> list[FileHit]:
+        """Files as answers: each file's best chunks, its summary and its mean vector."""
+        index, parsed, keep, mode = self._prepare(query, mode, language, path_glob)
+        weights = weights_for(self.config.search, parsed.kind, tests or asks_for_tests(query))
+        vector = self._embed(parsed.text, index.key) if mode != "lexical" else None
+        rank, _ = index.scores(vector, parsed, mode, keep, weights)
+        files = index.files()
+        file_score = files.rank(rank, vector, parsed.terms, files.keep(keep), self._file_weights(mode),
+                                weights.prior_vector())
+        return files.hits(file_score, rank, limit or self.config.search.limit)
+
+    def _file_weights(self, mode: str) -> FileWeights:
+        search = self.config.search
+        return FileWeights(search.file_chunk_decay, search.file_summary_weight if mode != "dense" else 0.0,
+                           search.file_dense_weight if mode != "lexical" else 0.0)
+
+    def _prepare(self, query: str, mode: str | None, language: str | None,
+                 path_glob: str | None) -> tuple[SearchIndex, queries.Query, np.ndarray, str]:
         if not query.strip():
             raise WorkspaceError("the search query is empty", 'give some text, e.g. codekin search "retry with backoff"')
+        parsed = queries.parse(query)
+        if not parsed.has_words:
+            raise WorkspaceError(f"the query {query.strip()[:40]!r} has no words or names to search for",
+                                 'give words or a symbol, e.g. codekin search "retry with backoff"')
         index = self.index()
-        mode = mode or self.config.search.mode
-        vector = self._embed(query, index.key) if mode != "lexical" else None
-        return index.search(vector, terms(query), mode, limit or self.config.search.limit,
-                            _min(min_similarity, self.config.search.min_similarity),
-                            index.mask(language, path_glob), lexical_weight=self.config.search.lexical_weight,
-                            context_weight=self.config.search.context_weight,
-                            name_weight=self.config.search.name_weight)
+        keep = index.mask(language, path_glob)
+        if not keep.any():
+            named = " and ".join(f for f in (f"--lang {language}" if language else "",
+                                             f"--path {path_glob!r}" if path_glob else "") if f)
+            raise WorkspaceError(f"no indexed file matches {named}",
+                                 "check the filter (`codekin status` lists the languages; globs are "
+                                 "repository-relative, e.g. 'lib/**')")
+        return index, parsed, keep, mode or self.config.search.mode
 
     def similar(self, path: str, start_line: int, end_line: int | None = None, text: str | None = None,
                 limit: int | None = None, min_similarity: float | None = None,
@@ -119,7 +155,8 @@ class Engine:
         """Chunks like the one at path:line (or like the span / the given unsaved text).
 
         Returns the query chunk (None for a free span) and the ranked hits, the query's
-        own lines excluded.
+        own lines excluded. A span that holds a module (its head, or several chunks) is
+        compared with other modules as wholes, and answers with their heads.
         """
         rel = self.relative(path)
         index = self.index()
@@ -127,11 +164,21 @@ class Engine:
         if start_line < 1 or end < start_line:
             raise WorkspaceError(f"invalid line range {start_line}-{end}", "lines are 1-based: FILE:LINE or FILE:START-END")
         mode = mode or self.config.search.mode
+        limit = limit or self.config.search.limit
+        min_similarity = _min(min_similarity, self.config.search.min_similarity)
         query_row = index.enclosing(rel, start_line, end) if text is None else None
         if end_line is not None and query_row is not None:
             exact = index.starts[query_row] == start_line and index.ends[query_row] == end_line
             query_row = query_row if exact else None
-        if query_row is not None and index.has_vector[query_row]:
+        inside = index.rows_within(rel, start_line, end) if text is None and end_line is not None else []
+        covered = query_row is None and len(inside) >= 2 and bool(index.has_vector[inside].all())
+        if covered and index.holds_module(inside):
+            return None, self._similar_modules(index, rel, inside, mode, limit, min_similarity)
+        if covered:  # the pieces of one long function: their mean vector, their words
+            query_text = "\n".join(index.texts[r] for r in inside)
+            vector = _unit(index.vectors[inside].mean(axis=0)) if mode != "lexical" else None
+            lo, hi = start_line, end
+        elif query_row is not None and index.has_vector[query_row]:
             query_text = index.texts[query_row]
             vector = index.vectors[query_row] if mode != "lexical" else None
             lo, hi = int(index.starts[query_row]), int(index.ends[query_row])
@@ -139,19 +186,29 @@ class Engine:
             query_text = text if text is not None else self._span_text(rel, start_line, end_line)
             vector = self._embed(f"{language_for(rel)} code\n{query_text}", index.key) if mode != "lexical" else None
             lo, hi = start_line, end
-        keep = index.mask()
-        for i in index.by_path.get(rel, []):
-            if index.starts[i] <= hi and lo <= index.ends[i]:
-                keep[i] = False  # the query itself and what overlaps it
-        if query_row is not None:
-            keep[index.parent[query_row]] = False  # its own module head holds it; it is not a look-alike
-        # No module context and no name field: a code query names its callees, and
-        # those are not what "similar" asks for.
-        hits = index.search(vector, terms(query_text), mode, limit or self.config.search.limit,
-                            _min(min_similarity, self.config.search.min_similarity), keep,
-                            lexical_weight=self.config.search.lexical_weight)
+        keep = index.similar_mask(rel, lo, hi, query_row)
+        parsed = queries.parse(query_text, queries.CODE)
+        weights = weights_for(self.config.search, queries.CODE, tests=index.is_test(rel))
+        hits = index.search(vector, parsed, mode, limit, min_similarity, keep, weights)
         query_hit = index.hit(query_row, 1.0) if query_row is not None else None
         return query_hit, hits
+
+    def _similar_modules(self, index: SearchIndex, rel: str, rows: list[int], mode: str, limit: int,
+                         min_similarity: float) -> list[Hit]:
+        """Other modules like the one made of `rows`: their heads, ranked as files."""
+        vector = _unit(index.vectors[rows].mean(axis=0)) if mode != "lexical" else None
+        parsed = queries.parse("\n".join(index.texts[r] for r in rows), queries.CODE)
+        weights = weights_for(self.config.search, queries.CODE, tests=index.is_test(rel))
+        keep = index.mask()
+        keep[index.by_path[rel]] = False
+        rank, _ = index.scores(vector, parsed, mode, keep, weights)
+        files = index.files()
+        file_score = files.rank(rank, vector, parsed.terms, files.keep(keep), self._file_weights(mode),
+                                weights.prior_vector())
+        found = files.hits(file_score, rank, limit, head=True)
+        shown = [float(files.vectors[files.file_of_row[f.row]] @ vector) if vector is not None else f.score
+                 for f in found]
+        return [index.hit(f.row, s) for f, s in zip(found, shown, strict=True) if s >= min_similarity]
 
     def _span_text(self, rel: str, start: int, end_line: int | None) -> str:
         try:
@@ -198,6 +255,10 @@ class Engine:
         if self._embedder is not None:
             out.update({"device": self._embedder.device, "fallback_reason": self._embedder.fallback_reason})
         return out
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return vector / max(float(np.linalg.norm(vector)), 1e-6)
 
 
 def _min(value: float | None, default: float) -> float:

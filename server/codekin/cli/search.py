@@ -44,10 +44,25 @@ def _format_hits(hits: list[Hit]) -> str:
     return "\n".join(lines)
 
 
+def _format_files(files) -> str:
+    if not files:
+        return "No files. Try other words, or `codekin index` if files changed."
+    return "\n".join(f"{rank:>2}. {f.score:.3f}  {f.path}  (best: {f.symbol}, lines {f.start_line}-{f.end_line})"
+                     for rank, f in enumerate(files, 1))
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     engine = _engine(args, Path.cwd())
     started = time.perf_counter()
-    hits = engine.search(args.query, args.limit, args.min_similarity, args.mode, args.lang, args.path)
+    if args.files:
+        files = engine.search_files(args.query, args.limit, args.mode, args.lang, args.path, tests=args.tests)
+        elapsed = time.perf_counter() - started
+        human = _format_files(files) + f"\n{len(files)} files in {elapsed * 1000:.0f} ms (ranked by their chunks, " \
+            "summary and mean vector)"
+        emit(args, [f.to_dict() for f in files], human)
+        return 0
+    hits = engine.search(args.query, args.limit, args.min_similarity, args.mode, args.lang, args.path,
+                         tests=args.tests)
     elapsed = time.perf_counter() - started
     human = _format_hits(hits) + f"\n{len(hits)} results in {elapsed * 1000:.0f} ms ({_score_note(args, engine)})"
     emit(args, [h.to_dict() for h in hits], human)
@@ -79,6 +94,9 @@ def register(subparsers: argparse._SubParsersAction, parents: dict[str, argparse
     p.add_argument("query")
     p.add_argument("--lang", help="only this language (elixir, erlang, cpp, c, ...)")
     p.add_argument("--path", help="only paths matching this glob, e.g. 'lib/**'")
+    p.add_argument("--files", action="store_true", help="rank files instead of chunks (whole-file questions)")
+    p.add_argument("--tests", action="store_true",
+                   help="rank tests, fixtures and examples like the code (default: weighed down for questions)")
     p.set_defaults(func=cmd_search)
 
     p = subparsers.add_parser("similar", parents=[common, model, query],

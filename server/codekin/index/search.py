@@ -10,11 +10,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from codekin.chunking.chunk import base_symbol
+from codekin.index.definitions import HEAD_KINDS, Definitions
+from codekin.index.files import FileRanking
 from codekin.index.lexical import Bm25, name_terms
+from codekin.index.paths import ROLES, path_role, twin_key
+from codekin.index.query import Query
+from codekin.index.ranking import Weights, spread_order
 from codekin.index.store import IndexStore
 from codekin.workspace import matches
 
-HEAD_KINDS = ("module", "attributes", "class")
 CANDIDATES = 100
 ANN_CANDIDATES = 400
 
@@ -53,6 +58,7 @@ class SearchIndex:
         self.ends = table.column("end_line").to_numpy()
         self.hashes: list[str] = table.column("content_hash").to_pylist()
         self.texts: list[str] = table.column("text").to_pylist()
+        self.contexts: list[str] = table.column("context").to_pylist()
         self.bm25 = Bm25([t.split() for t in table.column("terms").to_pylist()], prose=True,
                          names=[name_terms(s, k) for s, k in zip(self.symbols, self.kinds, strict=True)])
         vector_hashes, matrix = store.load_vectors(key)
@@ -67,6 +73,13 @@ class SearchIndex:
         for i, path in enumerate(self.paths):
             self.by_path.setdefault(path, []).append(i)
         self.parent = self._parents()
+        self.definitions = Definitions(self.symbols, self.kinds, self.paths)
+        role_of = {p: ROLES.index(path_role(p)) for p in self.by_path}
+        self.roles = np.array([role_of[p] for p in self.paths], dtype=np.int8)
+        group_of: dict[str, int] = {}
+        self.groups = np.array([group_of.setdefault(twin_key(p), len(group_of)) for p in self.paths],
+                               dtype=np.int64)
+        self._files: FileRanking | None = None
         # Large indexes ask LanceDB's ANN index for candidates, then rescore them exactly.
         self.store: IndexStore | None = store if store.has_ann_index(key) else None
         self.rows_by_hash: dict[str, list[int]] = {}
@@ -123,6 +136,31 @@ class SearchIndex:
                     best = i
         return best
 
+    def rows_within(self, path: str, start: int, end: int) -> list[int]:
+        """Rows of `path` that lie inside lines start..end."""
+        return [i for i in self.by_path.get(path, []) if start <= self.starts[i] and self.ends[i] <= end]
+
+    def similar_mask(self, path: str, start: int, end: int, query_row: int | None) -> np.ndarray:
+        """What `similar` may answer: not the query's own lines or what overlaps them, nor the
+        module head that holds the query (it holds the function; it is not a look-alike)."""
+        keep = self.mask()
+        for i in self.by_path.get(path, []):
+            if self.starts[i] <= end and start <= self.ends[i]:
+                keep[i] = False
+        if query_row is not None:
+            keep[self.parent[query_row]] = False
+        return keep
+
+    def holds_module(self, rows: list[int]) -> bool:
+        """Rows that make a module (or class, or file) rather than the pieces of one function:
+        a head among them, or three or more definitions."""
+        if any(self.kinds[r] in HEAD_KINDS for r in rows):
+            return True
+        return len({base_symbol(self.symbols[r]) for r in rows if self.kinds[r] not in ("block", "window")}) >= 3
+
+    def is_test(self, path: str) -> bool:
+        return path_role(path) == "test"
+
     def mask(self, language: str | None = None, path_glob: str | None = None) -> np.ndarray:
         keep = np.ones(len(self), dtype=bool)
         if language:
@@ -131,31 +169,50 @@ class SearchIndex:
             keep &= np.array([matches(p, [path_glob]) for p in self.paths], dtype=bool)
         return keep
 
-    def search(self, query_vector: np.ndarray | None, query_terms: list[str], mode: str,
-               limit: int, min_similarity: float, keep: np.ndarray, *, lexical_weight: float,
-               context_weight: float = 0.0, name_weight: float = 0.0) -> list[Hit]:
-        """Ranked hits. Ranking may blend in module context; the score shown (and
-        filtered by min_similarity) is always the chunk's own cosine similarity.
-        `lexical_weight` has no default here: search.lexical_weight in config.py is the one."""
-        dense = cosine = None
-        if query_vector is not None and self.dim:
-            cosine = self._cosine(query_vector)
-            dense = np.where(self.has_vector & keep, self._with_context(cosine, context_weight), -np.inf)
-        lexical = None
+    def search(self, query_vector: np.ndarray | None, query: Query, mode: str, limit: int,
+               min_similarity: float, keep: np.ndarray, weights: Weights) -> list[Hit]:
+        """Ranked hits. The score shown (and filtered by min_similarity) is the chunk's own
+        cosine similarity (lexical mode: BM25 over the best); ranking uses the whole stack."""
+        rank, shown = self.scores(query_vector, query, mode, keep, weights)
+        candidates = _top(rank, max(limit * 4, 40))
+        order = spread_order(rank, candidates, self.groups, weights.spread)
+        return [self.hit(i, shown[i]) for i in order if shown[i] >= min_similarity][:limit]
+
+    def scores(self, query_vector: np.ndarray | None, query: Query, mode: str, keep: np.ndarray,
+               weights: Weights) -> tuple[np.ndarray, np.ndarray]:
+        """(ranking score >= 0, shown score) per row; -inf where a row cannot rank.
+
+        Dense mode is the vectors alone; lexical mode is every text channel (BM25, the name
+        field, definitions); hybrid adds the two, each scaled over its candidates."""
+        cosine = self._cosine(query_vector) if query_vector is not None and self.dim else None
+        lexical = definitions = None
         if mode != "dense":
-            lexical = np.where(keep, self._with_context(self.bm25.scores(query_terms, name_weight), context_weight), 0.0)
-        if mode == "lexical" or dense is None:
+            bm25 = self.bm25.scores(query.terms, weights.name)
+            lexical = np.where(keep, self._with_context(bm25, weights.context), 0.0)
+            if weights.definition and query.symbols:
+                definitions = np.where(keep, self.definitions.scores(query.symbols), 0.0)
+        if mode == "lexical" or cosine is None:
             if lexical is None:
-                return []
-            top = _top(lexical, limit, positive=True)
-            peak = float(lexical[top[0]]) if len(top) else 1.0
-            scored = [(i, float(lexical[i]) / peak) for i in top]
-        elif mode == "dense":
-            scored = [(i, float(cosine[i])) for i in _top(dense, limit * 4)]
+                return np.full(len(self), -np.inf), np.zeros(len(self))
+            peak = float(lexical.max()) or 1.0
+            shown = lexical / peak
+            rank = shown + (weights.definition * definitions if definitions is not None else 0.0)
+            rank = np.where(rank > 0, rank, -np.inf)
         else:
-            fused = _fuse(dense, lexical, lexical_weight)
-            scored = [(i, float(cosine[i])) for i in _top(fused, limit * 4)]
-        return [self.hit(i, s) for i, s in scored if s >= min_similarity][:limit]
+            dense = np.where(self.has_vector & keep, self._with_context(cosine, weights.context), -np.inf)
+            if mode == "dense":
+                rank = (dense + 1.0) / 2.0
+            else:
+                rank = _fuse(dense, lexical, weights.lexical)
+                if definitions is not None:
+                    rank = rank + weights.definition * definitions
+            shown = cosine
+        return rank * weights.prior_vector()[self.roles], shown
+
+    def files(self) -> FileRanking:
+        if self._files is None:
+            self._files = FileRanking(self)
+        return self._files
 
 
 def _fuse(dense: np.ndarray, lexical: np.ndarray, lexical_weight: float) -> np.ndarray:
@@ -181,8 +238,8 @@ def _fuse(dense: np.ndarray, lexical: np.ndarray, lexical_weight: float) -> np.n
     return fused
 
 
-def _top(scores: np.ndarray, k: int, positive: bool = False) -> list[int]:
-    valid = np.flatnonzero(scores > 0) if positive else np.flatnonzero(np.isfinite(scores))
+def _top(scores: np.ndarray, k: int) -> list[int]:
+    valid = np.flatnonzero(np.isfinite(scores))
     if len(valid) > k:
         part = np.argpartition(-scores[valid], k - 1)[:k]
         valid = valid[part]

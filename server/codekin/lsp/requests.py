@@ -45,6 +45,8 @@ class SearchArgs:
     limit: int | None = None
     min_similarity: float | None = None
     mode: str | None = None
+    files: bool = False  # rank files instead of chunks
+    tests: bool = False  # rank tests like the code
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,13 @@ def _float(command: str, obj: dict[str, Any], name: str, low: float, high: float
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
         raise ArgumentError(f"{command}: {name} must be a number between {low:g} and {high:g}, got {value!r}")
     return float(value)
+
+
+def _bool(command: str, obj: dict[str, Any], name: str) -> bool:
+    value = obj.get(name, False)
+    if not isinstance(value, bool):
+        raise ArgumentError(f"{command}: {name} must be true or false, got {value!r}")
+    return value
 
 
 @overload
@@ -167,7 +176,7 @@ def parse_find_similar(args: tuple[Any, ...], root: Path) -> FindSimilarArgs:
 def parse_search(args: tuple[Any, ...]) -> SearchArgs:
     command = "codekin.search"
     obj = single_object(command, args)
-    _reject_unknown(command, obj, ("query", "limit", "minSimilarity", "mode"))
+    _reject_unknown(command, obj, ("query", "limit", "minSimilarity", "mode", "files", "tests"))
     query = _str(command, obj, "query", required=True)
     if not query.strip():
         raise ArgumentError(f"{command}: query is empty", 'give some text, e.g. "retry with backoff"')
@@ -175,7 +184,8 @@ def parse_search(args: tuple[Any, ...]) -> SearchArgs:
     if mode is not None and mode not in SEARCH_MODES:
         raise ArgumentError(f"{command}: mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}")
     return SearchArgs(query, _int(command, obj, "limit", 1, MAX_LIMIT),
-                      _float(command, obj, "minSimilarity", -1.0, 1.0), mode)
+                      _float(command, obj, "minSimilarity", -1.0, 1.0), mode,
+                      _bool(command, obj, "files"), _bool(command, obj, "tests"))
 
 
 def parse_status(args: tuple[Any, ...]) -> None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 if TYPE_CHECKING:
+    from codekin.index.files import FileHit
     from codekin.index.search import Hit
 
 
@@ -30,4 +31,13 @@ def result(root: Path, hit: Hit) -> dict[str, Any]:
         "uri": file_uri(root, hit.path), "range": lsp_range(hit.start_line, hit.end_line, hit.text),
         "path": hit.path, "startLine": hit.start_line, "endLine": hit.end_line, "symbol": hit.symbol,
         "language": hit.language, "kind": hit.kind, "score": round(hit.score, 4),
+    }
+
+
+def file_result(root: Path, found: FileHit) -> dict[str, Any]:
+    """A file as the answer: its uri, and the range of its best chunk to open it at."""
+    return {
+        "uri": file_uri(root, found.path), "range": lsp_range(found.start_line, found.end_line, ""),
+        "path": found.path, "startLine": found.start_line, "endLine": found.end_line, "symbol": found.symbol,
+        "language": found.language, "kind": "file", "score": round(found.score, 4),
     }

@@ -21,7 +21,7 @@ from codekin.lsp.lanes import Lane
 from codekin.lsp.memory import release_free_memory
 from codekin.lsp.options import ServerOptions
 from codekin.lsp.requests import ArgumentError, FindSimilarArgs, RetrainArgs, SearchArgs
-from codekin.lsp.results import result
+from codekin.lsp.results import file_result, result
 from codekin.progress import ProgressFactory, no_progress
 
 if TYPE_CHECKING:
@@ -184,13 +184,20 @@ class Session:
                                 "ranges are 0-based LSP positions inside the document")
 
     def search(self, args: SearchArgs) -> dict[str, Any]:
+        if args.files:
+            self._ready(args.mode)
+            files = self.engine.search_files(args.query, args.limit, args.mode, tests=args.tests)
+            return {"results": [file_result(self.root, f) for f in files]}
         return {"results": [result(self.root, h) for h in self._search(args)]}
 
-    def _search(self, args: SearchArgs) -> list[Hit]:
+    def _ready(self, mode: str | None) -> None:
         self._index()
-        if (args.mode or self.engine.config.search.mode) != "lexical":
+        if (mode or self.engine.config.search.mode) != "lexical":
             self._wait_model()
-        return self.engine.search(args.query, args.limit, args.min_similarity, args.mode)
+
+    def _search(self, args: SearchArgs) -> list[Hit]:
+        self._ready(args.mode)
+        return self.engine.search(args.query, args.limit, args.min_similarity, args.mode, tests=args.tests)
 
     def symbols(self, query: str, limit: int) -> list[tuple[Hit, dict[str, Any]]]:
         """Chunks matching a workspace/symbol query, each with its Result (uri, range)."""

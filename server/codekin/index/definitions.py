@@ -1,0 +1,130 @@
+"""What each chunk defines, as an exact field: the chunk that defines a queried symbol
+ranks first.
+
+Keys come from the chunk's symbol, in every spelling a user types: `Req.Request`,
+`Request`, `request.ex` for the module; `put_header`, `put_header/3`,
+`Request.put_header`, `Req.Request.put_header/3` for a function;
+`re2::RE2::FullMatch`, `RE2::FullMatch`, `FullMatch` for a method; `ranch:start_listener/5`
+for an Erlang function. Matching ignores case and the separator (`.`, `::`, `:`, `#`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+
+import numpy as np
+
+from codekin.chunking.chunk import base_symbol
+
+# Chunk kinds that define something (windows and gap blocks do not).
+DEFINING_KINDS = frozenset({"module", "attributes", "class", "function", "method", "macro", "guard",
+                            "delegate", "template", "type", "struct", "interface", "trait", "protocol"})
+HEAD_KINDS = frozenset({"module", "attributes", "class"})
+_PART = re.compile(r" \(part (\d+)/\d+\)$")
+_ARITY = re.compile(r"/(\d+)$")
+_SEPARATORS = re.compile(r"::|[.:#]|->")
+_QUALIFIED = re.compile(r"^[A-Za-z_][\w!?]*(?:(?:::|[.:#]|->)[A-Za-z_~][\w!?]*)*(?:/\d+)?(?:\(\))?$")
+
+# How strongly a key form identifies its chunk: the whole qualified name, then shorter forms.
+EXACT, PARTIAL, FILE = 1.0, 0.85, 0.7
+
+
+def _segments(symbol: str) -> tuple[list[str], str]:
+    """(lowercased name segments, arity or '') of a symbol or a typed query."""
+    symbol = symbol.strip().removesuffix("()")
+    arity = ""
+    match = _ARITY.search(symbol)
+    if match:
+        arity, symbol = match.group(1), symbol[:match.start()]
+    return [s.lower() for s in _SEPARATORS.split(symbol) if s], arity
+
+
+def definition_keys(symbol: str, kind: str) -> list[tuple[str, float]]:
+    """(key, strength) pairs a chunk answers to; none for windows, blocks and later parts."""
+    if kind not in DEFINING_KINDS:
+        return []
+    part = _PART.search(symbol)
+    if part and part.group(1) != "1":
+        return []
+    segments, arity = _segments(base_symbol(symbol).split(" ")[0])
+    if not segments or segments[-1] == "<anonymous>":
+        return []
+    keys = {".".join(segments): EXACT}
+    for n in range(1, len(segments)):
+        keys.setdefault(".".join(segments[-n:]), PARTIAL)
+    if arity:
+        for key in list(keys):
+            keys.setdefault(f"{key}/{arity}", keys[key])
+    return list(keys.items())
+
+
+def query_keys(query: str) -> list[str]:
+    """The key a symbol-like query (or one word of a question) asks for, with and without arity."""
+    word = query.strip()
+    if not _QUALIFIED.match(word):
+        return []
+    segments, arity = _segments(word)
+    if not segments:
+        return []
+    key = ".".join(segments)
+    return [f"{key}/{arity}", key] if arity else [key]
+
+
+def looks_like_symbol(word: str) -> bool:
+    return bool(_QUALIFIED.match(word.strip()))
+
+
+class Definitions:
+    """key -> rows that define it, built once per index snapshot."""
+
+    def __init__(self, symbols: list[str], kinds: list[str], paths: list[str]) -> None:
+        self.rows: dict[str, list[tuple[int, float]]] = {}
+        for row, (symbol, kind) in enumerate(zip(symbols, kinds, strict=True)):
+            for key, strength in definition_keys(symbol, kind):
+                self.rows.setdefault(key, []).append((row, strength))
+        # A file answers to its name (`changeset.ex`, `Changeset`) by its head, else its first chunk.
+        self._file_heads: dict[str, list[int]] = {}
+        first: dict[str, int] = {}
+        for row, (path, kind) in enumerate(zip(paths, kinds, strict=True)):
+            first.setdefault(path, row)
+            part = _PART.search(symbols[row])
+            if kind in HEAD_KINDS and (part is None or part.group(1) == "1"):
+                self._file_heads.setdefault(_file_stem(path), []).append(row)
+        for path, row in first.items():
+            heads = self._file_heads.setdefault(_file_stem(path), [])
+            if not any(paths[r] == path for r in heads):
+                heads.append(row)
+        self.size = len(symbols)
+
+    def scores(self, words: list[str]) -> np.ndarray:
+        """Per row, the strength of its best definition match with any of the words."""
+        out = np.zeros(self.size, dtype=np.float32)
+        for word in words:
+            for key in query_keys(word):
+                for row, strength in self.rows.get(key, []):
+                    out[row] = max(out[row], strength)
+            for row in self._file_heads.get(_stem(word), []):
+                out[row] = max(out[row], FILE)
+        return out
+
+    def defines(self, words: list[str]) -> bool:
+        return any(key in self.rows for word in words for key in query_keys(word))
+
+
+_EXTENSIONS = frozenset("ex exs erl hrl c h cc cpp cxx hpp hh py go js mjs ts tsx jsx rs rb java kt".split())
+
+
+def _file_stem(path: str) -> str:
+    return PurePosixPath(path).name.lower().split(".")[0]
+
+
+def _stem(word: str) -> str:
+    """The file name a word may name: `lib/ecto/changeset.ex`, `changeset.ex`, `Changeset` and
+    `Ecto.Changeset` -> `changeset`."""
+    word = word.strip().lower()
+    name = PurePosixPath(word).name
+    if "." in name and name.rsplit(".", 1)[1] in _EXTENSIONS:
+        return name.split(".")[0]
+    segments, _ = _segments(word)
+    return segments[-1] if segments else ""

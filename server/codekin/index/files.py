@@ -1,0 +1,123 @@
+"""Files as answers: a file-level ranking for whole-file questions ("how does the router
+dispatch to controllers") and module-level code -> code.
+
+A file of many small, similar functions never wins with any single chunk, so a file's
+score adds its best chunks' scores (the k-th counts decay^k), a text match with its own
+summary (path words, module doc, what it defines) and the cosine of the query with the mean
+of its chunk vectors (a module compared as a whole).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from codekin.index.lexical import Bm25, terms
+
+if TYPE_CHECKING:
+    from codekin.index.search import SearchIndex
+
+AGGREGATED_CHUNKS = 3  # a file's best chunks that count
+ROW_CANDIDATES = 2000  # chunk candidates aggregated into files
+
+
+@dataclass(frozen=True)
+class FileWeights:
+    chunk_decay: float
+    summary: float
+    dense: float
+
+
+@dataclass(frozen=True)
+class FileHit:
+    path: str
+    language: str
+    score: float
+    row: int  # its best chunk (or its head, for module similarity)
+    start_line: int
+    end_line: int
+    symbol: str
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "language": self.language, "score": round(self.score, 4),
+                "start_line": self.start_line, "end_line": self.end_line, "symbol": self.symbol}
+
+
+class FileRanking:
+    """Per-file summaries and mean vectors of one snapshot, built on first use."""
+
+    def __init__(self, index: SearchIndex) -> None:
+        self.index = index
+        self.paths = list(index.by_path)
+        position = {p: n for n, p in enumerate(self.paths)}
+        self.file_of_row = np.array([position[p] for p in index.paths], dtype=np.int64)
+        self.bm25 = Bm25([self._summary(p) for p in self.paths], prose=True)
+        self.vectors = np.zeros((len(self.paths), index.dim), dtype=np.float32)
+        if index.dim:
+            np.add.at(self.vectors, self.file_of_row[index.has_vector], index.vectors[index.has_vector])
+            norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
+            self.vectors /= np.where(norms > 0, norms, 1.0)
+        self.has_vector = np.linalg.norm(self.vectors, axis=1) > 0 if index.dim else np.zeros(len(self.paths), bool)
+        self.roles = np.array([index.roles[index.by_path[p][0]] for p in self.paths], dtype=np.int8)
+
+    def _summary(self, path: str) -> list[str]:
+        index = self.index
+        rows = index.by_path[path]
+        words = terms(path.replace("/", " "))
+        context = next((index.contexts[r] for r in rows if index.contexts[r]), "")
+        symbols = {index.symbols[r] for r in rows if index.kinds[r] not in ("window", "block")}
+        return words + terms(context) + [t for s in sorted(symbols) for t in terms(s)]
+
+    def rank(self, rank: np.ndarray, query_vector: np.ndarray | None, query_terms: list[str],
+             keep_files: np.ndarray, weights: FileWeights, priors: np.ndarray) -> np.ndarray:
+        """A score per file (-inf for files left out) from the chunks' ranking scores."""
+        score = np.zeros(len(self.paths), dtype=np.float32)
+        finite = np.flatnonzero(np.isfinite(rank))
+        if len(finite) > ROW_CANDIDATES:
+            finite = finite[np.argpartition(-rank[finite], ROW_CANDIDATES - 1)[:ROW_CANDIDATES]]
+        seen = np.zeros(len(self.paths), dtype=np.int64)
+        for row in finite[np.argsort(-rank[finite], kind="stable")]:
+            f = self.file_of_row[row]
+            if seen[f] < AGGREGATED_CHUNKS:
+                score[f] += float(rank[row]) * weights.chunk_decay ** seen[f]
+                seen[f] += 1
+        if weights.summary:
+            summary = self.bm25.scores(query_terms)
+            peak = float(summary.max())
+            if peak > 0:
+                score += weights.summary * summary / peak
+        if weights.dense and query_vector is not None and self.index.dim:
+            score += weights.dense * _scaled(np.where(self.has_vector, self.vectors @ query_vector, -np.inf))
+        return np.where(keep_files, score * priors[self.roles], -np.inf)
+
+    def hits(self, file_score: np.ndarray, rank: np.ndarray, limit: int, head: bool = False) -> list[FileHit]:
+        """The best files, each with its best chunk (with `head`, its module head)."""
+        order = [int(f) for f in np.argsort(-file_score, kind="stable")[:limit] if np.isfinite(file_score[f])]
+        out = []
+        for f in order:
+            rows = self.index.by_path[self.paths[f]]
+            heads = [r for r in rows if self.index.kinds[r] in ("module", "attributes", "class")]
+            row = heads[0] if head and heads else max(rows, key=lambda r: rank[r])
+            i = self.index
+            out.append(FileHit(self.paths[f], i.languages[row], float(file_score[f]), row,
+                               int(i.starts[row]), int(i.ends[row]), i.symbols[row]))
+        return out
+
+    def keep(self, keep_rows: np.ndarray) -> np.ndarray:
+        """Files with at least one kept row."""
+        out = np.zeros(len(self.paths), dtype=bool)
+        out[self.file_of_row[keep_rows]] = True
+        return out
+
+
+def _scaled(values: np.ndarray, candidates: int = 50) -> np.ndarray:
+    """Cosines scaled to [0, 1] from the `candidates`-th best to the best; -inf -> 0."""
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return np.zeros(len(values), dtype=np.float32)
+    best = float(finite.max())
+    floor = float(np.sort(finite)[-candidates]) if len(finite) > candidates else float(finite.min())
+    out = np.clip((values - floor) / max(best - floor, 1e-6), 0.0, None)
+    return np.where(np.isfinite(values), out, 0.0).astype(np.float32)

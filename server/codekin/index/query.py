@@ -1,0 +1,61 @@
+"""What kind of query the user typed: a symbol, a question in words, or code.
+
+Each kind weighs the channels differently (config.py [search]): a symbol is mostly exact
+(definitions) and lexical, a question mostly dense, code mostly dense plus structure.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from codekin.index.definitions import looks_like_symbol
+from codekin.index.lexical import terms
+
+SYMBOL, QUESTION, CODE = "symbol", "question", "code"
+KINDS = (SYMBOL, QUESTION, CODE)
+MAX_QUERY_CHARS = 20_000  # a pasted file: its head says what it is; BM25 over 50 kB only adds noise
+
+_CODE_MARKS = re.compile(r"[{};]|=>|->|::|\)\s*[{:]|^\s*(def|defp|defmodule|fn|func|function|class|import|"
+                         r"#include|-module|pub|let|const|var|return)\b", re.M)
+# Identifier shapes inside a question: snake_case, CamelCase with an inner capital,
+# qualified names, name/arity.
+_IDENTIFIER = re.compile(r"[A-Za-z_][\w!?]*(?:(?:::|[.:#])[A-Za-z_][\w!?]*)+(?:/\d+)?|[A-Za-z]\w*/\d+|"
+                         r"[a-z]+_[\w]+|[A-Za-z][a-z0-9]+[A-Z]\w*|[A-Z]{2,}\w*")
+
+
+@dataclass(frozen=True)
+class Query:
+    text: str
+    kind: str
+    terms: list[str]
+    symbols: list[str] = field(default_factory=list)  # words that may name a definition
+
+    @property
+    def has_words(self) -> bool:
+        return bool(self.terms)
+
+
+def classify(text: str) -> str:
+    stripped = text.strip()
+    lines = [line for line in stripped.split("\n") if line.strip()]
+    if len(lines) >= 2 and len(_CODE_MARKS.findall(stripped)) >= 1:
+        return CODE
+    if len(lines) == 1 and " " not in stripped and looks_like_symbol(stripped):
+        return SYMBOL
+    if len(_CODE_MARKS.findall(stripped)) >= 3 or len(lines) >= 4:
+        return CODE
+    return QUESTION
+
+
+def parse(text: str, kind: str | None = None) -> Query:
+    """The query as ranking sees it; `kind` overrides the guess (e.g. `similar` is code)."""
+    text = text[:MAX_QUERY_CHARS]
+    kind = kind or classify(text)
+    if kind == SYMBOL:
+        symbols = [text.strip()]
+    elif kind == QUESTION:
+        symbols = [m.group() for m in _IDENTIFIER.finditer(text)]
+    else:
+        symbols = []
+    return Query(text, kind, terms(text), symbols)

@@ -1,0 +1,200 @@
+"""The ranking stack: query kinds, definitions, path priors, spread, files as answers,
+module-level similarity and bad queries (index/query.py, definitions.py, paths.py,
+ranking.py, files.py), unit by unit and then through a real index of a real repository."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from codekin.config import load_config
+from codekin.engine import Engine
+from codekin.errors import WorkspaceError
+from codekin.index.definitions import Definitions, definition_keys, query_keys
+from codekin.index.paths import asks_for_tests, path_role, twin_key
+from codekin.index.query import CODE, QUESTION, SYMBOL, classify, parse
+from codekin.index.ranking import spread_order
+from codekin.indexer import Indexer
+
+
+@pytest.mark.parametrize("text, kind", [
+    ("Channel", SYMBOL), ("Ecto.Changeset", SYMBOL), ("put_header/3", SYMBOL), ("re2::RE2::FullMatch", SYMBOL),
+    ("gun:open/3", SYMBOL), ("app.use()", SYMBOL), ("g", SYMBOL),
+    ("supervisor that restarts workers with backoff", QUESTION), ("how does Req.Request run steps", QUESTION),
+    ("def retry(n) do\n  sleep(n)\nend", CODE), ("int main(void) { return 0; }", CODE),
+])
+def test_query_kinds(text, kind):
+    assert classify(text) == kind
+
+
+def test_a_question_keeps_the_identifiers_it_names():
+    assert parse("how does Req.Request call put_header/3 in run_request").symbols == \
+        ["Req.Request", "put_header/3", "run_request"]
+    assert parse("retry with backoff").symbols == []
+
+
+def test_definition_keys_cover_every_spelling_a_user_types():
+    keys = dict(definition_keys("Req.Request.put_header/3", "function"))
+    assert keys["req.request.put_header/3"] == keys["req.request.put_header"] == 1.0
+    assert {"put_header", "put_header/3", "request.put_header"} <= set(keys)
+    assert definition_keys("Req.Request (part 2/8)", "module") == []  # only the first part defines
+    assert definition_keys("lz4.c", "block") == [] and definition_keys("x.ex", "window") == []
+    assert query_keys("re2::RE2::FullMatch") == ["re2.re2.fullmatch"]
+    assert query_keys("gun:open/3") == ["gun.open/3", "gun.open"]
+    assert query_keys("how does") == []
+
+
+def test_the_defining_chunk_matches_and_a_name_containing_the_word_does_not():
+    definitions = Definitions(
+        ["Phoenix.Channel", "Phoenix.Socket.put_channel/4", "Phoenix.Channel.join/3", "x.ex"],
+        ["module", "function", "function", "block"],
+        ["lib/phoenix/channel.ex", "lib/phoenix/socket.ex", "lib/phoenix/channel.ex", "lib/x.ex"])
+    assert list(definitions.scores(["Channel"])) == pytest.approx([0.85, 0, 0, 0])
+    assert list(definitions.scores(["Phoenix.Channel"])) == pytest.approx([1.0, 0, 0, 0])
+    assert list(definitions.scores(["channel.ex"])) == pytest.approx([0.7, 0, 0, 0])
+    assert list(definitions.scores(["x.ex"])) == pytest.approx([0, 0, 0, 0.7])  # a file without a head
+    assert definitions.defines(["join/3"]) and not definitions.defines(["leave"])
+
+
+@pytest.mark.parametrize("path, role", [
+    ("lib/req/steps.ex", "code"), ("test/req/steps_test.exs", "test"), ("src/ranch_tcp.erl", "code"),
+    ("test/ranch_SUITE.erl", "test"), ("mux_test.go", "test"), ("__tests__/app.js", "test"),
+    ("tests/test_core.py", "test"), ("src/foo.test.ts", "test"), ("examples/hello/main.go", "example"),
+    ("benches/sync.rs", "bench"), ("third_party/zlib/inflate.c", "vendor"), ("api/v1/user.pb.go", "generated"),
+    ("docs/guide.md", "docs"), ("CMakeLists.txt", "build"), ("re2/testing/tester.cc", "test"),
+])
+def test_path_roles(path, role):
+    assert path_role(path) == role
+
+
+def test_twins_and_queries_that_ask_for_tests():
+    assert twin_key("src/win/pipe.c") == twin_key("src/unix/pipe.c") != twin_key("src/unix/tcp.c")
+    assert twin_key("api/v3/user.go") == twin_key("api/v4/user.go")
+    assert asks_for_tests("tests for the retry step") and not asks_for_tests("retry with backoff")
+
+
+def test_spread_lets_other_files_onto_the_first_page():
+    rank = np.array([1.0, 0.95, 0.9, 0.85, 0.5], dtype=np.float32)
+    groups = np.array([0, 0, 0, 0, 1])
+    assert spread_order(rank, [0, 1, 2, 3, 4], groups, 1.0) == [0, 1, 2, 3, 4]
+    assert spread_order(rank, [0, 1, 2, 3, 4], groups, 0.6) == [0, 1, 4, 2, 3]  # 0.5 > 0.9 x 0.6^2
+
+
+# -- through a real index ---------------------------------------------------------------------------
+CHANNEL = '''defmodule Shop.Channel do
+  @moduledoc """
+  A channel carries messages between a client and its topic.
+  """
+
+  @doc "Joins the topic."
+  def join(topic, payload, socket), do: {:ok, payload, socket}
+end
+'''
+SOCKET = '''defmodule Shop.Socket do
+  @moduledoc "Connections and the channels they route to."
+
+  @doc "Puts a channel process for the topic into the socket state."
+  def put_channel(socket, topic, pid, channel), do: Map.put(socket, topic, {pid, channel})
+
+  @doc "Looks up the channel of a topic."
+  def get_channel(socket, topic), do: Map.get(socket, topic)
+end
+'''
+BACKOFF = '''defmodule Shop.Backoff do
+  @moduledoc "Delays between retries."
+
+  @doc "Exponential backoff with random jitter before retrying a failed webhook."
+  def delay(attempt), do: :rand.uniform(100) + 500 * Integer.pow(2, attempt)
+end
+'''
+BACKOFF_TEST = '''defmodule Shop.BackoffTest do
+  use ExUnit.Case
+
+  test "exponential backoff with random jitter before retrying a failed webhook" do
+    assert Shop.Backoff.delay(1) > 1000
+  end
+
+  test "backoff grows with every retry of a failed webhook" do
+    assert Shop.Backoff.delay(2) > Shop.Backoff.delay(1)
+  end
+end
+'''
+WORKER = '''defmodule Shop.{name}Worker do
+  use GenServer
+  @moduledoc "Keeps {what} in a process."
+
+  def start_link(opts), do: GenServer.start_link(__MODULE__, opts, name: __MODULE__)
+  @impl true
+  def init(opts), do: {{:ok, Map.new(opts)}}
+  @impl true
+  def handle_call(:get, _from, state), do: {{:reply, state, state}}
+  @impl true
+  def handle_cast({{:put, key, value}}, state), do: {{:noreply, Map.put(state, key, value)}}
+end
+'''
+FORMATS = "\n".join(f'''  @doc "Formats {unit} amounts."
+  def format_{unit}(value), do: "#{{value}} {unit}"
+''' for unit in ("cents", "euros", "dollars", "pounds", "yen"))
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    from tests.conftest import make_repo
+
+    files = {"lib/shop/channel.ex": CHANNEL, "lib/shop/socket.ex": SOCKET, "lib/shop/backoff.ex": BACKOFF,
+             "test/shop/backoff_test.exs": BACKOFF_TEST,
+             "lib/shop/money_format.ex": f"defmodule Shop.MoneyFormat do\n{FORMATS}end\n",
+             "lib/shop/cart_worker.ex": WORKER.format(name="Cart", what="the cart"),
+             "lib/shop/stock_worker.ex": WORKER.format(name="Stock", what="stock levels"),
+             "lib/shop/price_worker.ex": WORKER.format(name="Price", what="prices")}
+    root = make_repo(tmp_path_factory.mktemp("ranking") / "shop", files)
+    config = load_config(root)
+    Indexer(root, config).run()
+    return Engine(root, config)
+
+
+def test_a_symbol_query_finds_its_definition_first(engine):
+    for query in ("Channel", "Shop.Channel", "channel.ex"):
+        assert engine.search(query, limit=3)[0].symbol == "Shop.Channel", query
+    assert engine.search("get_channel/2", limit=1)[0].symbol == "Shop.Socket.get_channel/2"
+
+
+def test_tests_are_weighed_down_for_questions_but_come_back_when_asked(engine):
+    question = "exponential backoff with random jitter before retrying a failed webhook"
+    assert engine.search(question, limit=1)[0].path == "lib/shop/backoff.ex"
+    assert engine.search("tests of " + question, limit=1)[0].path.startswith("test/")
+    assert engine.search(question, limit=1, tests=True)[0].path.startswith("test/")
+
+
+def test_files_answer_whole_file_questions(engine):
+    files = engine.search_files("which module formats money amounts", limit=3)
+    assert files[0].path == "lib/shop/money_format.ex"
+    assert files[0].to_dict()["path"] == "lib/shop/money_format.ex"
+
+
+def test_a_module_as_the_query_finds_modules_of_the_same_behaviour(engine):
+    query, hits = engine.similar("lib/shop/cart_worker.ex", 1, 12)
+    assert query is None
+    assert {h.path for h in hits[:2]} == {"lib/shop/stock_worker.ex", "lib/shop/price_worker.ex"}
+    assert all(h.kind == "module" for h in hits[:2])
+
+
+@pytest.mark.parametrize("query, message", [
+    ("", "empty"), ("   ", "empty"), ("?!?", "has no words"),
+])
+def test_queries_without_words_say_so(engine, query, message):
+    with pytest.raises(WorkspaceError, match=message):
+        engine.search(query)
+
+
+def test_a_filter_that_matches_nothing_is_named(engine):
+    with pytest.raises(WorkspaceError, match=r"--path 'nothing/\*\*'"):
+        engine.search("retry", path_glob="nothing/**")
+    with pytest.raises(WorkspaceError, match="--lang cobol"):
+        engine.search_files("retry", language="cobol")
+
+
+def test_a_pasted_file_and_an_unknown_symbol_still_answer(engine):
+    pasted = (CHANNEL + SOCKET) * 200  # ~70 kB
+    assert engine.search(pasted, limit=3)
+    assert engine.search("NoSuchModule.nowhere/9", limit=3) is not None
