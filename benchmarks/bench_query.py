@@ -26,6 +26,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 QUERIES = ["retry with exponential backoff", "parse an integer from a binary", "sort a list of tuples by key",
            "supervisor restart strategy", "read a file line by line", "format a float with two decimals"]
+SYMBOLS = ["gen_server:call/3", "lists", "KinShop.Inventory.Cache", "handle_call", "proplists:get_value/2",
+           "sets:union"]
 
 
 def build(root: Path, target_chunks: int) -> None:
@@ -76,7 +78,7 @@ def main() -> None:
     index = engine.index()
     load_seconds = time.perf_counter() - started
     timings: dict[str, list[float]] = {"search_hybrid": [], "search_dense": [], "search_lexical": [],
-                                       "similar": []}
+                                       "search_symbol": [], "search_files": [], "similar": []}
     rows = np.random.default_rng(1).choice(len(index), 60, replace=False)
     for _ in range(3):
         for query in QUERIES:
@@ -84,6 +86,13 @@ def main() -> None:
                 t = time.perf_counter()
                 engine.search(query, mode=mode)
                 timings[f"search_{mode}"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            engine.search_files(query)  # the file ranking: the chunk ranking plus files' summaries
+            timings["search_files"].append(time.perf_counter() - t)
+        for symbol in SYMBOLS:
+            t = time.perf_counter()
+            engine.search(symbol)
+            timings["search_symbol"].append(time.perf_counter() - t)
     for row in rows:
         t = time.perf_counter()
         engine.similar(index.paths[row], int(index.starts[row]))

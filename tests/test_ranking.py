@@ -38,6 +38,7 @@ def test_definition_keys_cover_every_spelling_a_user_types():
     assert keys["req.request.put_header/3"] == keys["req.request.put_header"] == 1.0
     assert {"put_header", "put_header/3", "request.put_header"} <= set(keys)
     assert definition_keys("Req.Request (part 2/8)", "module") == []  # only the first part defines
+    assert dict(definition_keys("Mutex (Debug)", "class"))["mutex"] == pytest.approx(0.9)  # a trait impl
     assert definition_keys("lz4.c", "block") == [] and definition_keys("x.ex", "window") == []
     assert query_keys("re2::RE2::FullMatch") == ["re2.re2.fullmatch"]
     assert query_keys("gun:open/3") == ["gun.open/3", "gun.open"]
@@ -54,6 +55,8 @@ def test_the_defining_chunk_matches_and_a_name_containing_the_word_does_not():
     assert list(definitions.scores(["channel.ex"])) == pytest.approx([0.7, 0, 0, 0])
     assert list(definitions.scores(["x.ex"])) == pytest.approx([0, 0, 0, 0.7])  # a file without a head
     assert definitions.defines(["join/3"]) and not definitions.defines(["leave"])
+    # a package or crate the symbol does not carry: its shorter forms answer
+    assert list(definitions.scores(["shop.Phoenix.Channel"])) == pytest.approx([0.9, 0, 0, 0])
 
 
 @pytest.mark.parametrize("path, role", [
@@ -132,6 +135,26 @@ WORKER = '''defmodule Shop.{name}Worker do
   def handle_cast({{:put, key, value}}, state), do: {{:noreply, Map.put(state, key, value)}}
 end
 '''
+KEYS = "\n\n".join(f'''class {name}Key:
+    """An API key read from the request {where}."""
+
+    def __init__(self, name: str, auto_error: bool = True):
+        self.name = name
+        self.auto_error = auto_error
+
+    def __call__(self, request):
+        value = request.{where}.get(self.name)
+        if not value and self.auto_error:
+            raise PermissionError("not authenticated")
+        return value
+''' for name, where in (("Header", "headers"), ("Query", "query_params"), ("Cookie", "cookies"))) + '''
+
+class Money:
+    """An amount in cents."""
+
+    def __init__(self, cents: int):
+        self.cents = cents
+'''
 FORMATS = "\n".join(f'''  @doc "Formats {unit} amounts."
   def format_{unit}(value), do: "#{{value}} {unit}"
 ''' for unit in ("cents", "euros", "dollars", "pounds", "yen"))
@@ -143,6 +166,7 @@ def engine(tmp_path_factory):
 
     files = {"lib/shop/channel.ex": CHANNEL, "lib/shop/socket.ex": SOCKET, "lib/shop/backoff.ex": BACKOFF,
              "test/shop/backoff_test.exs": BACKOFF_TEST,
+             "shop/keys.py": KEYS,
              "lib/shop/money_format.ex": f"defmodule Shop.MoneyFormat do\n{FORMATS}end\n",
              "lib/shop/cart_worker.ex": WORKER.format(name="Cart", what="the cart"),
              "lib/shop/stock_worker.ex": WORKER.format(name="Stock", what="stock levels"),
@@ -177,6 +201,13 @@ def test_a_module_as_the_query_finds_modules_of_the_same_behaviour(engine):
     assert query is None
     assert {h.path for h in hits[:2]} == {"lib/shop/stock_worker.ex", "lib/shop/price_worker.ex"}
     assert all(h.kind == "module" for h in hits[:2])
+
+
+def test_a_class_as_the_query_finds_its_siblings_in_the_same_file(engine):
+    text = (engine.root / "shop/keys.py").read_text().split("\n")
+    end = next(n for n, line in enumerate(text, 1) if line.startswith("class Query")) - 2
+    _, hits = engine.similar("shop/keys.py", 1, end)
+    assert [h.symbol for h in hits[:2]] in (["QueryKey", "CookieKey"], ["CookieKey", "QueryKey"])
 
 
 @pytest.mark.parametrize("query, message", [

@@ -199,14 +199,16 @@ class Engine:
         vector = _unit(index.vectors[rows].mean(axis=0)) if mode != "lexical" else None
         parsed = queries.parse("\n".join(index.texts[r] for r in rows), queries.CODE)
         weights = weights_for(self.config.search, queries.CODE, tests=index.is_test(rel))
-        keep = index.mask()
-        keep[index.by_path[rel]] = False
+        lo, hi = int(index.starts[rows].min()), int(index.ends[rows].max())
+        keep = index.similar_mask(rel, lo, hi, None)
         rank, _ = index.scores(vector, parsed, mode, keep, weights)
-        files = index.files()
-        file_score = files.rank(rank, vector, parsed.terms, files.keep(keep), self._file_weights(mode),
-                                weights.prior_vector())
-        found = files.hits(file_score, rank, limit, head=True)
-        shown = [float(files.vectors[files.file_of_row[f.row]] @ vector) if vector is not None else f.score
+        modules = index.modules()
+        own = np.zeros(len(modules.paths), dtype=bool)
+        own[modules.file_of_row[rows]] = True  # the module(s) the query is made of
+        module_score = modules.rank(rank, vector, parsed.terms, modules.keep(keep) & ~own, self._file_weights(mode),
+                                    weights.prior_vector())
+        found = modules.hits(module_score, rank, limit, head=True)
+        shown = [float(modules.vectors[modules.file_of_row[f.row]] @ vector) if vector is not None else f.score
                  for f in found]
         return [index.hit(f.row, s) for f, s in zip(found, shown, strict=True) if s >= min_similarity]
 

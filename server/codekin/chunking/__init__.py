@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import PurePosixPath
 
-from codekin.chunking.chunk import Chunk, Unit, content_hash, header_line, part_symbol
+from codekin.chunking.chunk import (
+    Chunk,
+    Unit,
+    content_hash,
+    header_line,
+    part_symbol,
+    uncovered_runs,
+)
 from codekin.chunking.context import (
     chunk_context,
     elixir_moduledoc,
@@ -20,18 +26,15 @@ from codekin.chunking.delegation import Delegations
 from codekin.chunking.elixir import elixir_units
 from codekin.chunking.erlang import erlang_units
 from codekin.chunking.languages import language_for, parser_for
+from codekin.chunking.rust import without_item_macros
 from codekin.chunking.windows import window_units
 from codekin.config import IndexConfig
 
 # Bump when chunk boundaries, headers or context change: indexes then re-chunk every file
 # on their next full pass (vectors of unchanged chunks are reused by content hash).
-CHUNKER_VERSION = 3
+CHUNKER_VERSION = 4
 
 __all__ = ["Chunk", "chunk_text", "content_hash", "header_line", "language_for"]
-
-# Lines that carry no meaning alone: a gap made only of these is not worth a chunk.
-_CLOSER = re.compile(r"^\s*(end|[})\].;,]+|#.*|//.*|%.*)?\s*$")
-
 
 def chunk_text(path: str, text: str, config: IndexConfig | None = None) -> list[Chunk]:
     """Chunks of one file; `text` is its decoded content with \\n line ends."""
@@ -43,29 +46,32 @@ def chunk_text(path: str, text: str, config: IndexConfig | None = None) -> list[
         return []
     language = language_for(path)
     syntax = config.chunker == "syntax" and parser_for(language) is not None
-    units = _syntax_units(language, text, config) if syntax else None
+    units = _syntax_units(path, language, text, config) if syntax else None
     if not units:
         units = window_units(0, len(lines) - 1, config.window_lines, config.window_stride,
                              "window", PurePosixPath(path).name)
         return _build(path, language, lines, units)
     units = _without_overlaps(units)
-    units += _gap_units(units, lines, _file_symbol(units, path), config)
+    units += _gap_units(units, lines, _file_symbol(units, path))
     units.sort(key=lambda u: (u.start, u.end))
     pieces = [piece for unit in units for piece in _split(unit, config.max_chunk_lines)]
     return _with_context(_build(path, language, lines, pieces), text, config)
 
 
-def _syntax_units(language: str, text: str, config: IndexConfig) -> list[Unit]:
+def _syntax_units(path: str, language: str, text: str, config: IndexConfig) -> list[Unit]:
     parser = parser_for(language)
     if parser is None:
         return []
-    root = parser.parse(text.encode("utf-8")).root_node
+    source = text.encode("utf-8")
+    root = parser.parse(source).root_node
+    if language == "rust":
+        root = without_item_macros(parser, source, root)
     try:
         if language == "elixir":
             return elixir_units(root)
         if language == "erlang":
             return erlang_units(root)
-        return definition_units(root, config.max_chunk_lines)
+        return definition_units(root, language, text.split("\n"), config.max_chunk_lines, PurePosixPath(path).stem)
     except RecursionError:  # pathological nesting: line windows still index the file
         return []
 
@@ -82,31 +88,17 @@ def _without_overlaps(units: list[Unit]) -> list[Unit]:
 
 
 def _file_symbol(units: list[Unit], path: str) -> str:
+    """What the lines outside definitions are named after: an Elixir/Erlang file's module, else
+    the file (not its first class: a symbol query for that class would find them)."""
     for unit in units:
-        if unit.kind in ("module", "attributes", "class"):
+        if unit.kind in ("module", "attributes"):
             return unit.symbol
     return PurePosixPath(path).name
 
 
-def _gap_units(units: list[Unit], lines: list[str], symbol: str, config: IndexConfig) -> list[Unit]:
+def _gap_units(units: list[Unit], lines: list[str], symbol: str) -> list[Unit]:
     """Blocks for lines no unit covers (top-level statements, macros, tables)."""
-    covered = [False] * len(lines)
-    for unit in units:
-        for row in range(unit.start, min(unit.end, len(lines) - 1) + 1):
-            covered[row] = True
-    gaps: list[Unit] = []
-    row = 0
-    while row < len(lines):
-        if covered[row]:
-            row += 1
-            continue
-        start = row
-        while row < len(lines) and not covered[row]:
-            row += 1
-        meaningful = sum(1 for line in lines[start:row] if not _CLOSER.match(line))
-        if meaningful >= 2:
-            gaps.append(Unit("block", symbol, start, row - 1))
-    return gaps
+    return [Unit("block", symbol, start, end) for start, end in uncovered_runs(units, lines, 0, len(lines) - 1)]
 
 
 def _split(unit: Unit, max_lines: int) -> list[Unit]:

@@ -7,6 +7,9 @@ import re
 from dataclasses import dataclass, field
 
 _PART = re.compile(r" \(part \d+/\d+\)$")
+# Lines that carry no meaning alone: a run made only of these is not worth a chunk
+# (a C `#define` is code, not a `#` comment).
+_CLOSER = re.compile(r"^\s*(end|[})\].;,]+|#(?!\s*(define|undef)\b).*|//.*|%.*)?\s*$")
 
 
 @dataclass(frozen=True)
@@ -63,3 +66,24 @@ class Unit:
     start: int
     end: int
     boundaries: list[int] = field(default_factory=list)  # lines where a piece may start
+
+
+def uncovered_runs(units: list[Unit], lines: list[str], first: int, last: int) -> list[tuple[int, int]]:
+    """Runs of rows in [first, last] that no unit covers and that hold at least two lines of
+    code (not only blanks, closing brackets or comments): the blocks between definitions."""
+    covered = [False] * (last - first + 1)
+    for unit in units:
+        for row in range(max(unit.start, first), min(unit.end, last) + 1):
+            covered[row - first] = True
+    runs: list[tuple[int, int]] = []
+    row = first
+    while row <= last:
+        if covered[row - first]:
+            row += 1
+            continue
+        start = row
+        while row <= last and not covered[row - first]:
+            row += 1
+        if sum(1 for line in lines[start:row] if not _CLOSER.match(line)) >= 2:
+            runs.append((start, row - 1))
+    return runs

@@ -27,7 +27,7 @@ _SEPARATORS = re.compile(r"::|[.:#]|->")
 _QUALIFIED = re.compile(r"^[A-Za-z_][\w!?]*(?:(?:::|[.:#]|->)[A-Za-z_~][\w!?]*)*(?:/\d+)?(?:\(\))?$")
 
 # How strongly a key form identifies its chunk: the whole qualified name, then shorter forms.
-EXACT, PARTIAL, FILE = 1.0, 0.85, 0.7
+EXACT, PARTIAL, FILE, IMPL, SHORTENED = 1.0, 0.85, 0.7, 0.9, 0.9
 
 
 def _segments(symbol: str) -> tuple[list[str], str]:
@@ -47,12 +47,15 @@ def definition_keys(symbol: str, kind: str) -> list[tuple[str, float]]:
     part = _PART.search(symbol)
     if part and part.group(1) != "1":
         return []
-    segments, arity = _segments(base_symbol(symbol).split(" ")[0])
+    name, _, implemented = base_symbol(symbol).partition(" ")
+    segments, arity = _segments(name)
     if not segments or segments[-1] == "<anonymous>":
         return []
-    keys = {".".join(segments): EXACT}
+    # `Mutex (Debug)`, a trait implemented for Mutex, answers to `Mutex` after the struct itself.
+    scale = IMPL if implemented.startswith("(") else 1.0
+    keys = {".".join(segments): EXACT * scale}
     for n in range(1, len(segments)):
-        keys.setdefault(".".join(segments[-n:]), PARTIAL)
+        keys.setdefault(".".join(segments[-n:]), PARTIAL * scale)
     if arity:
         for key in list(keys):
             keys.setdefault(f"{key}/{arity}", keys[key])
@@ -101,12 +104,27 @@ class Definitions:
         """Per row, the strength of its best definition match with any of the words."""
         out = np.zeros(self.size, dtype=np.float32)
         for word in words:
-            for key in query_keys(word):
+            for key, scale in self._known(query_keys(word)):
                 for row, strength in self.rows.get(key, []):
-                    out[row] = max(out[row], strength)
+                    out[row] = max(out[row], strength * scale)
             for row in self._file_heads.get(_stem(word), []):
                 out[row] = max(out[row], FILE)
         return out
+
+    def _known(self, keys: list[str]) -> list[tuple[str, float]]:
+        """The keys the index holds; a qualified key it lacks falls back to its shorter forms
+        (`cobra.Command` -> `command`, `tokio::sync::Mutex` -> `sync.mutex`, `mutex`): symbols
+        rarely carry their package or crate."""
+        found = []
+        for key in keys:
+            name, slash, arity = key.partition("/")
+            segments = name.split(".")
+            for n in range(len(segments), 0, -1):
+                shorter = ".".join(segments[-n:]) + slash + arity
+                if shorter in self.rows:
+                    found.append((shorter, 1.0 if n == len(segments) else SHORTENED))
+                    break
+        return found
 
     def defines(self, words: list[str]) -> bool:
         return any(key in self.rows for word in words for key in query_keys(word))

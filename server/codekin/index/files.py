@@ -46,26 +46,30 @@ class FileHit:
 
 
 class FileRanking:
-    """Per-file summaries and mean vectors of one snapshot, built on first use."""
+    """Groups of rows ranked as wholes — files, or modules (a head with its members) — with
+    their summaries and mean vectors, built for one snapshot on first use."""
 
-    def __init__(self, index: SearchIndex) -> None:
+    def __init__(self, index: SearchIndex, group_of_row: list[str] | None = None) -> None:
         self.index = index
-        self.paths = list(index.by_path)
+        keys = group_of_row if group_of_row is not None else index.paths
+        self.rows: dict[str, list[int]] = {}
+        for row, key in enumerate(keys):
+            self.rows.setdefault(key, []).append(row)
+        self.paths = list(self.rows)  # group keys: a file's path, or path#head-row for a module
         position = {p: n for n, p in enumerate(self.paths)}
-        self.file_of_row = np.array([position[p] for p in index.paths], dtype=np.int64)
-        self.bm25 = Bm25([self._summary(p) for p in self.paths], prose=True)
+        self.file_of_row = np.array([position[k] for k in keys], dtype=np.int64)
+        self.bm25 = Bm25([self._summary(self.rows[p]) for p in self.paths], prose=True)
         self.vectors = np.zeros((len(self.paths), index.dim), dtype=np.float32)
         if index.dim:
             np.add.at(self.vectors, self.file_of_row[index.has_vector], index.vectors[index.has_vector])
             norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
             self.vectors /= np.where(norms > 0, norms, 1.0)
         self.has_vector = np.linalg.norm(self.vectors, axis=1) > 0 if index.dim else np.zeros(len(self.paths), bool)
-        self.roles = np.array([index.roles[index.by_path[p][0]] for p in self.paths], dtype=np.int8)
+        self.roles = np.array([index.roles[self.rows[p][0]] for p in self.paths], dtype=np.int8)
 
-    def _summary(self, path: str) -> list[str]:
+    def _summary(self, rows: list[int]) -> list[str]:
         index = self.index
-        rows = index.by_path[path]
-        words = terms(path.replace("/", " "))
+        words = terms(index.paths[rows[0]].replace("/", " "))
         context = next((index.contexts[r] for r in rows if index.contexts[r]), "")
         symbols = {index.symbols[r] for r in rows if index.kinds[r] not in ("window", "block")}
         return words + terms(context) + [t for s in sorted(symbols) for t in terms(s)]
@@ -96,12 +100,12 @@ class FileRanking:
         """The best files, each with its best chunk (with `head`, its module head)."""
         order = [int(f) for f in np.argsort(-file_score, kind="stable")[:limit] if np.isfinite(file_score[f])]
         out = []
+        i = self.index
         for f in order:
-            rows = self.index.by_path[self.paths[f]]
-            heads = [r for r in rows if self.index.kinds[r] in ("module", "attributes", "class")]
+            rows = self.rows[self.paths[f]]
+            heads = [r for r in rows if i.kinds[r] in ("module", "attributes", "class")]
             row = heads[0] if head and heads else max(rows, key=lambda r: rank[r])
-            i = self.index
-            out.append(FileHit(self.paths[f], i.languages[row], float(file_score[f]), row,
+            out.append(FileHit(i.paths[row], i.languages[row], float(file_score[f]), row,
                                int(i.starts[row]), int(i.ends[row]), i.symbols[row]))
         return out
 

@@ -63,3 +63,12 @@ _SPLIT = re.compile(r"([_.\-/])")
 def twin_key(path: str) -> str:
     """The path with platform and version words replaced: twins share a key."""
     return "".join("*" if _VARIANT.match(piece) else piece for piece in _SPLIT.split(path))
+
+
+_TEST_SYMBOL = re.compile(r"(^|::|\.)(tests?|Tests?)(::|\.)|(^|::|\.)test_\w+$|^Test[A-Z]\w*$")
+
+
+def is_test_symbol(symbol: str) -> bool:
+    """Tests inside code files: Rust's `mod tests` (`tests::get_accepts_head`), Go's
+    `TestRouter`, Python's `test_parse`."""
+    return bool(_TEST_SYMBOL.search(symbol))

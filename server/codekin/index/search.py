@@ -14,7 +14,7 @@ from codekin.chunking.chunk import base_symbol
 from codekin.index.definitions import HEAD_KINDS, Definitions
 from codekin.index.files import FileRanking
 from codekin.index.lexical import Bm25, name_terms
-from codekin.index.paths import ROLES, path_role, twin_key
+from codekin.index.paths import ROLES, is_test_symbol, path_role, twin_key
 from codekin.index.query import Query
 from codekin.index.ranking import Weights, spread_order
 from codekin.index.store import IndexStore
@@ -75,11 +75,14 @@ class SearchIndex:
         self.parent = self._parents()
         self.definitions = Definitions(self.symbols, self.kinds, self.paths)
         role_of = {p: ROLES.index(path_role(p)) for p in self.by_path}
-        self.roles = np.array([role_of[p] for p in self.paths], dtype=np.int8)
+        test = ROLES.index("test")
+        self.roles = np.array([test if is_test_symbol(s) else role_of[p] for p, s in zip(self.paths, self.symbols,
+                                                                                         strict=True)], dtype=np.int8)
         group_of: dict[str, int] = {}
         self.groups = np.array([group_of.setdefault(twin_key(p), len(group_of)) for p in self.paths],
                                dtype=np.int64)
         self._files: FileRanking | None = None
+        self._modules: FileRanking | None = None
         # Large indexes ask LanceDB's ANN index for candidates, then rescore them exactly.
         self.store: IndexStore | None = store if store.has_ann_index(key) else None
         self.rows_by_hash: dict[str, list[int]] = {}
@@ -213,6 +216,15 @@ class SearchIndex:
         if self._files is None:
             self._files = FileRanking(self)
         return self._files
+
+    def modules(self) -> FileRanking:
+        """Modules as wholes: each head (module, class) with the rows it holds; a file
+        without a head is one module."""
+        if self._modules is None:
+            heads = [self.kinds[p] in HEAD_KINDS for p in self.parent]
+            self._modules = FileRanking(self, [f"{path}#{parent}" if head else path for path, parent, head
+                                               in zip(self.paths, self.parent, heads, strict=True)])
+        return self._modules
 
 
 def _fuse(dense: np.ndarray, lexical: np.ndarray, lexical_weight: float) -> np.ndarray:
