@@ -51,8 +51,8 @@ def run(work: Path, device: str, backend: str) -> dict:
     from codekin.engine import Engine
     from codekin.indexer import Indexer
     from codekin.jobs.reembed import load_active_model, reembed
-    from codekin.training.checkpoints import write_checkpoint
-    from codekin.training.registry import ModelRegistry
+    from codekin.models.checkpoints import write_checkpoint
+    from codekin.models.registry import ModelRegistry
 
     root = work / "examples"
     shutil.copytree(REPO / "examples", root, ignore=shutil.ignore_patterns(".codekin"))

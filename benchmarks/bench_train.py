@@ -37,7 +37,7 @@ def git_copy(source: Path, dest: Path) -> Path:
 def generate(options: argparse.Namespace, tmp: Path) -> tuple[str, object]:
     from codekin.config import ModelConfig, load_config
     from codekin.embedding import load_embedder
-    from codekin.training.pipeline import generate_training_data
+    from codekin.training.data import generate_training_data
 
     if options.corpus_lines:
         from corpus import TRAINING_GLOBS, build_corpus, fresh_copy  # benchmarks/ is on sys.path
@@ -55,7 +55,7 @@ def generate(options: argparse.Namespace, tmp: Path) -> tuple[str, object]:
 
 
 def save_data(directory: Path, name: str, data: object) -> None:
-    from codekin.training.triplets import write_jsonl
+    from codekin.training.mining.triplets import write_jsonl
 
     directory.mkdir(parents=True, exist_ok=True)
     write_jsonl(data.train, directory / "train.jsonl")
@@ -65,7 +65,7 @@ def save_data(directory: Path, name: str, data: object) -> None:
 
 def load_data(directory: Path) -> tuple[str, object]:
     """Plain dicts: the trainer and evaluator take them (and tree-sitter need not be installed)."""
-    from codekin.training.pipeline import TrainingData
+    from codekin.training.data import TrainingData
 
     def read(name: str) -> list[dict]:
         lines = (directory / name).read_text(encoding="utf-8").splitlines()
@@ -94,9 +94,10 @@ def main() -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
-    from codekin.training.args import TrainingArguments
-    from codekin.training.evaluate import CodeSearchEvaluator
-    from codekin.training.trainer import Trainer, load_model
+    from codekin.training.evaluation.evaluate import CodeSearchEvaluator
+    from codekin.training.trainer.args import TrainingArguments
+    from codekin.training.trainer.model import load_model
+    from codekin.training.trainer.trainer import Trainer
 
     if options.threads:
         torch.set_num_threads(options.threads)

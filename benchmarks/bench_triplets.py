@@ -35,8 +35,8 @@ def main() -> None:
     from corpus import TRAINING_GLOBS, build_corpus, corpus_stats, fresh_copy
 
     from codekin.config import load_config
-    from codekin.training.analysis import analyze_triplets
-    from codekin.training.triplets import PolyglotTripletGenerator
+    from codekin.training.mining.analysis import analyze_triplets
+    from codekin.training.mining.triplets import PolyglotTripletGenerator
 
     cached = build_corpus(args.lines)
     corpus = corpus_stats(cached)

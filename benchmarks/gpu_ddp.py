@@ -27,7 +27,7 @@ from gpu_train import build_model, code_text  # noqa: E402
 def train(options: argparse.Namespace) -> None:
     import torch
 
-    from codekin.training.args import TrainingArguments
+    from codekin.training.trainer.args import TrainingArguments
 
     world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
     cuda = options.device == "cuda"
@@ -38,7 +38,7 @@ def train(options: argparse.Namespace) -> None:
     args = TrainingArguments(epochs=options.epochs, batch_size=options.batch_size, learning_rate=1e-5,
                              device=options.device, max_seq_length=256, train_seq_length=256)
     if world == 1:
-        from codekin.training.trainer import Trainer
+        from codekin.training.trainer.trainer import Trainer
 
         trainer = Trainer(options.model, device=options.device, args=args, out=lambda s: None, show_progress=False)
         report(options, trainer, triplets, world)

@@ -66,8 +66,8 @@ def profile_steps(model_path: str, triplets: list[tuple[str, str, str]]) -> None
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from codekin.training.args import TrainingArguments
-    from codekin.training.trainer import Trainer
+    from codekin.training.trainer.args import TrainingArguments
+    from codekin.training.trainer.trainer import Trainer
 
     args = TrainingArguments(epochs=1, batch_size=16, device="cuda", max_seq_length=256)
     trainer = Trainer(model_path, device="cuda", args=args, out=lambda s: None, show_progress=False)
@@ -84,8 +84,8 @@ def bench_train(model_path: str, triplets: list[tuple[str, str, str]], card: str
                 epochs: int, compile_mode: str = "auto", precision: str = "auto") -> object:
     import torch
 
-    from codekin.training.args import TrainingArguments
-    from codekin.training.trainer import Trainer
+    from codekin.training.trainer.args import TrainingArguments
+    from codekin.training.trainer.trainer import Trainer
 
     args = TrainingArguments(epochs=epochs, batch_size=16, learning_rate=1e-5, device="cuda", max_seq_length=256,
                              compile=compile_mode, precision=precision)
@@ -134,7 +134,7 @@ def plain_encoder(model_path: str) -> object:
     """The baseline: sentence-transformers `encode` on bf16 weights at batch 32."""
     import torch
 
-    from codekin.training.trainer import load_model
+    from codekin.training.trainer.model import load_model
 
     model = load_model(model_path, "cuda", 256).to(torch.bfloat16)
     return lambda texts: model.encode(texts, batch_size=32, convert_to_numpy=True, normalize_embeddings=True,

@@ -24,8 +24,8 @@ from gpu_train import build_model, code_text, emit  # noqa: E402
 def train_variant(model_path: str, triplets: list, variant: str, out: Path | None) -> None:
     import torch
 
-    from codekin.training.args import TrainingArguments
-    from codekin.training.trainer import Trainer
+    from codekin.training.trainer.args import TrainingArguments
+    from codekin.training.trainer.trainer import Trainer
 
     args = TrainingArguments(epochs=2, batch_size=16, learning_rate=1e-5, device="cuda", max_seq_length=256,
                              compile="off" if variant == "eager" else "on",
@@ -49,7 +49,7 @@ def encode_variant(model_path: str, texts: list[str], variant: str, batch: int, 
     import torch
 
     from codekin.embedding.torch_encode import compile_layers, encode_texts
-    from codekin.training.trainer import load_model
+    from codekin.training.trainer.model import load_model
 
     model = load_model(model_path, "cuda", 256)
     model.to(torch.bfloat16).eval()

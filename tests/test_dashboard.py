@@ -19,7 +19,7 @@ from codekin.cli import main as cli_main
 from codekin.dashboard.report import collect, render
 from codekin.dashboard.server import DashboardServer
 from codekin.metrics import MetricsStore
-from codekin.training.registry import ModelRegistry
+from codekin.models.registry import ModelRegistry
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # (new version, promoted, mrr before, mrr after, accuracy before, accuracy after, losses per epoch)

@@ -20,8 +20,8 @@ from codekin.cli import main as cli_main
 from codekin.config import load_config
 from codekin.index.store import IndexStore
 from codekin.indexer import Indexer
-from codekin.training.checkpoints import read_manifest, verify_checkpoint
-from codekin.training.registry import ModelRegistry
+from codekin.models.checkpoints import read_manifest, verify_checkpoint
+from codekin.models.registry import ModelRegistry
 from tests.conftest import copy_examples, git
 from tests.tiny_model import build_tiny_model
 
@@ -130,8 +130,8 @@ def test_ray_reembed_writes_the_single_process_table_in_one_commit(local_ray, ti
     from codekin.engine import Engine
     from codekin.indexer import embed_hashes
     from codekin.jobs.reembed import load_active_model, reembed
-    from codekin.jobs.serving import version_ref
     from codekin.metrics import MetricsStore
+    from codekin.models.serving import version_ref
     from tests.test_reembed import add_version
 
     other = build_tiny_model(tmp_path / "other", seed=1, dropout=False)
@@ -254,8 +254,8 @@ def test_train_on_two_gloo_processes_writes_a_valid_version_equal_to_one_process
     import torch
     from safetensors.torch import load_file
 
-    from codekin.training.args import TrainingArguments
-    from codekin.training.trainer import Trainer
+    from codekin.training.trainer.args import TrainingArguments
+    from codekin.training.trainer.trainer import Trainer
 
     root = repo_factory({"README.md": "x\n"})
     train, held_out = _triplets(32, 1, "train"), _triplets(24, 2, "eval")

@@ -21,7 +21,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 from codekin.config import load_config
 from codekin.index.store import IndexStore
 from codekin.indexer import Indexer
-from codekin.training.registry import ModelRegistry
+from codekin.models.registry import ModelRegistry
 from tests.conftest import copy_examples
 from tests.test_reembed import add_version, dense_scores, weights_file
 from tests.test_trainer import make_triplets, write_jsonl

@@ -237,7 +237,7 @@ def _check_entries(root: Path, entries: list[dict]) -> list[tuple[str, int, str]
 def test_nvim_plugin_against_real_server(tmp_path: Path) -> None:
     serve = subprocess.run([sys.executable, "-m", "codekin.cli", "serve", "--help"],
                            capture_output=True, text=True, timeout=120)
-    assert serve.returncode == 0, f"`codekin serve` is not available (is codekin.cli_serve in COMMAND_MODULES?):\n{serve.stderr}"
+    assert serve.returncode == 0, f"`codekin serve` is not available (is codekin.cli.serve in codekin.cli.main.GROUPS?):\n{serve.stderr}"
     root = copy_examples(tmp_path / "examples")
     _codekin("index", str(root), cwd=root)
     out = tmp_path / "report.json"

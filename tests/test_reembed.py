@@ -16,9 +16,9 @@ from codekin.engine import Engine
 from codekin.index.store import IndexStore
 from codekin.indexer import Indexer
 from codekin.jobs.reembed import HotReloadError, load_active_model, reembed
-from codekin.jobs.serving import serving_model, version_ref
 from codekin.metrics import MetricsStore
-from codekin.training.registry import ModelRegistry
+from codekin.models.registry import ModelRegistry
+from codekin.models.serving import serving_model, version_ref
 from tests.tiny_model import build_tiny_model
 from tests.tiny_model import register_version as add_version
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from codekin.cli import main as cli_main
-from codekin.training.checkpoints import verify_checkpoint, write_checkpoint, write_json_atomic
-from codekin.training.registry import (
+from codekin.models.checkpoints import verify_checkpoint, write_checkpoint, write_json_atomic
+from codekin.models.registry import (
     BASE,
     ModelCorruptedError,
     ModelRegistry,

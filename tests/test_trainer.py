@@ -17,23 +17,19 @@ import pytest
 from codekin.cli import main as cli_main
 from codekin.config import load_config
 from codekin.metrics import MetricsStore
-from codekin.training.args import TrainingArguments
-from codekin.training.checkpoints import verify_checkpoint
-from codekin.training.evaluate import (
+from codekin.models.checkpoints import verify_checkpoint
+from codekin.models.registry import ModelRegistry, active_model_path
+from codekin.training.child import start_training
+from codekin.training.evaluation.evaluate import (
     CodeSearchEvaluator,
     TripletEvaluator,
     promotion_gate,
     retrieval_metrics,
 )
-from codekin.training.pipeline import (
-    PipelineOptions,
-    TrainingRunningError,
-    TrainLock,
-    run_pipeline,
-    start_training,
-)
-from codekin.training.registry import ModelRegistry, active_model_path
-from codekin.training.trainer import Trainer, format_lr
+from codekin.training.pipeline import PipelineOptions, TrainingRunningError, TrainLock, run_pipeline
+from codekin.training.trainer.args import TrainingArguments
+from codekin.training.trainer.results import format_lr
+from codekin.training.trainer.trainer import Trainer
 from tests.tiny_model import build_tiny_model
 
 FAMILIES = {
@@ -140,7 +136,7 @@ def test_corrupted_checkpoint_is_removed_and_retrained(tiny_model_dir: Path, tmp
 
 
 def test_unloadable_checkpoint_falls_back_to_parent(tiny_model_dir: Path, tmp_path: Path):
-    from codekin.training.checkpoints import rewrite_manifest
+    from codekin.models.checkpoints import rewrite_manifest
 
     triplets = make_triplets(32, 4)
     args = tiny_args(epochs=1)
@@ -287,8 +283,8 @@ def test_killed_run_resumes_from_last_checkpoint(tiny_model_dir: Path, repo_fact
 @pytest.mark.slow
 def test_minilm_fine_tune_raises_held_out_accuracy(examples_repo: Path, minilm):
     """The real default model on examples/: a short CPU fine-tune must beat the base on held-out files."""
-    from codekin.training.evaluate import CodeSearchEvaluator
-    from codekin.training.pipeline import generate_training_data
+    from codekin.training.data import generate_training_data
+    from codekin.training.evaluation.evaluate import CodeSearchEvaluator
 
     config = load_config(examples_repo, {"model": {"device": "cpu"}})
     # 128 triplets: with 64 (and ~20 held-out triplets) accuracy moved by one triplet either way

@@ -12,11 +12,11 @@ import pytest
 from codekin.cli import main
 from codekin.config import load_config
 from codekin.errors import ConfigError
-from codekin.training.analysis import analyze_triplets
-from codekin.training.cutting import cut
-from codekin.training.snippets import glob_match
-from codekin.training.splits import split_by_file
-from codekin.training.triplets import (
+from codekin.training.evaluation.splits import split_by_file
+from codekin.training.mining.analysis import analyze_triplets
+from codekin.training.mining.cutting import cut
+from codekin.training.mining.snippets import glob_match
+from codekin.training.mining.triplets import (
     NotEnoughSnippetsError,
     PolyglotTripletGenerator,
     Triplet,

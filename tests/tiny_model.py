@@ -34,8 +34,8 @@ def register_version(root: Path, model_dir: Path, promote: bool = True, reason: 
     """Register `model_dir` as a finished fine-tuned version (as the trainer would), maybe promote it."""
     from sentence_transformers import SentenceTransformer
 
-    from codekin.training.checkpoints import write_checkpoint
-    from codekin.training.registry import ModelRegistry
+    from codekin.models.checkpoints import write_checkpoint
+    from codekin.models.registry import ModelRegistry
 
     registry = ModelRegistry(root)
     version = registry.create("tiny", registry.active_ref())

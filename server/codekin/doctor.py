@@ -65,7 +65,7 @@ def _training_check() -> Check:
     """What `codekin train --precision auto` runs in on this machine (informational)."""
     import torch
 
-    from codekin.training.fp8 import FP8_MIN_PARAMS, fp8_unavailable
+    from codekin.training.trainer.fp8 import FP8_MIN_PARAMS, fp8_unavailable
 
     if torch.cuda.is_available():
         name = torch.cuda.get_device_name(0)
@@ -73,7 +73,7 @@ def _training_check() -> Check:
         detail = (f"{name}: bf16 autocast, compiled blocks; fp8 linear layers for models of "
                   f"{FP8_MIN_PARAMS // 1_000_000}M+ parameters") if not why_not else f"{name}: bf16 autocast ({why_not})"
         return Check("training", True, detail)
-    from codekin.training.trainer import cpu_has_native_bf16
+    from codekin.training.trainer.model import cpu_has_native_bf16
 
     detail = "CPU: bf16 autocast (native bf16), 128-token training texts" if cpu_has_native_bf16() else \
         "CPU: fp32 (no native bf16), 128-token training texts"

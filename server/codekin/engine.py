@@ -47,7 +47,7 @@ class Engine:
 
     def _query_model(self) -> ModelConfig:
         """The model that wrote the active vectors table (a promoted version after a re-embed)."""
-        from codekin.jobs.serving import indexed_model
+        from codekin.models.serving import indexed_model
 
         return indexed_model(self.root, self.config.model, self.store.state() if self.store.exists() else {})
 

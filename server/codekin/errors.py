@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+
+DISK_FULL_EXIT = 28  # ENOSPC: what every command exits with on a full disk
+
 
 class CodekinError(Exception):
     """A failure the user can act on: `message` says what happened, `hint` what to do."""
@@ -49,3 +53,8 @@ class StaleModelError(CodekinError):
     """A long-lived process holds a model that another process has since replaced."""
 
     exit_code = 13
+
+
+def disk_full(exc: BaseException) -> bool:
+    """ENOSPC, also as LanceDB reports it (a RuntimeError that names it)."""
+    return getattr(exc, "errno", None) == errno.ENOSPC or "No space left on device" in str(exc)

@@ -196,7 +196,7 @@ class Indexer:
 
     def _model(self) -> ModelConfig:
         """The configured model, or the fine-tuned version the model registry makes active."""
-        from codekin.jobs.serving import serving_model
+        from codekin.models.serving import serving_model
 
         return serving_model(self.root, self.config.model)
 
@@ -211,22 +211,10 @@ class Indexer:
         started = time.perf_counter()
         summary = IndexSummary()
         with IndexLock(self.store.state_dir, wait=wait):
-            self._check_model_current()
-            found = scan(self.root, self.config.index)
-            if paths is not None:
-                found = _restrict(found, set(paths))
-            elif not found.files and not found.skipped and found.excluded:
-                raise WorkspaceError(
-                    f"nothing to index in {self.root}: all {found.excluded} files are excluded by "
-                    f"[index] include/exclude (vendored or generated code: {', '.join(self.config.index.exclude)})",
-                    "to index them anyway, set [index] exclude in .codekin/config.toml",
-                )
-            elif not found.files and not found.skipped:
-                raise WorkspaceError(
-                    f"nothing to index in {self.root}: the repository is empty",
-                    "add and commit some source files, or point codekin at another directory",
-                )
-            digest = self._scan_digest(found) if paths is None else ""
+            model = self._model()  # resolved once per run: the registry is read here only
+            self._check_model_current(model)
+            found = self._scan(paths)
+            digest = self._scan_digest(found, self.engine.key(model)) if paths is None else ""
             state = self.store.state() if self.store.exists() else {}
             if digest and state.get("scan_digest") == digest:  # nothing changed since the last full pass
                 counts = state.get("last_counts", {})
@@ -243,52 +231,64 @@ class Indexer:
                     f"no supported files in {self.root}: {len(found.skipped)} skipped",
                     "check [index] include/exclude in .codekin/config.toml; `codekin doctor` lists reasons",
                 )
-            self._embed_missing(summary)
-            self.store.ensure_ann_index(self._active_key(), self.config.index.ann_min_rows)
+            self._embed_missing(summary, model)
+            key = self.engine.key(model)  # known without loading the model
+            self.store.ensure_ann_index(key, self.config.index.ann_min_rows)
             if summary.changed_files or summary.removed_files:
                 self.store.compact()
             summary.chunks = len(self.store.load_chunks())
             # Written last: a full pass that completed may let the next one skip everything.
             counts = {"files": summary.files, "chunks": summary.chunks, "skipped": summary.skipped}
-            self.store.write_state(active_key=self._active_key(), model=self._active_model(),
-                                   head=git_head(self.root), scan_digest=self._scan_digest(found, self._active_key())
+            self.store.write_state(active_key=key, model=self.engine.model_name(model),
+                                   head=git_head(self.root), scan_digest=self._scan_digest(found, key)
                                    if paths is None else "", last_counts=counts,
                                    **({"chunking": self._chunking_signature()} if paths is None else {}))
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def _scan(self, paths: list[str] | None) -> Scan:
+        """The files to index: all of them (paths=None, which must find some) or those of `paths`."""
+        found = scan(self.root, self.config.index)
+        if paths is not None:
+            return _restrict(found, set(paths))
+        if not found.files and not found.skipped and found.excluded:
+            raise WorkspaceError(
+                f"nothing to index in {self.root}: all {found.excluded} files are excluded by "
+                f"[index] include/exclude (vendored or generated code: {', '.join(self.config.index.exclude)})",
+                "to index them anyway, set [index] exclude in .codekin/config.toml",
+            )
+        if not found.files and not found.skipped:
+            raise WorkspaceError(
+                f"nothing to index in {self.root}: the repository is empty",
+                "add and commit some source files, or point codekin at another directory",
+            )
+        return found
 
     def _chunking_signature(self) -> str:
         """What chunk rows depend on besides file contents: the chunker's code and settings."""
         settings = repr((CHUNKER_VERSION, sorted(vars(self.config.index).items())))
         return hashlib.sha256(settings.encode()).hexdigest()[:16]
 
-    def _scan_digest(self, found: Scan, key: str | None = None) -> str:
+    def _scan_digest(self, found: Scan, key: str) -> str:
         """What a full pass depends on: every file's size and mtime, the skips, the chunking
         settings and the vector space. Equal digests mean a full pass would change nothing."""
         digest = hashlib.sha256()
-        digest.update(repr((key or self._active_key(), self._chunking_signature())).encode())
+        digest.update(repr((key, self._chunking_signature())).encode())
         for f in found.files:
             digest.update(f"{f.path}\0{f.size}\0{f.mtime_ns}\n".encode("utf-8", "surrogateescape"))
         for path, reason in sorted(found.skipped.items()):
             digest.update(f"{path}\0{reason}\n".encode("utf-8", "surrogateescape"))
         return digest.hexdigest()
 
-    def _check_model_current(self) -> None:
+    def _check_model_current(self, model: ModelConfig) -> None:
         """A long-lived process (the language server) may hold a model that another process has
         replaced since (`codekin models promote` + `codekin reembed`): indexing with it would
         switch the index back to the old vector space. It must reload first."""
-        model = self._model()
         if self.engine.stale(model):
             raise StaleModelError(
                 f"this process embeds with {self.engine.model_name(model)}, but the index now follows "
                 f"{model.primary}",
                 "the language server reloads the model by itself; restart other long-running commands")
-
-    def _active_key(self) -> str:
-        return self.engine.key(self._model())  # known without loading the model
-
-    def _active_model(self) -> str:
-        return self.engine.model_name(self._model())
 
     def _update_files(self, found: Scan, records: dict[str, FileRecord], paths: list[str] | None,
                       summary: IndexSummary, rechunk: bool = False) -> None:
@@ -343,14 +343,14 @@ class Indexer:
         flush()
         summary.skipped = dict(skipped)
 
-    def _embed_missing(self, summary: IndexSummary) -> None:
-        """Embed every chunk hash that has no vector in the active model's table."""
-        key = self._active_key()
+    def _embed_missing(self, summary: IndexSummary, model: ModelConfig) -> None:
+        """Embed every chunk hash that has no vector in the table of `model` (the run's model)."""
+        key = self.engine.key(model)
         missing = self.store.chunk_hashes() - self.store.vector_hashes(key)
         if not missing:
             return
         with self.progress("Embedding", len(missing)) as bar:
-            stats = self.engine.embed(self.store, missing, key, self._model(), bar.advance)
+            stats = self.engine.embed(self.store, missing, key, model, bar.advance)
         summary.model, summary.device = stats.model, stats.device
         summary.new_embeddings += stats.embedded
         summary.embed_seconds += stats.seconds

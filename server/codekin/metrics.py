@@ -10,7 +10,7 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from codekin.config import STATE_DIR
 
@@ -100,7 +100,7 @@ class MetricsStore:
         marks = ", ".join("?" * (len(fields) + 2))
         cursor = self.db.execute(f"INSERT INTO runs ({columns}) VALUES ({marks})",
                                  (time.time(), os.getpid(), *fields.values()))
-        return int(cursor.lastrowid)
+        return cast(int, cursor.lastrowid)  # set by every INSERT
 
     def update_run(self, run_id: int, **fields: Any) -> None:
         self._update("runs", run_id, self._known(fields, RUN_FIELDS))
@@ -138,7 +138,7 @@ class MetricsStore:
         marks = ", ".join("?" * (len(fields) + 1))
         cursor = self.db.execute(f"INSERT INTO embedding_jobs ({columns}) VALUES ({marks})",
                                  (time.time(), *fields.values()))
-        return int(cursor.lastrowid)
+        return cast(int, cursor.lastrowid)  # set by every INSERT
 
     def finish_embedding_job(self, job_id: int, status: str, chunks: int, **fields: Any) -> None:
         row = self.db.execute("SELECT started_at FROM embedding_jobs WHERE id = ?", (job_id,)).fetchone()
@@ -161,7 +161,8 @@ class MetricsStore:
         return [dict(r) for r in self.db.execute("SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,))]
 
     def evals(self, run_id: int | None = None, model_version: str | None = None) -> list[dict[str, Any]]:
-        query, params = "SELECT * FROM evals WHERE 1 = 1", []
+        query = "SELECT * FROM evals WHERE 1 = 1"
+        params: list[Any] = []
         if run_id is not None:
             query, params = query + " AND run_id = ?", [*params, run_id]
         if model_version is not None:

@@ -45,6 +45,16 @@ def find_root(start: Path) -> Path:
     return Path(out.stdout.strip()).resolve() if out.returncode == 0 else directory
 
 
+
+def index_root(start: Path) -> Path:
+    """The nearest directory at or above `start` holding an index, else the git root."""
+    start = start.resolve()
+    directory = start if start.is_dir() else start.parent
+    for candidate in (directory, *directory.parents):
+        if (candidate / STATE_DIR / "state.json").is_file():
+            return candidate
+    return find_root(directory)
+
 def _git_paths(root: Path) -> list[str] | None:
     try:
         out = subprocess.run(

@@ -250,7 +250,7 @@ def _settle(server: RawClient, version: str, served: str, anchor_text: str, repo
 
 def _final_checks(bench: CrashBench, root: Path, version: str, touched: set[str], report: StormReport) -> None:
     from codekin.index.store import IndexStore
-    from codekin.training.registry import ModelRegistry
+    from codekin.models.registry import ModelRegistry
 
     done = subprocess.run(codekin_command("sync", str(root), "--queue-only", "--wait", "60"), env=bench.env,
                           capture_output=True, text=True, timeout=300)

@@ -545,8 +545,9 @@ def run_train_in_process(root: Path, triplets: Path) -> Any:
     """What `codekin train` with train_command's flags runs (the restart): the same code path,
     run_in_child, which starts the pipeline in a child process."""
     from codekin.config import load_config
-    from codekin.training.args import TrainingArguments
-    from codekin.training.pipeline import PipelineOptions, run_in_child
+    from codekin.training.child import run_in_child
+    from codekin.training.pipeline import PipelineOptions
+    from codekin.training.trainer.args import TrainingArguments
 
     args = TrainingArguments().replace(epochs=3, batch_size=16, learning_rate=2e-3, margin=None, loss=None,
                                        device="cpu", seed=None)
@@ -559,8 +560,8 @@ def run_train_in_process(root: Path, triplets: Path) -> Any:
 def check_active_model(root: Path, when: str) -> list[str]:
     """The active model loads, and its files match both its checkpoint manifest and the
     version manifest's sha256 (the base model is always loadable: it is not ours to check)."""
-    from codekin.training.checkpoints import sha256_file
-    from codekin.training.registry import BASE, ModelRegistry
+    from codekin.models.checkpoints import sha256_file
+    from codekin.models.registry import BASE, ModelRegistry
 
     registry = ModelRegistry(root)
     try:

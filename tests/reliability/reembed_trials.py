@@ -74,7 +74,7 @@ def active_table_problems(root: Path, when: str) -> list[str]:
     from codekin.config import load_config
     from codekin.embedding.model import expected_key
     from codekin.index.store import IndexStore
-    from codekin.jobs.serving import indexed_model
+    from codekin.models.serving import indexed_model
 
     store = IndexStore(root)
     state = store.state()
@@ -92,7 +92,7 @@ def reembed_trial(bench: CrashBench) -> Trial:
     from codekin.config import load_config
     from codekin.indexer import Indexer
     from codekin.jobs.reembed import reembed
-    from codekin.training.registry import ModelRegistry
+    from codekin.models.registry import ModelRegistry
 
     root = bench.work / "reembed-repo"
     if not root.is_dir():

@@ -43,8 +43,8 @@ def test_killed_training_keeps_a_loadable_active_model(crash_bench: CrashBench, 
 @pytest.mark.timeout(120)
 def test_checkpoint_temporaries_of_a_killed_run_are_removed_on_resume(crash_bench: CrashBench, tmp_path: Path):
     """Regression: a SIGKILL inside write_checkpoint left `.tmp-epoch-N-<pid>` behind for good."""
-    from codekin.training.args import TrainingArguments
-    from codekin.training.trainer import Trainer
+    from codekin.training.trainer.args import TrainingArguments
+    from codekin.training.trainer.trainer import Trainer
     from tests.reliability.harness import training_triplets
 
     checkpoints = tmp_path / "checkpoints"
@@ -64,7 +64,7 @@ def test_result_files_of_killed_train_commands_are_removed(tmp_path: Path):
     import subprocess
     import sys
 
-    from codekin.training.pipeline import remove_orphan_results
+    from codekin.training.child import remove_orphan_results
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     runs = tmp_path / "runs"

@@ -191,7 +191,7 @@ def test_full_disk_during_index_is_a_clear_error_and_keeps_the_index(crash_bench
 def test_full_disk_during_training_is_a_clear_error_and_keeps_the_model(crash_bench: CrashBench, crash_xdg: Path,
                                                                           tmpfs_factory, free_kb: int):
     """16 KB free: SQLite (metrics.db) fails first; 3 MB: the first checkpoint (4 MB of weights) fails."""
-    from codekin.training.registry import ModelRegistry
+    from codekin.models.registry import ModelRegistry
     from tests.reliability.harness import check_active_model, temp_leftovers
     from tests.reliability.reembed_trials import register_version, tiny_model_for
 

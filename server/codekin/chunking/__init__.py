@@ -169,7 +169,7 @@ def _summaries(chunks: list[Chunk], text: str) -> Callable[[Chunk], str]:
 def _sections(chunks: list[Chunk], lines: list[str]) -> list[tuple[int, str]]:
     """Comment blocks that head a section: outside code units (not a comment inside a function)
     and not directly above one (that is the unit's own comment)."""
-    inside = set()
+    inside: set[int] = set()
     for chunk in chunks:
         if chunk.kind not in _SECTION_HOLDERS:
             inside.update(range(chunk.start_line - 1, chunk.end_line))

@@ -104,7 +104,7 @@ def section_headings(lines: list[str]) -> list[tuple[int, int, str]]:
         start = row
         while row < len(lines) and _COMMENT.match(lines[row]) is not None:
             row += 1
-        bodies = [_comment_body(line, _COMMENT.match(line)) for line in lines[start:row]]
+        bodies = [_comment_body(line, match) for line in lines[start:row] if (match := _COMMENT.match(line))]
         if _LICENCE.search(" ".join(bodies)):
             continue
         heading = next((b for b in bodies if not _RULE.match(b) and not _CREDIT.search(b)

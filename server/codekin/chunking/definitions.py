@@ -98,10 +98,12 @@ class DefinitionChunker:
         if not walk_members or head.end - head.start + 1 <= self.max_lines:
             return
         body = self._body(node)
+        if body is None:
+            return
         before = len(self.units)
         self._walk(body, self._qualify(scope, name.split(" (")[0]), in_class=True)  # not ` (Service)`
         members = self.units[before:]
-        if not members or body is None:
+        if not members:
             return
         first = min(members, key=lambda u: u.start)
         self.units += [Unit("block", symbol, start, end)

@@ -135,8 +135,8 @@ class Delegations:
             return []
         by_tag = self._tag_index()
         found: list[int] = []
-        for tag in tags:
-            found += [i for i in by_tag.get(tag, []) if i not in own and i not in found]
+        for name in tags:
+            found += [i for i in by_tag.get(name, []) if i not in own and i not in found]
         return found
 
     def _tag_index(self) -> dict[str, list[int]]:

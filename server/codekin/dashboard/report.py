@@ -27,7 +27,7 @@ def _dir_bytes(path: Path) -> int:
 def collect(root: Path) -> dict[str, Any]:
     """Runs (with before/after evaluation and epochs), embedding jobs, model versions, index size."""
     from codekin.metrics import MetricsStore
-    from codekin.training.registry import ModelRegistry, RegistryError
+    from codekin.models.registry import ModelRegistry, RegistryError
 
     root = Path(root)
     data: dict[str, Any] = {"root": str(root), "generated_at": time.time(), "runs": [], "embedding_jobs": [],
@@ -100,7 +100,7 @@ def _charts(data: dict[str, Any]) -> list[tuple[str, str, str]]:
         [Series("promoted", [], PROMOTED), Series("rejected", [], REJECTED), Series("failed", [], FAILED)])))
     jobs = [j for j in data["embedding_jobs"] if j["status"] == "completed"]
     job_labels = [_when(j["started_at"])[5:] for j in jobs]
-    index_points = [(i, float(j["chunks"] or 0)) for i, j in enumerate(jobs)]
+    index_points: list[tuple[float, float]] = [(i, float(j["chunks"] or 0)) for i, j in enumerate(jobs)]
     if data["index"] is not None:
         job_labels.append("now")
         index_points.append((len(job_labels) - 1, float(data["index"]["chunks"])))

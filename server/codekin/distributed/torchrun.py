@@ -32,14 +32,10 @@ from typing import Any
 
 from codekin.embedding.torch_encode import parameter_count
 from codekin.errors import CodekinError
-from codekin.training.args import TrainingArguments
-from codekin.training.trainer import (
-    CHECKPOINT_PREFIX,
-    EpochResult,
-    Trainer,
-    TrainResult,
-    triplet_texts,
-)
+from codekin.training.trainer.args import TrainingArguments
+from codekin.training.trainer.checkpointing import CHECKPOINT_PREFIX
+from codekin.training.trainer.results import EpochResult, TrainResult, triplet_texts
+from codekin.training.trainer.trainer import Trainer
 
 STRATEGIES = ("auto", "ddp", "fsdp")
 FIT_SHARE = 0.85  # of one card's memory the unsharded training state may take
@@ -132,7 +128,7 @@ class DistributedTrainer(Trainer):
                                checkpoint_dir=checkpoint_dir, run=run, parent=parent,
                                checkpoint_meta=checkpoint_meta, on_epoch=on_epoch)
         if self.sharded and self.rank == 0 and result.checkpoint:
-            from codekin.training.trainer import load_model
+            from codekin.training.trainer.model import load_model
 
             self.model = load_model(result.checkpoint, self.device, self.args.max_seq_length)  # for evaluation
         _dist().barrier()
@@ -162,7 +158,7 @@ class DistributedTrainer(Trainer):
         from torch.distributed.fsdp import fully_shard
 
         if self.rank == 0:
-            from codekin.training.trainer import load_model
+            from codekin.training.trainer.model import load_model
 
             self._plain = load_model(self.source, "cpu", self.args.max_seq_length) if self.source else None
         from codekin.embedding.torch_encode import transformer_layers
@@ -266,7 +262,7 @@ def _follow(rank: int, world: int) -> int:
 
 
 def _lead(root: Path, options_json: str, result_path: Path, human_to_stderr: bool, strategy: str) -> int:
-    """Rank 0: the pipeline of `python -m codekin.training.pipeline`, with a DistributedTrainer."""
+    """Rank 0: the pipeline of `python -m codekin.training.child`, with a DistributedTrainer."""
     from codekin.config import load_config
     from codekin.training.pipeline import PipelineOptions, run_pipeline
 
@@ -274,7 +270,8 @@ def _lead(root: Path, options_json: str, result_path: Path, human_to_stderr: boo
 
     def factory(*args: Any, **kwargs: Any) -> DistributedTrainer:
         sent.append(True)  # its train() sends the job
-        return DistributedTrainer(*args, **kwargs, strategy=strategy)
+        kwargs["strategy"] = strategy
+        return DistributedTrainer(*args, **kwargs)
 
     def out(line: str) -> None:
         print(line, file=sys.stderr if human_to_stderr else sys.stdout, flush=True)

@@ -49,7 +49,7 @@ def spec_of(st_model, inputs: Sequence[str]) -> TokenizerSpec:
     """The tokenizer call of a loaded sentence-transformers model; ExportError when it is not
     a plain fast tokenizer that `tokenizers` can replay."""
     hf = getattr(st_model, "tokenizer", None)
-    if getattr(hf, "backend_tokenizer", None) is None:
+    if hf is None or getattr(hf, "backend_tokenizer", None) is None:
         raise ExportError(f"tokenizer {type(hf).__name__} has no fast (tokenizers) engine")
     if getattr(st_model[0], "do_lower_case", False):
         raise ExportError("the model lower-cases text before its tokenizer")

@@ -42,9 +42,9 @@ def path_role(path: str) -> str:
         if name.search(parts[-1]):
             return role
     for part in parts[:-1]:
-        role = _DIR_ROLES.get(part.lower())
-        if role:
-            return role
+        dir_role = _DIR_ROLES.get(part.lower())
+        if dir_role:
+            return dir_role
     return "code"
 
 

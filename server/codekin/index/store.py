@@ -14,7 +14,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 os.environ.setdefault("LANCE_LOG", "error")  # lance warns on stderr when it creates a table
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
     import lancedb
+    from lancedb.query import LanceVectorQueryBuilder
 
 FORMAT = 1
 DELETE_BATCH = 400
@@ -258,8 +259,8 @@ class IndexStore:
     def ann_candidates(self, key: str, vector: np.ndarray, limit: int) -> list[str]:
         """Content hashes of the approximate nearest vectors (cosine)."""
         table = self.db.open_table(self.vectors_table_name(key))
-        result = (table.search(vector.astype(np.float32)).metric("cosine").limit(limit).nprobes(20)
-                  .select(["content_hash"]).to_arrow())
+        query = cast("LanceVectorQueryBuilder", table.search(vector.astype(np.float32)))  # a vector query
+        result = query.metric("cosine").limit(limit).nprobes(20).select(["content_hash"]).to_arrow()
         return result.column("content_hash").to_pylist()
 
     def compact(self) -> None:

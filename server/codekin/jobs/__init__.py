@@ -1,2 +1,3 @@
 """The nightly learning loop: schedule (scheduler.py), retraining (retrain.py), re-embedding and hot
-reload (reembed.py, loop.py), which model serves a repository (serving.py), CLI (cli_jobs.py)."""
+reload (reembed.py, loop.py). Which model serves a repository: codekin.models.serving; the
+commands: codekin.cli.jobs."""

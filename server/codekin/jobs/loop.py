@@ -41,7 +41,8 @@ from codekin.jobs.scheduler import (
     utc_now,
     write_jobs_state,
 )
-from codekin.jobs.serving import BASE, ServingEmbedder, version_ref
+from codekin.models.registry import BASE, ModelRegistry, RegistryError
+from codekin.models.serving import ServingEmbedder, serving_model, version_ref
 from codekin.progress import ProgressFactory, no_progress
 from codekin.training.pipeline import TrainingRunningError
 
@@ -157,8 +158,6 @@ class LearningLoop:
 
     def check_registry(self) -> None:
         """Each tick: hot-reload when the registry's active model is not the one served."""
-        from codekin.training.registry import ModelRegistry, RegistryError
-
         self.check_fallback()
         try:
             wanted = ModelRegistry(self.root).active_ref()
@@ -193,8 +192,6 @@ class LearningLoop:
 
     def hot_reload(self) -> ReembedSummary | None:
         """Switch to the registry's active model: load, re-embed, swap. None when nothing to do or failed."""
-        from codekin.training.registry import ModelRegistry
-
         with self._reload_lock:
             registry = ModelRegistry(self.root)
             wanted, served = registry.active_ref(), self.served_ref()
@@ -225,7 +222,6 @@ class LearningLoop:
         Called by the server's syncs when the indexer refuses a stale model. True when the
         served model is now the one the index follows."""
         from codekin.index.store import IndexStore
-        from codekin.jobs.serving import serving_model
 
         wanted = serving_model(self.root, self.config.model)
         store = IndexStore(self.root)
@@ -251,8 +247,6 @@ class LearningLoop:
             self.serving.swap(embedder)
 
     def _reload_failed(self, wanted: str, served: str, exc: CodekinError) -> None:
-        from codekin.training.registry import ModelRegistry, RegistryError
-
         message = f"Hot-reload failed: {exc.message}"
         self._failed_refs.add(wanted)
         registry = ModelRegistry(self.root)

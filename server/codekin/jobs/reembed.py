@@ -80,8 +80,8 @@ def active_model_config(root: Path, config: Config) -> tuple[str, ModelConfig]:
     never silently replaced by another model (the caller decides what keeps serving)."""
     import dataclasses
 
-    from codekin.jobs.serving import serving_model
-    from codekin.training.registry import BASE, ModelRegistry, RegistryError
+    from codekin.models.registry import BASE, ModelRegistry, RegistryError
+    from codekin.models.serving import serving_model
 
     registry = ModelRegistry(root)
     try:
@@ -116,8 +116,8 @@ def reembed(root: Path, config: Config, embedder: Embedder | None = None, progre
     (the server registers the new model for the new table there), `after_switch(embedder)`
     right after (the server makes it the model of new queries and syncs); both need the model
     in this process, so they go with the local engine only."""
-    from codekin.jobs.serving import version_ref
     from codekin.metrics import MetricsStore
+    from codekin.models.serving import version_ref
 
     store = IndexStore(root)
     previous_key = store.state().get("active_key", "")  # IndexMissingError when there is no index

@@ -44,8 +44,8 @@ class RetrainOptions:
 
 def pipeline_options(config: Config, options: RetrainOptions) -> Any:
     """PipelineOptions for one run: the [schedule] section plus the run's own settings."""
-    from codekin.training.args import TrainingArguments
     from codekin.training.pipeline import PipelineOptions
+    from codekin.training.trainer.args import TrainingArguments
 
     args = TrainingArguments().replace(epochs=options.epochs, learning_rate=options.learning_rate,
                                        batch_size=options.batch_size, device=config.model.device)
@@ -62,12 +62,8 @@ def run_training(root: Path, config: Config, options: RetrainOptions, progress: 
 
     Returns the PipelineResult; the child's errors come back as CodekinErrors (a second
     training anywhere: TrainingRunningError)."""
-    from codekin.training.pipeline import (
-        read_child_result,
-        start_training,
-        training_holder,
-        training_running_error,
-    )
+    from codekin.training.child import read_child_result, start_training
+    from codekin.training.pipeline import training_holder, training_running_error
 
     pipeline = pipeline_options(config, options)
     holder = training_holder(root)
@@ -80,7 +76,7 @@ def run_training(root: Path, config: Config, options: RetrainOptions, progress: 
     child = start_training(root, pipeline, result_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            stdin=subprocess.DEVNULL, text=True, errors="replace")
     with progress(f"codekin: retraining ({options.describe()})", epochs) as bar:
-        for line in child.stdout:  # the child's human output; stdout of the server is the LSP channel
+        for line in child.stdout or ():  # the child's human output; stdout of the server is the LSP channel
             line = line.rstrip()
             if line:
                 out(line)

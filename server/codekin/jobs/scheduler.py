@@ -173,9 +173,12 @@ class NightlyScheduler:
         if armed is None:
             write_jobs_state(self.root, armed_at=now.timestamp())
         finished = last_success(self.root)
-        if finished is None and armed is None:
+        if finished is not None:
+            reference = finished
+        elif armed is not None:
+            reference = float(armed)
+        else:
             return False, "first start: the schedule is armed"
-        reference = finished if finished is not None else float(armed)
         age = now - dt.datetime.fromtimestamp(reference, dt.UTC)
         if age > CATCH_UP_AFTER:
             what = "last successful training" if finished is not None else "schedule armed"

@@ -140,12 +140,13 @@ class Freshness:
     def _follow_model(self, exc: StaleModelError) -> bool:
         """Another process promoted and re-embedded a model: reload it. False when nothing reloaded."""
         log.info("%s: reloading", exc.message)
+        problem: CodekinError = exc
         try:
             if self.on_stale is not None and self.on_stale():
                 return True
         except CodekinError as error:
-            exc = error
-        self.warn(f"codekin: {exc}")
+            problem = error
+        self.warn(f"codekin: {problem}")
         return False
 
     def _watcher_error(self, exc: BaseException) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 from urllib.parse import unquote, urlparse
 
 from codekin.config import SEARCH_MODES
@@ -102,6 +102,14 @@ def _bool(command: str, obj: dict[str, Any], name: str) -> bool:
     return value
 
 
+@overload
+def _str(command: str, obj: dict[str, Any], name: str, required: Literal[True]) -> str: ...
+
+
+@overload
+def _str(command: str, obj: dict[str, Any], name: str, required: Literal[False]) -> str | None: ...
+
+
 def _str(command: str, obj: dict[str, Any], name: str, required: bool) -> str | None:
     value = obj.get(name)
     if value is None and not required:
@@ -127,11 +135,13 @@ def path_of_uri(uri: str, root: Path, what: str = "uri") -> Path:
 def _position(command: str, value: Any, name: str) -> tuple[int, int]:
     if not isinstance(value, dict):
         raise ArgumentError(f"{command}: {name} must be a position object {{line, character}}, got {value!r}")
-    line, character = value.get("line"), value.get("character")
-    for part, number in (("line", line), ("character", character)):
+    numbers: list[int] = []
+    for part in ("line", "character"):
+        number = value.get(part)
         if isinstance(number, bool) or not isinstance(number, int) or number < 0:
             raise ArgumentError(f"{command}: {name}.{part} must be an integer >= 0, got {number!r}")
-    return line, character
+        numbers.append(number)
+    return numbers[0], numbers[1]
 
 
 def span_of_range(command: str, value: Any) -> LineSpan:

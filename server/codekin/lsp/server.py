@@ -165,7 +165,7 @@ def _message(exc: CodekinError) -> str:
 def workspace_root(params: types.InitializeParams) -> Path:
     """rootUri, else the first workspace folder, else rootPath, else the current directory;
     then the nearest directory holding an index (else the git root), as the CLI does."""
-    from codekin.cli import index_root
+    from codekin.workspace import index_root
 
     uri = params.root_uri or (params.workspace_folders[0].uri if params.workspace_folders else None)
     if uri:

@@ -1,5 +1,7 @@
-"""Training: triplet mining (triplets.py), fine-tuning (trainer.py), model versions (registry.py).
+"""Training, by role: triplet mining (mining/), fine-tuning (trainer/), evaluation
+(evaluation/), and the run that ties them together (pipeline.py). Model versions live in
+codekin.models.
 
-Import the submodules directly (`from codekin.training.triplets import ...`): this package
-imports nothing itself, so loading one part never pulls in the others' dependencies.
+Import the submodules directly (`from codekin.training.mining.triplets import ...`): these
+packages import nothing themselves, so loading one part never pulls in the others' dependencies.
 """

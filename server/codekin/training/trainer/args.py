@@ -28,7 +28,7 @@ class TrainingArguments:
     max_grad_norm: float = 1.0
     seed: int = 13
     device: str = "auto"  # auto | cuda | mps | cpu
-    precision: str = "auto"  # auto: fp8 for big models on fp8 GPUs (training/fp8.py), else bf16 on CUDA
+    precision: str = "auto"  # auto: fp8 for big models on fp8 GPUs (training/trainer/fp8.py), else bf16 on CUDA
     #                          (fp16 on old GPUs) and on CPUs with native bf16
     gradient_checkpointing: str = "auto"  # auto: on when the step would not fit the GPU
     max_seq_length: int = 256  # what the trained model embeds (saved with it)

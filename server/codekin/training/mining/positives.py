@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 
 from codekin.chunking.languages import parser_for
 from codekin.chunking.tree import leading_comments, text_of
-from codekin.training.cutting import cut
-from codekin.training.snippets import BEAM, CPP, Snippet, SourceFiles
+from codekin.training.mining.cutting import cut
+from codekin.training.mining.snippets import BEAM, CPP, Snippet, SourceFiles
 
 PARTNERS_PER_ANCHOR = 4  # pattern groups can be large: each member pairs with this many others
 MAX_DECLARATION_LINES = 12
@@ -135,9 +135,9 @@ def pattern_keys(files: SourceFiles, snippets: list[Snippet]) -> dict[tuple, fro
         if s.family != BEAM:
             continue
         erlang = s.language == "erlang"
-        found = _ERL_BEHAVIOUR.findall(s.text) if erlang else _EX_USE.findall(s.text)
+        adopted = _ERL_BEHAVIOUR.findall(s.text) if erlang else _EX_USE.findall(s.text)
         if s.kind in HEAD_KINDS or erlang:
-            behaviours[module_of(s)].update(b.lstrip(":") for b in found)
+            behaviours[module_of(s)].update(b.lstrip(":") for b in adopted)
         callbacks[module_of(s)].update(_declared_callbacks(s.text, erlang))
     keys: dict[tuple, frozenset[tuple]] = {}
     for s in snippets:

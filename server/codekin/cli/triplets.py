@@ -8,18 +8,10 @@ import json
 import sys
 from pathlib import Path
 
+from codekin.cli.common import config_for, emit, repo_root
 from codekin.config import STATE_DIR, load_config
-from codekin.errors import WorkspaceError
-from codekin.workspace import find_root
 
 DEFAULT_OUT = f"{STATE_DIR}/triplets.jsonl"
-
-
-def _root(args: argparse.Namespace) -> Path:
-    start = Path(args.repo) if args.repo else Path.cwd()
-    if not start.is_dir():
-        raise WorkspaceError(f"{args.repo} is not a directory", "give the root of a git repository with --repo")
-    return find_root(start)
 
 
 def _warn(message: str) -> None:
@@ -27,11 +19,11 @@ def _warn(message: str) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from codekin.training.analysis import analyze_triplets
-    from codekin.training.triplets import PolyglotTripletGenerator, write_jsonl
+    from codekin.training.mining.analysis import analyze_triplets
+    from codekin.training.mining.triplets import PolyglotTripletGenerator, write_jsonl
 
-    root = _root(args)
-    config = load_config(root, {"model": {"device": args.device}})
+    root = repo_root(args.repo, index=False, must_exist=True)
+    config = config_for(root, args)
     beam_ratio = config.training.beam_ratio if args.beam_ratio is None else args.beam_ratio
     cross_ratio = config.training.cross_language_ratio if args.cross_language_ratio is None \
         else args.cross_language_ratio
@@ -96,16 +88,16 @@ def _describe(path: str, stats: dict) -> str:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from codekin.training.analysis import analyze_triplets
-    from codekin.training.triplets import PolyglotTripletGenerator, read_jsonl
+    from codekin.training.mining.analysis import analyze_triplets
+    from codekin.training.mining.triplets import PolyglotTripletGenerator, read_jsonl
 
     triplets = read_jsonl(args.file)
     eval_paths = None
     if args.repo:
-        root = _root(args)
+        root = repo_root(args.repo, index=False, must_exist=True)
         eval_paths = PolyglotTripletGenerator(root, load_config(root)).split_paths()["eval"]
     stats = analyze_triplets(triplets, eval_paths)
-    print(json.dumps(stats) if args.json else _describe(args.file, stats))
+    emit(args, stats, _describe(args.file, stats))
     return 0
 
 

@@ -23,18 +23,19 @@ import numpy as np
 from codekin.config import Config, TrainingConfig, load_config
 from codekin.embedding import Embedder
 from codekin.errors import CodekinError, ConfigError
-from codekin.training.history import history_pairs
-from codekin.training.negatives import MiningStats, NegativeMiner, Request
-from codekin.training.nif import nif_pairs
-from codekin.training.positives import (
+from codekin.training.evaluation.splits import split_by_file
+from codekin.training.mining.history import history_pairs
+from codekin.training.mining.negatives import Mined, MiningStats, NegativeMiner, Request
+from codekin.training.mining.nif import nif_pairs
+from codekin.training.mining.plan import Buckets, Capacity, Plan, choose_pairs, plan_counts
+from codekin.training.mining.positives import (
     Pair,
     doc_and_signature_pairs,
     header_pairs,
     pattern_keys,
     pattern_pairs,
 )
-from codekin.training.snippets import BEAM, CPP, Snippet, SourceFiles, collect
-from codekin.training.splits import split_by_file
+from codekin.training.mining.snippets import BEAM, CPP, Snippet, SourceFiles, collect
 
 log = logging.getLogger(__name__)
 
@@ -120,46 +121,6 @@ def read_jsonl(path: Path | str) -> list[Triplet]:
 
 
 @dataclass
-class Capacity:
-    beam: int  # BEAM-anchored pairs within BEAM
-    cpp: int
-    cross_beam: int  # BEAM-anchored pairs whose positive is C/C++
-    cross_cpp: int
-    beam_pool: bool  # a BEAM snippet exists to be a negative
-    cpp_pool: bool
-
-
-@dataclass
-class Plan:
-    count: int
-    beam: int  # BEAM-anchored triplets (cross ones included)
-    cpp: int
-    real_beam: int  # real cross-language pairs used, BEAM-anchored
-    real_cpp: int
-    fill_beam: int  # same-family pairs given a negative from the other family
-    fill_cpp: int
-
-
-def plan_counts(n: int, beam_ratio: float, cross_ratio: float, cap: Capacity) -> Plan | None:
-    """How many triplets of each sort `n` needs, or None when the pairs cannot supply them."""
-    beam = round(n * beam_ratio)
-    cpp = n - beam
-    cross = round(n * cross_ratio)
-    cross_beam = min(beam, round(cross * beam_ratio))
-    cross_cpp = min(cpp, cross - cross_beam)
-    cross_beam = min(beam, cross - cross_cpp)
-    real_beam, real_cpp = min(cap.cross_beam, cross_beam), min(cap.cross_cpp, cross_cpp)
-    plan = Plan(n, beam, cpp, real_beam, real_cpp, cross_beam - real_beam, cross_cpp - real_cpp)
-    if beam - real_beam > cap.beam or cpp - real_cpp > cap.cpp:
-        return None
-    if (plan.fill_beam or real_beam or cpp - real_cpp - plan.fill_cpp) and not cap.cpp_pool:
-        return None  # these need a C/C++ negative
-    if (plan.fill_cpp or real_cpp or beam - real_beam - plan.fill_beam) and not cap.beam_pool:
-        return None
-    return plan
-
-
-@dataclass
 class GenerationReport:
     requested: int = 0
     generated: int = 0
@@ -182,20 +143,6 @@ class GenerationReport:
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
-
-
-def _interleave(pairs: list[Pair], rng: random.Random) -> list[Pair]:
-    """Shuffled within each positive kind, then taken round-robin across kinds (variety first)."""
-    by_kind: dict[str, list[Pair]] = {}
-    for pair in sorted(pairs, key=lambda p: (p.kind, p.anchor.key, p.positive.key)):
-        by_kind.setdefault(pair.kind, []).append(pair)
-    for items in by_kind.values():
-        rng.shuffle(items)
-    out: list[Pair] = []
-    queues = [by_kind[k] for k in sorted(by_kind)]
-    for i in range(max((len(q) for q in queues), default=0)):
-        out.extend(q[i] for q in queues if i < len(q))
-    return out
 
 
 class PolyglotTripletGenerator:
@@ -288,6 +235,31 @@ class PolyglotTripletGenerator:
         rng = random.Random(seed)
         files = self.files
         report = self.report = GenerationReport(requested=count, split=split)
+        beam_ratio, cross_ratio = self._check_files(files, report, beam_ratio, cross_ratio)
+        report.beam_ratio, report.cross_language_ratio = beam_ratio, cross_ratio
+        pairs, keys = self.pairs(split)
+        snippets = self.snippets(split)
+        plan, buckets = self._plan(report, pairs, snippets, count, beam_ratio, cross_ratio)
+        chosen = choose_pairs(plan, buckets, rng)
+        hard = set(rng.sample(range(len(chosen)), round(len(chosen) * self.training.hard_negative_ratio)))
+        requests = [Request(p.anchor, p.positive, fam, i in hard) for i, (p, fam) in enumerate(chosen)]
+        miner = NegativeMiner(snippets, keys, self.embedder,
+                              self._index_vectors(snippets) if self.embedder else {},
+                              self.training.embed_budget, seed)
+        triplets = self._triplets(chosen, miner.mine(requests), split)
+        rng.shuffle(triplets)
+        report.generated = len(triplets)
+        report.cross_language_pairs_used = sum(t.anchor_source.family != t.positive_source.family
+                                               for t in triplets)
+        report.cross_language_filled = sum(t.cross_language for t in triplets) - report.cross_language_pairs_used
+        report.negatives = _mining_summary(miner.stats)
+        report.seconds = round(time.perf_counter() - started, 2)
+        return triplets
+
+    def _check_files(self, files: SourceFiles, report: GenerationReport, beam_ratio: float,
+                     cross_ratio: float) -> tuple[float, float]:
+        """Count the repository's snippets; too few BEAM ones is an error, too few C/C++ files
+        makes the triplets BEAM-only. -> (beam ratio, cross-language ratio) to generate at."""
         report.beam_files, report.beam_snippets = files.count(BEAM)
         report.cpp_files, report.cpp_snippets = files.count(CPP)
         if report.beam_files < MIN_BEAM_FILES or report.beam_snippets < MIN_BEAM_SNIPPETS:
@@ -295,11 +267,13 @@ class PolyglotTripletGenerator:
         if report.cpp_files < MIN_CPP_FILES and (beam_ratio < 1.0 or cross_ratio > 0.0):
             self._warn(f"only {report.cpp_files} C/C++ files (fewer than {MIN_CPP_FILES}): generating "
                        "BEAM-only triplets, C++ ratio 0")
-            beam_ratio, cross_ratio = 1.0, 0.0
-        report.beam_ratio, report.cross_language_ratio = beam_ratio, cross_ratio
+            return 1.0, 0.0
+        return beam_ratio, cross_ratio
 
-        pairs, keys = self.pairs(split)
-        snippets = self.snippets(split)
+    def _plan(self, report: GenerationReport, pairs: list[Pair], snippets: list[Snippet], count: int,
+              beam_ratio: float, cross_ratio: float) -> tuple[Plan, Buckets]:
+        """The largest plan up to `count` that the split's pairs supply, and those pairs by bucket."""
+        split = report.split
         report.split_files = len(self.split_paths()[split])
         report.split_snippets = len(snippets)
         report.pairs_available = dict(sorted(Counter(p.kind for p in pairs).items()))
@@ -322,22 +296,10 @@ class PolyglotTripletGenerator:
         if real < round(plan.count * cross_ratio):
             self._warn(f"only {real} real cross-language pairs ({real / plan.count:.1%}) in the {split} split; "
                        f"filled {plan.fill_beam + plan.fill_cpp} with cross-language negatives")
+        return plan, buckets
 
-        chosen: list[tuple[Pair, str]] = []  # (pair, family of its negative)
-        for family, other, same_n, real_n, fill_n in ((BEAM, CPP, plan.beam - plan.real_beam, plan.real_beam,
-                                                       plan.fill_beam),
-                                                      (CPP, BEAM, plan.cpp - plan.real_cpp, plan.real_cpp,
-                                                       plan.fill_cpp)):
-            chosen += [(p, p.positive.family) for p in _interleave(buckets[family, True], rng)[:real_n]]
-            same = _interleave(buckets[family, False], rng)[:same_n]
-            fills = set(rng.sample(range(len(same)), fill_n))
-            chosen += [(p, other if i in fills else family) for i, p in enumerate(same)]
-        hard = set(rng.sample(range(len(chosen)), round(len(chosen) * self.training.hard_negative_ratio)))
-        requests = [Request(p.anchor, p.positive, fam, i in hard) for i, (p, fam) in enumerate(chosen)]
-        miner = NegativeMiner(snippets, keys, self.embedder,
-                              self._index_vectors(snippets) if self.embedder else {},
-                              self.training.embed_budget, seed)
-        mined = miner.mine(requests)
+    def _triplets(self, chosen: list[tuple[Pair, str]], mined: list[Mined | None], split: str) -> list[Triplet]:
+        """A triplet for each chosen pair that got a negative."""
         triplets = []
         for (pair, _), found in zip(chosen, mined, strict=True):
             if found is None:
@@ -348,13 +310,6 @@ class PolyglotTripletGenerator:
                                     split, found.mining))
         if len(triplets) < len(chosen):
             self._warn(f"{len(chosen) - len(triplets)} triplets dropped: no snippet could be their negative")
-        rng.shuffle(triplets)
-        report.generated = len(triplets)
-        report.cross_language_pairs_used = sum(t.anchor_source.family != t.positive_source.family
-                                               for t in triplets)
-        report.cross_language_filled = sum(t.cross_language for t in triplets) - report.cross_language_pairs_used
-        report.negatives = _mining_summary(miner.stats)
-        report.seconds = round(time.perf_counter() - started, 2)
         return triplets
 
     def _not_enough(self, split: str | None = None) -> NotEnoughSnippetsError:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from codekin.embedding.torch_encode import encode_texts
-from codekin.training.trainer import triplet_texts
+from codekin.training.trainer.results import triplet_texts
 
 DOC_TO_CODE = "doc_to_code"
 SAME_PATTERN = "same_pattern"
@@ -107,7 +107,7 @@ class CodeSearchEvaluator:
         p = corpus[[self._index[t[1]] for t in self.triplets]] if self.triplets else corpus[:0]
         n = corpus[[self._index[t[2]] for t in self.triplets]] if self.triplets else corpus[:0]
         metrics: dict[str, float] = {"triplet_accuracy": triplet_accuracy(a, p, n)}
-        category = {}
+        category: dict[str, str] = {}
         for (anchor, _, _), kind in zip(self.triplets, self.kinds, strict=True):
             category.setdefault(anchor, kind)
         k = self.k

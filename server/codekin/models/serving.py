@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codekin.config import STATE_DIR, ModelConfig
+from codekin.models.registry import BASE, ModelRegistry, RegistryError
 
 if TYPE_CHECKING:
     from codekin.embedding import Embedder
 
 log = logging.getLogger(__name__)
-BASE = "base"
 
 
 def models_dir(root: Path) -> Path:
@@ -38,8 +38,6 @@ def serving_model(root: Path, model: ModelConfig) -> ModelConfig:
 
     Weights are not hashed here (that costs seconds for a large model on every command);
     a hot reload verifies them before it switches."""
-    from codekin.training.registry import ModelRegistry, RegistryError
-
     registry = ModelRegistry(root)
     try:
         ref = registry.active_ref()
@@ -63,8 +61,6 @@ def version_ref(root: Path, model_name: str | None) -> str:
     parts = rel.parts  # v3/checkpoints/epoch-2
     if len(parts) != 3 or parts[1] != "checkpoints":
         return BASE
-    from codekin.training.registry import ModelRegistry, RegistryError
-
     try:
         version = ModelRegistry(root).get(parts[0])
     except RegistryError:

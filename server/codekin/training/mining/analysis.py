@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from codekin.training.snippets import BEAM, Snippet
-from codekin.training.triplets import Triplet
+from codekin.training.mining.snippets import BEAM, Snippet
+from codekin.training.mining.triplets import Triplet
 
 NEAR_DUPLICATE = 0.9  # token-set Jaccard of anchor and positive at or above this: a trivial pair
 _TOKEN = re.compile(r"\w+")
@@ -46,6 +46,7 @@ def analyze_triplets(triplets: list[Triplet], eval_paths: set[str] | None = None
     leaked = sorted(by_split.get("train", set()) & held)
     mining = Counter(t.mining or "unknown" for t in triplets if t.negative_kind == "hard")
     hard = sum(mining.values())
+    notes: list[str] = []
     stats = {
         "total": total,
         "splits": dict(sorted(Counter(t.split for t in triplets).items())),
@@ -62,14 +63,14 @@ def analyze_triplets(triplets: list[Triplet], eval_paths: set[str] | None = None
         "near_duplicates": near,
         "anchor_equals_positive": sum(t.anchor == t.positive for t in triplets),
         "leakage": leaked,
-        "notes": [],
+        "notes": notes,
     }
     if hard and mining.get("lexical", 0) == hard:
-        stats["notes"].append("hard negatives were mined lexically (no embedding model was given)")
+        notes.append("hard negatives were mined lexically (no embedding model was given)")
     elif mining.get("lexical"):
-        stats["notes"].append(f"{mining['lexical']} of {hard} hard negatives were mined lexically "
-                              "(beyond the embedding budget)")
+        notes.append(f"{mining['lexical']} of {hard} hard negatives were mined lexically "
+                     "(beyond the embedding budget)")
     if total and pairs_cross < sum(t.cross_language for t in triplets):
-        stats["notes"].append(f"real cross-language pairs: {_ratio(pairs_cross, total):.1%}; the rest of "
-                              "the cross-language triplets pair languages through their negative")
+        notes.append(f"real cross-language pairs: {_ratio(pairs_cross, total):.1%}; the rest of "
+                     "the cross-language triplets pair languages through their negative")
     return stats

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from codekin.chunking import chunk_text
 from codekin.config import IndexConfig
-from codekin.training.positives import Pair, make_pair
-from codekin.training.snippets import Snippet, useful
+from codekin.training.mining.positives import Pair, make_pair
+from codekin.training.mining.snippets import Snippet, useful
 
 MAX_BLOB_PAIRS = 400
 MAX_BLOB_BYTES = 400_000

@@ -20,7 +20,7 @@ import numpy as np
 
 from codekin.embedding import Embedder
 from codekin.index.lexical import Bm25, terms
-from codekin.training.snippets import Snippet
+from codekin.training.mining.snippets import Snippet
 
 SHORTLISTS = (8, 6, 4, 3, 2, 1)  # lexical candidates per anchor, shrunk to fit the budget
 LEXICAL_DEPTH = 40

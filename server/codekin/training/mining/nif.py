@@ -13,8 +13,8 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 
-from codekin.training.positives import HEAD_KINDS, Pair, function_name, make_pair, module_of
-from codekin.training.snippets import BEAM, CPP, Snippet, SourceFiles
+from codekin.training.mining.positives import HEAD_KINDS, Pair, function_name, make_pair, module_of
+from codekin.training.mining.snippets import BEAM, CPP, Snippet, SourceFiles
 
 _TABLE = re.compile(r"ErlNifFunc\s+\w+\s*\[\s*\w*\s*\]\s*=\s*\{(.*?)\}\s*;", re.DOTALL)
 _ENTRY = re.compile(r'\{\s*"([^"]+)"\s*,\s*(\d+)\s*,\s*([A-Za-z_]\w*)')

@@ -22,7 +22,7 @@ from typing import Any
 
 from codekin.config import STATE_DIR
 from codekin.errors import CodekinError
-from codekin.training.checkpoints import (
+from codekin.models.checkpoints import (
     MANIFEST,
     file_hashes,
     read_manifest,

@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
+from codekin.cli.common import config_for, emit, repo_root
 from codekin.errors import CodekinError
 
 
-def _root(args: argparse.Namespace) -> Path:
-    from codekin.cli import index_root
-
-    return index_root(Path(args.repo) if args.repo else Path.cwd())
-
-
 def cmd_reembed(args: argparse.Namespace) -> int:
-    from codekin.config import load_config
     from codekin.jobs.reembed import reembed
     from codekin.progress import BarProgress
 
-    root = _root(args)
-    config = load_config(root, {"model": {"device": args.device}})
+    root = repo_root(args.repo)
+    config = config_for(root, args)
     ray = None
     if args.engine == "ray":  # embed on Ray Data (optional extra)
         from codekin.distributed.ray_embed import RayOptions
@@ -32,18 +25,18 @@ def cmd_reembed(args: argparse.Namespace) -> int:
         raise CodekinError(f"{'--address' if args.address else '--workers'} needs --engine ray",
                            "add --engine ray (pip install 'codekin[ray]'), or drop the option")
     summary = reembed(root, config, progress=BarProgress, lock_wait=args.wait, ray=ray)
-    print(json.dumps({"root": str(root), **summary.to_dict()}) if args.json else summary.describe())
+    emit(args, {"root": str(root), **summary.to_dict()}, summary.describe())
     return 0
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from codekin.dashboard.report import render_dashboard
 
-    root = _root(args)
+    root = repo_root(args.repo)
     out = Path(args.out) if args.out else root / ".codekin" / "dashboard.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_dashboard(root), encoding="utf-8")
-    print(json.dumps({"path": str(out)}) if args.json else f"Dashboard written to {out}")
+    emit(args, {"path": str(out)}, f"Dashboard written to {out}")
     if args.open:
         import webbrowser
 

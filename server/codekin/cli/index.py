@@ -1,0 +1,70 @@
+"""`codekin index` and `codekin status`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from codekin.cli.common import config_for, emit, repo_root
+from codekin.errors import WorkspaceError
+from codekin.workspace import find_root
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from codekin.indexer import Indexer
+    from codekin.progress import BarProgress
+
+    root = Path(args.path).resolve() if args.path else find_root(Path.cwd())
+    if not root.is_dir():
+        raise WorkspaceError(f"{args.path} is not a directory")
+    config = config_for(root, args)
+    indexer = Indexer(root, config, progress=BarProgress)
+    if getattr(args, "engine", "local") == "ray":  # chunk + embed on Ray Data (optional extra)
+        from codekin.distributed.ray_embed import RayIndexer, RayOptions
+
+        indexer = RayIndexer(root, config, RayOptions(address=args.address, workers=args.workers),
+                             progress=BarProgress)
+    summary = indexer.run(wait=args.wait)
+    skipped = ", ".join(f"{reason}: {n}" for reason, n in sorted(summary.skipped.items()))
+    line = (f"Indexed {summary.files} files ({summary.changed_files} changed, {summary.removed_files} removed): "
+            f"{summary.chunks} chunks, {summary.new_embeddings} new embeddings"
+            + (f" on {summary.device}" if summary.device else "")
+            + f", {sum(summary.skipped.values())} skipped" + (f" ({skipped})" if skipped else "")
+            + f" in {summary.seconds:.1f} s ({summary.embeddings_per_second:.1f} embeddings/s)")
+    emit(args, {"root": str(root), **summary.to_dict()}, line)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from codekin.engine import Engine
+    from codekin.indexer import pending_changes
+
+    root = repo_root(args.repo, Path(args.path) if args.path else None)
+    engine = Engine(root, config_for(root, args))
+    status = engine.status()
+    if status["indexed"]:
+        status["pending"] = pending_changes(engine.root, engine.config)
+    if not status["indexed"]:
+        human = f"No index in {engine.root}. Run: codekin index {engine.root}"
+    else:
+        pending = status["pending"]
+        human = (f"Index of {status['root']}\n  model: {status['model']}\n  table: {status['active_table']}\n"
+                 f"  files: {status['files']}, chunks: {status['chunks']} ({status['embedded_chunks']} embedded)\n"
+                 f"  updated: {status['age_seconds']:.0f} s ago at commit {status['head'][:10] or '-'}\n"
+                 f"  stale: {pending['changed']} changed, {pending['new']} new, {pending['removed']} removed files")
+    emit(args, status, human)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction, parents: dict[str, argparse.ArgumentParser]) -> None:
+    common, model = parents["common"], parents["model"]
+    p = subparsers.add_parser("index", parents=[common, model, parents["engine"]],
+                              help="index a repository (incremental)")
+    p.add_argument("path", nargs="?", help="repository root (default: the git root of the current directory)")
+    p.add_argument("--wait", type=float, default=0.0, help="seconds to wait for another indexer's lock")
+    p.set_defaults(func=cmd_index)
+
+    p = subparsers.add_parser("status", parents=[common], help="index size, model and staleness")
+    p.add_argument("path", nargs="?")
+    p.add_argument("--repo", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_status)

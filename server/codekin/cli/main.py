@@ -1,0 +1,71 @@
+"""The `codekin` parser, built from the command groups, and the edge where errors become
+exit codes with a hint."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from codekin import __version__
+from codekin.cli import doctor, hooks, index, jobs, models, search, serve, sync, train, triplets
+from codekin.config import DEVICES, SEARCH_MODES
+from codekin.errors import DISK_FULL_EXIT, CodekinError, disk_full
+
+# Each group has `register(subparsers, parents)` where
+# parents = {"common": --json, "model": --device, "query": --limit/--min-similarity/--mode/--repo,
+#            "engine": --engine/--address/--workers}
+# and sets `func(args) -> int` on its parsers (raise CodekinError for user errors).
+GROUPS = (index, search, doctor, hooks, sync, serve, train, models, triplets, jobs)
+
+
+def _parents() -> dict[str, argparse.ArgumentParser]:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    model = argparse.ArgumentParser(add_help=False)
+    model.add_argument("--device", choices=DEVICES, help="where the model runs (default: auto)")
+    query = argparse.ArgumentParser(add_help=False)
+    query.add_argument("--limit", type=int, default=None, help="number of results (default 10)")
+    query.add_argument("--min-similarity", type=float, default=None, help="drop results below this score")
+    query.add_argument("--mode", choices=SEARCH_MODES, help="dense, lexical or hybrid (default)")
+    query.add_argument("--repo", help="repository root (default: found from the current directory)")
+
+    engine = argparse.ArgumentParser(add_help=False)
+    engine.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="local (this process, default) or ray (on Ray Data: pip install 'codekin[ray]')")
+    engine.add_argument("--address", help="with --engine ray: join this Ray cluster (default: start a local instance)")
+    engine.add_argument("--workers", type=int, default=0,
+                        help="with --engine ray: embedding actors (default: one per GPU, else one per CPU)")
+    return {"common": common, "model": model, "query": query, "engine": engine}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="codekin", description="Local code search that learns your codebase.")
+    parser.add_argument("--version", action="version", version=f"codekin {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parents = _parents()
+    for group in GROUPS:
+        group.register(sub, parents)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CodekinError as exc:
+        print(f"codekin: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("codekin: interrupted; the index keeps everything committed so far", file=sys.stderr)
+        return 130
+    except (OSError, RuntimeError) as exc:  # LanceDB reports a full disk as a RuntimeError
+        if not disk_full(exc):
+            raise
+        print("codekin: error: the disk is full (no space left on device)\n"
+              "  hint: free some space and run the command again; the index keeps everything committed "
+              "before the error", file=sys.stderr)
+        return DISK_FULL_EXIT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""`codekin models list|rollback|promote|prune` (thin: parse, call, print)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from codekin.cli.common import emit, repo_root
+
+
+def _age(timestamp: float | None) -> str:
+    if not timestamp:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+
+
+def _score(metrics: dict[str, Any], name: str) -> str:
+    value = metrics.get(name)
+    return f"{value:.3f}" if isinstance(value, int | float) else "-"
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from codekin.models.registry import BASE, ModelRegistry
+
+    registry = ModelRegistry(repo_root(args.repo))
+    active = registry.active_ref()
+    versions = registry.versions()
+    rows = [f"{'':2}{'version':<18}{'parent':<14}{'created':<18}{'triplets':>9}{'acc':>8}{'mrr@10':>8}"
+            f"{'recall@10':>10}  status"]
+    rows.append(f"{'*' if active == BASE else ' ':2}{BASE:<18}{'-':<14}{'-':<18}{'-':>9}{'-':>8}{'-':>8}{'-':>10}"
+                "  configured model")
+    payload = []
+    for version in versions:
+        candidate = version.manifest.get("metrics", {}).get("candidate", {})
+        for name in [version.id, *(f"{version.id}/{c}" for c in version.checkpoints()
+                                   if c != version.final_checkpoint)]:
+            is_epoch = "/" in name
+            marker = "*" if active == name else " "
+            status = "epoch checkpoint" if is_epoch else version.status
+            reason = version.manifest.get("reason", "")
+            if not is_epoch and reason and version.status in ("rejected", "failed"):
+                status += f": {reason}"
+            rows.append(f"{marker:2}{name:<18}{version.manifest.get('parent', '-'):<14}"
+                        f"{_age(version.manifest.get('created_at')):<18}{version.manifest.get('triplets', 0):>9}"
+                        f"{'-' if is_epoch else _score(candidate, 'triplet_accuracy'):>8}"
+                        f"{'-' if is_epoch else _score(candidate, 'mrr@10'):>8}"
+                        f"{'-' if is_epoch else _score(candidate, 'recall@10'):>10}  {status}")
+        payload.append({**version.to_dict(), "active": active.split("/")[0] == version.id})
+    emit(args, {"active": active, "versions": payload}, "\n".join(rows))
+    return 0
+
+
+def cmd_models_rollback(args: argparse.Namespace) -> int:
+    from codekin.models.registry import ModelRegistry
+
+    registry = ModelRegistry(repo_root(args.repo))
+    before = registry.active_ref()
+    after = registry.rollback(args.version)
+    emit(args, {"previous": before, "active": after},
+         f"Rolled back from {before} to {after}. The index re-embeds with it on its next update.")
+    return 0
+
+
+def cmd_models_promote(args: argparse.Namespace) -> int:
+    from codekin.models.registry import ModelRegistry
+
+    registry = ModelRegistry(repo_root(args.repo))
+    before = registry.active_ref()
+    after = registry.promote(args.version)
+    emit(args, {"previous": before, "active": after}, f"Promoted {after} (was {before}).")
+    return 0
+
+
+def cmd_models_prune(args: argparse.Namespace) -> int:
+    from codekin.models.registry import ModelRegistry
+
+    removed = ModelRegistry(repo_root(args.repo)).prune(args.keep)
+    emit(args, {"removed": removed},
+         f"Removed {len(removed)} version(s): {', '.join(removed)}" if removed else "Nothing to prune.")
+    return 0
+
+
+def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
+    common = parents["common"]
+    models = subparsers.add_parser("models", help="list, promote, roll back or prune fine-tuned model versions")
+    sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    repo = argparse.ArgumentParser(add_help=False)
+    repo.add_argument("--repo", help="repository root (default: found from the current directory)")
+    p = sub.add_parser("list", parents=[common, repo], help="versions, parents, eval scores; * marks the active one")
+    p.set_defaults(func=cmd_models_list)
+    p = sub.add_parser("rollback", parents=[common, repo], help="return to the previous (or the given) model")
+    p.add_argument("version", nargs="?", help="a version (v2), an epoch checkpoint (v2/epoch-1) or base")
+    p.set_defaults(func=cmd_models_rollback)
+    p = sub.add_parser("promote", parents=[common, repo], help="make a version the active model")
+    p.add_argument("version")
+    p.set_defaults(func=cmd_models_promote)
+    p = sub.add_parser("prune", parents=[common, repo], help="delete all but the newest N versions")
+    p.add_argument("--keep", type=int, required=True, help="versions to keep besides the active one")
+    p.set_defaults(func=cmd_models_prune)

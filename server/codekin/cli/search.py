@@ -1,0 +1,105 @@
+"""`codekin search` and `codekin similar`: queries through the Engine."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from codekin.cli.common import config_for, emit, repo_root
+from codekin.errors import WorkspaceError
+
+if TYPE_CHECKING:  # imported lazily: LanceDB costs seconds, and `codekin serve` must start fast
+    from codekin.engine import Engine
+    from codekin.index.search import Hit
+
+
+def _engine(args: argparse.Namespace, start: Path) -> Engine:
+    from codekin.engine import Engine
+
+    root = repo_root(args.repo, start)
+    return Engine(root, config_for(root, args))
+
+
+_SCORE_MEANING = {"hybrid": "ranked by dense + lexical fusion; scores are cosine similarity",
+                  "dense": "scores are cosine similarity",
+                  "lexical": "scores are BM25 relative to the best match"}
+
+
+def _score_note(args: argparse.Namespace, engine: Engine) -> str:
+    return _SCORE_MEANING.get(args.mode or engine.config.search.mode, "")
+
+
+def _format_hits(hits: list[Hit]) -> str:
+    if not hits:
+        return "No results. Try --mode lexical, a lower --min-similarity, or `codekin index` if files changed."
+    lines = []
+    for rank, hit in enumerate(hits, 1):
+        lines.append(f"{rank:>2}. {hit.score:.3f}  {hit.path}:{hit.start_line}-{hit.end_line}  {hit.symbol}")
+        snippet = [s.strip() for s in hit.text.split("\n") if s.strip() and not s.strip().startswith(("@doc", '"""'))]
+        for text in snippet[:2]:
+            lines.append(f"      {text[:100]}")
+    return "\n".join(lines)
+
+
+def _format_files(files) -> str:
+    if not files:
+        return "No files. Try other words, or `codekin index` if files changed."
+    return "\n".join(f"{rank:>2}. {f.score:.3f}  {f.path}  (best: {f.symbol}, lines {f.start_line}-{f.end_line})"
+                     for rank, f in enumerate(files, 1))
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    engine = _engine(args, Path.cwd())
+    started = time.perf_counter()
+    if args.files:
+        files = engine.search_files(args.query, args.limit, args.mode, args.lang, args.path, tests=args.tests)
+        elapsed = time.perf_counter() - started
+        human = _format_files(files) + f"\n{len(files)} files in {elapsed * 1000:.0f} ms (ranked by their chunks, " \
+            "summary and mean vector)"
+        emit(args, [f.to_dict() for f in files], human)
+        return 0
+    hits = engine.search(args.query, args.limit, args.min_similarity, args.mode, args.lang, args.path,
+                         tests=args.tests)
+    elapsed = time.perf_counter() - started
+    human = _format_hits(hits) + f"\n{len(hits)} results in {elapsed * 1000:.0f} ms ({_score_note(args, engine)})"
+    emit(args, [h.to_dict() for h in hits], human)
+    return 0
+
+
+_LOCATION = re.compile(r"^(?P<path>.+?):(?P<start>\d+)(?:-(?P<end>\d+))?$")
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    match = _LOCATION.match(args.location)
+    if not match:
+        raise WorkspaceError(f"cannot read location {args.location!r}", "use FILE:LINE or FILE:START-END")
+    path = match["path"]
+    engine = _engine(args, Path(path) if not args.repo else Path.cwd())
+    start = int(match["start"])
+    end = int(match["end"]) if match["end"] else None
+    query, hits = engine.similar(path, start, end, limit=args.limit, min_similarity=args.min_similarity,
+                                 mode=args.mode)
+    about = f"Similar to {query.symbol} ({query.path}:{query.start_line}-{query.end_line})" if query else \
+        f"Similar to {args.location}"
+    emit(args, [h.to_dict() for h in hits], f"{about}\n{_format_hits(hits)}\n({_score_note(args, engine)})")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction, parents: dict[str, argparse.ArgumentParser]) -> None:
+    common, model, query = parents["common"], parents["model"], parents["query"]
+    p = subparsers.add_parser("search", parents=[common, model, query], help="natural-language or code search")
+    p.add_argument("query")
+    p.add_argument("--lang", help="only this language (elixir, erlang, cpp, c, ...)")
+    p.add_argument("--path", help="only paths matching this glob, e.g. 'lib/**'")
+    p.add_argument("--files", action="store_true", help="rank files instead of chunks (whole-file questions)")
+    p.add_argument("--tests", action="store_true",
+                   help="rank tests, fixtures and examples like the code (default: weighed down for questions)")
+    p.set_defaults(func=cmd_search)
+
+    p = subparsers.add_parser("similar", parents=[common, model, query],
+                              help="code similar to FILE:LINE or FILE:START-END")
+    p.add_argument("location")
+    p.set_defaults(func=cmd_similar)

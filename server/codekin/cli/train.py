@@ -1,0 +1,58 @@
+"""`codekin train` (thin: parse, call, print)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from codekin.cli.common import emit, repo_root
+from codekin.training.trainer.args import LOSSES, PRECISIONS, TrainingArguments
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from codekin.training.child import run_in_child
+    from codekin.training.pipeline import PipelineOptions
+
+    training = TrainingArguments().replace(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                                           margin=args.margin, loss=args.loss, device=args.device, seed=args.seed,
+                                           precision=args.precision)
+    launch = None
+    if getattr(args, "gpus", None) and args.gpus > 1:  # torchrun, one process per GPU (DDP/FSDP)
+        from codekin.distributed.torchrun import check_launch, effective_arguments, launch_command
+
+        check_launch(args.gpus, args.device or "auto", args.strategy)
+        training, launch = effective_arguments(training, args.gpus), launch_command(args.gpus, args.strategy)
+    options = PipelineOptions(args=training, count=args.count, triplets_file=args.triplets or "",
+                              min_improvement=args.min_improvement, allow_dim_change=args.allow_dim_change,
+                              resume=not args.no_resume,
+                              config_overrides={"model": {"device": args.device}} if args.device else {})
+    result = run_in_child(repo_root(args.repo), options, human_to_stderr=args.json, launch=launch)
+    emit(args, result.to_dict(), f"Active model: {result.active}")
+    return 0
+
+
+def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
+    common, model = parents["common"], parents["model"]
+    p = subparsers.add_parser("train", parents=[common, model],
+                              help="fine-tune the model on this repository, promote it if it is better")
+    p.add_argument("--epochs", type=int, help="passes over the triplets (default 3)")
+    p.add_argument("--batch-size", type=int, help="triplets per step (default 16)")
+    p.add_argument("--lr", type=float, help="learning rate (default 1e-5)")
+    p.add_argument("--margin", type=float, help="triplet-loss margin on cosine distance (default 0.3)")
+    p.add_argument("--loss", choices=LOSSES, help="triplet (default) or mnrl (in-batch + hard negatives)")
+    p.add_argument("--count", type=int, default=1000, help="training triplets to generate (default 1000)")
+    p.add_argument("--seed", type=int, help="seed for data order and generation (default 13)")
+    p.add_argument("--precision", choices=PRECISIONS, help="auto (default): fp8 for big models on fp8 GPUs, "
+                   "else bf16 on a GPU and on CPUs with native bf16; fp32 is the safe slow choice")
+    p.add_argument("--triplets", help="train on this JSONL file instead of generating triplets")
+    p.add_argument("--min-improvement", type=float, default=0.01,
+                   help="MRR@10 gain over the active model needed to promote (default 0.01)")
+    p.add_argument("--allow-dim-change", action="store_true",
+                   help="promote a model with another output dimension (forces a full re-embed)")
+    p.add_argument("--no-resume", action="store_true", help="start over instead of resuming an interrupted run")
+    p.add_argument("--gpus", type=int, help="train on N GPUs under torchrun (--batch-size is then per GPU; "
+                   "with --device cpu: N CPU processes on gloo)")
+    p.add_argument("--strategy", choices=("auto", "ddp", "fsdp"), default="auto",
+                   help="with --gpus: DDP, or FSDP when the model does not fit one card (default auto)")
+    p.add_argument("--repo", help="repository root (default: found from the current directory)")
+    p.set_defaults(func=cmd_train)

@@ -1,0 +1,81 @@
+"""A training run's triplets: read from a file, written beside its model version, or
+generated from the repository's own code (split by file into train and held-out)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from codekin.config import Config
+from codekin.training.trainer.results import TrainingError, triplet_texts
+
+Out = Callable[[str], None]
+
+
+@dataclass
+class TrainingData:
+    train: list[Any]
+    eval: list[Any]
+    corpus: list[str] = field(default_factory=list)  # extra held-out snippets for retrieval
+
+
+def _as_dict(item: Any) -> dict[str, Any]:
+    if hasattr(item, "to_dict"):
+        return item.to_dict()
+    if isinstance(item, dict):
+        return item
+    anchor, positive, negative = triplet_texts(item)
+    return {"anchor": anchor, "positive": positive, "negative": negative}
+
+
+def read_triplets_file(path: Path) -> TrainingData:
+    """Triplet dicts (split "train" or "eval"); {"corpus": text} lines add held-out snippets."""
+    data = TrainingData([], [])
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            if "corpus" in item:
+                data.corpus.append(str(item["corpus"]))
+                continue
+            triplet_texts(item)
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise TrainingError(f"{path}:{number}: not a triplet ({exc.__class__.__name__}: {exc})",
+                                "each line needs anchor, positive and negative (and split: train|eval)") from exc
+        (data.eval if item.get("split") == "eval" else data.train).append(item)
+    return data
+
+
+def training_data_text(data: TrainingData) -> str:
+    lines = [json.dumps({**_as_dict(t), "split": "train"}) for t in data.train]
+    lines += [json.dumps({**_as_dict(t), "split": "eval"}) for t in data.eval]
+    lines += [json.dumps({"corpus": text}) for text in data.corpus]
+    return "\n".join(lines) + "\n"
+
+
+def generate_training_data(root: Path, config: Config, count: int, seed: int, embedder: Any,
+                           out: Out = print) -> TrainingData:
+    """Triplets from the repository's own code (PolyglotTripletGenerator), split by file."""
+    from codekin.training.mining.triplets import NotEnoughSnippetsError, PolyglotTripletGenerator
+
+    cfg = config.training
+    generator = PolyglotTripletGenerator(root, config, embedder=embedder, eval_fraction=cfg.eval_fraction, seed=seed)
+    train = generator.generate(count, cfg.beam_ratio, cfg.cross_language_ratio, seed, split="train")
+    warnings = list(generator.report.warnings)
+    eval_count = max(20, round(count * cfg.eval_fraction / max(1e-9, 1 - cfg.eval_fraction)))
+    try:
+        held_out = generator.generate(eval_count, cfg.beam_ratio, cfg.cross_language_ratio, seed, split="eval")
+    except NotEnoughSnippetsError:  # a small held-out split rarely has C/C++ pairs for the ratios
+        held_out = generator.generate(eval_count, 1.0, 0.0, seed, split="eval")
+        warnings.append("the held-out split cannot meet the language ratios: evaluating on BEAM-only triplets")
+    warnings += generator.report.warnings
+    corpus = [s.model_text for s in generator.snippets("eval")]
+    for warning in warnings:
+        out(f"  warning: {warning}")
+    out(f"Generated {len(train)} training and {len(held_out)} held-out triplets "
+        f"({len(generator.split_paths()['eval'])} held-out files, {len(corpus)} held-out snippets)")
+    return TrainingData(list(train), list(held_out), corpus)

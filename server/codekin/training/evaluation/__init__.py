@@ -1,0 +1,2 @@
+"""Evaluation: the held-out split by file (splits.py) and the code-search evaluator with its
+promotion gate (evaluate.py)."""
