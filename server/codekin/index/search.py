@@ -206,7 +206,7 @@ class SearchIndex:
             if mode == "dense":
                 rank = (dense + 1.0) / 2.0
             else:
-                rank = _fuse(dense, lexical, weights.lexical)
+                rank = _fuse(dense, lexical if lexical is not None else np.zeros(len(self)), weights.lexical)
                 if definitions is not None:
                     rank = rank + weights.definition * definitions
             shown = cosine

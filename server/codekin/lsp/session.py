@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from codekin.config import Config
     from codekin.engine import Engine
     from codekin.index.search import Hit
-    from codekin.lsp.neighbours import Relatives, RelativesCache
+    from codekin.lsp.neighbours import Relatives
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,9 @@ class Session:
         self.config: Config | None = None
         self._engine: Engine | None = None
         self.freshness: Freshness | None = None
-        self._relatives: RelativesCache | None = None
+        from codekin.lsp.neighbours import RelativesCache
+
+        self._relatives = RelativesCache()
         self._started = threading.Event()
         self._startup_error: CodekinError | None = None
         self._model_ready = threading.Event()
@@ -67,7 +69,7 @@ class Session:
 
     def _start(self) -> None:
         try:
-            self._open()
+            engine = self._open()
         except CodekinError as exc:
             self._startup_error = exc
             self.warn(f"codekin: cannot serve {self.root}: {exc}")
@@ -76,7 +78,6 @@ class Session:
             return
         finally:
             self._started.set()
-        engine = self._engine
         if engine.store.exists():
             try:
                 engine.index()  # warm the snapshot: the first query should not pay for it
@@ -101,10 +102,9 @@ class Session:
                                    on_stale=self.jobs.follow_index if self.jobs is not None else None)
         self.freshness.start(self.watch)
 
-    def _open(self) -> None:
+    def _open(self) -> Engine:
         from codekin.config import load_config
         from codekin.engine import Engine
-        from codekin.lsp.neighbours import RelativesCache
 
         config = load_config(self.root, self.overrides)
         config.search.limit = self.options.search.limit
@@ -112,7 +112,7 @@ class Session:
         config.search.mode = self.options.search.mode
         self.config = config
         self._engine = Engine(self.root, config)
-        self._relatives = RelativesCache()
+        return self._engine
 
     def close(self) -> None:
         if self.jobs is not None:
@@ -138,6 +138,8 @@ class Session:
             raise WorkspaceError("codekin is still starting", "try again in a few seconds")
         if self._startup_error is not None:
             raise self._startup_error
+        if self._engine is None:
+            raise WorkspaceError("codekin did not start", "restart the language server")
         return self._engine
 
     def _wait_model(self) -> None:
@@ -256,7 +258,7 @@ class Session:
             return "starting"
         if self._startup_error is not None:
             return "error"
-        if not self._engine.store.exists():
+        if self._engine is None or not self._engine.store.exists():
             return "no-index"
         if not self._model_ready.is_set():
             return "loading-model"
