@@ -10,7 +10,7 @@ import pytest
 from codekin.config import load_config
 from codekin.engine import Engine
 from codekin.errors import WorkspaceError
-from codekin.index.definitions import Definitions, definition_keys, query_keys
+from codekin.index.definitions import Definitions, declared_names, definition_keys, query_keys
 from codekin.index.paths import asks_for_tests, path_role, twin_key
 from codekin.index.query import CODE, QUESTION, SYMBOL, classify, parse
 from codekin.index.ranking import spread_order
@@ -38,11 +38,22 @@ def test_definition_keys_cover_every_spelling_a_user_types():
     assert keys["req.request.put_header/3"] == keys["req.request.put_header"] == 1.0
     assert {"put_header", "put_header/3", "request.put_header"} <= set(keys)
     assert definition_keys("Req.Request (part 2/8)", "module") == []  # only the first part defines
-    assert dict(definition_keys("Mutex (Debug)", "class"))["mutex"] == pytest.approx(0.9)  # a trait impl
+    assert dict(definition_keys("Mutex (Debug)", "class"))["mutex"] == pytest.approx(0.75)  # a trait impl
     assert definition_keys("lz4.c", "block") == [] and definition_keys("x.ex", "window") == []
     assert query_keys("re2::RE2::FullMatch") == ["re2.re2.fullmatch"]
     assert query_keys("gun:open/3") == ["gun.open/3", "gun.open"]
     assert query_keys("how does") == []
+
+
+def test_names_declared_inside_a_head_are_definitions_too():
+    assert declared_names("erlang", "-module(ranch).\n-type proxy_info() :: #{}.\n-record(state, {a}).\n") == \
+        ["proxy_info", "state"]
+    assert declared_names("elixir", "  @type t :: %__MODULE__{}\n  @callback init(term) :: term\n") == ["t", "init"]
+    assert declared_names("c", "#define LZ4_MEMORY_USAGE 14\ntypedef struct LZ4_s LZ4_stream_t;\n") == \
+        ["lz4_memory_usage", "lz4_stream_t"]
+    definitions = Definitions(["ranch_proxy_header", "ranch_proxy_header:header/1"], ["attributes", "function"],
+                              ["src/p.erl"] * 2, ["erlang"] * 2, ["-type proxy_info() :: #{}.", "header(I) -> I."])
+    assert list(definitions.scores(["proxy_info"])) == pytest.approx([0.85, 0])
 
 
 def test_the_defining_chunk_matches_and_a_name_containing_the_word_does_not():

@@ -183,3 +183,13 @@ def test_doc2code_stripping_keeps_every_line_number():
     assert "Fetches" not in stripped and stripped.split("\n")[6] == "  def fetch(key) do"
     picked = doc2code.select("shop", functions)
     assert picked == doc2code.select("shop", list(reversed(functions)))  # seeded, order-free
+
+
+def test_doc2code_leaves_out_docs_that_another_function_nearly_repeats():
+    def fn(path, start, doc):
+        return doc2code.DocFunction(path, "f", start, start + 2, (start - 1,), doc)
+
+    put = fn("lib/req.ex", 10, "Makes a PUT request and returns a response or raises an error.")
+    patch = fn("lib/req.ex", 20, "Makes a PATCH request and returns a response or raises an error.")
+    other = fn("lib/req.ex", 30, "Parses the netrc file into a map of hosts and credentials.")
+    assert doc2code.without_twins([put, other], [put, patch, other]) == [other]

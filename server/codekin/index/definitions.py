@@ -27,7 +27,7 @@ _SEPARATORS = re.compile(r"::|[.:#]|->")
 _QUALIFIED = re.compile(r"^[A-Za-z_][\w!?]*(?:(?:::|[.:#]|->)[A-Za-z_~][\w!?]*)*(?:/\d+)?(?:\(\))?$")
 
 # How strongly a key form identifies its chunk: the whole qualified name, then shorter forms.
-EXACT, PARTIAL, FILE, IMPL, SHORTENED = 1.0, 0.85, 0.7, 0.9, 0.9
+EXACT, PARTIAL, FILE, IMPL, SHORTENED = 1.0, 0.85, 0.7, 0.75, 0.9
 
 
 def _segments(symbol: str) -> tuple[list[str], str]:
@@ -78,14 +78,39 @@ def looks_like_symbol(word: str) -> bool:
     return bool(_QUALIFIED.match(word.strip()))
 
 
+# Names declared inside a chunk's text that no chunk of their own defines: Erlang types,
+# records and macros, Elixir types, callbacks and structs, C macros and typedefs.
+_DECLARED = {
+    "erlang": re.compile(r"^-(?:type|opaque|record|define|callback)\s*\(?\s*([A-Za-z_]\w*)", re.M),
+    "elixir": re.compile(r"^\s*@(?:type|typep|opaque|callback|macrocallback)\s+([a-z_]\w*[?!]?)", re.M),
+    "c": re.compile(r"^\s*#\s*define\s+([A-Za-z_]\w*)|^\s*typedef\b[^;{]*?\b([A-Za-z_]\w*)\s*;", re.M),
+}
+_DECLARED["cpp"] = _DECLARED["c"]
+
+
+def declared_names(language: str, text: str) -> list[str]:
+    pattern = _DECLARED.get(language)
+    if pattern is None:
+        return []
+    return [name.lower() for match in pattern.finditer(text) for name in match.groups() if name]
+
+
 class Definitions:
     """key -> rows that define it, built once per index snapshot."""
 
-    def __init__(self, symbols: list[str], kinds: list[str], paths: list[str]) -> None:
+    def __init__(self, symbols: list[str], kinds: list[str], paths: list[str],
+                 languages: list[str] | None = None, texts: list[str] | None = None) -> None:
         self.rows: dict[str, list[tuple[int, float]]] = {}
         for row, (symbol, kind) in enumerate(zip(symbols, kinds, strict=True)):
             for key, strength in definition_keys(symbol, kind):
                 self.rows.setdefault(key, []).append((row, strength))
+        declared: dict[str, list[tuple[int, float]]] = {}
+        for row, (language, text) in enumerate(zip(languages or [], texts or [], strict=True)):
+            if kinds[row] not in ("function", "method"):
+                for name in declared_names(language, text):
+                    declared.setdefault(name, []).append((row, PARTIAL))
+        for name, rows in declared.items():
+            self.rows.setdefault(name, rows)  # a chunk of its own defines it better
         # A file answers to its name (`changeset.ex`, `Changeset`) by its head, else its first chunk.
         self._file_heads: dict[str, list[int]] = {}
         first: dict[str, int] = {}

@@ -73,7 +73,7 @@ class SearchIndex:
         for i, path in enumerate(self.paths):
             self.by_path.setdefault(path, []).append(i)
         self.parent = self._parents()
-        self.definitions = Definitions(self.symbols, self.kinds, self.paths)
+        self.definitions = Definitions(self.symbols, self.kinds, self.paths, self.languages, self.texts)
         role_of = {p: ROLES.index(path_role(p)) for p in self.by_path}
         test = ROLES.index("test")
         self.roles = np.array([test if is_test_symbol(s) else role_of[p] for p, s in zip(self.paths, self.symbols,
