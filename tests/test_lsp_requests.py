@@ -44,12 +44,23 @@ def test_invalid_options_are_reported_and_defaults_kept():
     assert options == ServerOptions(CodeLensOptions(True, 0.7), SearchOptions())
     assert problems == [
         "codeLens.enabled must be true or false, got 'yes'; using True",
-        "search.limit must be an integer between 1 and 1000, got 0; using 10",
-        "search.mode must be one of dense, lexical, hybrid, got 'fuzzy'; using 'hybrid'",
+        "search.limit must be an integer between 1 and 1000, got 0; using the configured value",
+        "search.mode must be one of dense, lexical, hybrid, got 'fuzzy'; using the configured value",
         "unknown option search.colour (known: limit, minSimilarity, mode)",
         "unknown option 'extra' (known: codeLens, search)",
     ]
     assert parse_options([1]) == (ServerOptions(), ["initializationOptions must be an object, got list"])
+
+
+def test_the_repository_search_settings_hold_unless_the_client_sends_its_own(repo_factory):
+    from codekin.lsp.session import Session
+
+    root = repo_factory({"lib/a.ex": "defmodule A do\nend\n",
+                         ".codekin/config.toml": '[search]\nmode = "lexical"\nlimit = 25\n'})
+    quiet = Session(root, ServerOptions(), watch=False)
+    assert quiet._open().config.search.mode == "lexical" and quiet.config.search.limit == 25
+    told = Session(root, ServerOptions(search=SearchOptions(limit=5, mode="dense")), watch=False)
+    assert (told._open().config.search.mode, told.config.search.limit) == ("dense", 5)
 
 
 @pytest.mark.parametrize(("lsp", "span"), [

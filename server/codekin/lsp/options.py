@@ -22,9 +22,12 @@ class CodeLensOptions:
 
 @dataclass
 class SearchOptions:
-    limit: int = 10
-    min_similarity: float = 0.0
-    mode: str = "hybrid"
+    """What the client sent; None leaves the setting to the configuration (defaults < user
+    < repository < these)."""
+
+    limit: int | None = None
+    min_similarity: float | None = None
+    mode: str | None = None
 
 
 @dataclass
@@ -85,7 +88,9 @@ def parse_options(raw: Any) -> tuple[ServerOptions, list[str]]:
             field_name, check = fields[name]
             error = check(value)
             if error:
-                problems.append(f"{key}.{name} {error}, got {value!r}; using {getattr(section, field_name)!r}")
+                kept = getattr(section, field_name)
+                using = "the configured value" if kept is None else repr(kept)
+                problems.append(f"{key}.{name} {error}, got {value!r}; using {using}")
             else:
                 setattr(section, field_name, float(value) if field_name == "min_similarity" else value)
     return options, problems

@@ -107,9 +107,11 @@ class Session:
         from codekin.engine import Engine
 
         config = load_config(self.root, self.overrides)
-        config.search.limit = self.options.search.limit
-        config.search.min_similarity = self.options.search.min_similarity
-        config.search.mode = self.options.search.mode
+        sent = self.options.search  # only what the client sent overrides the configuration
+        config.search.limit = sent.limit if sent.limit is not None else config.search.limit
+        if sent.min_similarity is not None:
+            config.search.min_similarity = sent.min_similarity
+        config.search.mode = sent.mode or config.search.mode
         self.config = config
         self._engine = Engine(self.root, config)
         return self._engine

@@ -17,7 +17,7 @@ KINDS = {
 @rpc_errors
 async def workspace_symbol(ls: CodekinServer, params: types.WorkspaceSymbolParams) -> list[types.SymbolInformation]:
     """Chunks closest in meaning to the query, as symbols with their locations."""
-    found = await ls.query(ls.session.symbols, params.query, max(SYMBOL_LIMIT, ls.options.search.limit))
+    found = await ls.query(ls.session.symbols, params.query, max(SYMBOL_LIMIT, ls.options.search.limit or 0))
     return [
         types.SymbolInformation(
             name=hit.symbol or f"{hit.path}:{hit.start_line}", kind=KINDS.get(hit.kind, types.SymbolKind.Object),
