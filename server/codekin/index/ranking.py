@@ -34,8 +34,8 @@ class Weights:
 def weights_for(search, kind: str, tests: bool = False) -> Weights:
     """The weights of one query kind from a config.SearchConfig; `tests` lifts the test prior."""
     priors = {"test": search.prior_test, "example": search.prior_other, "bench": search.prior_other,
-              "vendor": search.prior_other, "generated": search.prior_other, "docs": search.prior_other,
-              "build": search.prior_other}
+              "docs": search.prior_other, "vendor": search.prior_vendored, "generated": search.prior_vendored,
+              "build": search.prior_vendored}
     if tests:
         priors["test"] = 1.0
     if kind == SYMBOL:
