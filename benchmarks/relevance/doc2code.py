@@ -3,7 +3,7 @@
 A documented function is an Elixir `def`/`defmacro`/`defdelegate`/`defguard` right after
 an `@doc` string (other attributes such as `@spec` may sit between), or an Erlang function
 whose first clause (or its `-spec`) sits right under a `%%` comment block or a `-doc`
-attribute. Its doc lines become empty lines in the work copy, so every line number (and
+attribute, and whose doc no other function's doc nearly repeats. Its doc lines become empty lines in the work copy, so every line number (and
 every written query's span) stays valid; the doc's prose is the query and the function's
 span (first head line to the last line of its last clause) the answer.
 
@@ -19,6 +19,7 @@ from pathlib import PurePosixPath
 
 MAX_QUERIES = 30
 MIN_WORDS = 4  # a doc needs this many words ([A-Za-z]{2,}) of prose to be a query
+TWIN_JACCARD = 0.6  # a doc sharing this much of its words with another function's doc is ambiguous
 TEST_DIRS = frozenset({"test", "tests", "spec", "__tests__", "testing", "fixtures", "support"})
 
 
@@ -264,6 +265,25 @@ def documented_functions(path: str, text: str) -> list[DocFunction]:
     if language is None or is_test_path(path):
         return []
     return elixir_functions(path, text) if language == "elixir" else erlang_functions(path, text)
+
+
+def _word_set(text: str) -> frozenset[str]:
+    return frozenset(w.lower() for w in re.findall(r"[A-Za-z]{2,}", text))
+
+
+def without_twins(candidates: list[DocFunction], documented: list[DocFunction],
+                  threshold: float = TWIN_JACCARD) -> list[DocFunction]:
+    """The candidates whose doc no other documented function nearly repeats (Jaccard of word
+    sets >= threshold: `put!/2` and `patch!/2` in Req, the same callback doc in every
+    transport module): the twin, doc intact, would rightly answer the query."""
+    words = {(f.path, f.start): _word_set(f.doc) for f in documented}
+    out = []
+    for f in candidates:
+        mine = words.get((f.path, f.start)) or _word_set(f.doc)
+        if not any(key != (f.path, f.start) and len(mine & other) >= threshold * len(mine | other)
+                   for key, other in words.items()):
+            out.append(f)
+    return out
 
 
 def select(repo: str, candidates: list[DocFunction], limit: int = MAX_QUERIES) -> list[DocFunction]:

@@ -150,24 +150,26 @@ def line_count(text: str) -> int:
 
 
 def doc_functions(entry: dict, files: list[str], queries: list[dict]) -> list[doc2code.DocFunction]:
-    """The doc -> code functions of an Elixir/Erlang repository: seeded, and none that makes up
-    half or more of a span a written query names (a target or its query span), so no written
-    query about one function loses that function's doc (a module-wide span does not count)."""
+    """The doc -> code functions of an Elixir/Erlang repository: seeded; none whose doc another
+    function's nearly repeats (doc2code.without_twins), and none that makes up half or more of a
+    span a written query names (a target or its query span), so no written query about one
+    function loses that function's doc (a module-wide span does not count)."""
     if entry["language"] not in ("elixir", "erlang"):
         return []
     used = [(t["path"], t["start"], t["end"]) for q in queries
             for t in [*q["relevant"], *(q.get("secondary") or []), *([q["query_span"]] if "query_span" in q else [])]
             if t.get("start") is not None]
     src = prepare.src_dir(entry["name"])
-    candidates = []
+    documented = []
     for rel in files:
         if doc2code.language_of(rel) is None or (src / rel).is_symlink():
             continue
         text = read_source(src / rel)
         if text is not None:
-            candidates += [f for f in doc2code.documented_functions(rel, text)
-                           if not any(_mostly(span, (f.path, min(f.doc_lines), f.end)) for span in used)]
-    return doc2code.select(entry["name"], candidates)
+            documented += doc2code.documented_functions(rel, text)
+    candidates = [f for f in documented
+                  if not any(_mostly(span, (f.path, min(f.doc_lines), f.end)) for span in used)]
+    return doc2code.select(entry["name"], doc2code.without_twins(candidates, documented))
 
 
 def _mostly(span: scoring.Hit, function: scoring.Hit) -> bool:
@@ -428,6 +430,8 @@ class Runner:
         engine = construct(self.ck["Engine"], root, self.ck["load_config"](root), embedder=self.embedder)
         if "files" in modes and not hasattr(engine, "search_files"):
             modes = [m for m in modes if m != "files"]
+        with contextlib.suppress(Exception):  # load the index snapshot outside the timed queries
+            engine.search("warm up", limit=1, mode="lexical")
         baseline = WindowsBaseline(texts, self.ck["Bm25"], self.ck["terms"])
         rows = []
         for query in [*queries, *docs]:
