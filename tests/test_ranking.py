@@ -12,7 +12,7 @@ from codekin.engine import Engine
 from codekin.errors import WorkspaceError
 from codekin.index.definitions import Definitions, declared_names, definition_keys, query_keys
 from codekin.index.paths import asks_for_tests, path_role, twin_key
-from codekin.index.query import CODE, QUESTION, SYMBOL, classify, parse
+from codekin.index.query import CODE, CONCEPT, QUESTION, SYMBOL, classify, parse
 from codekin.index.ranking import spread_order
 from codekin.indexer import Indexer
 
@@ -20,7 +20,8 @@ from codekin.indexer import Indexer
 @pytest.mark.parametrize("text, kind", [
     ("Channel", SYMBOL), ("Ecto.Changeset", SYMBOL), ("put_header/3", SYMBOL), ("re2::RE2::FullMatch", SYMBOL),
     ("gun:open/3", SYMBOL), ("app.use()", SYMBOL), ("g", SYMBOL),
-    ("supervisor that restarts workers with backoff", QUESTION), ("how does Req.Request run steps", QUESTION),
+    ("supervisor that restarts workers with backoff", QUESTION), ("how does Req.Request run steps", CONCEPT),
+    ("Where are webhooks retried?", CONCEPT),
     ("def retry(n) do\n  sleep(n)\nend", CODE), ("int main(void) { return 0; }", CODE),
 ])
 def test_query_kinds(text, kind):

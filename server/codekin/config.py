@@ -63,6 +63,7 @@ class SearchConfig:
     # (one coordinate-ascent pass from the values in brackets; objective 0.701 -> 0.721,
     # benchmarks/results/relevance_tune.jsonl); the held half is reported in the README.
     lexical_weight: float = 2.0  # questions: BM25's weight in the hybrid sum of scaled scores (dense 1) [1.5]
+    concept_lexical_weight: float = 0.75  # "how does ... work" questions: BM25's weight (dense 1) [new]
     name_weight: float = 0.5  # questions: a query word in a callable's own name adds this x its idf [1.5]
     symbol_lexical_weight: float = 5.0  # a symbol query: BM25's weight in the hybrid sum [3.0]
     code_lexical_weight: float = 2.5  # code as the query (`similar`, a pasted snippet) [1.5]

@@ -1,4 +1,6 @@
-"""What kind of query the user typed: a symbol, a question in words, or code.
+"""What kind of query the user typed: a symbol, words that say what code does ("retry a
+failed webhook with backoff"), a question about how the system works ("how does the router
+dispatch to controllers"), or code.
 
 Each kind weighs the channels differently (config.py [search]): a symbol is mostly exact
 (definitions) and lexical, a question mostly dense, code mostly dense plus structure.
@@ -12,8 +14,8 @@ from dataclasses import dataclass, field
 from codekin.index.definitions import looks_like_symbol
 from codekin.index.lexical import terms
 
-SYMBOL, QUESTION, CODE = "symbol", "question", "code"
-KINDS = (SYMBOL, QUESTION, CODE)
+SYMBOL, QUESTION, CONCEPT, CODE = "symbol", "question", "concept", "code"
+KINDS = (SYMBOL, QUESTION, CONCEPT, CODE)
 MAX_QUERY_CHARS = 20_000  # a pasted file: its head says what it is; BM25 over 50 kB only adds noise
 
 _CODE_MARKS = re.compile(r"[{};]|=>|->|::|\)\s*[{:]|^\s*(def|defp|defmodule|fn|func|function|class|import|"
@@ -22,6 +24,8 @@ _CODE_MARKS = re.compile(r"[{};]|=>|->|::|\)\s*[{:]|^\s*(def|defp|defmodule|fn|f
 # qualified names, name/arity.
 _IDENTIFIER = re.compile(r"[A-Za-z_][\w!?]*(?:(?:::|[.:#])[A-Za-z_][\w!?]*)+(?:/\d+)?|[A-Za-z]\w*/\d+|"
                          r"[a-z]+_[\w]+|[A-Za-z][a-z0-9]+[A-Z]\w*|[A-Z]{2,}\w*")
+
+_INTERROGATIVE = re.compile(r"(how|where|what|which|why|when|who)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ def classify(text: str) -> str:
         return SYMBOL
     if len(_CODE_MARKS.findall(stripped)) >= 3 or len(lines) >= 4:
         return CODE
-    return QUESTION
+    return CONCEPT if _INTERROGATIVE.match(stripped) else QUESTION
 
 
 def parse(text: str, kind: str | None = None) -> Query:
@@ -54,7 +58,7 @@ def parse(text: str, kind: str | None = None) -> Query:
     kind = kind or classify(text)
     if kind == SYMBOL:
         symbols = [text.strip()]
-    elif kind == QUESTION:
+    elif kind in (QUESTION, CONCEPT):
         symbols = [m.group() for m in _IDENTIFIER.finditer(text)]
     else:
         symbols = []
