@@ -64,15 +64,15 @@ class SearchConfig:
     # benchmarks/results/relevance_tune.jsonl); the held half is reported in the README.
     lexical_weight: float = 2.0  # questions: BM25's weight in the hybrid sum of scaled scores (dense 1) [1.5]
     concept_lexical_weight: float = 0.75  # "how does ... work" questions: BM25's weight (dense 1) [new]
-    name_weight: float = 0.5  # questions: a query word in a callable's own name adds this x its idf [1.5]
-    symbol_lexical_weight: float = 5.0  # a symbol query: BM25's weight in the hybrid sum [3.0]
+    name_weight: float = 1.0  # questions: a query word in a callable's own name adds this x its idf [1.5]
+    symbol_lexical_weight: float = 8.0  # a symbol query: BM25's weight in the hybrid sum [3.0]
     code_lexical_weight: float = 2.5  # code as the query (`similar`, a pasted snippet) [1.5]
     definition_weight: float = 2.0  # a symbol query: the chunk defining it gains this x match strength [1.0]
-    question_definition_weight: float = 0.6  # an identifier inside a question [0.3]
+    question_definition_weight: float = 0.3  # an identifier inside a question [0.3]
     prior_test: float = 0.55  # tests, fixtures: their score x this (1 when the query asks for tests) [0.7]
     prior_other: float = 1.0  # examples, benchmarks, docs: fitted to 1 (docs answer architecture questions) [0.8]
     prior_vendored: float = 0.7  # vendored, generated and build files: not in the benchmark corpus, so not fitted
-    spread: float = 0.9  # the n-th chunk of one file (or its platform/version twins) counts spread^(n-1) [0.8]
+    spread: float = 0.95  # the n-th chunk of one file (or its platform/version twins) counts spread^(n-1) [0.8]
     file_chunk_decay: float = 0.7  # files: a file's k-th best chunk adds decay^k of its score [0.5]
     file_summary_weight: float = 0.5  # files: BM25 over path words, module doc and what the file defines
     file_dense_weight: float = 0.5  # files: cosine with the mean of the file's chunk vectors
