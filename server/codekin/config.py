@@ -60,8 +60,8 @@ class SearchConfig:
     # module summary is in every chunk's header already; bench_quality: 0.3 lowered hybrid doc->code)
     # The ranking stack (index/ranking.py) per query kind (index/query.py). Weights fitted by
     # benchmarks/relevance/tune.py on the tune half of 18 public repositories in 8 languages
-    # (one coordinate-ascent pass from the values in brackets; objective 0.701 -> 0.721,
-    # benchmarks/results/relevance_tune.jsonl); the held half is reported in the README.
+    # (coordinate ascent from the values in brackets: objective 0.701 -> 0.721 on 16 repositories,
+    # then 0.727 -> 0.734 on 18; benchmarks/results/relevance_tune.jsonl); the held half is in the README.
     lexical_weight: float = 2.0  # questions: BM25's weight in the hybrid sum of scaled scores (dense 1) [1.5]
     concept_lexical_weight: float = 0.75  # "how does ... work" questions: BM25's weight (dense 1) [new]
     name_weight: float = 1.0  # questions: a query word in a callable's own name adds this x its idf [1.5]
