@@ -4,6 +4,8 @@ ranking.py, files.py), unit by unit and then through a real index of a real repo
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -241,3 +243,14 @@ def test_a_pasted_file_and_an_unknown_symbol_still_answer(engine):
     pasted = (CHANNEL + SOCKET) * 200  # ~70 kB
     assert engine.search(pasted, limit=3)
     assert engine.search("NoSuchModule.nowhere/9", limit=3) is not None
+    assert engine.undefined_symbol("NoSuchModule.nowhere/9") == "NoSuchModule.nowhere/9"
+    assert engine.undefined_symbol("Shop.Channel") is None and engine.undefined_symbol("retry a job") is None
+
+
+def test_the_command_line_says_when_a_symbol_is_defined_nowhere(engine, capsys):
+    from codekin.cli import main
+
+    assert main(["search", "NoSuchModule.nowhere/9", "--repo", str(engine.root), "--limit", "2"]) == 0
+    assert capsys.readouterr().out.startswith("No definition of NoSuchModule.nowhere/9 in the index;")
+    assert main(["search", "Shop.Channel", "--repo", str(engine.root), "--files", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["path"] == "lib/shop/channel.ex"

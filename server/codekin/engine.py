@@ -126,6 +126,14 @@ class Engine:
                                 weights.prior_vector())
         return files.hits(file_score, rank, limit or self.config.search.limit)
 
+    def undefined_symbol(self, query: str) -> str | None:
+        """The query when it is a symbol that nothing in the index defines (say so beside the
+        text matches, rather than pass them off as its definition)."""
+        parsed = queries.parse(query)
+        if parsed.kind != queries.SYMBOL or self.index().definitions.defines(parsed.symbols):
+            return None
+        return parsed.symbols[0]
+
     def _file_weights(self, mode: str) -> FileWeights:
         search = self.config.search
         return FileWeights(search.file_chunk_decay, search.file_summary_weight if mode != "dense" else 0.0,

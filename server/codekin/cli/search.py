@@ -65,6 +65,9 @@ def cmd_search(args: argparse.Namespace) -> int:
                          tests=args.tests)
     elapsed = time.perf_counter() - started
     human = _format_hits(hits) + f"\n{len(hits)} results in {elapsed * 1000:.0f} ms ({_score_note(args, engine)})"
+    undefined = engine.undefined_symbol(args.query)
+    if undefined:
+        human = f"No definition of {undefined} in the index; these are the closest text matches.\n{human}"
     emit(args, [h.to_dict() for h in hits], human)
     return 0
 
