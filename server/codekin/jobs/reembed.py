@@ -105,6 +105,24 @@ def load_active_model(root: Path, config: Config) -> Embedder:
         raise HotReloadError(f"model {ref} does not load: {exc.message}", exc.hint) from exc
 
 
+def _engine_for(root: Path, config: Config, embedder: Embedder | None,
+                ray: RayOptions | None) -> tuple[str, ModelConfig, IndexEngine, tuple[str, str, str]]:
+    """(version ref, model config, engine, (vector key, device, backend)): the local model in
+    this process, or the active version on a Ray Data actor pool."""
+    from codekin.models.serving import version_ref
+
+    if ray is None:
+        assert embedder is not None
+        backend = getattr(embedder, "backend", "torch")
+        return version_ref(root, embedder.name), config.model, LocalEngine(embedder), \
+            (embedder.key, embedder.device, backend)
+    from codekin.distributed.ray_embed import RayEngine
+
+    ref, model = active_model_config(root, config)
+    engine = RayEngine(ray)
+    return ref, model, engine, (engine.key(model), "ray", "")
+
+
 def reembed(root: Path, config: Config, embedder: Embedder | None = None, progress: ProgressFactory = no_progress,
             before_switch: SwitchHook | None = None, after_switch: SwitchHook | None = None,
             lock_wait: float = SWITCH_LOCK_WAIT_S, ray: RayOptions | None = None) -> ReembedSummary:
@@ -121,19 +139,11 @@ def reembed(root: Path, config: Config, embedder: Embedder | None = None, progre
 
     store = IndexStore(root)
     previous_key = store.state().get("active_key", "")  # IndexMissingError when there is no index
-    engine: IndexEngine
+    if ray is not None and (embedder is not None or before_switch is not None or after_switch is not None):
+        raise ValueError("reembed on Ray loads the model on the workers: no embedder or switch hooks")
     if ray is None:
         embedder = embedder if embedder is not None else load_active_model(root, config)
-        ref, model, engine = version_ref(root, embedder.name), config.model, LocalEngine(embedder)
-        key, device, backend = embedder.key, embedder.device, getattr(embedder, "backend", "torch")
-    else:
-        if embedder is not None or before_switch is not None or after_switch is not None:
-            raise ValueError("reembed on Ray loads the model on the workers: no embedder or switch hooks")
-        from codekin.distributed.ray_embed import RayEngine
-
-        ref, model = active_model_config(root, config)
-        engine = RayEngine(ray)
-        key, device, backend = engine.key(model), "ray", ""
+    ref, model, engine, (key, device, backend) = _engine_for(root, config, embedder, ray)
     name = engine.model_name(model)
     version = version_ref(root, name)
     started = time.perf_counter()
