@@ -279,6 +279,12 @@ def test_nvim_plugin_against_real_server(tmp_path: Path) -> None:
     assert found[0][2] in BACKOFF_SYMBOLS, found
     assert report["search"]["title"] == f"codekin: {QUERY}"
 
+    # :CodekinFiles: the files of the backoff functions first
+    files = _check_entries(root, report["files"]["entries"])
+    assert files[0][0] in {"lib/kin_shop/workers/webhook_retry_worker.ex", "lib/kin_shop/workers/stock_sync_worker.ex",
+                           "src/kin_util.erl"}, files
+    assert report["files"]["title"] == f"codekin files: {QUERY}"
+
     status = report["status"]
     assert status["indexed"] is True and status["chunks"] > 0 and status["files"] > 0, status
     assert Path(status["root"]).resolve() == root.resolve()

@@ -123,6 +123,10 @@ local function main()
     vim.cmd("CodekinSearch " .. query)
   end)
 
+  report.files = quickfix_after(":CodekinFiles", function()
+    vim.cmd("CodekinFiles " .. query)
+  end)
+
   step(":CodekinStatus")
   require("codekin").status(function(status)
     report.status = status

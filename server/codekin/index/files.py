@@ -97,15 +97,17 @@ class FileRanking:
         return np.where(keep_files, score * priors[self.roles], -np.inf)
 
     def hits(self, file_score: np.ndarray, rank: np.ndarray, limit: int, head: bool = False) -> list[FileHit]:
-        """The best files, each with its best chunk (with `head`, its module head)."""
+        """The best files, each with its best chunk (with `head`, its module head); scores are
+        relative to the best file's."""
         order = [int(f) for f in np.argsort(-file_score, kind="stable")[:limit] if np.isfinite(file_score[f])]
         out = []
         i = self.index
+        top = float(file_score[order[0]]) if order and file_score[order[0]] > 0 else 1.0  # shown: 1 for the best
         for f in order:
             rows = self.rows[self.paths[f]]
             heads = [r for r in rows if i.kinds[r] in ("module", "attributes", "class")]
             row = heads[0] if head and heads else max(rows, key=lambda r: rank[r])
-            out.append(FileHit(i.paths[row], i.languages[row], float(file_score[f]), row,
+            out.append(FileHit(i.paths[row], i.languages[row], float(file_score[f]) / top, row,
                                int(i.starts[row]), int(i.ends[row]), i.symbols[row]))
         return out
 

@@ -96,6 +96,24 @@ function M.search(query)
   end)
 end
 
+--- :CodekinFiles {query} — the files that answer a whole-file question (prompts when no query).
+---@param query string|nil
+---@return boolean sent
+function M.files(query)
+  if query == nil or vim.trim(query) == "" then
+    vim.ui.input({ prompt = "codekin files: " }, function(input)
+      if input and vim.trim(input) ~= "" then
+        M.files(input)
+      end
+    end)
+    return false
+  end
+  query = vim.trim(query)
+  return lsp.execute("codekin.search", { query = query, files = true }, function(response, client)
+    results.show("codekin files: " .. query, results_of(response), config.get(), root_of(client))
+  end)
+end
+
 local RETRAIN_FIELDS = {
   epochs = { key = "epochs", integer = true },
   lr = { key = "learningRate", integer = false },
@@ -236,6 +254,9 @@ function M.create()
   create("CodekinSearch", function(o)
     M.search(o.args)
   end, { nargs = "*", desc = "codekin: semantic search, results in the quickfix list" })
+  create("CodekinFiles", function(o)
+    M.files(o.args)
+  end, { nargs = "*", desc = "codekin: files that answer a whole-file question, in the quickfix list" })
   create("CodekinRetrain", function(o)
     M.retrain(o.args)
   end, { nargs = "*", desc = "codekin: retrain the embedding model ([epochs=N] [lr=X] [batch=N])" })

@@ -84,6 +84,7 @@ end
 
 M.similar = commands.similar
 M.search = commands.search
+M.files = commands.files
 M.retrain = commands.retrain
 M.status = commands.status
 
