@@ -96,6 +96,7 @@ def _edit(root: Path) -> None:
 
 @needs_ray
 @pytest.mark.slow
+@pytest.mark.storm
 def test_ray_index_equals_single_process_and_embeds_only_new_hashes(local_ray, tiny_user_config, tmp_path,
                                                                      capsys):
     from codekin.distributed.ray_embed import RayIndexer, RayOptions
@@ -122,6 +123,7 @@ def test_ray_index_equals_single_process_and_embeds_only_new_hashes(local_ray, t
 
 @needs_ray
 @pytest.mark.slow
+@pytest.mark.storm
 def test_ray_reembed_writes_the_single_process_table_in_one_commit(local_ray, tiny_user_config, tmp_path, capsys):
     """A promoted version re-embedded on Ray: the table equals the local re-embed's, only the
     hashes it lacked are embedded, in one table version, and a fresh query engine (what
@@ -170,6 +172,7 @@ def test_ray_reembed_writes_the_single_process_table_in_one_commit(local_ray, ti
 
 @needs_ray
 @pytest.mark.slow
+@pytest.mark.storm
 def test_ray_workers_that_cannot_load_the_model_raise_codekins_own_error(local_ray, tiny_user_config, tmp_path):
     from codekin.config import ModelConfig
     from codekin.distributed.ray_embed import RayEngine, RayOptions
@@ -248,6 +251,7 @@ def _triplets(count: int, seed: int, split: str) -> list[dict]:
 
 
 @pytest.mark.slow
+@pytest.mark.storm
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
 def test_train_on_two_gloo_processes_writes_a_valid_version_equal_to_one_process(strategy, tiny_user_config,
                                                                                  tiny_model, repo_factory, tmp_path):

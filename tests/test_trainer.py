@@ -281,6 +281,7 @@ def test_killed_run_resumes_from_last_checkpoint(tiny_model_dir: Path, repo_fact
 
 
 @pytest.mark.slow
+@pytest.mark.storm
 def test_minilm_fine_tune_raises_held_out_accuracy(examples_repo: Path, minilm):
     """The real default model on examples/: a short CPU fine-tune must beat the base on held-out files."""
     from codekin.training.data import generate_training_data

@@ -19,6 +19,7 @@ COMMITS = int(os.environ.get("CODEKIN_STORM_COMMITS", "100"))
 
 
 @pytest.mark.timeout(900)
+@pytest.mark.storm
 def test_server_index_and_commit_storm_at_once_lose_and_mix_nothing(crash_bench: CrashBench, crash_xdg: Path,
                                                                     tmp_path: Path):
     report = run_storm(crash_bench, tmp_path, COMMITS, deadline_s=800)

@@ -32,6 +32,7 @@ def test_killed_sync_loses_no_queued_path(crash_bench: CrashBench, crash_xdg: Pa
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.storm
 @pytest.mark.parametrize("phase", ["epoch", "checkpoint"])
 def test_killed_training_keeps_a_loadable_active_model(crash_bench: CrashBench, crash_xdg: Path, phase: str):
     trials = [crash_bench.train_trial(phase) for _ in range(trial_count())]
