@@ -103,7 +103,6 @@ def space_of(root: Path, answer: dict, models: dict[str, Path]) -> str:
     return matching[0]
 
 
-@pytest.mark.storm
 async def test_retrain_promotes_and_swaps_without_a_failed_request(client: LanguageClient, served):
     root = served["root"]
     status = await wait_for(client, lambda s: s["state"] == "ready", "the server to be ready")
