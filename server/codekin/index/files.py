@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from codekin.index.definitions import HEAD_KINDS
 from codekin.index.lexical import Bm25, terms
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ class FileRanking:
         top = float(file_score[order[0]]) if order and file_score[order[0]] > 0 else 1.0  # shown: 1 for the best
         for f in order:
             rows = self.rows[self.paths[f]]
-            heads = [r for r in rows if i.kinds[r] in ("module", "attributes", "class")]
+            heads = [r for r in rows if i.kinds[r] in HEAD_KINDS]
             row = heads[0] if head and heads else max(rows, key=lambda r: rank[r])
             out.append(FileHit(i.paths[row], i.languages[row], float(file_score[f]) / top, row,
                                int(i.starts[row]), int(i.ends[row]), i.symbols[row]))
