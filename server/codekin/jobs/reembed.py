@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from codekin.config import Config, ModelConfig
 from codekin.errors import CodekinError, ModelLoadError
-from codekin.index.lock import IndexLock
+from codekin.index.lock import REEMBED_LOCK, IndexLock
 from codekin.index.store import IndexStore
 from codekin.indexer import EmbedStats, IndexEngine, LocalEngine
 from codekin.progress import ProgressFactory, no_progress
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SWITCH_LOCK_WAIT_S = 60.0  # a sync may hold the index lock for a while
-REEMBED_LOCK = "reembed.lock"
 SwitchHook = Callable[["Embedder"], None]
 
 
