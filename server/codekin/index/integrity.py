@@ -39,8 +39,7 @@ LANCE_DIR = "index.lance"
 DISCARDED = ".del-index.lance-"  # a damaged index on its way out (a killed discard leaves it)
 REWRITTEN = {"latest_version_hint.json", "_latest.manifest"}  # LanceDB rewrites these in place
 CORE_TABLES = ("files", "chunks")
-FIX = ("run `codekin index --rebuild` to rebuild it from the source files "
-       "(`codekin index` and `codekin sync` also rebuild it by themselves)")
+FIX = "run `codekin index --rebuild` to rebuild it from the source files"
 _Sums = dict[str, list]  # relative path -> [size, mtime_ns, sha256]
 
 
