@@ -16,8 +16,8 @@ import pytest
 from codekin.queue import ChangeQueue
 from tests.reliability.damage import (
     BAD_NAME,
-    LANCE,
     FAULTS,
+    LANCE,
     answers,
     codekin,
     copy_index,
@@ -26,25 +26,22 @@ from tests.reliability.damage import (
     non_utf8_name,
     scribble_vectors,
 )
-from tests.reliability.harness import base_env, initial_files, make_repo, make_tiny_model, tiny_embedder, write_user_config
+from tests.reliability.harness import CrashBench, base_env, initial_files, make_repo
 
 pytestmark = [pytest.mark.reliability]
 
 
 @pytest.fixture(scope="module")
-def indexed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path, list]]:
+def indexed(crash_bench: CrashBench, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path, list]]:
     """(repository indexed with the tiny model, its user config dir, its undamaged answers)."""
     from codekin.config import load_config
     from codekin.indexer import Indexer
 
-    work = tmp_path_factory.mktemp("damage")
-    model = make_tiny_model(work / "tiny")
-    xdg = work / "xdg"
-    write_user_config(xdg, model)
+    xdg = crash_bench.work / "xdg"  # the crash trials' user config: the tiny model as primary
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CONFIG_HOME", str(xdg))
-        root = make_repo(work / "base", initial_files(6))
-        Indexer(root, load_config(root), embedder=tiny_embedder(model)).run()
+        root = make_repo(tmp_path_factory.mktemp("damage") / "base", initial_files(6))
+        Indexer(root, load_config(root), embedder=crash_bench.embedder).run()
         outcome, expected = answers(root)
         assert outcome.code == 0 and all(expected), outcome.err
         yield root, xdg, expected
@@ -117,7 +114,7 @@ def test_lance_temporary_files_of_a_killed_index_are_cleaned_by_the_next(repo: P
 
 def test_the_real_command_prints_no_traceback(repo: Path, indexed: tuple[Path, Path, list]):
     """The same edge in a real process: the damaged-index error, exit 6, the fix."""
-    FAULTS["truncate-data-unrecorded"](repo, random.Random(9))
+    FAULTS["truncate-data"](repo, random.Random(9))
     out = subprocess.run([sys.executable, "-m", "codekin.cli", "status", str(repo)], capture_output=True, text=True,
                          env=base_env(indexed[1]), timeout=120)
     assert out.returncode == 6, out.stderr
