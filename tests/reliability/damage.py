@@ -187,6 +187,7 @@ class Trial:
     tracebacks: list[str] = field(default_factory=list)
     silently_wrong: list[str] = field(default_factory=list)
     still_broken: list[str] = field(default_factory=list)
+    exits: dict[str, int] = field(default_factory=dict)  # command -> its exit code on the damaged index
 
     @property
     def ok(self) -> bool:
@@ -194,7 +195,7 @@ class Trial:
 
     def to_dict(self) -> dict[str, Any]:
         return {"fault": self.fault, "detail": self.detail, "tracebacks": self.tracebacks,
-                "silently_wrong": self.silently_wrong, "still_broken": self.still_broken}
+                "silently_wrong": self.silently_wrong, "still_broken": self.still_broken, "exits": self.exits}
 
     def note(self, outcome: Outcome) -> Outcome:
         if outcome.traceback:
@@ -207,10 +208,12 @@ def damage_trial(fault: str, root: Path, expected: list, rng: random.Random) -> 
     trial = Trial(fault, FAULTS[fault](root, rng))
     for argv in (["status", str(root), "--json"], ["doctor", str(root), "--skip-model", "--json"]):
         outcome = trial.note(codekin(*argv))
+        trial.exits[argv[0]] = outcome.code
         if outcome.code == 0:
             trial.silently_wrong.append(f"{argv[0]} exited 0 on a damaged index")
     outcome, found = answers(root)
     trial.note(outcome)
+    trial.exits["search"] = outcome.code
     if outcome.code == 0 and found != expected:
         trial.silently_wrong.append("search exited 0 with other answers")
     if outcome.code not in (0, -1) and "codekin index --rebuild" not in outcome.err:
@@ -225,6 +228,43 @@ def damage_trial(fault: str, root: Path, expected: list, rng: random.Random) -> 
     if fix.code != 0 or after.code != 0 or found != expected:
         trial.still_broken.append(f"after `codekin {' '.join(fix_argv[::2])}` (exit {fix.code}): search exit "
                                   f"{after.code}, {'same' if found == expected else 'other'} answers {after.err[-200:]}")
+    return trial
+
+
+def name_trial(root: Path, rng: random.Random) -> Trial:
+    """A file named with bytes that are not UTF-8: committed through the hooks after the first
+    index (then `codekin sync` must drain the queue) or left untracked (`codekin index`)."""
+    from codekin import githooks
+    from codekin.queue import ChangeQueue
+
+    committed = rng.random() < 0.5
+    if committed:
+        githooks.install(root)
+    trial = Trial("non-utf8-name", "committed, codekin sync" if committed else "untracked, codekin index")
+    good = non_utf8_name(root, rng, commit=committed)
+    run = trial.note(codekin(*(["sync", str(root), "--queue-only"] if committed else ["index", str(root)]), "--json"))
+    if run.code != 0 or '"name is not UTF-8": 1' not in run.out:
+        trial.still_broken.append(f"{run.argv[0]} exited {run.code} {run.err[-200:]}")
+    with ChangeQueue(root) as queue:
+        if queue.stats().pending:
+            trial.still_broken.append(f"{queue.stats().pending} paths stay queued")
+    hits = trial.note(codekin("search", "fresh_answer", "--repo", str(root), "--json", "--mode", "lexical"))
+    if hits.code != 0 or good not in hits.out:
+        trial.still_broken.append(f"the good file beside it is not indexed (search exit {hits.code})")
+    return trial
+
+
+def leftovers_trial(root: Path, expected: list, rng: random.Random) -> Trial:
+    """LanceDB temporary files of a killed index: the next `codekin index` removes them."""
+    trial = Trial("lance-leftovers", lance_leftovers(root, rng))
+    run = trial.note(codekin("index", str(root)))
+    left = [p.name for p in (root / LANCE).rglob("*.tmp*")]
+    if run.code != 0 or left:
+        trial.still_broken.append(f"index exited {run.code}; left {left}")
+    outcome, found = answers(root)
+    trial.note(outcome)
+    if outcome.code != 0 or found != expected:
+        trial.silently_wrong.append(f"search exit {outcome.code}, {'same' if found == expected else 'other'} answers")
     return trial
 
 
