@@ -2,8 +2,9 @@
 
 - `record(store)`, after every committed index write: `.codekin/index.sums.json` lists each
   file LanceDB wrote under `index.lance/` (data, deletion and index files, version
-  manifests: all written once, never changed) with its size, mtime and sha256. A file
-  already recorded with the same size and mtime is not read again.
+  manifests: all written once, never changed) with its size, mtime and sha256. Only new
+  files are read; a recorded file keeps its first entry, so a later record never blesses
+  damage.
 - `verify(store, deep=False)`, when a table is opened for a query or an index run, and in
   `codekin doctor` with `deep`: stat calls only, unless something changed: a recorded file
   of another size is damaged; one with another mtime (every one with `deep`) is hashed
@@ -118,14 +119,14 @@ def load_sums(store: IndexStore) -> _Sums:
 
 
 def record(store: IndexStore) -> int:
-    """Record the size, mtime and sha256 of every written file (call it after a verified,
-    committed write, under the index lock); the number of files hashed."""
+    """Record the size, mtime and sha256 of every file written since the last record (call it
+    after a committed write, under the index lock); the number of files hashed."""
     old = load_sums(store)
     files: _Sums = {}
     hashed = 0
     for rel, st in _written(store):
         prev = old.get(rel)
-        if prev is not None and prev[0] == st.st_size and prev[1] == st.st_mtime_ns:
+        if prev is not None:  # written once: what it was when first seen is what it must stay
             files[rel] = prev
             continue
         try:

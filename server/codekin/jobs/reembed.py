@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from codekin.config import Config, ModelConfig
 from codekin.errors import CodekinError, ModelLoadError
+from codekin.index import integrity
 from codekin.index.lock import REEMBED_LOCK, IndexLock
 from codekin.index.store import IndexStore
 from codekin.indexer import EmbedStats, IndexEngine, LocalEngine
@@ -163,6 +164,7 @@ def reembed(root: Path, config: Config, embedder: Embedder | None = None, progre
                 if before_switch is not None and embedder is not None:
                     before_switch(embedder)
                 store.write_state(active_key=key, model=name)
+                integrity.record(store)  # the new table's files, as written
                 if after_switch is not None and embedder is not None:
                     after_switch(embedder)
         except BaseException as exc:
