@@ -23,7 +23,7 @@ from codekin.config import Config, IndexConfig, ModelConfig
 from codekin.embedding import Embedder, expected_key, load_embedder
 from codekin.errors import IndexDamagedError, StaleModelError, WorkspaceError
 from codekin.index import integrity
-from codekin.index.lock import REEMBED_LOCK, IndexLock, lock_holder
+from codekin.index.lock import IndexLock
 from codekin.index.store import FileRecord, IndexStore
 from codekin.progress import ProgressFactory, no_progress
 from codekin.workspace import Scan, UnreadableFile, read_text, scan
@@ -225,19 +225,11 @@ class Indexer:
         summary.rebuilt = reason
         return summary
 
-    def _verify(self) -> None:
-        """Under the index lock: clean what a killed run left, check what the last run wrote
-        (IndexDamagedError when it changed); LanceDB errors below become the same error."""
-        idle = lock_holder(self.store.state_dir / REEMBED_LOCK) is None  # no other writer at work
-        integrity.clean_leftovers(self.store, writers_idle=idle)
-        state = self.store.state() if self.store.exists() else {}
-        integrity.check(self.store, state.get("active_key", ""))
-
     def _run(self, paths: list[str] | None, wait: float) -> IndexSummary:
         started = time.perf_counter()
         summary = IndexSummary()
         with IndexLock(self.store.state_dir, wait=wait), integrity.guard():
-            self._verify()
+            integrity.prepare(self.store)  # leftovers of a killed run go; damage raises IndexDamagedError
             model = self._model()  # resolved once per run: the registry is read here only
             self._check_model_current(model)
             found = self._scan(paths)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from codekin.errors import IndexDamagedError, disk_full
+from codekin.index.lock import REEMBED_LOCK, lock_holder
 
 if TYPE_CHECKING:
     from codekin.index.store import IndexStore
@@ -189,6 +190,14 @@ def check(store: IndexStore, active_key: str = "") -> None:
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise damaged(problems[0] + more)
+
+
+def prepare(store: IndexStore) -> None:
+    """Before an index run writes, under the index lock: clean what a killed run left
+    (LanceDB's temporary files only while no re-embed writes a table), then `check`."""
+    clean_leftovers(store, writers_idle=lock_holder(store.state_dir / REEMBED_LOCK) is None)
+    state = store.state() if store.exists() else {}
+    check(store, state.get("active_key", ""))
 
 
 # -- repair -----------------------------------------------------------------------------------------
