@@ -112,6 +112,21 @@ def test_lance_temporary_files_of_a_killed_index_are_cleaned_by_the_next(repo: P
     assert not list((repo / LANCE).rglob("*.tmp*"))
 
 
+@pytest.mark.parametrize(("message", "damage"), [
+    ("lance error: LanceError(IO): Generic LocalFileSystem error: failed to fill whole buffer", True),
+    ("lance error: Not found: repo/.codekin/index.lance/chunks.lance/data/0110.lance", True),
+    ("lance error: Retryable commit conflict for version 7: This Append transaction was preempted", False),
+    ("lance error: LanceError(IO): Permission denied (os error 13)", False),
+    ("lance error: LanceError(IO): No space left on device (os error 28)", False),
+    ("division by zero", False),
+])
+def test_only_errors_about_damaged_files_count_as_damage(message: str, damage: bool):
+    """A commit conflict, a refusal or a full disk must not make `codekin index` discard the index."""
+    from codekin.index.integrity import lance_damage
+
+    assert lance_damage(RuntimeError(message)) is damage
+
+
 def test_the_real_command_prints_no_traceback(repo: Path, indexed: tuple[Path, Path, list]):
     """The same edge in a real process: the damaged-index error, exit 6, the fix."""
     FAULTS["truncate-data"](repo, random.Random(9))

@@ -42,6 +42,9 @@ DISCARDED = ".del-index.lance-"  # a damaged index on its way out (a killed disc
 REWRITTEN = {"latest_version_hint.json", "_latest.manifest"}  # LanceDB rewrites these in place
 CORE_TABLES = ("files", "chunks")
 FIX = "run `codekin index --rebuild` to rebuild it from the source files"
+# LanceDB errors that say nothing about the files: writers in each other's way, the file system
+# refusing. Rebuilding would not help, so they are raised as they are.
+NOT_DAMAGE = ("onflict", "ontention", "Permission denied", "Read-only file system", "Too many open files")
 _Sums = dict[str, list]  # relative path -> [size, mtime_ns, sha256]
 
 
@@ -50,10 +53,12 @@ def damaged(detail: str) -> IndexDamagedError:
 
 
 def lance_damage(exc: BaseException) -> bool:
-    """True for LanceDB's report of a file it cannot read (not for a full disk)."""
+    """True for LanceDB's report of a file it cannot read (not a full disk, a commit conflict
+    or a refusal of the file system)."""
     text = str(exc)
     return (isinstance(exc, (OSError, RuntimeError, ValueError)) and not disk_full(exc)
-            and (text.startswith("lance error") or "LanceError" in text))
+            and (text.startswith("lance error") or "LanceError" in text)
+            and not any(mark in text for mark in NOT_DAMAGE))
 
 
 def as_damage(exc: BaseException) -> IndexDamagedError | None:
