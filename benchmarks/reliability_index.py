@@ -18,6 +18,7 @@ import datetime
 import json
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -64,6 +65,7 @@ def main() -> int:
     parser.add_argument("--faults", default=",".join(ALL), help="comma-separated: " + ", ".join(ALL))
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--no-record", action="store_true", help=f"do not append to {RESULTS.name}")
+    parser.add_argument("--keep", action="store_true", help="keep the damaged repositories (default: removed)")
     args = parser.parse_args()
     faults = [f for f in args.faults.split(",") if f]
     unknown = set(faults) - set(ALL)
@@ -104,6 +106,8 @@ def main() -> int:
     if not args.no_record:
         with RESULTS.open("a", encoding="utf-8") as out:
             out.write(json.dumps(line) + "\n")
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
     return 1 if any(not t.ok for t in trials) else 0
 
 
