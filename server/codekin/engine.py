@@ -17,6 +17,7 @@ from codekin.chunking import language_for
 from codekin.config import Config, ModelConfig
 from codekin.embedding import Embedder, load_embedder
 from codekin.errors import WorkspaceError
+from codekin.index import integrity
 from codekin.index import query as queries
 from codekin.index.files import FileHit, FileWeights
 from codekin.index.paths import asks_for_tests
@@ -71,7 +72,9 @@ class Engine:
         state = self.store.state()
         stamp = (self.store.state_path.stat().st_mtime_ns, state.get("active_key", ""))
         if self._index is None or stamp != self._index_stamp:
-            snapshot = SearchIndex(self.store, state["active_key"])
+            integrity.check(self.store, state.get("active_key", ""))  # damaged files: IndexDamagedError
+            with integrity.guard():
+                snapshot = SearchIndex(self.store, state["active_key"])
             self._index, self._index_stamp = snapshot, stamp
         return self._index
 

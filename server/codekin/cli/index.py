@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from codekin.cli.common import config_for, emit, repo_root
@@ -24,13 +25,16 @@ def cmd_index(args: argparse.Namespace) -> int:
 
         indexer = RayIndexer(root, config, RayOptions(address=args.address, workers=args.workers),
                              progress=BarProgress)
-    summary = indexer.run(wait=args.wait)
+    indexer.announce = lambda message: print(message, file=sys.stderr, flush=True)
+    summary = indexer.run(wait=args.wait, rebuild=args.rebuild)
     skipped = ", ".join(f"{reason}: {n}" for reason, n in sorted(summary.skipped.items()))
     line = (f"Indexed {summary.files} files ({summary.changed_files} changed, {summary.removed_files} removed): "
             f"{summary.chunks} chunks, {summary.new_embeddings} new embeddings"
             + (f" on {summary.device}" if summary.device else "")
             + f", {sum(summary.skipped.values())} skipped" + (f" ({skipped})" if skipped else "")
             + f" in {summary.seconds:.1f} s ({summary.embeddings_per_second:.1f} embeddings/s)")
+    if summary.rebuilt:
+        line = f"Rebuilt the index from the source files ({summary.rebuilt}).\n{line}"
     emit(args, {"root": str(root), **summary.to_dict()}, line)
     return 0
 
@@ -62,6 +66,8 @@ def register(subparsers: argparse._SubParsersAction, parents: dict[str, argparse
                               help="index a repository (incremental)")
     p.add_argument("path", nargs="?", help="repository root (default: the git root of the current directory)")
     p.add_argument("--wait", type=float, default=0.0, help="seconds to wait for another indexer's lock")
+    p.add_argument("--rebuild", action="store_true",
+                   help="discard the index and rebuild it from the source files (re-embeds everything)")
     p.set_defaults(func=cmd_index)
 
     p = subparsers.add_parser("status", parents=[common], help="index size, model and staleness")
