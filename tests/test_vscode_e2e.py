@@ -57,7 +57,8 @@ def test_extension_in_real_vscode(tmp_path: Path) -> None:
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.skip("node/npm are not installed (apt-get install nodejs npm)")
     done, steps, summary = run_e2e(tmp_path)
-    context = f"stdout:\n{done.stdout[-6000:]}\nstderr:\n{done.stderr[-6000:]}"
+    failed = [step for step in steps.values() if not step["ok"]]
+    context = f"failed: {json.dumps(failed, indent=1)}\nstdout:\n{done.stdout[-6000:]}\nstderr:\n{done.stderr[-3000:]}"
     assert done.returncode == 0 and summary.get("ok") is True, context
     assert list(steps) == STEPS, context
     seen = {name: step["seen"] for name, step in steps.items()}

@@ -62,7 +62,9 @@ async function runSteps(page, steps) {
       console.log(JSON.stringify(report.at(-1)));
     } catch (error) {
       await page.screenshot({ path: shot }).catch(() => undefined);
-      report.push({ step: name, ok: false, ms: Date.now() - started, error: String(error?.message ?? error), screenshot: shot });
+      const notifications = await page.locator(".notification-list-item-message").allTextContents().catch(() => []);
+      report.push({ step: name, ok: false, ms: Date.now() - started, error: String(error?.message ?? error), notifications,
+        screenshot: shot });
       console.log(JSON.stringify(report.at(-1)));
       break;
     }
