@@ -60,6 +60,7 @@ def main() -> None:
         "start_to_first_lens_s": min(starts),
         "start_to_first_lens_s_all": starts,
         "open_to_first_lens_s_all": [r["open_to_first_lens_s"] for r in rounds],
+        "start_to_server_spawn_s_all": [r.get("start_to_server_spawn_s") for r in rounds],
         "target_s": 10,
         "cpus": os.cpu_count(),
         "load_avg_1m_before": round(load_before, 2),

@@ -9,7 +9,7 @@
 // text from the DOM, never pixels; each step keeps a screenshot in --shots (default
 // $CODEKIN_E2E_SHOTS, else a new temp dir). Prints one JSON line per step, then a summary line
 // {"benchmark": "vscode_first_code_lens", ...}; exits 1 when a step fails.
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -42,6 +42,16 @@ if (missing.length > 0) {
 const timeout = Number(opts.timeout);
 const shots = opts.shots || mkdtempSync(join(tmpdir(), "codekin-e2e-shots-"));
 mkdirSync(shots, { recursive: true });
+
+/** Wait for `locator`, failing at once (with its text) when a codekin error notification shows instead. */
+async function expect(page, locator) {
+  const error = page.locator(".notifications-toasts .notification-list-item:has(.codicon-error) .notification-list-item-message",
+    { hasText: /^codekin: / });
+  await locator.or(error).first().waitFor();
+  if (!(await locator.first().isVisible()) && (await error.count()) > 0) {
+    throw new Error(`a codekin notification instead: ${JSON.stringify(await error.allTextContents())}`);
+  }
+}
 
 function check(condition, what) {
   if (!condition) {
@@ -94,7 +104,7 @@ function steps(page, clock) {
     ["find-similar", async () => {
       await goToLine(page, TARGET.line);
       await runCommand(page, "codekin: Find Similar Code");
-      await quickInput(page).locator(".quick-input-title", { hasText: "codekin:" }).waitFor();
+      await expect(page, quickInput(page).locator(".quick-input-title", { hasText: "codekin:" }));
       await rows(page).first().waitFor();
       const title = (await quickInput(page).locator(".quick-input-title").textContent())?.trim();
       const labels = await rowLabels(page);
@@ -108,7 +118,7 @@ function steps(page, clock) {
       const input = quickInput(page).locator(".quick-input-box input");
       await input.waitFor({ state: "visible" });
       await input.pressSequentially(QUERY, { delay: 20 });
-      await quickInput(page).locator(".quick-input-title", { hasText: /\d+ results/ }).waitFor();
+      await expect(page, quickInput(page).locator(".quick-input-title", { hasText: /\d+ results/ }));
       const labels = await rowLabels(page);
       check(labels.length > 0, "no search results listed");
       const where = /([\w./-]+\.\w+):(\d+)-(\d+)/.exec(labels[0]);
@@ -130,6 +140,14 @@ function steps(page, clock) {
       return { notification: (await toast.first().textContent())?.trim() };
     }]] : []),
   ];
+}
+
+/** When the extension started `codekin serve` (its output channel's first "starting" line), in ms since the epoch. */
+function serverSpawnedAt() {
+  const output = join(shots, "codekin-output.log");
+  const line = existsSync(output) ? readFileSync(output, "utf8").split("\n").find((text) => text.includes("[info] starting ")) : undefined;
+  const stamp = line && /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d+)/.exec(line);
+  return stamp ? new Date(`${stamp[1]}T${stamp[2]}`).getTime() : undefined;
 }
 
 async function main() {
@@ -162,6 +180,7 @@ async function main() {
     ok,
     start_to_first_lens_s: clock.firstLens ? (clock.firstLens - clock.start) / 1000 : null,
     open_to_first_lens_s: clock.firstLens ? (clock.firstLens - clock.open) / 1000 : null,
+    start_to_server_spawn_s: serverSpawnedAt() ? (serverSpawnedAt() - clock.start) / 1000 : null,
     steps: report.map((step) => `${step.step}:${step.ok ? "ok" : "FAILED"}`),
     screenshots: shots,
   }));
