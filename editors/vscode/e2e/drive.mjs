@@ -166,7 +166,7 @@ async function main() {
     report = await runSteps(page, steps(page, clock));
   } finally {
     await browser?.close();
-    server.child.kill("SIGTERM");
+    await server.stop();
     const logs = join(profile.data, "logs");
     const outputs = existsSync(logs) ? readdirSync(logs, { recursive: true }).filter((name) => name.endsWith("codekin.log")) : [];
     for (const output of outputs) {

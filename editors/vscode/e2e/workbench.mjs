@@ -43,7 +43,8 @@ export function startCodeServer(profile, workspace, timeout) {
   const args = [codeServerEntry(profile.cache), ...profile.args, "--bind-addr", "127.0.0.1:0", "--auth", "none", "--disable-telemetry",
     "--disable-update-check", "--disable-workspace-trust", "--disable-getting-started-override", "--disable-proxy",
     "--ignore-last-opened", workspace];
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: process.env });
+  // Its own process group: the extension host and `codekin serve` are in it, and stop() waits for all.
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: process.env, detached: true });
   let log = "";
   const url = new Promise((resolveUrl, reject) => {
     const timer = setTimeout(() => reject(new Error(`code-server did not start in ${timeout} ms:\n${log}`)), timeout);
@@ -59,7 +60,37 @@ export function startCodeServer(profile, workspace, timeout) {
     child.stderr.on("data", read);
     child.on("exit", (code) => reject(new Error(`code-server exited with ${code}:\n${log}`)));
   });
-  return { child, url, log: () => log };
+  url.catch(() => undefined);  // reported where it is awaited
+  return { child, url, log: () => log, stop: () => stopGroup(child.pid) };
+}
+
+const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
+
+function groupAlive(pgid) {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Stop code-server, let it shut the extension host and the language server down, then make sure
+ * nothing of its process group is left (a straggler would write into a deleted workspace). */
+async function stopGroup(pgid) {
+  for (const [signal, waitMs] of [["SIGTERM", 15_000], ["SIGKILL", 5_000]]) {
+    try {
+      process.kill(signal === "SIGTERM" ? pgid : -pgid, signal);
+    } catch {
+      return;
+    }
+    for (let waited = 0; waited < waitMs && groupAlive(pgid); waited += 250) {
+      await sleep(250);
+    }
+    if (!groupAlive(pgid)) {
+      return;
+    }
+  }
 }
 
 export async function launchBrowser(cache) {
