@@ -137,7 +137,14 @@ function steps(page, clock) {
       await runCommand(page, "codekin: Retrain");
       const toast = page.locator(".notifications-toasts .notification-list-item-message", { hasText: /codekin: retraining/ });
       await toast.first().waitFor({ timeout: timeout * 5 });
-      return { notification: (await toast.first().textContent())?.trim() };
+      const notification = (await toast.first().textContent())?.trim();
+      if (!/^codekin: retraining started/.test(notification ?? "")) {
+        return { notification };
+      }
+      // the server's $/progress for the run, which the language client shows in the status bar
+      const progress = page.locator(".statusbar-item", { hasText: /codekin: retraining \(/ });
+      await progress.first().waitFor({ timeout: timeout * 3 });
+      return { notification, progress: (await progress.first().textContent())?.trim() };
     }]] : []),
   ];
 }
