@@ -82,6 +82,55 @@ async function runSteps(page, steps) {
   return report;
 }
 
+async function findSimilar(page) {
+  await goToLine(page, TARGET.line);
+  await runCommand(page, "codekin: Find Similar Code");
+  await expect(page, quickInput(page).locator(".quick-input-title", { hasText: "codekin:" }));
+  await rows(page).first().waitFor();
+  const title = (await quickInput(page).locator(".quick-input-title").textContent())?.trim();
+  const labels = await rowLabels(page);
+  TWINS.forEach((twin, rank) => check(labels.slice(0, TWINS.length).some((label) => twin.test(label)),
+    `twin ${twin} (expected in the first ${TWINS.length}, #${rank + 1}) not found in ${JSON.stringify(labels)}`));
+  await page.keyboard.press("Escape");
+  return { title, results: labels.slice(0, 5) };
+}
+
+/** Type a query (results come while typing, no Enter), then open the first result. */
+async function semanticSearch(page) {
+  await runCommand(page, "codekin: Semantic Search");
+  const input = quickInput(page).locator(".quick-input-box input");
+  await input.waitFor({ state: "visible" });
+  await input.pressSequentially(QUERY, { delay: 20 });
+  await expect(page, quickInput(page).locator(".quick-input-title", { hasText: /\d+ results/ }));
+  const labels = await rowLabels(page);
+  check(labels.length > 0, "no search results listed");
+  const where = /([\w./-]+\.\w+):(\d+)-(\d+)/.exec(labels[0]);
+  check(where !== null, `first result has no FILE:START-END in ${JSON.stringify(labels[0])}`);
+  const [, path, start, end] = where;
+  await page.keyboard.press("Enter");
+  const base = path.split("/").pop();
+  await page.locator(`.tab.active[aria-label*="${base}"]`).waitFor();
+  // The result's lines are selected, the cursor at their end: "Ln END, Col C (N selected)".
+  const selection = page.locator("#status\\.editor\\.selection", { hasText: new RegExp(`Ln ${end}, Col \\d+ \\(\\d+ selected\\)`) });
+  await selection.waitFor();
+  const editorLine = (await selection.textContent())?.trim();
+  return { query: QUERY, results: labels.slice(0, 5), chosen: `${path}:${start}-${end}`, selection: editorLine };
+}
+
+async function retrain(page) {
+  await runCommand(page, "codekin: Retrain");
+  const toast = page.locator(".notifications-toasts .notification-list-item-message", { hasText: /codekin: retraining/ });
+  await toast.first().waitFor({ timeout: timeout * 5 });
+  const notification = (await toast.first().textContent())?.trim();
+  if (!/^codekin: retraining started/.test(notification ?? "")) {
+    return { notification };
+  }
+  // the server's $/progress for the run, which the language client shows in the status bar
+  const progress = page.locator(".statusbar-item", { hasText: /codekin: retraining \(/ });
+  await progress.first().waitFor({ timeout: timeout * 3 });
+  return { notification, progress: (await progress.first().textContent())?.trim() };
+}
+
 function steps(page, clock) {
   return [
     ["workbench", async () => {
@@ -101,51 +150,9 @@ function steps(page, clock) {
       await item.waitFor();
       return { text: (await item.textContent())?.trim() };
     }],
-    ["find-similar", async () => {
-      await goToLine(page, TARGET.line);
-      await runCommand(page, "codekin: Find Similar Code");
-      await expect(page, quickInput(page).locator(".quick-input-title", { hasText: "codekin:" }));
-      await rows(page).first().waitFor();
-      const title = (await quickInput(page).locator(".quick-input-title").textContent())?.trim();
-      const labels = await rowLabels(page);
-      TWINS.forEach((twin, rank) => check(labels.slice(0, TWINS.length).some((label) => twin.test(label)),
-        `twin ${twin} (expected in the first ${TWINS.length}, #${rank + 1}) not found in ${JSON.stringify(labels)}`));
-      await page.keyboard.press("Escape");
-      return { title, results: labels.slice(0, 5) };
-    }],
-    ["semantic-search", async () => {
-      await runCommand(page, "codekin: Semantic Search");
-      const input = quickInput(page).locator(".quick-input-box input");
-      await input.waitFor({ state: "visible" });
-      await input.pressSequentially(QUERY, { delay: 20 });
-      await expect(page, quickInput(page).locator(".quick-input-title", { hasText: /\d+ results/ }));
-      const labels = await rowLabels(page);
-      check(labels.length > 0, "no search results listed");
-      const where = /([\w./-]+\.\w+):(\d+)-(\d+)/.exec(labels[0]);
-      check(where !== null, `first result has no FILE:START-END in ${JSON.stringify(labels[0])}`);
-      const [, path, start, end] = where;
-      await page.keyboard.press("Enter");
-      const base = path.split("/").pop();
-      await page.locator(`.tab.active[aria-label*="${base}"]`).waitFor();
-      // The result's lines are selected, the cursor at their end: "Ln END, Col C (N selected)".
-      const selection = page.locator("#status\\.editor\\.selection", { hasText: new RegExp(`Ln ${end}, Col \\d+ \\(\\d+ selected\\)`) });
-      await selection.waitFor();
-      const editorLine = (await selection.textContent())?.trim();
-      return { query: QUERY, results: labels.slice(0, 5), chosen: `${path}:${start}-${end}`, selection: editorLine };
-    }],
-    ...(opts.retrain ? [["retrain", async () => {
-      await runCommand(page, "codekin: Retrain");
-      const toast = page.locator(".notifications-toasts .notification-list-item-message", { hasText: /codekin: retraining/ });
-      await toast.first().waitFor({ timeout: timeout * 5 });
-      const notification = (await toast.first().textContent())?.trim();
-      if (!/^codekin: retraining started/.test(notification ?? "")) {
-        return { notification };
-      }
-      // the server's $/progress for the run, which the language client shows in the status bar
-      const progress = page.locator(".statusbar-item", { hasText: /codekin: retraining \(/ });
-      await progress.first().waitFor({ timeout: timeout * 3 });
-      return { notification, progress: (await progress.first().textContent())?.trim() };
-    }]] : []),
+    ["find-similar", () => findSimilar(page)],
+    ["semantic-search", () => semanticSearch(page)],
+    ...(opts.retrain ? [["retrain", () => retrain(page)]] : []),
   ];
 }
 
