@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -216,7 +217,9 @@ class Engine:
         modules = index.modules()
         own = np.zeros(len(modules.paths), dtype=bool)
         own[modules.file_of_row[rows]] = True  # the module(s) the query is made of
-        module_score = modules.rank(rank, vector, parsed.terms, modules.keep(keep) & ~own, self._file_weights(mode),
+        module_weights = replace(self._file_weights(mode),
+                                 text=self.config.search.module_text_weight if mode != "dense" else 0.0)
+        module_score = modules.rank(rank, vector, parsed.terms, modules.keep(keep) & ~own, module_weights,
                                     weights.prior_vector())
         found = modules.hits(module_score, rank, limit, head=True)
         shown = [float(modules.vectors[modules.file_of_row[f.row]] @ vector) if vector is not None else f.score
