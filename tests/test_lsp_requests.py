@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codekin.index.search import Hit
-from codekin.index.search import SearchIndex
+from codekin.index.search import Hit, SearchIndex
 from codekin.lsp.neighbours import Relatives, relatives_of_file
 from codekin.lsp.options import CodeLensOptions, SearchOptions, ServerOptions, parse_options
 from codekin.lsp.requests import (
