@@ -20,6 +20,7 @@ from pathlib import Path
 from codekin.config import STATE_DIR
 from codekin.errors import CodekinError, WorkspaceError
 from codekin.queue import SPOOL_DIR
+from codekin.workspace import exclude_state_dir
 
 HOOK_NAMES = ("post-commit", "post-merge", "post-checkout", "post-rewrite")
 CHAINED_SUFFIX = ".codekin-chained"
@@ -121,13 +122,8 @@ def _ensure_state_dir(root: Path, actions: list[str]) -> None:
     if not spool.is_dir():
         spool.mkdir(parents=True, exist_ok=True)
         actions.append(f"created {spool.relative_to(root)}/")
-    if _git(root, "check-ignore", "-q", f"{STATE_DIR}/").returncode == 1:  # 1: not ignored
-        exclude = (root / _git(root, "rev-parse", "--git-path", "info/exclude").stdout.strip()).resolve()
-        exclude.parent.mkdir(parents=True, exist_ok=True)
-        existing = exclude.read_bytes() if exclude.is_file() else b""
-        separator = b"" if not existing or existing.endswith(b"\n") else b"\n"
-        with exclude.open("ab") as handle:
-            handle.write(separator + f"{STATE_DIR}/\n".encode())
+    exclude = exclude_state_dir(root)
+    if exclude:
         actions.append(f"git-ignored {STATE_DIR}/ in {exclude}")
 
 

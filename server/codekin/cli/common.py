@@ -15,12 +15,12 @@ from codekin.workspace import find_root, index_root
 def repo_root(given: str | None, start: Path | None = None, index: bool = True,
               must_exist: bool = False) -> Path:
     """The repository of `given` (a --repo or path argument), else of `start` (default: the
-    current directory): with `index`, the nearest directory at or above it holding an index,
-    else the git root. With `must_exist`, a `given` path that does not exist is an error."""
+    current directory), by workspace.index_root's rule (with `index`; else the git root).
+    With `must_exist`, a `given` path that does not exist is an error."""
     where = Path(given) if given else (start or Path.cwd())
     if must_exist and given and not where.exists():
         raise WorkspaceError(f"{given} does not exist", "give the path of a git repository")
-    return index_root(where) if index else find_root(where)
+    return index_root(where, named=bool(given)) if index else find_root(where)
 
 
 def config_for(root: Path, args: argparse.Namespace) -> Config:

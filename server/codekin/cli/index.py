@@ -7,14 +7,13 @@ from pathlib import Path
 
 from codekin.cli.common import config_for, emit, repo_root
 from codekin.errors import WorkspaceError
-from codekin.workspace import find_root
 
 
 def cmd_index(args: argparse.Namespace) -> int:
     from codekin.indexer import Indexer
     from codekin.progress import BarProgress
 
-    root = Path(args.path).resolve() if args.path else find_root(Path.cwd())
+    root = Path(args.path).resolve() if args.path else repo_root(None)  # a named DIR becomes a root
     if not root.is_dir():
         raise WorkspaceError(f"{args.path} is not a directory")
     config = config_for(root, args)
@@ -39,7 +38,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from codekin.engine import Engine
     from codekin.indexer import pending_changes
 
-    root = repo_root(args.repo, Path(args.path) if args.path else None)
+    root = repo_root(args.path or args.repo)
     engine = Engine(root, config_for(root, args))
     status = engine.status()
     if status["indexed"]:
@@ -60,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction, parents: dict[str, argparse
     common, model = parents["common"], parents["model"]
     p = subparsers.add_parser("index", parents=[common, model, parents["engine"]],
                               help="index a repository (incremental)")
-    p.add_argument("path", nargs="?", help="repository root (default: the git root of the current directory)")
+    p.add_argument("path", nargs="?", help="directory to index, which becomes the root (default: the indexed directory at or above the current one, else its git root)")
     p.add_argument("--wait", type=float, default=0.0, help="seconds to wait for another indexer's lock")
     p.set_defaults(func=cmd_index)
 

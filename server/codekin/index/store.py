@@ -25,6 +25,7 @@ from codekin.chunking import Chunk, header_line  # noqa: E402
 from codekin.config import STATE_DIR  # noqa: E402
 from codekin.errors import IndexFormatError, IndexMissingError  # noqa: E402
 from codekin.index.lexical import terms  # noqa: E402
+from codekin.workspace import ensure_state_dir  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -96,7 +97,7 @@ class IndexStore:
     def write_state(self, **values: object) -> dict:
         state = self.state() if self.exists() else {}
         state.update(values, format=FORMAT, updated_at=time.time())
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        ensure_state_dir(self.root)
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
         os.replace(tmp, self.state_path)  # atomic: readers see the old or the new state
@@ -108,7 +109,7 @@ class IndexStore:
         if self._db is None:
             import lancedb  # imported on first use: it costs ~1.5 s, a no-change re-index needs none
 
-            self.state_dir.mkdir(parents=True, exist_ok=True)
+            ensure_state_dir(self.root)
             self._db = lancedb.connect(str(self.state_dir / "index.lance"))
         return self._db
 

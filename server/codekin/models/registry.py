@@ -30,6 +30,7 @@ from codekin.models.checkpoints import (
     verify_checkpoint,
     write_json_atomic,
 )
+from codekin.workspace import ensure_state_dir
 
 BASE = "base"
 ACTIVE_FILE = "active.json"
@@ -105,6 +106,7 @@ class ModelRegistry:
         return ModelVersion(version, path, read_manifest(path))
 
     def create(self, base_model: str, parent: str, **fields: Any) -> ModelVersion:
+        ensure_state_dir(self.root)
         self.dir.mkdir(parents=True, exist_ok=True)
         number = max((v.number for v in self.versions()), default=0) + 1
         while True:

@@ -316,7 +316,7 @@ class PolyglotTripletGenerator:
         r = self.report
         where = f" ({len(self.split_paths()[split])} files in the {split} split)" if split else ""
         return NotEnoughSnippetsError(
-            f"Not enough BEAM snippets: found {r.beam_files} files / {r.beam_snippets} snippets; "
+            f"Not enough BEAM snippets in {self.root}: found {r.beam_files} files / {r.beam_snippets} snippets; "
             "add code or lower --count",
             f"BEAM files are those matching training.beam_globs ({', '.join(self.training.beam_globs)}); "
             f"at least {MIN_BEAM_FILES} files and {MIN_BEAM_SNIPPETS} snippets are needed, and enough "
