@@ -58,7 +58,20 @@ def run_checks(root: Path, config: Config, load_model: bool = True) -> list[Chec
             checks.append(Check("model", False, exc.message, exc.hint or "check [model] in your config"))
         checks.append(_training_check())
     checks.append(_index_check(root, config))
+    checks.append(_state_dir_check(root))
     return checks
+
+
+def _state_dir_check(root: Path) -> Check:
+    """.codekin/ stays out of git: its index and models belong to this machine."""
+    from codekin.workspace import tracked_state_files
+
+    tracked = tracked_state_files(root)
+    if tracked:
+        return Check("state dir", False, f"git tracks {len(tracked)} file(s) under .codekin/ "
+                     f"({', '.join(tracked[:3])}{' ...' if len(tracked) > 3 else ''})",
+                     "git rm -r --cached .codekin && git commit")
+    return Check("state dir", True, "not tracked by git")
 
 
 def _training_check() -> Check:

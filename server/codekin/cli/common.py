@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from codekin.config import Config, load_config
@@ -33,3 +34,12 @@ def config_for(root: Path, args: argparse.Namespace) -> Config:
 def emit(args: argparse.Namespace, payload: object, human: str) -> None:
     """Print one JSON line with --json, else the human text."""
     print(json.dumps(payload) if args.json else human)
+
+
+def shown_path(root: Path, rel: str) -> str:
+    """A repository-relative path as the shell opens it from the current directory (human
+    output; --json keeps the repository-relative path beside the root)."""
+    try:
+        return os.path.relpath(root / rel)
+    except ValueError:  # another drive (Windows)
+        return str(root / rel)

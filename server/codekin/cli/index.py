@@ -7,6 +7,7 @@ from pathlib import Path
 
 from codekin.cli.common import config_for, emit, repo_root
 from codekin.errors import WorkspaceError
+from codekin.workspace import tracked_warning
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -51,7 +52,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                  f"  files: {status['files']}, chunks: {status['chunks']} ({status['embedded_chunks']} embedded)\n"
                  f"  updated: {status['age_seconds']:.0f} s ago at commit {status['head'][:10] or '-'}\n"
                  f"  stale: {pending['changed']} changed, {pending['new']} new, {pending['removed']} removed files")
-    emit(args, status, human)
+    warning = tracked_warning(engine.root)
+    status["tracked_warning"] = warning
+    emit(args, status, human + (f"\n  warning: {warning}" if warning else ""))
     return 0
 
 

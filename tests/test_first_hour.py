@@ -1,0 +1,143 @@
+"""The first hour of a new user (issue 20): each friction, reproduced with the real `codekin`
+command in temporary git repositories. One small repository is indexed once for the module
+(a subfolder of an outer git repository, as `codekin index examples` is in a checkout)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from codekin.cli import main
+from tests.conftest import git, make_repo
+from tests.samples import CART, LEDGER, RETRY
+
+LATIN1 = "# caf\xe9 -- r\xe9sum\xe9\ndefmodule Shop.Latin do\n  def name, do: :latin\nend\n".encode("latin-1")
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "codekin", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def outer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An outer git repository whose `proj/` folder is indexed as its own root."""
+    root = make_repo(tmp_path_factory.mktemp("first_hour") / "outer", {
+        "README.md": "outer\n", "proj/lib/cart.ex": CART, "proj/lib/retry.ex": RETRY,
+        "proj/lib/ledger.ex": LEDGER, "proj/logo.png": b"\x89PNG\x00", "proj/lib/latin.ex": LATIN1,
+    })
+    assert main(["index", str(root / "proj")]) == 0
+    return root
+
+
+@pytest.fixture
+def proj(outer: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The indexed folder, as the current directory (in-process commands resolve from here)."""
+    monkeypatch.chdir(outer / "proj")
+    return outer / "proj"
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+# 1. .codekin/ never shows up in `git status`; status/doctor warn when it is tracked ----------------
+
+def test_index_keeps_state_dir_out_of_git(outer):
+    assert ".codekin/" in (outer / ".git/info/exclude").read_text().splitlines()
+    assert ".codekin" not in git(outer, "status", "--porcelain", "--untracked-files=all")
+
+
+def test_a_linked_worktree_uses_its_repository_exclude(tmp_path):
+    main_repo = make_repo(tmp_path / "main", {"lib/cart.ex": CART})
+    git(main_repo, "worktree", "add", "-q", str(tmp_path / "wt"))
+    out = run("hooks", "install", cwd=tmp_path / "wt")
+    assert out.returncode == 0, out.stderr
+    assert ".codekin/" in (main_repo / ".git/info/exclude").read_text().splitlines()
+    assert ".codekin" not in git(tmp_path / "wt", "status", "--porcelain", "--untracked-files=all")
+
+
+def test_a_global_excludes_file_is_respected(tmp_path, capsys):
+    root = make_repo(tmp_path / "repo", {"lib/cart.ex": CART})
+    ignore = tmp_path / "global-ignore"
+    ignore.write_text(".codekin/\n")
+    git(root, "config", "core.excludesFile", str(ignore))
+    before = (root / ".git/info/exclude").read_text()
+    assert cli(capsys, "hooks", "install", str(root))[0] == 0
+    assert (root / ".git/info/exclude").read_text() == before
+
+
+def test_status_and_doctor_warn_when_git_tracks_state_dir(tmp_path, capsys):
+    root = make_repo(tmp_path / "repo", {"lib/cart.ex": CART, ".codekin/config.toml": "[search]\nlimit = 5\n"})
+    code, out, _ = cli(capsys, "status", str(root))
+    assert code == 0 and "git tracks 1 file(s) under .codekin/" in out and "git rm -r --cached .codekin" in out
+    code, out, _ = cli(capsys, "doctor", str(root), "--skip-model", "--json")
+    check = next(c for c in json.loads(out) if c["name"] == "state dir")
+    assert not check["ok"] and check["fix"] == "git rm -r --cached .codekin && git commit"
+
+
+# 2. one root rule; "not enough" names the folder it scanned ------------------------------------
+
+def test_triplets_use_the_indexed_folder_and_name_it(proj, capsys):
+    code, _, err = cli(capsys, "triplets", "generate", "--lexical", "--count", "20")
+    assert code == 1
+    assert f"Not enough BEAM snippets in {proj}: found 3 files" in err
+
+
+def test_status_from_a_subfolder_finds_the_index(proj, monkeypatch, capsys):
+    monkeypatch.chdir(proj / "lib")
+    code, out, _ = cli(capsys, "status", "--json")
+    assert code == 0 and json.loads(out)["root"] == str(proj)
+
+
+# 7. a reader that stops early ends the command quietly ----------------------------------------
+
+def test_closed_pipe_exits_quietly(proj):
+    """The reader is gone before codekin writes (`| true`): no traceback, exit 141 like `cat`."""
+    shell = f"{sys.executable} -m codekin status | true; echo rc=${{PIPESTATUS[0]}}"
+    out = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, cwd=proj, timeout=120)
+    assert (out.stderr, out.stdout) == ("", "rc=141\n")
+
+
+# 8. arguments are validated; an empty filter is named with what exists --------------------------
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--limit", "0"], "--limit must be 1 or more, got 0"),
+    (["--limit", "-3"], "--limit must be 1 or more, got -3"),
+    (["--min-similarity", "2"], "--min-similarity must be between -1 and 1"),
+    (["--lang", "elixirr"], "--lang elixirr matches no indexed file\n  hint: the index holds: elixir"),
+    (["--path", "src/**"], "--path 'src/**' matches no indexed file\n  hint: globs are repository-relative, "
+                           "e.g. 'lib/**'"),
+])
+def test_bad_arguments_and_empty_filters(proj, capsys, args, message):
+    code, out, err = cli(capsys, "search", "cart", "--mode", "lexical", *args)
+    assert code in (2, 3) and out == "" and message in err
+
+
+# 6. + 12. scores shown are the ranking; paths open from where the user stands ----------------
+
+def test_scores_follow_the_ranking_and_json_keeps_cosine(proj, capsys):
+    code, out, _ = cli(capsys, "search", "add an item to the cart total", "--json")
+    hits = json.loads(out)
+    assert code == 0 and len(hits) >= 3
+    scores = [h["score"] for h in hits]
+    assert scores == sorted(scores, reverse=True)
+    assert all(-1 <= h["cosine"] <= 1 and h["root"] == str(proj) for h in hits)
+    assert hits[0]["path"].startswith("lib/")
+
+
+def test_human_paths_are_relative_to_the_current_directory(proj, monkeypatch, capsys):
+    monkeypatch.chdir(proj / "lib")
+    code, out, _ = cli(capsys, "search", "retry with backoff", "--mode", "lexical", "--limit", "1")
+    assert code == 0 and out.splitlines()[0].split()[2].startswith("retry.ex:")
+    monkeypatch.chdir(proj.parent)
+    code, out, _ = cli(capsys, "search", "retry with backoff", "--mode", "lexical", "--limit", "1",
+                       "--repo", "proj")
+    assert code == 0 and out.splitlines()[0].split()[2].startswith(os.path.join("proj", "lib", "retry.ex:"))
