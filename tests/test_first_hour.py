@@ -141,3 +141,21 @@ def test_human_paths_are_relative_to_the_current_directory(proj, monkeypatch, ca
     code, out, _ = cli(capsys, "search", "retry with backoff", "--mode", "lexical", "--limit", "1",
                        "--repo", "proj")
     assert code == 0 and out.splitlines()[0].split()[2].startswith(os.path.join("proj", "lib", "retry.ex:"))
+
+
+# 9. hooks: "not installed" when they never were, "restored" after uninstall, no FAIL lines ----
+
+def test_hooks_status_and_uninstall_say_what_happened(tmp_path, capsys):
+    root = make_repo(tmp_path / "repo", {"lib/cart.ex": CART})
+    own = root / ".git/hooks/post-commit"
+    own.write_text("#!/bin/sh\necho mine\n")
+    own.chmod(0o755)
+    code, out, _ = cli(capsys, "hooks", "status", str(root))
+    assert code == 1 and "not installed" in out and "FAIL" not in out and "replaced" not in out
+    code, out, _ = cli(capsys, "hooks", "status", str(root), "--json")
+    problem = next(h["problem"] for h in json.loads(out)["hooks"] if h["name"] == "post-commit")
+    assert problem.startswith("not installed (a hook of your own is there")
+    assert cli(capsys, "hooks", "install", str(root))[0] == 0
+    code, out, _ = cli(capsys, "hooks", "uninstall", str(root))
+    assert code == 0 and "FAIL" not in out and "removed post-commit, restored the original" in out
+    assert own.read_text() == "#!/bin/sh\necho mine\n"

@@ -202,8 +202,10 @@ def status(root: Path) -> HooksReport:
                           chained=str(chained) if os.path.lexists(chained) else "")
         if ours is None:
             state.problem = "not installed: run `codekin hooks install`"
-            if os.path.lexists(directory / name):
+            if os.path.lexists(directory / name) and state.chained:  # ours chained it once, then went
                 state.problem = "replaced by another hook since install: run `codekin hooks install` to chain it"
+            elif os.path.lexists(directory / name):
+                state.problem = "not installed (a hook of your own is there: `codekin hooks install` chains it)"
         elif not os.access(ours, os.X_OK):
             state.problem = f"{ours} is not executable, so git skips it: run `codekin hooks install`"
         elif ours.read_bytes() != hook_script(name):
