@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -159,3 +160,14 @@ def test_hooks_status_and_uninstall_say_what_happened(tmp_path, capsys):
     code, out, _ = cli(capsys, "hooks", "uninstall", str(root))
     assert code == 0 and "FAIL" not in out and "removed post-commit, restored the original" in out
     assert own.read_text() == "#!/bin/sh\necho mine\n"
+
+
+# 10. an interrupted first index is not "No index": how far it got, and that a rerun resumes ----
+
+def test_status_after_an_interrupted_first_index(proj, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(proj, copy)
+    (copy / ".codekin/state.json").unlink()  # a first `codekin index` stopped before its last write
+    code, out, _ = cli(capsys, "status", str(copy))
+    assert code == 0 and out.startswith(f"Indexing of {copy} was interrupted: 5 files and 5 chunks are kept. "
+                                        f"Run `codekin index {copy}` to resume from there.")

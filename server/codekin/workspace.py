@@ -48,13 +48,14 @@ def find_root(start: Path) -> Path:
 
 def index_root(start: Path, named: bool = False) -> Path:
     """The root rule every command follows: the nearest directory at or above `start` that
-    holds an index (`.codekin/state.json`); else a directory the user `named` (--repo DIR,
+    holds an index (`.codekin/state.json`, or the tables of a first index that was stopped); else a directory the user `named` (--repo DIR,
     `codekin status DIR`); else the git top-level of `start`, else its directory.
     (`codekin index DIR` indexes DIR as given, which makes DIR the root from then on.)"""
     start = start.resolve()
     directory = start if start.is_dir() else start.parent
     for candidate in (directory, *directory.parents):
-        if (candidate / STATE_DIR / "state.json").is_file():
+        state = candidate / STATE_DIR
+        if (state / "state.json").is_file() or (state / "index.lance").is_dir():  # or a first index, stopped
             return candidate
     return directory if named and start.is_dir() else find_root(directory)
 

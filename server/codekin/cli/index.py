@@ -44,7 +44,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     status = engine.status()
     if status["indexed"]:
         status["pending"] = pending_changes(engine.root, engine.config)
-    if not status["indexed"]:
+    partial = None if status["indexed"] else engine.store.interrupted()
+    if partial is not None:
+        status["interrupted"] = partial
+        human = (f"Indexing of {engine.root} was interrupted: {partial['files']} files and {partial['chunks']} "
+                 f"chunks are kept. Run `codekin index {engine.root}` to resume from there.")
+    elif not status["indexed"]:
         human = f"No index in {engine.root}. Run: codekin index {engine.root}"
     else:
         pending = status["pending"]

@@ -91,7 +91,8 @@ def _main(argv: list[str] | None) -> int:
         print(f"codekin: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("codekin: interrupted; the index keeps everything committed so far", file=sys.stderr)
+        print("codekin: interrupted; the index keeps everything committed so far, and running the command "
+              "again resumes from there", file=sys.stderr)
         return 130
     except (OSError, RuntimeError) as exc:  # LanceDB reports a full disk as a RuntimeError
         if not disk_full(exc):

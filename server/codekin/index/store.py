@@ -77,6 +77,13 @@ class IndexStore:
     def exists(self) -> bool:
         return self.state_path.is_file()
 
+    def interrupted(self) -> dict | None:
+        """What a first `codekin index` that was stopped committed before it could write the
+        state ({"files", "chunks"}: a rerun resumes from there), else None."""
+        if self.exists() or not (self.state_dir / "index.lance").is_dir():
+            return None
+        return {"files": len(self.file_records()), "chunks": len(self.load_chunks())}
+
     def state(self) -> dict:
         if not self.exists():
             raise IndexMissingError(f"no index in {self.root}", f"run `codekin index {self.root}` first")
