@@ -171,3 +171,17 @@ def test_status_after_an_interrupted_first_index(proj, tmp_path, capsys):
     code, out, _ = cli(capsys, "status", str(copy))
     assert code == 0 and out.startswith(f"Indexing of {copy} was interrupted: 5 files and 5 chunks are kept. "
                                         f"Run `codekin index {copy}` to resume from there.")
+
+
+# 11. skipped files are named, and index and status count files alike ---------------------------
+
+def test_skipped_files_are_named(proj, capsys):
+    code, out, _ = cli(capsys, "index", str(proj), "--json")
+    summary = json.loads(out)
+    expected = {"lib/latin.ex": "not UTF-8 (byte 5)", "logo.png": "binary"}
+    assert code == 0 and summary["skipped_files"] == expected and summary["files"] == 5
+    code, out, _ = cli(capsys, "status", "--skipped")
+    assert code == 0 and "  files: 5 (3 with chunks), 2 skipped, chunks: 5" in out
+    assert "  skipped lib/latin.ex: not UTF-8 (byte 5)\n  skipped logo.png: binary" in out
+    code, out, _ = cli(capsys, "status", "--json")
+    assert json.loads(out)["skipped_files"] == expected

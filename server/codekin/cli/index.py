@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from codekin.cli.common import config_for, emit, repo_root
+from codekin.cli.common import config_for, emit, repo_root, shown_path
 from codekin.errors import WorkspaceError
 from codekin.workspace import tracked_warning
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from codekin.indexer import Indexer
+    from codekin.indexer import Indexer, skipped_files
     from codekin.progress import BarProgress
 
     root = Path(args.path).resolve() if args.path else repo_root(None)  # a named DIR becomes a root
@@ -25,25 +25,39 @@ def cmd_index(args: argparse.Namespace) -> int:
         indexer = RayIndexer(root, config, RayOptions(address=args.address, workers=args.workers),
                              progress=BarProgress)
     summary = indexer.run(wait=args.wait)
+    names = skipped_files(root, config) if summary.skipped or args.json else {}
     skipped = ", ".join(f"{reason}: {n}" for reason, n in sorted(summary.skipped.items()))
     line = (f"Indexed {summary.files} files ({summary.changed_files} changed, {summary.removed_files} removed): "
             f"{summary.chunks} chunks, {summary.new_embeddings} new embeddings"
             + (f" on {summary.device}" if summary.device else "")
             + f", {sum(summary.skipped.values())} skipped" + (f" ({skipped})" if skipped else "")
             + f" in {summary.seconds:.1f} s ({summary.embeddings_per_second:.1f} embeddings/s)")
-    emit(args, {"root": str(root), **summary.to_dict()}, line)
+    if names:
+        line += "\n" + _describe_skipped(names, root, limit=5)
+    emit(args, {"root": str(root), **summary.to_dict(), "skipped_files": names}, line)
     return 0
+
+
+def _describe_skipped(names: dict[str, str], root: Path, limit: int | None = None) -> str:
+    """The skipped files by name (paths as the shell opens them from here)."""
+    shown = list(names.items())[:limit]
+    lines = [f"  skipped {shown_path(root, path)}: {reason}" for path, reason in shown]
+    if len(names) > len(shown):
+        lines.append(f"  ... and {len(names) - len(shown)} more: `codekin status --skipped` lists them all")
+    return "\n".join(lines)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from codekin.engine import Engine
-    from codekin.indexer import pending_changes
+    from codekin.indexer import pending_changes, skipped_files
 
     root = repo_root(args.path or args.repo)
     engine = Engine(root, config_for(root, args))
     status = engine.status()
     if status["indexed"]:
         status["pending"] = pending_changes(engine.root, engine.config)
+        status["skipped_files"] = skipped_files(engine.root, engine.config)
+        status["indexed_files"] = len(engine.store.file_records())  # what `codekin index` counts
     partial = None if status["indexed"] else engine.store.interrupted()
     if partial is not None:
         status["interrupted"] = partial
@@ -53,10 +67,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         human = f"No index in {engine.root}. Run: codekin index {engine.root}"
     else:
         pending = status["pending"]
+        skipped = status["skipped_files"]
         human = (f"Index of {status['root']}\n  model: {status['model']}\n  table: {status['active_table']}\n"
-                 f"  files: {status['files']}, chunks: {status['chunks']} ({status['embedded_chunks']} embedded)\n"
+                 f"  files: {status['indexed_files']} ({status['files']} with chunks), {len(skipped)} skipped"
+                 + (" (`codekin status --skipped` names them)" if skipped and not args.skipped else "")
+                 + f", chunks: {status['chunks']} ({status['embedded_chunks']} embedded)\n"
                  f"  updated: {status['age_seconds']:.0f} s ago at commit {status['head'][:10] or '-'}\n"
                  f"  stale: {pending['changed']} changed, {pending['new']} new, {pending['removed']} removed files")
+    if args.skipped and status.get("skipped_files"):
+        human += "\n" + _describe_skipped(status["skipped_files"], engine.root)
     warning = tracked_warning(engine.root)
     status["tracked_warning"] = warning
     emit(args, status, human + (f"\n  warning: {warning}" if warning else ""))
@@ -74,4 +93,5 @@ def register(subparsers: argparse._SubParsersAction, parents: dict[str, argparse
     p = subparsers.add_parser("status", parents=[common], help="index size, model and staleness")
     p.add_argument("path", nargs="?")
     p.add_argument("--repo", help=argparse.SUPPRESS)
+    p.add_argument("--skipped", action="store_true", help="name every file the index leaves out, with the reason")
     p.set_defaults(func=cmd_status)
