@@ -185,3 +185,35 @@ def test_skipped_files_are_named(proj, capsys):
     assert "  skipped lib/latin.ex: not UTF-8 (byte 5)\n  skipped logo.png: binary" in out
     code, out, _ = cli(capsys, "status", "--json")
     assert json.loads(out)["skipped_files"] == expected
+
+
+# 4. which model answers, which is active, and rollbacks that are really promotions -------------
+
+def test_model_state_after_promote_and_rollback(proj, tmp_path, capsys):
+    from codekin.index.store import IndexStore
+    from codekin.models.registry import ModelRegistry
+    from tests.test_registry import add_version
+
+    copy = tmp_path / "copy"
+    shutil.copytree(proj, copy)
+    registry = ModelRegistry(copy)
+    v1, v2 = add_version(registry), add_version(registry, status="rejected")
+    code, out, err = cli(capsys, "models", "rollback", v1, "--repo", str(copy))
+    assert code == 9 and "not rolling back to v1: v1 is newer than the active base" in err and "--force" in err
+    code, out, _ = cli(capsys, "models", "promote", v1, "--repo", str(copy))
+    assert code == 0 and "Until then queries use base's vectors, but v1 is the active model: run " \
+                          "`codekin reembed`" in out
+    code, out, _ = cli(capsys, "status", str(copy))
+    assert "  note: queries use base's vectors, but v1 is the active model: run `codekin reembed`" in out
+    code, out, _ = cli(capsys, "doctor", str(copy), "--skip-model", "--json")
+    index = next(c for c in json.loads(out) if c["name"] == "index")
+    assert not index["ok"] and index["fix"] == "codekin reembed"
+    code, _, err = cli(capsys, "models", "rollback", v2, "--repo", str(copy))
+    assert code == 9 and "not rolling back to v2: v2 was rejected" in err
+    assert cli(capsys, "models", "rollback", v2, "--force", "--repo", str(copy))[0] == 0
+    assert cli(capsys, "models", "rollback", v1, "--repo", str(copy))[0] == 0
+    IndexStore(copy).write_state(model=str(registry.model_path(v1)))  # what `codekin reembed` leaves
+    code, out, _ = cli(capsys, "status", str(copy), "--json")
+    status = json.loads(out)
+    assert (status["answering"], status["active_model"], status["model_note"]) == ("v1", "v1", "")
+    assert "  model: v1\n" in cli(capsys, "status", str(copy))[1]

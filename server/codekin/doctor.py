@@ -108,7 +108,11 @@ def _index_check(root: Path, config: Config) -> Check:
     except CodekinError as exc:
         return Check("index", False, exc.message, exc.hint)
     stale = sum(behind.values())
-    ok = missing == 0
-    detail = f"{len(chunks)} chunk hashes, {missing} without vectors, {stale} files changed since"
-    fix = "" if ok and not stale else f"codekin index {root}"
+    from codekin.models.serving import model_note
+
+    note = model_note(root, state)
+    ok = missing == 0 and not note
+    detail = f"{len(chunks)} chunk hashes, {missing} without vectors, {stale} files changed since" \
+        + (f"; {note}" if note else "")
+    fix = "codekin reembed" if note else "" if ok and not stale else f"codekin index {root}"
     return Check("index", ok, detail, fix)

@@ -50,6 +50,7 @@ def _describe_skipped(names: dict[str, str], root: Path, limit: int | None = Non
 def cmd_status(args: argparse.Namespace) -> int:
     from codekin.engine import Engine
     from codekin.indexer import pending_changes, skipped_files
+    from codekin.models.serving import answering_and_active, model_note
 
     root = repo_root(args.path or args.repo)
     engine = Engine(root, config_for(root, args))
@@ -58,6 +59,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         status["pending"] = pending_changes(engine.root, engine.config)
         status["skipped_files"] = skipped_files(engine.root, engine.config)
         status["indexed_files"] = len(engine.store.file_records())  # what `codekin index` counts
+        status["answering"], status["active_model"] = answering_and_active(engine.root, engine.store.state())
+        status["model_note"] = model_note(engine.root, engine.store.state())
     partial = None if status["indexed"] else engine.store.interrupted()
     if partial is not None:
         status["interrupted"] = partial
@@ -68,7 +71,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         pending = status["pending"]
         skipped = status["skipped_files"]
-        human = (f"Index of {status['root']}\n  model: {status['model']}\n  table: {status['active_table']}\n"
+        shown_model = status["model"] if status["answering"] == "base" else status["answering"]
+        human = (f"Index of {status['root']}\n  model: {shown_model}"
+                 + (f"\n  note: {status['model_note']}" if status["model_note"] else "")
+                 + f"\n  table: {status['active_table']}\n"
                  f"  files: {status['indexed_files']} ({status['files']} with chunks), {len(skipped)} skipped"
                  + (" (`codekin status --skipped` names them)" if skipped and not args.skipped else "")
                  + f", chunks: {status['chunks']} ({status['embedded_chunks']} embedded)\n"
