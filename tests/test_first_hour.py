@@ -217,3 +217,18 @@ def test_model_state_after_promote_and_rollback(proj, tmp_path, capsys):
     status = json.loads(out)
     assert (status["answering"], status["active_model"], status["model_note"]) == ("v1", "v1", "")
     assert "  model: v1\n" in cli(capsys, "status", str(copy))[1]
+
+
+# 5. a small held-out split falls back to BEAM-only (as `train` does) and says so ---------------
+
+def test_triplets_eval_split_falls_back_to_beam_only(tmp_path, capsys):
+    from tests.test_triplets import polyglot_files
+
+    root = make_repo(tmp_path / "poly", polyglot_files(beam=6, cpp=3))
+    code, out, err = cli(capsys, "triplets", "generate", "--repo", str(root), "--lexical", "--count", "30",
+                         "--split", "eval")
+    assert code == 0 and "the held-out split cannot meet the language ratios: generating BEAM-only" in err
+    assert "  C++ ratio: 0.0%" in out and "Generated 21 triplets" in out
+    beam_only = make_repo(tmp_path / "beam", polyglot_files(beam=6, cpp=0))
+    code, out, err = cli(capsys, "triplets", "generate", "--repo", str(beam_only), "--lexical", "--count", "20")
+    assert code == 0 and "  C++ ratio: 0.0%" in out and "only 1 C/C++ files" in err

@@ -44,11 +44,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else root / DEFAULT_OUT
     write_jsonl(triplets, out)
     report = reports[0]
-    if not args.json:
+    if not args.json:  # the ratios generated at: BEAM-only when the repository has too few C/C++ files
         print(f"Generating {args.count} polyglot triplets\n"
-              f"  BEAM ratio: {beam_ratio:.1%}\n"
-              f"  C++ ratio: {1 - beam_ratio:.1%}\n"
-              f"  Cross-language: {cross_ratio:.1%}\n"
+              f"  BEAM ratio: {report.beam_ratio:.1%}\n"
+              f"  C++ ratio: {1 - report.beam_ratio:.1%}\n"
+              f"  Cross-language: {report.cross_language_ratio:.1%}\n"
               f"  BEAM snippets found: {report.beam_snippets}\n"
               f"  C++ snippets found: {report.cpp_snippets}")
     for r in reports:
