@@ -4,6 +4,7 @@ command in temporary git repositories. One small repository is indexed once for 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -12,6 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from codekin.cli import main
 from tests.conftest import git, make_repo
@@ -232,3 +236,64 @@ def test_triplets_eval_split_falls_back_to_beam_only(tmp_path, capsys):
     beam_only = make_repo(tmp_path / "beam", polyglot_files(beam=6, cpp=0))
     code, out, err = cli(capsys, "triplets", "generate", "--repo", str(beam_only), "--lexical", "--count", "20")
     assert code == 0 and "  C++ ratio: 0.0%" in out and "only 1 C/C++ files" in err
+
+
+# 17. `codekin serve` without an index offers to index; codekin.index; index.auto ----------------
+
+SERVER = ClientServerConfig(server_command=[sys.executable, "-m", "codekin", "serve"],
+                            server_env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+
+
+@pytest.fixture
+def unindexed(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "fresh", {"lib/cart.ex": CART, "lib/retry.ex": RETRY})
+
+
+@pytest_lsp.fixture(config=SERVER)
+async def offered(lsp_client: LanguageClient, unindexed: Path):
+    lsp_client.offers = []
+
+    @lsp_client.feature(types.WINDOW_SHOW_MESSAGE_REQUEST)
+    def show_message_request(params: types.ShowMessageRequestParams) -> types.MessageActionItem:
+        lsp_client.offers.append(params)
+        return params.actions[0]  # "Index"
+
+    @lsp_client.feature(types.WORKSPACE_CODE_LENS_REFRESH)
+    def code_lens_refresh(params: None) -> None:
+        """The server asks the editor to re-request lenses once the index exists."""
+
+    await lsp_client.initialize_session(types.InitializeParams(
+        capabilities=client_capabilities("visual-studio-code"), root_uri=unindexed.as_uri()))
+    yield lsp_client
+    await lsp_client.shutdown_session()
+
+
+@pytest.mark.asyncio
+async def test_serve_offers_to_index_and_indexes_on_yes(offered, unindexed):
+    status: dict = {}
+    for _ in range(600):
+        status = await offered.workspace_execute_command_async(types.ExecuteCommandParams(command="codekin.status"))
+        if status["indexed"]:
+            break
+        await asyncio.sleep(0.25)
+    assert [o.actions[0].title for o in offered.offers] == ["Index"]
+    assert "has no index yet" in offered.offers[0].message and "index.auto = true" in offered.offers[0].message
+    assert status["indexed"] and status["chunks"] > 0
+    again = await offered.workspace_execute_command_async(types.ExecuteCommandParams(command="codekin.index"))
+    assert again["indexed"] and again["files"] == 2 and again["message"].startswith("indexed 2 files")
+
+
+def test_index_auto_is_a_user_setting(unindexed, monkeypatch, tmp_path):
+    from codekin.config import load_config
+    from codekin.errors import ConfigError
+
+    (unindexed / ".codekin").mkdir()
+    (unindexed / ".codekin/config.toml").write_text("[index]\nauto = true\n")
+    with pytest.raises(ConfigError, match="index.auto may only be set in your own config"):
+        load_config(unindexed)
+    (unindexed / ".codekin/config.toml").unlink()
+    user = tmp_path / "xdg"
+    (user / "codekin").mkdir(parents=True)
+    (user / "codekin/config.toml").write_text("[index]\nauto = true\n")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(user))
+    assert load_config(unindexed).index.auto is True
