@@ -106,7 +106,7 @@ def test_status_from_a_subfolder_finds_the_index(proj, monkeypatch, capsys):
 
 def test_closed_pipe_exits_quietly(proj):
     """The reader is gone before codekin writes (`| true`): no traceback, exit 141 like `cat`."""
-    shell = f"{sys.executable} -m codekin status | true; echo rc=${{PIPESTATUS[0]}}"
+    shell = f"{sys.executable} -m codekin hooks status | true; echo rc=${{PIPESTATUS[0]}}"  # a light command
     out = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, cwd=proj, timeout=120)
     assert (out.stderr, out.stdout) == ("", "rc=141\n")
 
