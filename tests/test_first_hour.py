@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,12 +22,9 @@ from codekin.cli import main
 from tests.conftest import git, make_repo
 from tests.samples import CART, LEDGER, RETRY
 
+pytestmark = pytest.mark.slow  # the real model: the index of the shared repository, the language servers
+
 LATIN1 = "# caf\xe9 -- r\xe9sum\xe9\ndefmodule Shop.Latin do\n  def name, do: :latin\nend\n".encode("latin-1")
-
-
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "codekin", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +58,10 @@ def test_index_keeps_state_dir_out_of_git(outer):
     assert ".codekin" not in git(outer, "status", "--porcelain", "--untracked-files=all")
 
 
-def test_a_linked_worktree_uses_its_repository_exclude(tmp_path):
+def test_a_linked_worktree_uses_its_repository_exclude(tmp_path, capsys):
     main_repo = make_repo(tmp_path / "main", {"lib/cart.ex": CART})
     git(main_repo, "worktree", "add", "-q", str(tmp_path / "wt"))
-    out = run("hooks", "install", cwd=tmp_path / "wt")
-    assert out.returncode == 0, out.stderr
+    assert cli(capsys, "hooks", "install", str(tmp_path / "wt"))[0] == 0
     assert ".codekin/" in (main_repo / ".git/info/exclude").read_text().splitlines()
     assert ".codekin" not in git(tmp_path / "wt", "status", "--porcelain", "--untracked-files=all")
 
@@ -297,3 +294,45 @@ def test_index_auto_is_a_user_setting(unindexed, monkeypatch, tmp_path):
     (user / "codekin/config.toml").write_text("[index]\nauto = true\n")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(user))
     assert load_config(unindexed).index.auto is True
+
+
+AUTO_XDG = Path(tempfile.gettempdir()) / f"codekin-first-hour-auto-{os.getpid()}"  # the server's user config
+AUTO_SERVER = ClientServerConfig(server_command=SERVER.server_command,
+                                 server_env={**(SERVER.server_env or {}), "XDG_CONFIG_HOME": str(AUTO_XDG)})
+
+
+@pytest.fixture
+def auto_user_config():
+    (AUTO_XDG / "codekin").mkdir(parents=True, exist_ok=True)
+    (AUTO_XDG / "codekin/config.toml").write_text("[index]\nauto = true\n")
+    yield
+    shutil.rmtree(AUTO_XDG, ignore_errors=True)
+
+
+@pytest_lsp.fixture(config=AUTO_SERVER)
+async def auto_client(lsp_client: LanguageClient, auto_user_config, unindexed: Path):
+    lsp_client.offers = []
+
+    @lsp_client.feature(types.WINDOW_SHOW_MESSAGE_REQUEST)
+    def show_message_request(params: types.ShowMessageRequestParams) -> None:
+        lsp_client.offers.append(params)
+
+    @lsp_client.feature(types.WORKSPACE_CODE_LENS_REFRESH)
+    def code_lens_refresh(params: None) -> None:
+        """Sent once the index exists."""
+
+    await lsp_client.initialize_session(types.InitializeParams(
+        capabilities=client_capabilities("visual-studio-code"), root_uri=unindexed.as_uri()))
+    yield lsp_client
+    await lsp_client.shutdown_session()
+
+
+@pytest.mark.asyncio
+async def test_index_auto_indexes_on_open_without_asking(auto_client):
+    status: dict = {}
+    for _ in range(600):
+        status = await auto_client.workspace_execute_command_async(types.ExecuteCommandParams(command="codekin.status"))
+        if status["indexed"]:
+            break
+        await asyncio.sleep(0.25)
+    assert status["indexed"] and status["chunks"] > 0 and auto_client.offers == []
