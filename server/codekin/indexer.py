@@ -397,3 +397,11 @@ def workspace_changes(root: Path, config: Config,
 def pending_changes(root: Path, config: Config) -> dict[str, int]:
     """How far the index is behind the files, as counts."""
     return {kind: len(paths) for kind, paths in workspace_changes(root, config).items()}
+
+
+def skipped_files(root: Path, config: Config) -> dict[str, str]:
+    """Every file the index leaves out, by name, with the reason: those read and refused (binary,
+    not UTF-8, empty...) and those the scan passes over (symlinks, too large)."""
+    found = {path: reason for path, reason in scan(root, config.index).skipped.items()}
+    found.update({path: r.skip_reason for path, r in IndexStore(root).file_records().items() if r.skip_reason})
+    return dict(sorted(found.items()))

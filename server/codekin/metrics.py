@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from codekin.config import STATE_DIR
+from codekin.workspace import ensure_state_dir
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -63,7 +64,7 @@ class MetricsStore:
 
     def __init__(self, root: Path) -> None:
         self.path = Path(root) / STATE_DIR / "metrics.db"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_state_dir(Path(root))
         self.db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")

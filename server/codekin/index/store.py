@@ -25,6 +25,7 @@ from codekin.chunking import Chunk, header_line  # noqa: E402
 from codekin.config import STATE_DIR  # noqa: E402
 from codekin.errors import IndexFormatError, IndexMissingError  # noqa: E402
 from codekin.index.lexical import terms  # noqa: E402
+from codekin.workspace import ensure_state_dir  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -76,6 +77,13 @@ class IndexStore:
     def exists(self) -> bool:
         return self.state_path.is_file()
 
+    def interrupted(self) -> dict | None:
+        """What a first `codekin index` that was stopped committed before it could write the
+        state ({"files", "chunks"}: a rerun resumes from there), else None."""
+        if self.exists() or not (self.state_dir / "index.lance").is_dir():
+            return None
+        return {"files": len(self.file_records()), "chunks": len(self.load_chunks())}
+
     def state(self) -> dict:
         if not self.exists():
             raise IndexMissingError(f"no index in {self.root}", f"run `codekin index {self.root}` first")
@@ -96,7 +104,7 @@ class IndexStore:
     def write_state(self, **values: object) -> dict:
         state = self.state() if self.exists() else {}
         state.update(values, format=FORMAT, updated_at=time.time())
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        ensure_state_dir(self.root)
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
         os.replace(tmp, self.state_path)  # atomic: readers see the old or the new state
@@ -108,7 +116,7 @@ class IndexStore:
         if self._db is None:
             import lancedb  # imported on first use: it costs ~1.5 s, a no-change re-index needs none
 
-            self.state_dir.mkdir(parents=True, exist_ok=True)
+            ensure_state_dir(self.root)
             self._db = lancedb.connect(str(self.state_dir / "index.lance"))
         return self._db
 

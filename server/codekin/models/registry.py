@@ -30,6 +30,7 @@ from codekin.models.checkpoints import (
     verify_checkpoint,
     write_json_atomic,
 )
+from codekin.workspace import ensure_state_dir
 
 BASE = "base"
 ACTIVE_FILE = "active.json"
@@ -44,6 +45,10 @@ class RegistryError(CodekinError):
 
 class ModelCorruptedError(RegistryError):
     pass
+
+
+class RollbackRefused(RegistryError):
+    """A rollback to a rejected or newer version, asked for without --force."""
 
 
 @dataclass
@@ -105,6 +110,7 @@ class ModelRegistry:
         return ModelVersion(version, path, read_manifest(path))
 
     def create(self, base_model: str, parent: str, **fields: Any) -> ModelVersion:
+        ensure_state_dir(self.root)
         self.dir.mkdir(parents=True, exist_ok=True)
         number = max((v.number for v in self.versions()), default=0) + 1
         while True:
@@ -202,10 +208,14 @@ class ModelRegistry:
             self.update(version, status="promoted", reason=reason, promoted_at=time.time())
         return active
 
-    def rollback(self, ref: str | None = None) -> str:
-        """Back to `ref`, or (none given) to the model that was active before the current one."""
+    def rollback(self, ref: str | None = None, force: bool = True) -> str:
+        """Back to `ref`, or (none given) to the model that was active before the current one.
+        Without `force`, a target that was rejected (or failed) or is newer than the active
+        version is refused: that is a promotion, not a rollback."""
         current = self.active_ref()
         if ref is not None:
+            if not force:
+                self._check_rollback(current, ref)
             return self.activate(ref)
         history = list(self._pointer().get("history", []))
         while history:
@@ -213,7 +223,11 @@ class ModelRegistry:
             if candidate == current:
                 continue
             try:
+                if not force:
+                    self._check_rollback(current, candidate)
                 target = self.activate(candidate) if candidate != BASE else self._set_active(BASE)
+            except RollbackRefused:
+                raise
             except RegistryError:
                 continue  # that version was pruned or is damaged: go further back
             pointer = self._pointer()
@@ -224,6 +238,25 @@ class ModelRegistry:
             raise RegistryError("nothing to roll back: the base model is active",
                                 "`codekin models list` shows the versions you can promote")
         return self._set_active(BASE)
+
+    def _check_rollback(self, current: str, target: str) -> None:
+        if target == BASE:
+            return
+        version, _ = self.resolve(target)
+        why = ""
+        if version.status in ("rejected", "failed"):
+            reason = version.manifest.get("reason", "")
+            why = f"{version.id} was {version.status}" + (f" ({reason})" if reason else "")
+        else:
+            try:
+                number = 0 if current == BASE else self.resolve(current)[0].number
+            except RegistryError:
+                number = 0
+            if version.number > number:
+                why = f"{version.id} is newer than the active {current}"
+        if why:
+            raise RollbackRefused(f"not rolling back to {target}: {why}",
+                                  f"add --force to use it anyway, or `codekin models promote {target}`")
 
     def prune(self, keep: int) -> list[str]:
         """Remove all but the `keep` newest versions; never the active one or a run in progress."""

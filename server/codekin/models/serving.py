@@ -68,6 +68,27 @@ def version_ref(root: Path, model_name: str | None) -> str:
     return version.id if parts[2] == version.final_checkpoint else f"{parts[0]}/{parts[2]}"
 
 
+def answering_and_active(root: Path, state: dict[str, Any]) -> tuple[str, str]:
+    """(the version whose vectors answer queries, the version the registry makes active), as
+    refs ('base' for the configured model). They differ after a promote or rollback until
+    `codekin reembed` (or the next `codekin index`) embeds the index with the active one."""
+    try:
+        active = ModelRegistry(root).active_ref()
+    except RegistryError:
+        active = BASE
+    return version_ref(root, state.get("model")), active
+
+
+def model_note(root: Path, state: dict[str, Any]) -> str:
+    """One line for status and doctor: which model answers, and what to run when it is not the
+    active one; "" when they agree."""
+    answering, active = answering_and_active(root, state)
+    if answering == active:
+        return ""
+    return (f"queries use {answering}'s vectors, but {active} is the active model: run `codekin reembed` "
+            f"to embed the index with {active}")
+
+
 def indexed_model(root: Path, model: ModelConfig, state: dict[str, Any]) -> ModelConfig:
     """The model that wrote the active vectors table (named in state.json), for queries.
 
