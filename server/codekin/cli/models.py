@@ -55,7 +55,7 @@ def cmd_models_rollback(args: argparse.Namespace) -> int:
     from codekin.models.registry import ModelRegistry
 
     registry = ModelRegistry(repo_root(args.repo))
-    before = registry.active_ref()
+    before = registry.active_ref(strict=args.version is None)  # rollback VERSION repairs a damaged pointer
     after = registry.rollback(args.version)
     emit(args, {"previous": before, "active": after},
          f"Rolled back from {before} to {after}. The index re-embeds with it on its next update.")
@@ -66,7 +66,7 @@ def cmd_models_promote(args: argparse.Namespace) -> int:
     from codekin.models.registry import ModelRegistry
 
     registry = ModelRegistry(repo_root(args.repo))
-    before = registry.active_ref()
+    before = registry.active_ref(strict=False)  # promoting repairs a damaged pointer
     after = registry.promote(args.version)
     emit(args, {"previous": before, "active": after}, f"Promoted {after} (was {before}).")
     return 0

@@ -235,8 +235,9 @@ class ModelRegistry:
                     "`codekin models promote VERSION` trusts a version you made here")
         return ""
 
-    def active_ref(self) -> str:
-        return str(self._pointer().get("ref") or BASE)
+    def active_ref(self, strict: bool = True) -> str:
+        """The active ref; not `strict`: a damaged active.json reads as base (about to be rewritten)."""
+        return str(self._pointer(strict).get("ref") or BASE)
 
     def active_version(self) -> ModelVersion | None:
         ref = self.active_ref()
