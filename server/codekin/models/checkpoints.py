@@ -154,8 +154,10 @@ def verify_checkpoint_cached(directory: Path, cache: Path) -> str:
     except (OSError, ValueError):
         return verify_checkpoint(directory)
     expected = manifest.get("files")
+    if not isinstance(expected, dict):
+        return verify_checkpoint(directory)
     stamps = {}
-    for rel in expected if isinstance(expected, dict) else {}:
+    for rel in expected:
         try:
             info = (directory / rel).stat()
         except OSError:

@@ -80,11 +80,30 @@ def indexed_model(root: Path, model: ModelConfig, state: dict[str, Any]) -> Mode
     if name in (model.primary, model.fallback):
         return dataclasses.replace(model, primary=name, fallback=model.primary)
     shipped = tracked_by_git(root, f"{STATE_DIR}/models")  # a repository cannot choose the model
-    if not shipped and (ref := version_ref(root, name)) != BASE and Path(name).is_dir():
-        ModelRegistry(root).model_path(ref)  # ModelCorruptedError: damaged weights never embed a query
+    if not shipped and version_ref(root, name) != BASE and Path(name).is_dir():
         return dataclasses.replace(model, primary=name, fallback=model.primary)
     log.warning("state.json names model %r, which is neither configured nor in the registry; ignoring it", name)
     return serving_model(root, model)
+
+
+def load_verified(root: Path, model: ModelConfig) -> Embedder:
+    """`load_embedder`, except that a primary from this repository's registry whose files do
+    not match the manifest's sha256 is never loaded: the fallback serves, with the reason kept
+    as for a model that does not load (the learning loop then re-embeds with it)."""
+    from codekin.embedding import load_embedder
+
+    ref = version_ref(root, model.primary)
+    try:
+        if ref != BASE:
+            ModelRegistry(root).model_path(ref)
+    except RegistryError as exc:
+        if model.fallback == model.primary:
+            raise
+        log.warning("codekin: %s; using %s", exc, model.fallback)
+        embedder = load_embedder(dataclasses.replace(model, primary=model.fallback))
+        embedder.fallback_reason = f"cannot load model {model.primary}: {exc.message}"
+        return embedder
+    return load_embedder(model)
 
 
 class ServingEmbedder:
