@@ -140,3 +140,29 @@ def test_damaged_state_json_is_named_and_repaired_by_index(tmp_path: Path, minil
     assert "moved it to state.json.damaged-" in repaired.stderr and "0 new embeddings" in repaired.stdout
     status = codekin(root, "status", "--json")
     assert status.returncode == 0 and json.loads(status.stdout)["indexed"], status.stderr
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_temporaries_of_a_killed_registry_write_are_cleaned(promoted: Path):
+    """A rollback SIGKILLed mid-write leaves `.active.json.<pid>.tmp`: the next rollback/promote
+    removes it, `models prune` removes every such file; a live writer's file is left alone."""
+    models = promoted / ".codekin/models"
+    killed = models / f".active.json.{dead_pid()}.tmp"
+    killed.write_text('{"ref": "v1", "hi', encoding="utf-8")
+    live = models / f".active.json.{os.getppid()}.tmp"  # a process that is alive: not ours to remove
+    live.write_text("{}", encoding="utf-8")
+    assert codekin(promoted, "models", "rollback", "base").returncode == 0
+    assert not killed.exists() and live.exists()
+    live.unlink()
+    leftovers = [models / f".verified.json.{dead_pid()}.tmp", models / f"v1/.manifest.json.{dead_pid()}.tmp"]
+    for path in leftovers:
+        path.write_text("{", encoding="utf-8")
+    done = codekin(promoted, "models", "prune", "--keep", "5")
+    assert done.returncode == 0, done.stderr
+    assert not any(path.exists() for path in leftovers)
+    assert sorted(p.name for p in models.iterdir()) == ["active.json", "v1", "verified.json"]

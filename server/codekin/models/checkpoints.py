@@ -56,7 +56,31 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_json_temporaries(directory: Path, name: str = "*") -> list[str]:
+    """Remove `.<name>.<pid>.tmp` files that a killed `write_json_atomic` left in `directory`
+    (only those of processes that are gone: a live writer's file is its own)."""
+    removed = []
+    for path in directory.glob(f".{name}.*.tmp") if directory.is_dir() else []:
+        pid = path.name[:-len(".tmp")].rsplit(".", 1)[-1]
+        if path.is_file() and pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
+    """Write `path` whole or not at all; first remove what a killed earlier write of it left."""
+    remove_stale_json_temporaries(path.parent, path.name)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with tmp.open("w", encoding="utf-8") as handle:

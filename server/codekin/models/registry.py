@@ -31,6 +31,7 @@ from codekin.models.checkpoints import (
     file_hashes,
     read_json_object,
     read_manifest,
+    remove_stale_json_temporaries,
     remove_tree,
     verify_checkpoint_cached,
     write_json_atomic,
@@ -307,6 +308,8 @@ class ModelRegistry:
         for leftover in self.dir.glob(".*"):  # temporary dirs of interrupted writes
             if leftover.is_dir():
                 remove_tree(leftover)
+        for directory in [self.dir, *(v.path for v in self.versions())]:  # and their temporary files
+            remove_stale_json_temporaries(directory)
         return [v.id for v in doomed]
 
 
