@@ -133,6 +133,8 @@ def test_damaged_state_json_is_named_and_repaired_by_index(tmp_path: Path, minil
     state = root / ".codekin/state.json"
     state.write_bytes(b'{"active_key": "\xff\xfe"}')
     clean_error(codekin(root, "status"), 6, "state.json is damaged: not UTF-8", "codekin index")
+    state.write_bytes(b'{"history": {}}')  # an object, but not a state: no active_key
+    clean_error(codekin(root, "status"), 6, "state.json is damaged: its active_key", "codekin index")
     state.write_bytes(b"[]")
     clean_error(codekin(root, "status"), 6, "state.json is damaged: a JSON list", "codekin index")
     repaired = codekin(root, "index")

@@ -45,7 +45,8 @@ class DashboardServer:
                 if (self.headers.get("Host") or "").strip().lower() not in allowed_hosts(server.port):
                     self.send_error(421, "the dashboard answers only http://127.0.0.1, localhost or [::1] "
                                          "with its port")
-                elif path in ("/", "/index.html"):
+                    return
+                if path in ("/", "/index.html"):
                     body, kind = render(collect(root)).encode("utf-8"), "text/html; charset=utf-8"
                 elif path == "/data.json":
                     body, kind = json.dumps(collect(root), default=str).encode("utf-8"), "application/json"

@@ -82,6 +82,8 @@ class IndexStore:
             raise IndexMissingError(f"no index in {self.root}", f"run `codekin index {self.root}` first")
         try:
             state = read_json_object(self.state_path)
+            if not isinstance(state.get("active_key"), str) or not isinstance(state.get("format", 0), int):
+                raise ValueError("its active_key or format is missing or has the wrong type")
         except (OSError, ValueError) as exc:
             raise IndexFormatError(f"index state {self.state_path} is damaged: {damage(exc)}",
                                    "run `codekin index`: it repairs it") from exc
