@@ -61,6 +61,10 @@ def _pid_alive(pid: int | None) -> bool:
     return True
 
 
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
 def _damaged(exc: sqlite3.Error) -> bool:
     text = str(exc).lower()
     return "malformed" in text or "not a database" in text
@@ -84,6 +88,7 @@ class MetricsStore:
         db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
         try:
             db.row_factory = sqlite3.Row
+            db.text_factory = _text  # a scribbled page that passes quick_check may hold invalid UTF-8
             db.execute("PRAGMA busy_timeout=10000")
             db.execute("PRAGMA journal_mode=WAL")
             if db.execute("PRAGMA quick_check(1)").fetchone()[0] != "ok":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 
 from codekin.config import load_config
 from codekin.indexer import Indexer
+from codekin.metrics import MetricsStore
 from codekin.models.checkpoints import write_checkpoint
 from codekin.models.registry import BASE, ModelRegistry
 from codekin.models.serving import serving_model
@@ -125,6 +127,19 @@ def test_damaged_metrics_db_is_moved_aside(promoted: Path):
     assert list(metrics.parent.glob("metrics.db.damaged-*"))
     again = codekin(promoted, "dashboard", "--out", str(promoted / "d.html"))
     assert again.returncode == 0 and "damaged" not in again.stderr, again.stderr
+
+
+def test_metrics_text_that_is_not_utf8_is_read(promoted: Path):
+    """Scribbled bytes that pass SQLite's quick_check but land in a text column (found by
+    benchmarks/reliability_state.py): read with replacement characters, not a traceback."""
+    with MetricsStore(promoted) as metrics:
+        metrics.start_run(base_version="base", reason="fine")
+    db = sqlite3.connect(promoted / ".codekin/metrics.db")
+    db.execute("UPDATE runs SET reason = CAST(X'41a0ff42' AS TEXT)")
+    db.commit()
+    db.close()
+    done = codekin(promoted, "dashboard", "--out", str(promoted / "d.html"))
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
 
 
 def test_damaged_state_json_is_named_and_repaired_by_index(tmp_path: Path, minilm):
