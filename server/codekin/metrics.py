@@ -67,7 +67,7 @@ def _text(data: bytes) -> str:
 
 def _damaged(exc: sqlite3.Error) -> bool:
     text = str(exc).lower()
-    return "malformed" in text or "not a database" in text
+    return any(sign in text for sign in ("malformed", "not a database", "unsupported file format", "corrupt"))
 
 
 class MetricsStore:

@@ -129,6 +129,19 @@ def test_damaged_metrics_db_is_moved_aside(promoted: Path):
     assert again.returncode == 0 and "damaged" not in again.stderr, again.stderr
 
 
+def test_metrics_db_of_an_unsupported_format_is_moved_aside(promoted: Path):
+    """A scribbled schema-format field makes SQLite say "unsupported file format" (an
+    OperationalError, found by benchmarks/reliability_state.py): damage too, not a lock."""
+    with MetricsStore(promoted) as metrics:
+        metrics.start_run(base_version="base")
+    path = promoted / ".codekin/metrics.db"
+    data = bytearray(path.read_bytes())
+    data[44:48] = (9).to_bytes(4, "big")
+    path.write_bytes(bytes(data))
+    done = codekin(promoted, "dashboard", "--out", str(promoted / "d.html"))
+    assert done.returncode == 0 and "unsupported file format" in done.stderr and "moved it" in done.stderr, done.stderr
+
+
 def test_metrics_text_that_is_not_utf8_is_read(promoted: Path):
     """Scribbled bytes that pass SQLite's quick_check but land in a text column (found by
     benchmarks/reliability_state.py): read with replacement characters, not a traceback."""
