@@ -142,8 +142,14 @@ def shipped_registry(bench: StateBench, how: str) -> Outcome:
         git(root, "add", "-f", ".codekin/models")
         git(root, "commit", "-q", "-m", "ship a model")
         needle = "git tracks files under .codekin/models"
-    else:
-        env, needle = {"XDG_CONFIG_HOME": str(bench.work / f"other-{bench.count}")}, "not written on this machine"
+    else:  # a copied tree or tarball: another machine's id, or none (an older tool's)
+        pointer_path = root / ".codekin/models/active.json"
+        pointer = json.loads(pointer_path.read_text(encoding="utf-8"))
+        pointer.pop("machine")
+        if bench.rng.random() < 0.5:
+            pointer["machine"] = bench.rng.randbytes(16).hex()
+        pointer_path.write_text(json.dumps(pointer), encoding="utf-8")
+        needle = "not written on this machine"
     done = bench.run(root, "models", "list", "--json", env=env)
     problems = ok(done, "models list")
     if not problems and json.loads(done.stdout)["active"] != "base":

@@ -109,11 +109,17 @@ def test_registry_tracked_by_git_never_chooses_the_model(promoted: Path, caplog:
     assert json.loads(listed.stdout)["active"] == BASE and "git tracks" in listed.stderr
 
 
-def test_registry_from_another_machine_never_chooses_the_model(promoted: Path, tmp_path: Path):
-    """The same files, untracked (a copied tree), read by another user/machine: ignored and warned about."""
-    other = {"XDG_CONFIG_HOME": str(tmp_path / "other-machine")}
-    listed = codekin(promoted, "models", "list", "--json", env=other)
+@pytest.mark.parametrize("machine", ["f" * 32, None], ids=["another-machine", "no-machine"])
+def test_registry_from_another_machine_never_chooses_the_model(promoted: Path, machine: str | None):
+    """The same files, untracked (a copied tree or tarball), written on another machine or by an
+    older tool: ignored with a warning until a version is promoted here."""
+    pointer_path = promoted / ".codekin/models/active.json"
+    pointer = json.loads(pointer_path.read_text(encoding="utf-8"))
+    assert pointer.pop("machine")  # this machine's, as written by the promotion here
+    pointer_path.write_text(json.dumps({**pointer, **({"machine": machine} if machine else {})}), encoding="utf-8")
+    listed = codekin(promoted, "models", "list", "--json")
     assert json.loads(listed.stdout)["active"] == BASE and "not written on this machine" in listed.stderr
+    assert codekin(promoted, "models", "promote", "v1").returncode == 0
     mine = codekin(promoted, "models", "list", "--json")
     assert json.loads(mine.stdout)["active"] == "v1" and "not written" not in mine.stderr
 

@@ -13,6 +13,7 @@ A ref is a version ("v3", its final checkpoint) or one epoch checkpoint ("v3/epo
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -48,9 +49,24 @@ _REF = re.compile(r"^(v\d+)(?:/(epoch-\d+))?$")
 log = logging.getLogger(__name__)
 
 
+MACHINE_ID_FILES = (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id"))
+
+
 def machine_id() -> str:
-    """A random id kept in the user's config directory: active.json records it, so a registry
-    that came with a clone (or a tarball) is not taken for one this machine made."""
+    """This machine and user, as active.json records them, so that a registry that came with a
+    clone or a copied tree is not taken for one made here: a hash of the system's machine-id
+    and the user id, else a random id kept in the user's config directory."""
+    for path in MACHINE_ID_FILES:
+        try:
+            system = path.read_text(encoding="ascii").strip()
+        except (OSError, ValueError):
+            continue
+        if system:
+            return hashlib.sha256(f"codekin|{system}|{os.getuid()}".encode()).hexdigest()[:32]
+    return _stored_machine_id()
+
+
+def _stored_machine_id() -> str:
     path = user_config_path().parent / "machine-id"
     try:
         return path.read_text(encoding="ascii").strip()
@@ -61,7 +77,6 @@ def machine_id() -> str:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("x", encoding="ascii") as handle:
             handle.write(made + "\n")
-        os.chmod(path, 0o600)
     except FileExistsError:
         return path.read_text(encoding="ascii").strip()
     except OSError:
