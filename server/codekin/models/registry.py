@@ -47,6 +47,7 @@ _REF = re.compile(r"^(v\d+)(?:/(epoch-\d+))?$")
 
 
 log = logging.getLogger(__name__)
+_WARNED: set[tuple[str, str]] = set()
 
 
 MACHINE_ID_FILES = (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id"))
@@ -232,7 +233,9 @@ class ModelRegistry:
             if not isinstance(pointer.get("ref", BASE), str) or not isinstance(pointer.get("history", []), list):
                 raise ValueError("its ref or history has the wrong type")
             if pointer.get("ref", BASE) != BASE and (distrust := self._distrust(pointer)):
-                log.warning("codekin: ignoring %s: %s; the configured model is used", path, distrust)
+                if (str(path), distrust) not in _WARNED:  # once per process: the server polls the registry
+                    _WARNED.add((str(path), distrust))
+                    log.warning("codekin: ignoring %s: %s; the configured model is used", path, distrust)
                 return {"ref": BASE, "history": []}
             return pointer
         except (OSError, ValueError) as exc:
