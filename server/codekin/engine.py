@@ -16,7 +16,7 @@ import numpy as np
 
 from codekin.chunking import language_for
 from codekin.config import Config, ModelConfig
-from codekin.embedding import Embedder, load_embedder
+from codekin.embedding import Embedder
 from codekin.errors import ConfigError, WorkspaceError
 from codekin.index import integrity
 from codekin.index import query as queries
@@ -25,6 +25,7 @@ from codekin.index.paths import asks_for_tests
 from codekin.index.ranking import weights_for
 from codekin.index.search import Hit, SearchIndex
 from codekin.index.store import IndexStore
+from codekin.models.serving import load_verified
 from codekin.workspace import UnreadableFile, read_text
 
 
@@ -44,7 +45,7 @@ class Engine:
     def embedder(self) -> Embedder:
         with self._lock:
             if self._embedder is None:
-                self._embedder = load_embedder(self._query_model())
+                self._embedder = load_verified(self.root, self._query_model())
             return self._embedder
 
     def _query_model(self) -> ModelConfig:
@@ -96,7 +97,7 @@ class Engine:
         from codekin.errors import ModelLoadError
 
         model = self._query_model()
-        embedder = load_embedder(dataclasses.replace(model, fallback=model.primary))
+        embedder = load_verified(self.root, dataclasses.replace(model, fallback=model.primary))
         if embedder.key != key:
             raise ModelLoadError(f"the index's active table vectors_{key} was written by a model that does not "
                                  f"load here (loaded {embedder.name})",

@@ -10,6 +10,7 @@ decisions and writes, so both write the same tables.
 from __future__ import annotations
 
 import hashlib
+import logging
 import subprocess
 import time
 from collections import Counter
@@ -30,6 +31,8 @@ from codekin.workspace import Scan, UnreadableFile, read_text, scan
 
 FILE_BATCH = 500  # files whose chunk rows are written together
 EMBED_BATCH = 1024  # vectors appended per write: an interrupted run keeps what it embedded
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -229,6 +232,8 @@ class Indexer:
         started = time.perf_counter()
         summary = IndexSummary()
         with IndexLock(self.store.state_dir, wait=wait), integrity.guard():
+            if paths is None and (repaired := self.store.repair_state()):
+                log.warning("codekin: %s", repaired)
             integrity.prepare(self.store)  # leftovers of a killed run go; damage raises IndexDamagedError
             model = self._model()  # resolved once per run: the registry is read here only
             self._check_model_current(model)

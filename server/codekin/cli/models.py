@@ -57,7 +57,7 @@ def cmd_models_rollback(args: argparse.Namespace) -> int:
 
     root = repo_root(args.repo)
     registry = ModelRegistry(root)
-    before = registry.active_ref()
+    before = registry.active_ref(strict=args.version is None)  # rollback VERSION repairs a damaged pointer
     after = registry.rollback(args.version, force=args.force)
     emit(args, {"previous": before, "active": after, **_serving(root)},
          f"Rolled back from {before} to {after}.{_serving_line(root)}")
@@ -89,7 +89,7 @@ def cmd_models_promote(args: argparse.Namespace) -> int:
 
     root = repo_root(args.repo)
     registry = ModelRegistry(root)
-    before = registry.active_ref()
+    before = registry.active_ref(strict=False)  # promoting repairs a damaged pointer
     after = registry.promote(args.version)
     emit(args, {"previous": before, "active": after, **_serving(root)},
          f"Promoted {after} (was {before}).{_serving_line(root)}")

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import re
+import sys
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import unquote, urlparse
 
 import cattrs
@@ -25,6 +28,7 @@ from pygls.exceptions import (
     JsonRpcInvalidParams,
     JsonRpcInvalidRequest,
 )
+from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
@@ -160,6 +164,30 @@ class CodekinServer(LanguageServer):
             log.error("internal error: %s\n%s", error, "".join((error.data or {}).get("traceback", [])))
         else:
             log.info("%s", error)
+
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        """pygls's stdio loop, with codekin's reader: a malformed frame is logged and skipped."""
+        from codekin.lsp.framing import read_frames
+
+        self._stop_event = threading.Event()
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        try:
+            asyncio.run(read_frames(self._stop_event, stdin or sys.stdin.buffer, self.dispatch))
+        except BrokenPipeError:
+            log.error("the connection to the client is lost; shutting down")
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            self.shutdown()
+
+    def dispatch(self, body: bytes) -> None:
+        """One message body, as pygls's loop handles it: a message that fails is logged, never fatal."""
+        try:
+            message = json.loads(body, object_hook=self.protocol.structure_message)
+            self.protocol.handle_message(message)
+        except Exception as exc:  # the edge of the protocol loop: one bad message never stops the server
+            log.info("unable to handle a message: %s", exc)
+            self.report_server_error(exc, JsonRpcException)
 
     def shutdown(self) -> None:
         """Stop without waiting for the stdin reader thread (the client may keep the pipe open)."""
