@@ -63,14 +63,6 @@ def test_bad_repository_config_is_a_clear_cli_error(repo_factory, capsys, toml: 
     assert not (root / ".codekin" / "state.json").exists()
 
 
-def test_limit_flag_must_be_positive(repo_factory, capsys):
-    root = repo_factory({"lib/a.ex": "defmodule A do\nend\n"})
-    for bad in ("-5", "0"):
-        with pytest.raises(SystemExit) as exit_info:
-            cli_main(["search", "a", "--repo", str(root), "--limit", bad])
-        assert exit_info.value.code == 2 and "--limit: must be a whole number >= 1" in capsys.readouterr().err
-
-
 def test_user_config_may_set_backend_and_paths_outside(repo_factory, tmp_path, monkeypatch):
     root = repo_factory({"lib/a.ex": "defmodule A do\nend\n",
                          ".codekin/config.toml": "[schedule]\ntriplets_file = \"data/t.jsonl\"\n"})

@@ -21,24 +21,13 @@ from codekin.index.integrity import as_damage
 GROUPS = (index, search, doctor, hooks, sync, serve, train, models, triplets, jobs)
 
 
-def _positive(text: str) -> int:
-    """--limit: a whole number >= 1 (0 or -5 would silently give nothing or everything)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return value
-
-
 def _parents() -> dict[str, argparse.ArgumentParser]:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output")
     model = argparse.ArgumentParser(add_help=False)
     model.add_argument("--device", choices=DEVICES, help="where the model runs (default: auto)")
     query = argparse.ArgumentParser(add_help=False)
-    query.add_argument("--limit", type=_positive, default=None, help="number of results (default 10)")
+    query.add_argument("--limit", type=int, default=None, help="number of results (default 10)")
     query.add_argument("--min-similarity", type=float, default=None, help="drop results below this score")
     query.add_argument("--mode", choices=SEARCH_MODES, help="dense, lexical or hybrid (default)")
     query.add_argument("--repo", help="repository root (default: found from the current directory)")
