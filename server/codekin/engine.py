@@ -7,6 +7,7 @@ by building the new one before swapping it in (readers never see a half state).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import replace
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from codekin.chunking import language_for
+from codekin.chunking.chunk import base_symbol
 from codekin.config import Config, ModelConfig
 from codekin.embedding import Embedder
 from codekin.errors import ConfigError, WorkspaceError
@@ -92,8 +94,6 @@ class Engine:
         """The model of table `key`, which another process made active (`codekin index` or
         `codekin reembed` after a promotion, before this process hot-reloaded): a query is
         never embedded in one vector space and searched in another."""
-        import dataclasses
-
         from codekin.errors import ModelLoadError
 
         model = self._query_model()
@@ -204,6 +204,48 @@ class Engine:
         hits = index.search(vector, parsed, mode, limit, min_similarity, keep, weights)
         query_hit = index.hit(query_row, 1.0) if query_row is not None else None
         return query_hit, hits
+
+    def similar_code(self, text: str, language: str | None = None, limit: int | None = None,
+                     min_similarity: float | None = None, mode: str | None = None) -> list[Hit]:
+        """Chunks like a piece of code that is in no indexed file (pasted, or not saved yet),
+        ranked as `similar` ranks them; `language` is the snippet's, and only names it for the model."""
+        if not text.strip():
+            raise WorkspaceError("the code is empty", "give the code to compare, or a FILE:LINE")
+        parsed = queries.parse(text, queries.CODE)
+        if not parsed.has_words:
+            raise WorkspaceError("the code has no words or names to compare", "give a longer piece of code")
+        index = self.index()
+        mode = mode or self.config.search.mode
+        prefix = f"{language} code\n" if language else ""
+        vector = self._embed(prefix + text, index.key) if mode != "lexical" else None
+        weights = weights_for(self.config.search, queries.CODE)
+        return index.search(vector, parsed, mode, limit or self.config.search.limit,
+                            _min(min_similarity, self.config.search.min_similarity), index.mask(), weights)
+
+    def definitions(self, symbol: str, limit: int | None = None, language: str | None = None,
+                    path_glob: str | None = None, tests: bool = False) -> list[Hit]:
+        """Where `symbol` is defined (`Shop.Cart`, `put_header/3`, `re2::RE2::FullMatch`, `cart.ex`):
+        the chunks that define it (index/definitions.py), each scored by how exactly it matches
+        (1 the whole name, less for a shorter form or the file name), code before tests; a function
+        split in parts answers with all its lines. Empty when nothing in the index defines it."""
+        if not symbol.strip():
+            raise WorkspaceError("the symbol is empty", "give a name, e.g. Shop.Cart or put_header/3")
+        index = self.index()
+        strength = index.definitions.scores([symbol.strip()])
+        prior = weights_for(self.config.search, queries.SYMBOL, tests or asks_for_tests(symbol)).prior_vector()
+        rank = strength * prior[index.roles]
+        rows = [int(r) for r in np.flatnonzero((strength > 0) & index.mask(language, path_glob))]
+        rows.sort(key=lambda r: (-float(rank[r]), index.paths[r], int(index.starts[r])))
+        hits = []
+        for row in rows[:limit or self.config.search.limit]:
+            hit = index.hit(row, float(strength[row]))
+            base = base_symbol(hit.symbol)
+            if base != hit.symbol:  # part 1 of a long function: the definition is all of its parts
+                end = max(int(index.ends[r]) for r in index.by_path[hit.path]
+                          if index.symbols[r].startswith(f"{base} (part "))
+                hit = dataclasses.replace(hit, symbol=base, end_line=max(end, hit.end_line))
+            hits.append(hit)
+        return hits
 
     def _similar_modules(self, index: SearchIndex, rel: str, rows: list[int], mode: str, limit: int,
                          min_similarity: float) -> list[Hit]:

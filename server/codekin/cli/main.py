@@ -9,7 +9,19 @@ import select
 import sys
 
 from codekin import __version__
-from codekin.cli import doctor, hooks, index, jobs, models, search, serve, sync, train, triplets
+from codekin.cli import (
+    doctor,
+    hooks,
+    index,
+    jobs,
+    mcp,
+    models,
+    search,
+    serve,
+    sync,
+    train,
+    triplets,
+)
 from codekin.config import DEVICES, SEARCH_MODES
 from codekin.errors import DISK_FULL_EXIT, CodekinError, disk_full
 from codekin.index.integrity import as_damage
@@ -18,7 +30,7 @@ from codekin.index.integrity import as_damage
 # parents = {"common": --json, "model": --device, "query": --limit/--min-similarity/--mode/--repo,
 #            "engine": --engine/--address/--workers}
 # and sets `func(args) -> int` on its parsers (raise CodekinError for user errors).
-GROUPS = (index, search, doctor, hooks, sync, serve, train, models, triplets, jobs)
+GROUPS = (index, search, doctor, hooks, sync, serve, train, models, triplets, jobs, mcp)
 
 
 def _parents() -> dict[str, argparse.ArgumentParser]:
