@@ -9,7 +9,7 @@ search is one query encode plus the ranking plus the protocol. It measures:
 - ready: until `status` says the model is loaded;
 - search p50/p95 per mode, end to end through the client (what an agent waits), and the same
   queries through Engine.search in this process (what the protocol and the face add);
-- definition and similar (an indexed chunk: no encode) p50;
+- definition and similar (an indexed chunk: no encode) p50, and tools/list (the protocol alone);
 - exit: closing the client until the server is gone.
 
 Prints one JSON line (`--note` adds a note, e.g. the machine's load):
@@ -124,6 +124,7 @@ async def drive(root: Path, repeats: int) -> dict:
             assert not answer.is_error, answer.content[0].text
             similar.append(ms)
         status_ms = [(await timed(session.call_tool("status", {})))[0] for _ in range(5)]
+        roundtrip = [(await timed(session.list_tools()))[0] for _ in range(50)]  # the protocol alone
 
         for query in queries:  # the same searches in this process: what the protocol and the face add
             engine.search(query)
@@ -140,6 +141,7 @@ async def drive(root: Path, repeats: int) -> dict:
         out[f"search_{mode}_p95_ms"] = pct(values, 95)
     out.update(search_p50_ms=out["search_hybrid_p50_ms"], engine_search_p50_ms=pct(in_process, 50), definition_p50_ms=pct(definition, 50),
                similar_p50_ms=pct(similar, 50), status_p50_ms=pct(status_ms, 50),
+               list_tools_p50_ms=pct(roundtrip, 50),
                searches=sum(len(v) for v in searches.values()))
     return out
 

@@ -59,6 +59,11 @@ CART_TEST = '''defmodule Shop.CartTest do
 end
 '''
 
+# One function of 80 statements: chunked in two parts (max_chunk_lines 60).
+REPORT = "defmodule Shop.Report do\n  @doc \"Renders the monthly sales report.\"\n  def render(sales) do\n" + "".join(
+    f"    total_{i} = Enum.sum(Enum.map(sales, fn s -> s.amount * {i} end))\n" for i in range(1, 81)) + \
+    "    total_80\n  end\nend\n"
+
 
 # -- without a server ------------------------------------------------------------------------
 def test_every_tool_and_argument_is_described():
@@ -268,7 +273,8 @@ def server_env(xdg: Path, **extra: str) -> dict[str, str]:
 def shop(tmp_path_factory: pytest.TempPathFactory, minilm) -> Path:
     root = make_repo(tmp_path_factory.mktemp("mcp") / "shop", {
         "lib/shop/cart.ex": CART, "lib/shop/ledger.ex": LEDGER, "lib/shop/retry.ex": RETRY,
-        "src/shop_stock.erl": STOCK, "test/shop/cart_test.exs": CART_TEST, ".gitignore": ".codekin/\n",
+        "src/shop_stock.erl": STOCK, "test/shop/cart_test.exs": CART_TEST, "lib/shop/report.ex": REPORT,
+        ".gitignore": ".codekin/\n",
     })
     Indexer(root, load_config(root), embedder=minilm).run()
     return root
@@ -355,6 +361,8 @@ async def test_definition(server: Served):
     function = await server.ok("definition", {"symbol": "add_item/3"})
     assert function["results"][0]["symbol"] == "Shop.Cart.add_item/3"
     assert function["results"][0]["snippet"].startswith('  @doc "Adds an item')
+    split = (await server.ok("definition", {"symbol": "Shop.Report.render/1"}))["results"][0]
+    assert (split["symbol"], split["start_line"], split["end_line"]) == ("Shop.Report.render/1", 2, 85)  # both parts
     erlang = await server.ok("definition", {"symbol": "shop_stock:reserve/2"})
     assert erlang["results"][0]["path"] == "src/shop_stock.erl"
     nothing = await server.ok("definition", {"symbol": "Shop.Invoice.pay"})
@@ -366,7 +374,7 @@ async def test_definition(server: Served):
 async def test_status(server: Served, engine: Engine):
     status = await server.ok("status")
     assert status["indexed"] and status["index"]["chunks"] == len(engine.index())
-    assert set(status["index"]["languages"]) == {"elixir", "erlang", "text"} and status["index"]["files"] == 6
+    assert set(status["index"]["languages"]) == {"elixir", "erlang", "text"} and status["index"]["files"] == 7
     assert status["freshness"]["stale"] is False and status["freshness"]["head_indexed"] is True
     assert status["model"]["name"] == "default" and status["model"]["version"] == "base"
     assert status["training"] == {"last": None, "running": None, "retrain_allowed": False}
@@ -490,6 +498,8 @@ async def test_retrain_reports_progress_and_shutdown_ends_the_training(trainable
         await asyncio.wait_for(started.wait(), 120)
         training = children_of(served.pid)
         assert training, "the training child should be running"
+        again = await served.call("retrain", {})
+        assert again.is_error and again.content[0].text.startswith("training already running"), again
     finally:
         seconds = await served.close()
     assert call is not None

@@ -49,7 +49,6 @@ def tool_list() -> list[types.Tool]:
 def build_server(workspace: Workspace) -> Server[Any]:
     tools = types.ListToolsResult(tools=tool_list())
     queries = anyio.CapacityLimiter(QUERY_THREADS)
-    training = anyio.CapacityLimiter(1)
     methods: dict[str, Callable[[Any], dict[str, Any]]] = {
         SEARCH: workspace.search, SIMILAR: workspace.similar, DEFINITION: workspace.definition,
         STATUS: lambda _: workspace.status()}
@@ -65,7 +64,8 @@ def build_server(workspace: Workspace) -> Server[Any]:
         try:
             if isinstance(args, RetrainArgs):
                 progress = CallProgress(ctx.session.report_progress)
-                payload = await anyio.to_thread.run_sync(workspace.retrain, args, progress, limiter=training,
+                # not behind the query limiter: a second call is refused at once, never queued
+                payload = await anyio.to_thread.run_sync(workspace.retrain, args, progress,
                                                          abandon_on_cancel=True)  # a cancelled run goes on
             else:
                 payload = await anyio.to_thread.run_sync(methods[params.name], args, limiter=queries)

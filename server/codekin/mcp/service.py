@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +42,7 @@ class Workspace:
         self._lock = threading.Lock()
         self._snapshot = threading.Lock()  # held while warm() loads the snapshot: calls wait, not load it twice
         self._progress: ProgressFactory = no_progress  # the retrain call's, while one runs
+        self._training: str | None = None  # since when a retrain call of this server runs
 
     @property
     def engine(self) -> Engine:
@@ -162,9 +164,17 @@ class Workspace:
         if not engine.store.exists():
             raise IndexMissingError(f"no index in {self.root} yet", f"run `codekin index {self.root}` first")
         options = RetrainOptions(epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size)
-        with self._routed(progress):
-            outcome = self._learning_loop(engine).retrain(options, trigger=TRIGGER, wait=True)
-        if not outcome.get("started"):
+        with self._lock:
+            if self._training is not None:
+                raise CodekinError(f"training already running (started by this server {self._training})",
+                                   "wait for it to end; `status` shows how it went")
+            self._training = f"at {time.strftime('%H:%M:%S')}"
+        try:
+            with self._routed(progress):
+                outcome = self._learning_loop(engine).retrain(options, trigger=TRIGGER, wait=True)
+        finally:
+            self._training = None
+        if not outcome.get("started"):  # another process trains (`codekin train`, `codekin serve`)
             raise CodekinError(str(outcome.get("message")), "wait for it to end; `status` shows how it went")
         return outcome
 
