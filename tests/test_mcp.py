@@ -100,6 +100,15 @@ def test_malformed_arguments_say_what_to_change(tool, arguments, message):
     assert message in str(caught.value)
 
 
+def test_no_tracing_middleware(tmp_path: Path):
+    from codekin.config import Config
+    from codekin.mcp.server import build_server
+    from codekin.mcp.service import Workspace
+
+    server = build_server(Workspace(tmp_path, Config()))
+    assert [type(m).__name__ for m in server.middleware] == ["_WarmAfterFirstMessage"]
+
+
 def test_arguments_become_typed_values():
     assert parse("similar", {"path": "lib/a.ex", "line": 4.0, "limit": 3}) == SimilarArgs("lib/a.ex", 4, limit=3)
     assert parse("similar", {"code": "x = 1", "path": "lib/a.ex"}).code == "x = 1"  # the path names the language

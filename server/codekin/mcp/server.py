@@ -79,7 +79,9 @@ def build_server(workspace: Workspace) -> Server[Any]:
 
     server: Server[Any] = Server("codekin", version=__version__, title="codekin: code search that learns your codebase",
                                  instructions=INSTRUCTIONS, on_list_tools=list_tools, on_call_tool=call_tool)
-    server.middleware.append(_WarmAfterFirstMessage(workspace))
+    # The SDK's one default middleware traces every message with OpenTelemetry: nothing about a
+    # repository leaves the machine, so codekin opts out, also where a tracer is configured.
+    server.middleware = [_WarmAfterFirstMessage(workspace)]
     return server
 
 
