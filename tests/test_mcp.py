@@ -339,6 +339,7 @@ async def test_search_filters_files_and_tests(server: Served):
     assert {r["language"] for r in erlang["results"]} == {"erlang"}
     lib = await server.ok("search", {"query": "add an item to the cart", "path": "lib/**", "mode": "lexical"})
     assert lib["results"] and all(r["path"].startswith("lib/") for r in lib["results"])
+    assert await server.ok("search", {"query": "add an item to the cart", "path": "lib/", "mode": "lexical"}) == lib
     files = await server.ok("search", {"query": "cart", "files": True, "limit": 2})
     assert files["results"][0]["kind"] == "file" and files["results"][0]["score"] == 1.0
     tests = await server.ok("search", {"query": "add an item to the cart", "tests": True, "limit": 10})

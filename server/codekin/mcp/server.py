@@ -36,10 +36,11 @@ QUERY_THREADS = 4
 
 INSTRUCTIONS = (
     "codekin indexes this repository's code as syntax-aware chunks (functions, modules, classes) and answers by "
-    "meaning and by name, with a model fine-tuned on this code. Use `search` to find code from a description, "
-    "a question or a symbol before grepping; `definition` to go to where a name is defined; `similar` before "
-    "writing code, to find what already does the same; `status` when results look stale. Results give "
-    "repository-relative paths and 1-based inclusive lines, with a short snippet: read the file for the rest.")
+    "meaning and by name (its embedding model can be fine-tuned on this code). Use `search` to find code from a "
+    "description, a question or a symbol before grepping; `definition` to go to where a name is defined; "
+    "`similar` before writing code, to find what already does the same; `status` when results look stale. "
+    "Results give repository-relative paths and 1-based inclusive lines, with a short snippet: read the file "
+    "for the rest.")
 
 
 def tool_list() -> list[types.Tool]:

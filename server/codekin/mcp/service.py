@@ -73,11 +73,12 @@ class Workspace:
     def search(self, args: SearchArgs) -> dict[str, Any]:
         engine = self.engine
         if args.files:
-            files = engine.search_files(args.query, args.limit, args.mode, args.lang, args.path, tests=args.tests)
+            files = engine.search_files(args.query, args.limit, args.mode, args.lang, self._glob(args.path),
+                                        tests=args.tests)
             index = engine.index()
             return {"results": [file_result(f, index.texts[f.row] if _same_row(index, f) else "") for f in files]}
-        hits = engine.search(args.query, args.limit, args.min_similarity, args.mode, args.lang, args.path,
-                             tests=args.tests)
+        hits = engine.search(args.query, args.limit, args.min_similarity, args.mode, args.lang,
+                             self._glob(args.path), tests=args.tests)
         out: dict[str, Any] = {"results": [hit_result(h) for h in hits]}
         undefined = engine.undefined_symbol(args.query)
         if undefined:
@@ -99,11 +100,20 @@ class Workspace:
         return {"query": None, "results": [hit_result(h) for h in hits]}
 
     def definition(self, args: DefinitionArgs) -> dict[str, Any]:
-        hits = self.engine.definitions(args.symbol, args.limit, args.lang, args.path, args.tests)
+        hits = self.engine.definitions(args.symbol, args.limit, args.lang, self._glob(args.path), args.tests)
         out: dict[str, Any] = {"results": [hit_result(h) for h in hits]}
         if not hits:
             out["note"] = f"nothing in the index defines {args.symbol.strip()}; `search` finds where it is used"
         return out
+
+    def _glob(self, path: str | None) -> str | None:
+        """A path filter as a glob: a directory of the repository without wildcards (`lib`, `lib/`)
+        means everything under it, as an agent means it."""
+        if path is None or any(c in path for c in "*?["):
+            return path
+        name = path.strip("/")
+        folder = (self.root / name).resolve()
+        return f"{name}/*" if name and folder.is_relative_to(self.root) and folder.is_dir() else path
 
     def _inside(self, path: str) -> Path:
         """A tool's path: absolute, or relative to the repository root (never to the server's

@@ -28,7 +28,7 @@ _LANG = {"type": "string", "minLength": 1,
                         "(`status` lists the languages in the index)."}
 _PATH_GLOB = {"type": "string", "minLength": 1,
               "description": "Only files whose repository-relative path matches this glob, e.g. 'lib/**' "
-                             "or '**/*_test.exs'."}
+                             "or '**/*_test.exs'; a directory without wildcards ('lib/') means everything under it."}
 _TESTS = {"type": "boolean",
           "description": "Rank tests, fixtures and examples like the code (by default they are weighed down, "
                          "unless the query itself asks for tests)."}
