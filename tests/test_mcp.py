@@ -109,6 +109,25 @@ def test_no_tracing_middleware(tmp_path: Path):
     assert [type(m).__name__ for m in server.middleware] == ["_WarmAfterFirstMessage"]
 
 
+def test_only_the_users_own_config_allows_retraining(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from codekin.config import ConfigError
+    from codekin.mcp.service import _retrain_allowed
+
+    repo = tmp_path / "repo"
+    (repo / ".codekin").mkdir(parents=True)
+    assert load_config(repo).mcp.allow_retrain is False and not _retrain_allowed(repo)
+    (repo / ".codekin" / "config.toml").write_text("[mcp]\nallow_retrain = true\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="mcp.allow_retrain may only be set in your own config"):
+        load_config(repo)
+    assert not _retrain_allowed(repo)
+    (repo / ".codekin" / "config.toml").unlink()
+    user = tmp_path / "xdg" / "codekin"
+    user.mkdir(parents=True)
+    (user / "config.toml").write_text("[mcp]\nallow_retrain = true\n", encoding="utf-8")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(user.parent))
+    assert _retrain_allowed(repo)
+
+
 def test_arguments_become_typed_values():
     assert parse("similar", {"path": "lib/a.ex", "line": 4.0, "limit": 3}) == SimilarArgs("lib/a.ex", 4, limit=3)
     assert parse("similar", {"code": "x = 1", "path": "lib/a.ex"}).code == "x = 1"  # the path names the language
