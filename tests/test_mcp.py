@@ -128,6 +128,19 @@ def test_only_the_users_own_config_allows_retraining(tmp_path: Path, monkeypatch
     assert _retrain_allowed(repo)
 
 
+def test_a_folder_filter_means_everything_under_it(tmp_path: Path):
+    from codekin.config import Config
+    from codekin.mcp.service import Workspace
+
+    (tmp_path / "lib" / "shop").mkdir(parents=True)
+    workspace = Workspace(tmp_path, Config())
+    root = workspace.root
+    assert [workspace._glob(p) for p in ("lib", "lib/shop/", "./lib", str(root / "lib"), ".", str(root))] == \
+        ["lib/*", "lib/shop/*", "lib/*", "lib/*", None, None]
+    assert [workspace._glob(p) for p in ("lib/**", "lib/a.ex", "../lib", "/etc", None)] == \
+        ["lib/**", "lib/a.ex", "../lib", "/etc", None]  # globs, files and what lies outside stay as given
+
+
 def test_arguments_become_typed_values():
     assert parse("similar", {"path": "lib/a.ex", "line": 4.0, "limit": 3}) == SimilarArgs("lib/a.ex", 4, limit=3)
     assert parse("similar", {"code": "x = 1", "path": "lib/a.ex"}).code == "x = 1"  # the path names the language

@@ -107,13 +107,20 @@ class Workspace:
         return out
 
     def _glob(self, path: str | None) -> str | None:
-        """A path filter as a glob: a directory of the repository without wildcards (`lib`, `lib/`)
-        means everything under it, as an agent means it."""
+        """A path filter as a glob: a directory of the repository without wildcards (`lib`, `lib/`,
+        or its absolute path) means everything under it, as an agent means it."""
         if path is None or any(c in path for c in "*?["):
             return path
-        name = path.strip("/")
+        if Path(path).is_absolute():  # the agent's absolute path of a folder or file in the repository
+            try:
+                path = Path(path).resolve().relative_to(self.root).as_posix()
+            except ValueError:
+                return path  # outside: matches nothing, and the tool says so
+        name = path.strip("/").removeprefix("./")
+        if name in ("", "."):
+            return None  # the whole repository
         folder = (self.root / name).resolve()
-        return f"{name}/*" if name and folder.is_relative_to(self.root) and folder.is_dir() else path
+        return f"{name}/*" if folder.is_relative_to(self.root) and folder.is_dir() else path
 
     def _inside(self, path: str) -> Path:
         """A tool's path: absolute, or relative to the repository root (never to the server's
