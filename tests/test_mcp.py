@@ -419,6 +419,7 @@ async def test_status(server: Served, engine: Engine):
     assert set(status["index"]["languages"]) == {"elixir", "erlang", "text"} and status["index"]["files"] == 7
     assert status["freshness"]["stale"] is False and status["freshness"]["head_indexed"] is True
     assert status["model"]["name"] == "default" and status["model"]["version"] == "base"
+    assert status["model"]["active_version"] == "base" and status["model"]["note"] is None
     assert status["training"] == {"last": None, "running": None, "retrain_allowed": False}
 
 
@@ -436,7 +437,8 @@ async def test_retrain_needs_the_users_own_config(server: Served, shop: Path):
     ("similar", {"path": "/etc/passwd", "line": 1}, "is outside the repository"),
     ("similar", {"path": "../../outside.ex", "line": 1}, "is outside the repository"),
     ("similar", {"path": "lib/shop/nowhere.ex", "line": 1}, "cannot read lib/shop/nowhere.ex"),
-    ("search", {"query": "cart", "lang": "cobol"}, "no indexed file matches --lang cobol"),
+    ("search", {"query": "cart", "lang": "cobol"}, "--lang cobol matches no indexed file"),
+    ("definition", {"symbol": "Shop.Cart", "path": "vendor/**"}, "--path 'vendor/**' matches no indexed file"),
 ])
 async def test_what_cannot_be_done_is_an_error_result(server: Served, tool, arguments, message):
     answer = await server.call(tool, arguments)

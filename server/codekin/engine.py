@@ -7,7 +7,6 @@ by building the new one before swapping it in (readers never see a half state).
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from dataclasses import replace
@@ -94,6 +93,8 @@ class Engine:
         """The model of table `key`, which another process made active (`codekin index` or
         `codekin reembed` after a promotion, before this process hot-reloaded): a query is
         never embedded in one vector space and searched in another."""
+        import dataclasses
+
         from codekin.errors import ModelLoadError
 
         model = self._query_model()
@@ -209,6 +210,7 @@ class Engine:
                      min_similarity: float | None = None, mode: str | None = None) -> list[Hit]:
         """Chunks like a piece of code that is in no indexed file (pasted, or not saved yet),
         ranked as `similar` ranks them; `language` is the snippet's, and only names it for the model."""
+        check_query_arguments(limit, min_similarity)
         if not text.strip():
             raise WorkspaceError("the code is empty", "give the code to compare, or a FILE:LINE")
         parsed = queries.parse(text, queries.CODE)
@@ -228,13 +230,17 @@ class Engine:
         the chunks that define it (index/definitions.py), each scored by how exactly it matches
         (1 the whole name, less for a shorter form or the file name), code before tests; a function
         split in parts answers with all its lines. Empty when nothing in the index defines it."""
+        check_query_arguments(limit, None)
         if not symbol.strip():
             raise WorkspaceError("the symbol is empty", "give a name, e.g. Shop.Cart or put_header/3")
         index = self.index()
+        keep = index.mask(language, path_glob)
+        if not keep.any():
+            raise _empty_filter(index, language, path_glob)
         strength = index.definitions.scores([symbol.strip()])
         prior = weights_for(self.config.search, queries.SYMBOL, tests or asks_for_tests(symbol)).prior_vector()
         rank = strength * prior[index.roles]
-        rows = [int(r) for r in np.flatnonzero((strength > 0) & index.mask(language, path_glob))]
+        rows = [int(r) for r in np.flatnonzero((strength > 0) & keep)]
         rows.sort(key=lambda r: (-float(rank[r]), index.paths[r], int(index.starts[r])))
         hits = []
         for row in rows[:limit or self.config.search.limit]:
@@ -243,7 +249,7 @@ class Engine:
             if base != hit.symbol:  # part 1 of a long function: the definition is all of its parts
                 end = max(int(index.ends[r]) for r in index.by_path[hit.path]
                           if index.symbols[r].startswith(f"{base} (part "))
-                hit = dataclasses.replace(hit, symbol=base, end_line=max(end, hit.end_line))
+                hit = replace(hit, symbol=base, end_line=max(end, hit.end_line))
             hits.append(hit)
         return hits
 

@@ -151,7 +151,11 @@ class Workspace:
                 out["freshness"]["hint"] = f"run `codekin sync` (or `codekin index {self.root}`) to catch up"
             out["model"] = self._model(engine, core)
         else:
-            out["hint"] = f"run `codekin index {self.root}` in a terminal to build the index"
+            partial = engine.store.interrupted()
+            if partial is not None:
+                out["interrupted"] = partial
+            out["hint"] = f"run `codekin index {self.root}` in a terminal to build the index" + \
+                (" (it resumes where the interrupted run stopped)" if partial else "")
         holder = training_holder(self.root)
         out["training"] = {"last": describe_last_training(self.root),
                            "running": f"pid {holder.get('pid', '?')} since {holder.get('since', '?')}" if holder else None,
@@ -159,10 +163,14 @@ class Workspace:
         return out
 
     def _model(self, engine: Engine, core: dict[str, Any]) -> dict[str, Any]:
-        from codekin.models.serving import version_ref
+        """The model whose vectors answer, the registry's active one, and what to run when they differ."""
+        from codekin.models.serving import answering_and_active, model_note
 
-        model: dict[str, Any] = {"name": core.get("model"), "version": version_ref(self.root, core.get("model")),
-                                 "table": core.get("active_table"), "loaded": engine.embedder_loaded}
+        state = engine.store.state()
+        answering, active = answering_and_active(self.root, state)
+        model: dict[str, Any] = {"name": core.get("model"), "version": answering, "active_version": active,
+                                 "note": model_note(self.root, state) or None, "table": core.get("active_table"),
+                                 "loaded": engine.embedder_loaded}
         if engine.embedder_loaded:
             model.update(device=core.get("device"), fallback_reason=core.get("fallback_reason") or None)
         return model

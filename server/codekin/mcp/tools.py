@@ -140,8 +140,9 @@ TOOLS: dict[str, dict[str, Any]] = {
             "The state of codekin for this repository: whether an index exists, its size (files, chunks, "
             "languages), how fresh it is (when it was updated, at which commit, how many files changed since: "
             "when stale, the user runs `codekin sync` or `codekin index`), which model answers queries (name, "
-            "registry version, device), the last training result, and whether training runs now or may be "
-            "started from here. Call it when results look stale or wrong, or before `retrain`."),
+            "registry version, the active version when it differs, device), the last training result, and "
+            "whether training runs now or may be started from here. Call it when results look stale or wrong, "
+            "or before `retrain`."),
         "inputSchema": _schema({}),
         "annotations": {"readOnlyHint": True, "idempotentHint": True, "openWorldHint": False},
     },
