@@ -109,7 +109,7 @@ class Engine:
         `tests` ranks tests like the code (a query that names tests does so by itself)."""
         index, parsed, keep, mode = self._prepare(query, mode, language, path_glob)
         weights = weights_for(self.config.search, parsed.kind, tests or asks_for_tests(query))
-        vector = self._embed(parsed.text, index.key) if mode != "lexical" else None
+        vector = self._embed(parsed.text, index.key) if mode != "lexical" and index.dim else None
         return index.search(vector, parsed, mode, limit or self.config.search.limit,
                             _min(min_similarity, self.config.search.min_similarity), keep, weights)
 
@@ -119,12 +119,17 @@ class Engine:
         """Files as answers: each file's best chunks, its summary and its mean vector."""
         index, parsed, keep, mode = self._prepare(query, mode, language, path_glob)
         weights = weights_for(self.config.search, parsed.kind, tests or asks_for_tests(query))
-        vector = self._embed(parsed.text, index.key) if mode != "lexical" else None
+        vector = self._embed(parsed.text, index.key) if mode != "lexical" and index.dim else None
         rank, _ = index.scores(vector, parsed, mode, keep, weights)
         files = index.files()
         file_score = files.rank(rank, vector, parsed.terms, files.keep(keep), self._file_weights(mode),
                                 weights.prior_vector())
         return files.hits(file_score, rank, limit or self.config.search.limit)
+
+    def dense_coverage(self) -> tuple[int, int]:
+        """(chunks with a vector, chunks): below the total while phase 2 has not finished."""
+        index = self.index()
+        return int(index.has_vector.sum()), len(index)
 
     def undefined_symbol(self, query: str) -> str | None:
         """The query when it is a symbol that nothing in the index defines (say so beside the
@@ -258,6 +263,7 @@ class Engine:
             out.update({
                 "model": state.get("model"), "active_table": f"vectors_{state.get('active_key')}",
                 "chunks": len(index), "embedded_chunks": int(index.has_vector.sum()),
+                "dense_complete": bool(index.has_vector.all()),
                 "files": len(index.by_path), "updated_at": state.get("updated_at"),
                 "age_seconds": round(time.time() - state.get("updated_at", time.time()), 1),
                 "head": state.get("head", ""),

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from codekin.cli.common import config_for, emit, repo_root
 from codekin.errors import WorkspaceError
 from codekin.workspace import find_root
+
+if TYPE_CHECKING:
+    from codekin.indexer import IndexSummary
+
+
+def _say_searchable(summary: IndexSummary) -> None:
+    """Phase 1 is committed: say so before the (long) embedding starts."""
+    if summary.missing_vectors:
+        print(f"Searchable after {summary.searchable_seconds:.1f} s by words and definitions "
+              f"({summary.chunks} chunks); embedding {summary.missing_vectors} chunks next "
+              "(interrupting keeps what is embedded)", file=sys.stderr, flush=True)
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -24,33 +37,44 @@ def cmd_index(args: argparse.Namespace) -> int:
 
         indexer = RayIndexer(root, config, RayOptions(address=args.address, workers=args.workers),
                              progress=BarProgress)
+    indexer.lexical_only = args.lexical_only
+    indexer.on_searchable = _say_searchable
     summary = indexer.run(wait=args.wait)
     skipped = ", ".join(f"{reason}: {n}" for reason, n in sorted(summary.skipped.items()))
     line = (f"Indexed {summary.files} files ({summary.changed_files} changed, {summary.removed_files} removed): "
             f"{summary.chunks} chunks, {summary.new_embeddings} new embeddings"
             + (f" on {summary.device}" if summary.device else "")
             + f", {sum(summary.skipped.values())} skipped" + (f" ({skipped})" if skipped else "")
-            + f" in {summary.seconds:.1f} s ({summary.embeddings_per_second:.1f} embeddings/s)")
+            + f" in {summary.seconds:.1f} s ({summary.embeddings_per_second:.1f} embeddings/s)"
+            + (f"\n{summary.missing_vectors} chunks wait for vectors and rank by their words until "
+               "`codekin index` (or the language server) embeds them" if summary.missing_vectors else ""))
     emit(args, {"root": str(root), **summary.to_dict()}, line)
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from codekin.engine import Engine
-    from codekin.indexer import pending_changes
+    from codekin.index.phases import quick_status
 
     root = repo_root(args.repo, Path(args.path) if args.path else None)
-    engine = Engine(root, config_for(root, args))
-    status = engine.status()
-    if status["indexed"]:
-        status["pending"] = pending_changes(engine.root, engine.config)
+    config = config_for(root, args)
+    status = quick_status(root, config)  # the state file, when the files match it: no LanceDB
+    if status is None:
+        from codekin.engine import Engine
+        from codekin.indexer import pending_changes
+
+        status = Engine(root, config).status()
+        if status["indexed"]:
+            status["pending"] = pending_changes(root, config)
     if not status["indexed"]:
-        human = f"No index in {engine.root}. Run: codekin index {engine.root}"
+        human = f"No index in {root}. Run: codekin index {root}"
     else:
         pending = status["pending"]
+        waiting = status["chunks"] - status["embedded_chunks"]
         human = (f"Index of {status['root']}\n  model: {status['model']}\n  table: {status['active_table']}\n"
                  f"  files: {status['files']}, chunks: {status['chunks']} ({status['embedded_chunks']} embedded)\n"
-                 f"  updated: {status['age_seconds']:.0f} s ago at commit {status['head'][:10] or '-'}\n"
+                 + (f"  dense layer incomplete: {waiting} chunks rank by their words until `codekin index` "
+                    "embeds them\n" if waiting else "")
+                 + f"  updated: {status['age_seconds']:.0f} s ago at commit {status['head'][:10] or '-'}\n"
                  f"  stale: {pending['changed']} changed, {pending['new']} new, {pending['removed']} removed files")
     emit(args, status, human)
     return 0
@@ -62,6 +86,9 @@ def register(subparsers: argparse._SubParsersAction, parents: dict[str, argparse
                               help="index a repository (incremental)")
     p.add_argument("path", nargs="?", help="repository root (default: the git root of the current directory)")
     p.add_argument("--wait", type=float, default=0.0, help="seconds to wait for another indexer's lock")
+    p.add_argument("--lexical-only", action="store_true",
+                   help="stop once the index is searchable by words and definitions (phase 1); "
+                        "the next `codekin index` or the language server adds the vectors")
     p.set_defaults(func=cmd_index)
 
     p = subparsers.add_parser("status", parents=[common], help="index size, model and staleness")

@@ -34,6 +34,7 @@ class Hit:
     kind: str
     score: float
     text: str = ""
+    embedded: bool = True  # False: no vector yet (phase 2 pending); it ranked by its words
 
     def to_dict(self, with_text: bool = False) -> dict:
         out = {"path": self.path, "start_line": self.start_line, "end_line": self.end_line,
@@ -41,6 +42,8 @@ class Hit:
                "score": round(self.score, 4)}
         if with_text:
             out["text"] = self.text
+        if not self.embedded:
+            out["embedded"] = False
         return out
 
 
@@ -128,7 +131,7 @@ class SearchIndex:
 
     def hit(self, i: int, score: float) -> Hit:
         return Hit(self.paths[i], int(self.starts[i]), int(self.ends[i]), self.symbols[i],
-                   self.languages[i], self.kinds[i], float(score), self.texts[i])
+                   self.languages[i], self.kinds[i], float(score), self.texts[i], bool(self.has_vector[i]))
 
     def enclosing(self, path: str, start: int, end: int) -> int | None:
         """The smallest chunk of `path` that contains lines start..end (1-based)."""
@@ -210,6 +213,9 @@ class SearchIndex:
                 if definitions is not None:
                     rank = rank + weights.definition * definitions
             shown = cosine
+            if lexical is not None and not self.has_vector.all():  # phase 2 pending: words rank the rest
+                bonus = weights.definition * definitions if definitions is not None else 0.0
+                rank, shown = _words_for_missing(rank, shown, lexical, bonus, self.has_vector)
         return rank * weights.prior_vector()[self.roles], shown
 
     def files(self) -> FileRanking:
@@ -248,6 +254,17 @@ def _fuse(dense: np.ndarray, lexical: np.ndarray, lexical_weight: float) -> np.n
     fused[finite] = (1 - share) * np.clip((values - floor) / max(best - floor, 1e-6), 0.0, None) \
         + share * (lexical[finite] / peak if peak > 0 else 0.0)
     return fused
+
+
+def _words_for_missing(rank: np.ndarray, shown: np.ndarray, lexical: np.ndarray, bonus: np.ndarray | float,
+                       has_vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows without a vector yet rank (and show) by their lexical score scaled by the best
+    (the share a dense score would have had is taken by the words), plus the definitions bonus."""
+    peak = float(lexical.max())
+    words = lexical / peak if peak > 0 else np.zeros_like(lexical)
+    words_rank = words + bonus
+    rank = np.where(has_vector, rank, np.where(words_rank > 0, words_rank, -np.inf))
+    return rank, np.where(has_vector, shown, words)
 
 
 def _top(scores: np.ndarray, k: int) -> list[int]:

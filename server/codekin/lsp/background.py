@@ -1,7 +1,9 @@
 """Keeps the index following the files while the server runs (plain threads, no pygls).
 
 Two sources of change, both ending in `codekin.sync.drain` (one sync at a time per
-repository, crash-safe, incremental):
+repository, crash-safe, incremental), and one catch-up: chunks indexed without a vector
+(`codekin index --lexical-only`, or a phase 2 that was cut short) are embedded once at start
+while the server answers from what exists (index/phases.py).
 - saves: didSave puts the path in the durable change queue and a sync thread drains it
   after a short debounce, reporting progress;
 - everything else (edits outside the editor, checkouts, the git hooks' records):
@@ -53,6 +55,7 @@ class Freshness:
     # -- public ----------------------------------------------------------------------------
     def start(self, watch: bool) -> None:
         threading.Thread(target=self._save_loop, name="codekin-save-sync", daemon=True).start()
+        threading.Thread(target=self._fill_dense, name="codekin-dense", daemon=True).start()
         if watch:
             from codekin.sync import Watcher
 
@@ -131,6 +134,28 @@ class Freshness:
             bar.advance(len(paths))
         if summary.index is not None:
             self.on_synced()
+
+    # -- phase 2 of an index that has none yet (its thread) ----------------------------------
+    def _fill_dense(self) -> None:
+        """Embed what the index holds without a vector, while queries use what exists."""
+        from codekin.index.phases import dense_pending
+        from codekin.indexer import Indexer
+
+        if self.embedder is None or not dense_pending(self.root):
+            return
+        try:
+            Indexer(self.root, self.config, embedder=self.embedder, progress=self.progress).run(paths=[],
+                                                                                              wait=LOCK_WAIT_S)
+        except IndexLockedError as exc:
+            log.info("dense layer: %s; the next sync embeds it", exc.message)
+            return
+        except StaleModelError as exc:
+            self._follow_model(exc)
+            return
+        except CodekinError as exc:
+            self.warn(f"codekin: embedding the index failed: {exc}")
+            return
+        self.on_synced()
 
     # -- watcher callbacks (its thread) ------------------------------------------------------
     def _watcher_synced(self, summary: SyncSummary) -> None:

@@ -1,0 +1,104 @@
+"""The two phases of an index pass, as the state file records them.
+
+Phase 1 (files -> chunk rows, lexical terms, definitions, file summaries) commits first:
+from then on the index answers queries by its words. Phase 2 embeds the chunk hashes that
+have no vector yet, in slices; each slice is appended to the vectors table and recorded, so
+a kill at any point keeps every slice already written and the next pass embeds the rest.
+
+The state file carries what `codekin status` shows (counts, how much of the dense layer
+exists, a digest of the files as phase 1 saw them), so status reads one small JSON file and
+stats the tree instead of opening LanceDB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from codekin.config import STATE_DIR
+
+if TYPE_CHECKING:
+    from codekin.config import Config
+    from codekin.index.store import IndexStore
+    from codekin.workspace import Scan
+
+SLICE = 2048  # chunk hashes embedded (and recorded) together in phase 2
+SEPARATE_BELOW = 256  # fewer missing vectors than this: one commit, no separate phase 1
+
+
+def scan_digest(found: Scan, key: str, chunking: str) -> str:
+    """What a full pass depends on: every file's size and mtime, the skips, the chunking
+    settings and (with `key`) the vector space. Equal digests mean nothing changed."""
+    digest = hashlib.sha256()
+    digest.update(repr((key, chunking)).encode())
+    for f in found.files:
+        digest.update(f"{f.path}\0{f.size}\0{f.mtime_ns}\n".encode("utf-8", "surrogateescape"))
+    for path, reason in sorted(found.skipped.items()):
+        digest.update(f"{path}\0{reason}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
+class DenseLayer:
+    """Which chunk hashes still lack a vector in one table, and how many chunk rows that is."""
+
+    def __init__(self, store: IndexStore, key: str) -> None:
+        table = store.load_chunks()
+        hashes: list[str] = table.column("content_hash").to_pylist()
+        self.rows = Counter(hashes)
+        self.chunks = len(hashes)
+        self.files = len(set(table.column("path").to_pylist()))
+        self.missing = set(self.rows) - store.vector_hashes(key)
+        self.missing_rows = sum(self.rows[h] for h in self.missing)
+
+    def done(self, hashes: list[str] | set[str]) -> None:
+        for h in hashes:
+            if h in self.missing:
+                self.missing.discard(h)
+                self.missing_rows -= self.rows[h]
+
+    def slices(self) -> list[list[str]]:
+        ordered = sorted(self.missing)
+        return [ordered[i:i + SLICE] for i in range(0, len(ordered), SLICE)]
+
+    def record(self) -> dict:
+        """The state file's `dense` entry."""
+        return {"chunks": self.chunks, "files": self.files, "embedded_chunks": self.chunks - self.missing_rows,
+                "missing_chunks": self.missing_rows, "complete": not self.missing, "at": time.time()}
+
+
+def read_state(root: Path) -> dict:
+    """The state file as JSON, {} when it is missing or unreadable (the caller decides)."""
+    try:
+        return json.loads((root / STATE_DIR / "state.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def dense_pending(root: Path) -> bool:
+    """Whether phase 2 has chunks left to embed, as the last pass recorded it."""
+    dense = read_state(root).get("dense")
+    return isinstance(dense, dict) and not dense.get("complete", True)
+
+
+def quick_status(root: Path, config: Config) -> dict | None:
+    """`codekin status` from the state file and a stat of the tree, without LanceDB; None when
+    the state file cannot tell (an index written before it recorded phases, or files that
+    changed since phase 1: the caller compares them with the index)."""
+    from codekin.workspace import scan
+
+    state = read_state(root)
+    dense, files_digest = state.get("dense"), state.get("files_digest")
+    if not isinstance(dense, dict) or not files_digest or state.get("active_key") is None:
+        return None
+    if scan_digest(scan(root, config.index), "", state.get("chunking", "")) != files_digest:
+        return None
+    return {"root": str(root), "indexed": True, "model": state.get("model"),
+            "active_table": f"vectors_{state['active_key']}", "chunks": dense["chunks"],
+            "embedded_chunks": dense["embedded_chunks"], "dense_complete": bool(dense["complete"]),
+            "files": dense["files"], "updated_at": state.get("updated_at"),
+            "age_seconds": round(time.time() - state.get("updated_at", time.time()), 1),
+            "head": state.get("head", ""), "pending": {"changed": 0, "new": 0, "removed": 0}}
