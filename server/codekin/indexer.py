@@ -23,7 +23,7 @@ from codekin.config import Config, IndexConfig, ModelConfig
 from codekin.embedding import Embedder, expected_key, load_embedder
 from codekin.errors import StaleModelError, WorkspaceError
 from codekin.index.lock import IndexLock
-from codekin.index.phases import SEPARATE_BELOW, DenseLayer, scan_digest
+from codekin.index.phases import DenseLayer, scan_digest
 from codekin.index.store import FileRecord, IndexStore
 from codekin.progress import ProgressFactory, no_progress
 from codekin.workspace import Scan, UnreadableFile, read_text, scan
@@ -293,7 +293,7 @@ class Indexer:
         key = self.engine.key(model)
         dense = DenseLayer(self.store, key)
         summary.chunks, summary.missing_vectors = dense.chunks, dense.missing_rows
-        if len(dense.missing) < SEPARATE_BELOW and not self.lexical_only:
+        if not (dense.worth_a_commit() or self.lexical_only):
             return dense
         extra = {"files_digest": scan_digest(found, "", self._chunking_signature()),
                  "chunking": self._chunking_signature(), "scan_digest": ""} if paths is None else {}

@@ -15,9 +15,9 @@ if TYPE_CHECKING:
     from codekin.indexer import IndexSummary
 
 
-def _say_searchable(summary: IndexSummary) -> None:
+def _say_searchable(summary: IndexSummary, lexical_only: bool) -> None:
     """Phase 1 is committed: say so before the (long) embedding starts."""
-    if summary.missing_vectors:
+    if summary.missing_vectors and not lexical_only:
         print(f"Searchable after {summary.searchable_seconds:.1f} s by words and definitions "
               f"({summary.chunks} chunks); embedding {summary.missing_vectors} chunks next "
               "(interrupting keeps what is embedded)", file=sys.stderr, flush=True)
@@ -38,7 +38,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         indexer = RayIndexer(root, config, RayOptions(address=args.address, workers=args.workers),
                              progress=BarProgress)
     indexer.lexical_only = args.lexical_only
-    indexer.on_searchable = _say_searchable
+    indexer.on_searchable = lambda summary: _say_searchable(summary, args.lexical_only)
     summary = indexer.run(wait=args.wait)
     skipped = ", ".join(f"{reason}: {n}" for reason, n in sorted(summary.skipped.items()))
     line = (f"Indexed {summary.files} files ({summary.changed_files} changed, {summary.removed_files} removed): "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -26,8 +27,8 @@ if TYPE_CHECKING:
     from codekin.index.store import IndexStore
     from codekin.workspace import Scan
 
-SLICE = 2048  # chunk hashes embedded (and recorded) together in phase 2
-SEPARATE_BELOW = 256  # fewer missing vectors than this: one commit, no separate phase 1
+SLICE = 2048  # chunk hashes embedded (and recorded) together in phase 2 (CODEKIN_EMBED_SLICE)
+SEPARATE_BELOW = 256  # fewer missing vectors than this (and one slice): one commit, no separate phase 1
 
 
 def scan_digest(found: Scan, key: str, chunking: str) -> str:
@@ -60,14 +61,24 @@ class DenseLayer:
                 self.missing.discard(h)
                 self.missing_rows -= self.rows[h]
 
+    def worth_a_commit(self) -> bool:
+        """Whether phase 2 takes long enough (several seconds, or several slices) that phase 1
+        should commit on its own first."""
+        return len(self.missing) >= min(SEPARATE_BELOW, _slice_size())
+
     def slices(self) -> list[list[str]]:
+        size = _slice_size()
         ordered = sorted(self.missing)
-        return [ordered[i:i + SLICE] for i in range(0, len(ordered), SLICE)]
+        return [ordered[i:i + size] for i in range(0, len(ordered), size)]
 
     def record(self) -> dict:
         """The state file's `dense` entry."""
         return {"chunks": self.chunks, "files": self.files, "embedded_chunks": self.chunks - self.missing_rows,
                 "missing_chunks": self.missing_rows, "complete": not self.missing, "at": time.time()}
+
+
+def _slice_size() -> int:
+    return max(1, int(os.environ.get("CODEKIN_EMBED_SLICE", "") or SLICE))
 
 
 def read_state(root: Path) -> dict:

@@ -48,6 +48,7 @@ class Freshness:
         self.warn = warn
         self._saved: set[str] = set()
         self._busy = False
+        self._filling = False  # embedding what the index holds without a vector
         self._wake = threading.Condition()
         self._stop = threading.Event()
         self._watcher: Watcher | None = None
@@ -79,7 +80,7 @@ class Freshness:
     @property
     def busy(self) -> bool:
         with self._wake:
-            return self._busy or bool(self._saved)
+            return self._busy or self._filling or bool(self._saved)
 
     @property
     def pending(self) -> int:
@@ -143,6 +144,8 @@ class Freshness:
 
         if self.embedder is None or not dense_pending(self.root):
             return
+        with self._wake:
+            self._filling = True
         try:
             Indexer(self.root, self.config, embedder=self.embedder, progress=self.progress).run(paths=[],
                                                                                               wait=LOCK_WAIT_S)
@@ -155,6 +158,9 @@ class Freshness:
         except CodekinError as exc:
             self.warn(f"codekin: embedding the index failed: {exc}")
             return
+        finally:
+            with self._wake:
+                self._filling = False
         self.on_synced()
 
     # -- watcher callbacks (its thread) ------------------------------------------------------
