@@ -135,7 +135,9 @@ def lexical_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.mark.parametrize("argv", [["--version"], ["status"], ["status", "--json"], ["hooks", "status"]])
+@pytest.mark.parametrize("argv", [["--version"], ["status"], ["status", "--json"], ["hooks", "status"],
+                                  ["search", "add an item to the cart", "--mode", "lexical"],
+                                  ["search", "add an item to the cart"]])  # no vector yet: words only
 def test_quick_commands_import_no_model_stack(argv, lexical_repo):
     root = lexical_repo
     probe = ("import sys\nfrom codekin.cli.main import main\ntry:\n    main(" + repr(argv) + ")\n"
@@ -145,3 +147,32 @@ def test_quick_commands_import_no_model_stack(argv, lexical_repo):
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_query_file_answers_like_lancedb_and_only_for_the_state_it_was_written_for(repo_factory):
+    from codekin.config import load_config
+    from codekin.engine import Engine
+    from codekin.index.query_file import QueryFile
+    from codekin.index.search import SearchIndex
+    from codekin.index.store import IndexStore
+    from codekin.indexer import Indexer
+
+    root = repo_factory({"lib/cart.ex": CART, "lib/retry.ex": RETRY, "lib/ledger.ex": LEDGER})
+    indexer = Indexer(root, load_config(root))
+    indexer.lexical_only = True
+    indexer.run()
+    store = IndexStore(root)
+    state = store.state()
+    mapped = QueryFile.open(store.state_dir, state)
+    assert mapped is not None
+    engine = Engine(root, load_config(root))
+    assert isinstance(engine.index(), SearchIndex)
+    from_file = [h.to_dict() for h in engine.search("retry with exponential backoff", mode="lexical")]
+    direct = SearchIndex(store, state["active_key"])
+    assert direct.texts == engine.index().texts and direct.hashes == engine.index().hashes
+    assert from_file[0]["symbol"] == "Shop.Retry.with_backoff/2"
+
+    store.write_state(model="another writer")  # e.g. a re-embed switching tables: the file is stale now
+    assert QueryFile.open(store.state_dir, store.state()) is None
+    assert [h.to_dict() for h in Engine(root, load_config(root)).search("retry with exponential backoff",
+                                                                        mode="lexical")] == from_file

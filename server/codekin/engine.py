@@ -20,6 +20,7 @@ from codekin.errors import WorkspaceError
 from codekin.index import query as queries
 from codekin.index.files import FileHit, FileWeights
 from codekin.index.paths import asks_for_tests
+from codekin.index.query_file import QueryFile
 from codekin.index.ranking import weights_for
 from codekin.index.search import Hit, SearchIndex
 from codekin.index.store import IndexStore
@@ -71,7 +72,8 @@ class Engine:
         state = self.store.state()
         stamp = (self.store.state_path.stat().st_mtime_ns, state.get("active_key", ""))
         if self._index is None or stamp != self._index_stamp:
-            snapshot = SearchIndex(self.store, state["active_key"])
+            source = QueryFile.open(self.store.state_dir, state) or self.store  # mapped: no LanceDB
+            snapshot = SearchIndex(source, state["active_key"])
             self._index, self._index_stamp = snapshot, stamp
         return self._index
 

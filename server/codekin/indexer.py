@@ -24,6 +24,7 @@ from codekin.embedding import Embedder, expected_key, load_embedder
 from codekin.errors import StaleModelError, WorkspaceError
 from codekin.index.lock import IndexLock
 from codekin.index.phases import DenseLayer, scan_digest
+from codekin.index.query_file import write_query_file
 from codekin.index.store import FileRecord, IndexStore
 from codekin.progress import ProgressFactory, no_progress
 from codekin.workspace import Scan, UnreadableFile, read_text, scan
@@ -250,11 +251,12 @@ class Indexer:
             summary.chunks = dense.chunks
             # Written last: a full pass that completed may let the next one skip everything.
             counts = {"files": summary.files, "chunks": summary.chunks, "skipped": summary.skipped}
-            self.store.write_state(active_key=key, model=self.engine.model_name(model), dense=dense.record(),
-                                   head=git_head(self.root), scan_digest=self._scan_digest(found, key)
-                                   if paths is None else "", last_counts=counts,
-                                   **({"chunking": self._chunking_signature(),
-                                       "files_digest": self._scan_digest(found, "")} if paths is None else {}))
+            state = self.store.write_state(
+                active_key=key, model=self.engine.model_name(model), dense=dense.record(), head=git_head(self.root),
+                scan_digest=self._scan_digest(found, key) if paths is None else "", last_counts=counts,
+                **({"chunking": self._chunking_signature(),
+                    "files_digest": self._scan_digest(found, "")} if paths is None else {}))
+            write_query_file(self.store, state, self.config.index.ann_min_rows)
         summary.seconds = time.perf_counter() - started
         summary.searchable_seconds = summary.searchable_seconds or summary.seconds
         return summary
@@ -297,8 +299,9 @@ class Indexer:
             return dense
         extra = {"files_digest": scan_digest(found, "", self._chunking_signature()),
                  "chunking": self._chunking_signature(), "scan_digest": ""} if paths is None else {}
-        self.store.write_state(active_key=key, model=self.engine.model_name(model), head=git_head(self.root),
-                               dense=dense.record(), **extra)
+        state = self.store.write_state(active_key=key, model=self.engine.model_name(model),
+                                       head=git_head(self.root), dense=dense.record(), **extra)
+        write_query_file(self.store, state, self.config.index.ann_min_rows)
         summary.searchable_seconds = time.perf_counter() - started
         if self.on_searchable is not None:
             self.on_searchable(summary)

@@ -16,6 +16,7 @@ from codekin.index.files import FileRanking
 from codekin.index.lexical import Bm25, name_terms
 from codekin.index.paths import ROLES, is_test_symbol, path_role, twin_key
 from codekin.index.query import Query
+from codekin.index.query_file import QueryFile
 from codekin.index.ranking import Weights, spread_order
 from codekin.index.store import IndexStore
 from codekin.workspace import matches
@@ -50,7 +51,7 @@ class Hit:
 class SearchIndex:
     """A read-only snapshot: chunk rows, their vectors (one model space) and BM25."""
 
-    def __init__(self, store: IndexStore, key: str) -> None:
+    def __init__(self, store: IndexStore | QueryFile, key: str) -> None:
         table = store.load_chunks()
         self.key = key
         self.paths: list[str] = table.column("path").to_pylist()
@@ -87,7 +88,7 @@ class SearchIndex:
         self._files: FileRanking | None = None
         self._modules: FileRanking | None = None
         # Large indexes ask LanceDB's ANN index for candidates, then rescore them exactly.
-        self.store: IndexStore | None = store if store.has_ann_index(key) else None
+        self.store: IndexStore | None = store if isinstance(store, IndexStore) and store.has_ann_index(key) else None
         self.rows_by_hash: dict[str, list[int]] = {}
         if self.store is not None:
             for i, h in enumerate(self.hashes):
