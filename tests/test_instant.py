@@ -111,6 +111,7 @@ def test_killed_phase_2_keeps_its_slices_and_a_second_indexer_is_told_who_holds_
     assert summary["missing_vectors"] == 0 and state(root)["dense"]["complete"] is True
 
 
+@pytest.mark.storm  # loads torch and embeds with it: ~15 s quiet, over a minute on the shared machine
 def test_an_int8_export_that_fails_falls_back_to_torch_with_one_line(repo_factory, tmp_path):
     root = repo_factory({"lib/cart.ex": CART})
     (root / ".codekin").mkdir()
