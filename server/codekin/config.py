@@ -73,9 +73,13 @@ class SearchConfig:
     prior_other: float = 1.0  # examples, benchmarks, docs: fitted to 1 (docs answer architecture questions) [0.8]
     prior_vendored: float = 0.7  # vendored, generated and build files: not in the benchmark corpus, so not fitted
     spread: float = 0.95  # the n-th chunk of one file (or its platform/version twins) counts spread^(n-1) [0.8]
+    concept_spread: float = 0.5  # "how does ... work": the answer spans files, so cover more of them; tune
+    # half: architecture chunk NDCG 0.622 -> 0.693 (0.3 ... 0.8 walked; 0.4-0.5 is the plateau) [0.95]
     file_chunk_decay: float = 0.7  # files: a file's k-th best chunk adds decay^k of its score [0.5]
     file_summary_weight: float = 0.5  # files: BM25 over path words, module doc and what the file defines
     file_dense_weight: float = 0.5  # files: cosine with the mean of the file's chunk vectors
+    module_text_weight: float = 1.0  # module-level `similar`: BM25 of the module's words over each module's
+    # whole text (tune half: code NDCG 0.778 -> 0.790; 0.5 and 2 walked) [0]
 
 
 @dataclass

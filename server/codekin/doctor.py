@@ -81,6 +81,7 @@ def _training_check() -> Check:
 
 
 def _index_check(root: Path, config: Config) -> Check:
+    from codekin.index import integrity
     from codekin.index.store import IndexStore
     from codekin.indexer import pending_changes
 
@@ -89,9 +90,13 @@ def _index_check(root: Path, config: Config) -> Check:
         return Check("index", False, f"no index in {root}", f"codekin index {root}")
     try:
         state = store.state()
-        chunks = store.chunk_hashes()
-        missing = len(chunks - store.vector_hashes(state["active_key"]))
-        behind = pending_changes(root, config)
+        damage = integrity.verify(store, deep=True, active_key=state.get("active_key", ""))
+        if damage:
+            return Check("index", False, integrity.damaged("; ".join(damage)).message, integrity.FIX)
+        with integrity.guard():
+            chunks = store.chunk_hashes()
+            missing = len(chunks - store.vector_hashes(state["active_key"]))
+            behind = pending_changes(root, config)
     except CodekinError as exc:
         return Check("index", False, exc.message, exc.hint)
     stale = sum(behind.values())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from codekin.chunking import language_for
 from codekin.config import Config, ModelConfig
 from codekin.embedding import Embedder, load_embedder
 from codekin.errors import WorkspaceError
+from codekin.index import integrity
 from codekin.index import query as queries
 from codekin.index.files import FileHit, FileWeights
 from codekin.index.paths import asks_for_tests
@@ -72,8 +74,10 @@ class Engine:
         state = self.store.state()
         stamp = (self.store.state_path.stat().st_mtime_ns, state.get("active_key", ""))
         if self._index is None or stamp != self._index_stamp:
+            integrity.check(self.store, state.get("active_key", ""))  # damaged files: IndexDamagedError
             source = QueryFile.open(self.store.state_dir, state) or self.store  # mapped: no LanceDB
-            snapshot = SearchIndex(source, state["active_key"])
+            with integrity.guard():
+                snapshot = SearchIndex(source, state["active_key"])
             self._index, self._index_stamp = snapshot, stamp
         return self._index
 
@@ -220,7 +224,9 @@ class Engine:
         modules = index.modules()
         own = np.zeros(len(modules.paths), dtype=bool)
         own[modules.file_of_row[rows]] = True  # the module(s) the query is made of
-        module_score = modules.rank(rank, vector, parsed.terms, modules.keep(keep) & ~own, self._file_weights(mode),
+        module_weights = replace(self._file_weights(mode),
+                                 text=self.config.search.module_text_weight if mode != "dense" else 0.0)
+        module_score = modules.rank(rank, vector, parsed.terms, modules.keep(keep) & ~own, module_weights,
                                     weights.prior_vector())
         found = modules.hits(module_score, rank, limit, head=True)
         shown = [float(modules.vectors[modules.file_of_row[f.row]] @ vector) if vector is not None else f.score

@@ -21,7 +21,8 @@ from typing import Protocol
 from codekin.chunking import CHUNKER_VERSION, Chunk, chunk_text
 from codekin.config import Config, IndexConfig, ModelConfig
 from codekin.embedding import Embedder, expected_key, load_embedder
-from codekin.errors import StaleModelError, WorkspaceError
+from codekin.errors import IndexDamagedError, StaleModelError, WorkspaceError
+from codekin.index import integrity
 from codekin.index.lock import IndexLock
 from codekin.index.phases import DenseLayer, scan_digest
 from codekin.index.query_file import write_query_file
@@ -47,6 +48,7 @@ class IndexSummary:
     missing_vectors: int = 0  # chunk rows still without a vector (phase 2 skipped or cut short)
     model: str = ""
     device: str = ""
+    rebuilt: str = ""  # why the index was discarded and rebuilt from the files ("" when it was not)
 
     @property
     def embeddings_per_second(self) -> float:
@@ -201,6 +203,7 @@ class Indexer:
         self.store = IndexStore(root)
         self.engine: IndexEngine = engine if engine is not None else LocalEngine(embedder)
         self.progress = progress
+        self.announce: Callable[[str], None] = lambda message: None  # says why it rebuilds, before it does
 
     def _model(self) -> ModelConfig:
         """The configured model, or the fine-tuned version the model registry makes active."""
@@ -208,17 +211,33 @@ class Indexer:
 
         return serving_model(self.root, self.config.model)
 
-    def run(self, paths: list[str] | None = None, wait: float = 0.0) -> IndexSummary:
-        """Full pass (paths=None) or only the given repository-relative paths."""
+    def run(self, paths: list[str] | None = None, wait: float = 0.0, rebuild: bool = False) -> IndexSummary:
+        """Full pass (paths=None) or only the given repository-relative paths. A damaged index
+        (and any index with `rebuild`) is discarded and rebuilt by a full pass, announced first."""
         try:
-            return self._run(paths, wait)
+            if rebuild:
+                return self._rebuild("a rebuild was asked for", wait)
+            try:
+                return self._run(paths, wait)
+            except IndexDamagedError as exc:
+                self.announce(f"codekin: {exc.message}; rebuilding it from the source files")
+                return self._rebuild(exc.message, wait)
         finally:
             self.engine.close()
+
+    def _rebuild(self, reason: str, wait: float) -> IndexSummary:
+        with IndexLock(self.store.state_dir, wait=wait):
+            integrity.discard(self.store)
+        self.store = IndexStore(self.root)  # no connection to the discarded tables
+        summary = self._run(None, wait)
+        summary.rebuilt = reason
+        return summary
 
     def _run(self, paths: list[str] | None, wait: float) -> IndexSummary:
         started = time.perf_counter()
         summary = IndexSummary()
-        with IndexLock(self.store.state_dir, wait=wait):
+        with IndexLock(self.store.state_dir, wait=wait), integrity.guard():
+            integrity.prepare(self.store)  # leftovers of a killed run go; damage raises IndexDamagedError
             model = self._model()  # resolved once per run: the registry is read here only
             self._check_model_current(model)
             found = self._scan(paths)
@@ -256,6 +275,7 @@ class Indexer:
                 scan_digest=self._scan_digest(found, key) if paths is None else "", last_counts=counts,
                 **({"chunking": self._chunking_signature(),
                     "files_digest": self._scan_digest(found, "")} if paths is None else {}))
+            integrity.record(self.store)  # what this run wrote, as written
             write_query_file(self.store, state, self.config.index.ann_min_rows)
         summary.seconds = time.perf_counter() - started
         summary.searchable_seconds = summary.searchable_seconds or summary.seconds
@@ -301,6 +321,7 @@ class Indexer:
                  "chunking": self._chunking_signature(), "scan_digest": ""} if paths is None else {}
         state = self.store.write_state(active_key=key, model=self.engine.model_name(model),
                                        head=git_head(self.root), dense=dense.record(), **extra)
+        integrity.record(self.store)  # phase 1's files, as written
         write_query_file(self.store, state, self.config.index.ann_min_rows)
         summary.searchable_seconds = time.perf_counter() - started
         if self.on_searchable is not None:

@@ -12,6 +12,7 @@ from codekin.config import STATE_DIR, IndexConfig
 from codekin.errors import WorkspaceError
 
 BINARY_SNIFF_BYTES = 8192
+NOT_UTF8_NAME = "name is not UTF-8"
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,15 @@ def matches(path: str, patterns: list[str]) -> bool:
     return False
 
 
+def utf8_name(rel: str) -> bool:
+    """False for a name whose bytes are not UTF-8 (decoded with surrogateescape)."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def scan(root: Path, config: IndexConfig) -> Scan:
     """List the candidate files under `root` with size and mtime; no file is read here."""
     result = Scan(root=root)
@@ -99,6 +109,9 @@ def scan(root: Path, config: IndexConfig) -> Scan:
             continue
         if (config.include and not matches(rel, config.include)) or matches(rel, config.exclude):
             result.excluded += 1
+            continue
+        if not utf8_name(rel):  # the index stores names as UTF-8 text: it cannot hold this one
+            result.skipped[rel] = NOT_UTF8_NAME
             continue
         full = root / rel
         try:

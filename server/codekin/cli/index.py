@@ -39,7 +39,8 @@ def cmd_index(args: argparse.Namespace) -> int:
                              progress=BarProgress)
     indexer.lexical_only = args.lexical_only
     indexer.on_searchable = lambda summary: _say_searchable(summary, args.lexical_only)
-    summary = indexer.run(wait=args.wait)
+    indexer.announce = lambda message: print(message, file=sys.stderr, flush=True)
+    summary = indexer.run(wait=args.wait, rebuild=args.rebuild)
     skipped = ", ".join(f"{reason}: {n}" for reason, n in sorted(summary.skipped.items()))
     line = (f"Indexed {summary.files} files ({summary.changed_files} changed, {summary.removed_files} removed): "
             f"{summary.chunks} chunks, {summary.new_embeddings} new embeddings"
@@ -48,6 +49,8 @@ def cmd_index(args: argparse.Namespace) -> int:
             + f" in {summary.seconds:.1f} s ({summary.embeddings_per_second:.1f} embeddings/s)"
             + (f"\n{summary.missing_vectors} chunks wait for vectors and rank by their words until "
                "`codekin index` (or the language server) embeds them" if summary.missing_vectors else ""))
+    if summary.rebuilt:
+        line = f"Rebuilt the index from the source files ({summary.rebuilt}).\n{line}"
     emit(args, {"root": str(root), **summary.to_dict()}, line)
     return 0
 
@@ -89,6 +92,8 @@ def register(subparsers: argparse._SubParsersAction, parents: dict[str, argparse
     p.add_argument("--lexical-only", action="store_true",
                    help="stop once the index is searchable by words and definitions (phase 1); "
                         "the next `codekin index` or the language server adds the vectors")
+    p.add_argument("--rebuild", action="store_true",
+                   help="discard the index and rebuild it from the source files (re-embeds everything)")
     p.set_defaults(func=cmd_index)
 
     p = subparsers.add_parser("status", parents=[common], help="index size, model and staleness")

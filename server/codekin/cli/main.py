@@ -10,6 +10,7 @@ from codekin import __version__
 from codekin.cli import doctor, hooks, index, jobs, models, search, serve, sync, train, triplets
 from codekin.config import DEVICES, SEARCH_MODES
 from codekin.errors import DISK_FULL_EXIT, CodekinError, disk_full
+from codekin.index.integrity import as_damage
 
 # Each group has `register(subparsers, parents)` where
 # parents = {"common": --json, "model": --device, "query": --limit/--min-similarity/--mode/--repo,
@@ -58,7 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("codekin: interrupted; the index keeps everything committed so far", file=sys.stderr)
         return 130
-    except (OSError, RuntimeError) as exc:  # LanceDB reports a full disk as a RuntimeError
+    except (OSError, RuntimeError, ValueError) as exc:  # LanceDB reports a full disk as a RuntimeError
+        damage = as_damage(exc)  # a damaged index file, wherever a command read it
+        if damage is not None:
+            print(f"codekin: error: {damage}", file=sys.stderr)
+            return damage.exit_code
         if not disk_full(exc):
             raise
         print("codekin: error: the disk is full (no space left on device)\n"

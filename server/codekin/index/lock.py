@@ -17,6 +17,8 @@ from typing import Any
 
 from codekin.errors import CodekinError, IndexLockedError
 
+REEMBED_LOCK = "reembed.lock"  # held while `codekin reembed` writes a new vectors table
+
 
 def read_holder(fd: int) -> dict[str, Any]:
     try:

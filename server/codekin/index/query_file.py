@@ -49,6 +49,8 @@ def write_query_file(store: IndexStore, state: dict, max_rows: int) -> None:
     table = table.append_column("vector", pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), dim)) \
         if dim else table
     table = table.replace_schema_metadata(_stamp(state))
+    for left in store.state_dir.glob(f".{NAME}.*.tmp"):  # a killed writer's (the caller holds the lock)
+        left.unlink(missing_ok=True)
     tmp = target.with_name(f".{NAME}.{os.getpid()}.tmp")
     with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)

@@ -43,9 +43,11 @@ def weights_for(search, kind: str, tests: bool = False) -> Weights:
                        priors, search.spread)
     if kind == CODE:
         return Weights(search.code_lexical_weight, 0.0, 0.0, 0.0, priors, search.spread)
-    lexical = search.concept_lexical_weight if kind == CONCEPT else search.lexical_weight
-    return Weights(lexical, search.name_weight, search.question_definition_weight, search.context_weight,
-                   priors, search.spread)
+    if kind == CONCEPT:
+        return Weights(search.concept_lexical_weight, search.name_weight, search.question_definition_weight,
+                       search.context_weight, priors, search.concept_spread)
+    return Weights(search.lexical_weight, search.name_weight, search.question_definition_weight,
+                   search.context_weight, priors, search.spread)
 
 
 def spread_order(rank: np.ndarray, candidates: list[int], groups: np.ndarray, decay: float) -> list[int]:

@@ -64,7 +64,8 @@ class SearchIndex:
         self.hashes: list[str] = table.column("content_hash").to_pylist()
         self.texts: list[str] = table.column("text").to_pylist()
         self.contexts: list[str] = table.column("context").to_pylist()
-        self.bm25 = Bm25([t.split() for t in table.column("terms").to_pylist()], prose=True,
+        self.terms = table.column("terms")  # kept for the module-level text channel (modules())
+        self.bm25 = Bm25([t.split() for t in self.terms.to_pylist()], prose=True,
                          names=[name_terms(s, k) for s, k in zip(self.symbols, self.kinds, strict=True)])
         vector_hashes, matrix = store.load_vectors(key)
         position = {h: i for i, h in enumerate(vector_hashes)}
@@ -231,7 +232,7 @@ class SearchIndex:
         if self._modules is None:
             heads = [self.kinds[p] in HEAD_KINDS for p in self.parent]
             self._modules = FileRanking(self, [f"{path}#{parent}" if head else path for path, parent, head
-                                               in zip(self.paths, self.parent, heads, strict=True)])
+                                               in zip(self.paths, self.parent, heads, strict=True)], text=True)
         return self._modules
 
 
