@@ -409,6 +409,7 @@ class Indexer:
                 summary.embed_seconds += stats.seconds
                 if dense.missing:
                     self.store.write_state(active_key=key, dense=dense.record())
+                    integrity.record(self.store)  # this slice's vectors, as written
         summary.missing_vectors = dense.missing_rows
         return dense
 

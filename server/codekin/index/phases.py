@@ -97,13 +97,17 @@ def dense_pending(root: Path) -> bool:
 
 def quick_status(root: Path, config: Config) -> dict | None:
     """`codekin status` from the state file and a stat of the tree, without LanceDB; None when
-    the state file cannot tell (an index written before it recorded phases, or files that
-    changed since phase 1: the caller compares them with the index)."""
+    the state file cannot tell (an index written before it recorded phases, index files that
+    are not as recorded, or source files that changed since phase 1: the caller opens the
+    index)."""
+    from codekin.index.integrity import intact_as_recorded
     from codekin.workspace import scan
 
     state = read_state(root)
     dense, files_digest = state.get("dense"), state.get("files_digest")
     if not isinstance(dense, dict) or not files_digest or state.get("active_key") is None:
+        return None
+    if not intact_as_recorded(root / STATE_DIR):  # damage (or no checksums): the full check decides
         return None
     if scan_digest(scan(root, config.index), "", state.get("chunking", "")) != files_digest:
         return None
