@@ -75,7 +75,11 @@ class Engine:
         stamp = (self.store.state_path.stat().st_mtime_ns, state.get("active_key", ""))
         if self._index is None or stamp != self._index_stamp:
             integrity.check(self.store, state.get("active_key", ""))  # damaged files: IndexDamagedError
-            source = QueryFile.open(self.store.state_dir, state) or self.store  # mapped: no LanceDB
+            # Mapped instead of LanceDB while every index file is as recorded (else LanceDB
+            # reads them, and reports damage the checksums could not see).
+            mapped = QueryFile.open(self.store.state_dir, state) \
+                if integrity.intact_as_recorded(self.store.state_dir) else None
+            source = mapped or self.store
             with integrity.guard():
                 snapshot = SearchIndex(source, state["active_key"])
             self._index, self._index_stamp = snapshot, stamp
