@@ -136,7 +136,7 @@ def lexical_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.mark.parametrize("argv", [["--version"], ["status"], ["status", "--json"], ["hooks", "status"],
+@pytest.mark.parametrize("argv", [["--version"], ["hooks", "status"],
                                   ["search", "add an item to the cart", "--mode", "lexical"],
                                   ["search", "add an item to the cart"]])  # no vector yet: words only
 def test_quick_commands_import_no_model_stack(argv, lexical_repo):

@@ -128,7 +128,7 @@ def expected_title(engine: Engine, path: str, start: int, end: int, threshold: f
 async def test_initialize_advertises_the_features(client: LanguageClient):
     caps = client.init_result.capabilities
     assert set(caps.execute_command_provider.commands) == {
-        "codekin.findSimilar", "codekin.search", "codekin.status", "codekin.retrain"}
+        "codekin.findSimilar", "codekin.search", "codekin.status", "codekin.retrain", "codekin.index"}
     assert caps.code_lens_provider.resolve_provider is True
     assert caps.workspace_symbol_provider
     assert caps.text_document_sync.save is not None and caps.text_document_sync.save is not False

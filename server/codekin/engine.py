@@ -16,8 +16,8 @@ import numpy as np
 
 from codekin.chunking import language_for
 from codekin.config import Config, ModelConfig
-from codekin.embedding import Embedder, load_embedder
-from codekin.errors import WorkspaceError
+from codekin.embedding import Embedder
+from codekin.errors import ConfigError, WorkspaceError
 from codekin.index import integrity
 from codekin.index import query as queries
 from codekin.index.files import FileHit, FileWeights
@@ -26,6 +26,7 @@ from codekin.index.query_file import QueryFile
 from codekin.index.ranking import weights_for
 from codekin.index.search import Hit, SearchIndex
 from codekin.index.store import IndexStore
+from codekin.models.serving import load_verified
 from codekin.workspace import UnreadableFile, read_text
 
 
@@ -45,7 +46,7 @@ class Engine:
     def embedder(self) -> Embedder:
         with self._lock:
             if self._embedder is None:
-                self._embedder = load_embedder(self._query_model())
+                self._embedder = load_verified(self.root, self._query_model())
             return self._embedder
 
     def _query_model(self) -> ModelConfig:
@@ -102,7 +103,7 @@ class Engine:
         from codekin.errors import ModelLoadError
 
         model = self._query_model()
-        embedder = load_embedder(dataclasses.replace(model, fallback=model.primary))
+        embedder = load_verified(self.root, dataclasses.replace(model, fallback=model.primary))
         if embedder.key != key:
             raise ModelLoadError(f"the index's active table vectors_{key} was written by a model that does not "
                                  f"load here (loaded {embedder.name})",
@@ -117,6 +118,7 @@ class Engine:
                path_glob: str | None = None, tests: bool = False) -> list[Hit]:
         """Ranked chunks for a symbol, a question or a code snippet (told apart by index/query.py);
         `tests` ranks tests like the code (a query that names tests does so by itself)."""
+        check_query_arguments(limit, min_similarity)
         index, parsed, keep, mode = self._prepare(query, mode, language, path_glob)
         weights = weights_for(self.config.search, parsed.kind, tests or asks_for_tests(query))
         vector = self._embed(parsed.text, index.key) if mode != "lexical" and index.dim else None
@@ -127,6 +129,7 @@ class Engine:
                      language: str | None = None, path_glob: str | None = None,
                      tests: bool = False) -> list[FileHit]:
         """Files as answers: each file's best chunks, its summary and its mean vector."""
+        check_query_arguments(limit, None)
         index, parsed, keep, mode = self._prepare(query, mode, language, path_glob)
         weights = weights_for(self.config.search, parsed.kind, tests or asks_for_tests(query))
         vector = self._embed(parsed.text, index.key) if mode != "lexical" and index.dim else None
@@ -165,11 +168,7 @@ class Engine:
         index = self.index()
         keep = index.mask(language, path_glob)
         if not keep.any():
-            named = " and ".join(f for f in (f"--lang {language}" if language else "",
-                                             f"--path {path_glob!r}" if path_glob else "") if f)
-            raise WorkspaceError(f"no indexed file matches {named}",
-                                 "check the filter (`codekin status` lists the languages; globs are "
-                                 "repository-relative, e.g. 'lib/**')")
+            raise _empty_filter(index, language, path_glob)
         return index, parsed, keep, mode or self.config.search.mode
 
     def similar(self, path: str, start_line: int, end_line: int | None = None, text: str | None = None,
@@ -181,6 +180,7 @@ class Engine:
         own lines excluded. A span that holds a module (its head, or several chunks) is
         compared with other modules as wholes, and answers with their heads.
         """
+        check_query_arguments(limit, min_similarity)
         rel = self.relative(path)
         index = self.index()
         end = end_line if end_line is not None else start_line
@@ -235,7 +235,7 @@ class Engine:
         found = modules.hits(module_score, rank, limit, head=True)
         shown = [float(modules.vectors[modules.file_of_row[f.row]] @ vector) if vector is not None else f.score
                  for f in found]
-        return [index.hit(f.row, s) for f, s in zip(found, shown, strict=True) if s >= min_similarity]
+        return [index.hit(f.row, s, f.score) for f, s in zip(found, shown, strict=True) if s >= min_similarity]
 
     def _span_text(self, rel: str, start: int, end_line: int | None) -> str:
         try:
@@ -283,6 +283,29 @@ class Engine:
         if self._embedder is not None:
             out.update({"device": self._embedder.device, "fallback_reason": self._embedder.fallback_reason})
         return out
+
+
+def check_query_arguments(limit: int | None, min_similarity: float | None) -> None:
+    """A limit below 1 or a similarity outside [-1, 1] is a mistake, never a silent default."""
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be 1 or more, got {limit}", "e.g. --limit 10 (the default)")
+    if min_similarity is not None and not -1.0 <= min_similarity <= 1.0:
+        raise ConfigError(f"--min-similarity must be between -1 and 1 (a cosine similarity), got {min_similarity}",
+                          "e.g. --min-similarity 0.3; the default 0 keeps every result")
+
+
+def _empty_filter(index: SearchIndex, language: str | None, path_glob: str | None) -> WorkspaceError:
+    """Name the filter that matched nothing (each one alone), with what the index does hold."""
+    languages = sorted(set(index.languages))
+    if language and not index.mask(language, None).any():
+        return WorkspaceError(f"--lang {language} matches no indexed file",
+                              f"the index holds: {', '.join(languages)}")
+    if path_glob and not index.mask(None, path_glob).any():
+        tops = sorted({p.split("/")[0] + ("/**" if "/" in p else "") for p in index.paths})
+        return WorkspaceError(f"--path {path_glob!r} matches no indexed file",
+                              "globs are repository-relative, e.g. " + ", ".join(repr(t) for t in tops[:8]))
+    return WorkspaceError(f"no indexed {language} file matches --path {path_glob!r}",
+                          "each filter matches files, but none both; drop one of them")
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ decisions and writes, so both write the same tables.
 from __future__ import annotations
 
 import hashlib
+import logging
 import subprocess
 import time
 from collections import Counter
@@ -32,6 +33,8 @@ from codekin.workspace import Scan, UnreadableFile, read_text, scan
 
 FILE_BATCH = 500  # files whose chunk rows are written together
 EMBED_BATCH = 1024  # vectors appended per write: an interrupted run keeps what it embedded
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -237,6 +240,8 @@ class Indexer:
         started = time.perf_counter()
         summary = IndexSummary()
         with IndexLock(self.store.state_dir, wait=wait), integrity.guard():
+            if paths is None and (repaired := self.store.repair_state()):
+                log.warning("codekin: %s", repaired)
             integrity.prepare(self.store)  # leftovers of a killed run go; damage raises IndexDamagedError
             model = self._model()  # resolved once per run: the registry is read here only
             self._check_model_current(model)
@@ -435,3 +440,11 @@ def workspace_changes(root: Path, config: Config,
 def pending_changes(root: Path, config: Config) -> dict[str, int]:
     """How far the index is behind the files, as counts."""
     return {kind: len(paths) for kind, paths in workspace_changes(root, config).items()}
+
+
+def skipped_files(root: Path, config: Config) -> dict[str, str]:
+    """Every file the index leaves out, by name, with the reason: those read and refused (binary,
+    not UTF-8, empty...) and those the scan passes over (symlinks, too large)."""
+    found = {path: reason for path, reason in scan(root, config.index).skipped.items()}
+    found.update({path: r.skip_reason for path, r in IndexStore(root).file_records().items() if r.skip_reason})
+    return dict(sorted(found.items()))

@@ -4,6 +4,8 @@ exit codes with a hint."""
 from __future__ import annotations
 
 import argparse
+import os
+import select
 import sys
 
 from codekin import __version__
@@ -19,13 +21,24 @@ from codekin.index.integrity import as_damage
 GROUPS = (index, search, doctor, hooks, sync, serve, train, models, triplets, jobs)
 
 
+def _positive(text: str) -> int:
+    """--limit: a whole number >= 1 (0 or -5 would silently give nothing or everything)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
+
+
 def _parents() -> dict[str, argparse.ArgumentParser]:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output")
     model = argparse.ArgumentParser(add_help=False)
     model.add_argument("--device", choices=DEVICES, help="where the model runs (default: auto)")
     query = argparse.ArgumentParser(add_help=False)
-    query.add_argument("--limit", type=int, default=None, help="number of results (default 10)")
+    query.add_argument("--limit", type=_positive, default=None, help="number of results (default 10)")
     query.add_argument("--min-similarity", type=float, default=None, help="drop results below this score")
     query.add_argument("--mode", choices=SEARCH_MODES, help="dense, lexical or hybrid (default)")
     query.add_argument("--repo", help="repository root (default: found from the current directory)")
@@ -49,7 +62,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+CLOSED_PIPE_EXIT = 141  # 128 + SIGPIPE, what `cat` reports when `| head` stops reading
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a reader that stops early (`codekin status | head -1`) ends it quietly."""
+    try:
+        try:
+            code = _main(argv)
+        except SystemExit:  # --help, --version and argparse's usage errors
+            sys.stdout.flush()
+            raise
+        sys.stdout.flush()  # here, not at interpreter exit, where a closed pipe cannot be caught
+        return code
+    except BrokenPipeError:
+        if not _closed_pipe():
+            raise  # a pipe of our own (a child process), not the reader of our output
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for stream in (sys.stdout, sys.stderr):
+            os.dup2(devnull, stream.fileno())  # nothing more to write: exit without "Exception ignored"
+        return CLOSED_PIPE_EXIT
+
+
+def _closed_pipe() -> bool:
+    """stdout or stderr is a pipe whose reader has gone."""
+    poll = select.poll()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            poll.register(stream.fileno(), select.POLLOUT)
+        except (ValueError, OSError):
+            continue
+    return any(event & select.POLLERR for _, event in poll.poll(0))
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
@@ -57,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"codekin: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("codekin: interrupted; the index keeps everything committed so far", file=sys.stderr)
+        print("codekin: interrupted; the index keeps everything committed so far, and running the command "
+              "again resumes from there", file=sys.stderr)
         return 130
     except (OSError, RuntimeError, ValueError) as exc:  # LanceDB reports a full disk as a RuntimeError
         damage = as_damage(exc)  # a damaged index file, wherever a command read it

@@ -5,9 +5,8 @@ from then on the index answers queries by its words. Phase 2 embeds the chunk ha
 have no vector yet, in slices; each slice is appended to the vectors table and recorded, so
 a kill at any point keeps every slice already written and the next pass embeds the rest.
 
-The state file carries what `codekin status` shows (counts, how much of the dense layer
-exists, a digest of the files as phase 1 saw them), so status reads one small JSON file and
-stats the tree instead of opening LanceDB.
+The state file's `dense` entry says how much of the dense layer exists (counts), and
+`files_digest` the files as phase 1 saw them.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from typing import TYPE_CHECKING
 from codekin.config import STATE_DIR
 
 if TYPE_CHECKING:
-    from codekin.config import Config
     from codekin.index.store import IndexStore
     from codekin.workspace import Scan
 
@@ -93,27 +91,3 @@ def dense_pending(root: Path) -> bool:
     """Whether phase 2 has chunks left to embed, as the last pass recorded it."""
     dense = read_state(root).get("dense")
     return isinstance(dense, dict) and not dense.get("complete", True)
-
-
-def quick_status(root: Path, config: Config) -> dict | None:
-    """`codekin status` from the state file and a stat of the tree, without LanceDB; None when
-    the state file cannot tell (an index written before it recorded phases, index files that
-    are not as recorded, or source files that changed since phase 1: the caller opens the
-    index)."""
-    from codekin.index.integrity import intact_as_recorded
-    from codekin.workspace import scan
-
-    state = read_state(root)
-    dense, files_digest = state.get("dense"), state.get("files_digest")
-    if not isinstance(dense, dict) or not files_digest or state.get("active_key") is None:
-        return None
-    if not intact_as_recorded(root / STATE_DIR):  # damage (or no checksums): the full check decides
-        return None
-    if scan_digest(scan(root, config.index), "", state.get("chunking", "")) != files_digest:
-        return None
-    return {"root": str(root), "indexed": True, "model": state.get("model"),
-            "active_table": f"vectors_{state['active_key']}", "chunks": dense["chunks"],
-            "embedded_chunks": dense["embedded_chunks"], "dense_complete": bool(dense["complete"]),
-            "files": dense["files"], "updated_at": state.get("updated_at"),
-            "age_seconds": round(time.time() - state.get("updated_at", time.time()), 1),
-            "head": state.get("head", ""), "pending": {"changed": 0, "new": 0, "removed": 0}}

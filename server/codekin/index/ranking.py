@@ -50,6 +50,18 @@ def weights_for(search, kind: str, tests: bool = False) -> Weights:
                    search.context_weight, priors, search.spread)
 
 
+def spread_scores(rank: np.ndarray, order: list[int], groups: np.ndarray, decay: float) -> list[float]:
+    """The score each row of spread_order's `order` was placed by (non-increasing): its rank
+    score times `decay` for each chunk of its group placed before it."""
+    used: dict[int, int] = {}
+    out = []
+    for i in order:
+        count = used.get(int(groups[i]), 0) if decay < 1.0 else 0
+        out.append(float(rank[i]) * decay ** count)
+        used[int(groups[i])] = count + 1
+    return out
+
+
 def spread_order(rank: np.ndarray, candidates: list[int], groups: np.ndarray, decay: float) -> list[int]:
     """`candidates` (best first) re-ordered so that each further chunk of a group counts
     `decay` times less: a lazy greedy over a heap, exact for a decay in (0, 1]."""

@@ -17,7 +17,7 @@ from codekin.index.lexical import Bm25, name_terms
 from codekin.index.paths import ROLES, is_test_symbol, path_role, twin_key
 from codekin.index.query import Query
 from codekin.index.query_file import QueryFile
-from codekin.index.ranking import Weights, spread_order
+from codekin.index.ranking import Weights, spread_order, spread_scores
 from codekin.index.store import IndexStore
 from codekin.workspace import matches
 
@@ -33,14 +33,21 @@ class Hit:
     symbol: str
     language: str
     kind: str
-    score: float
+    score: float  # the chunk's own cosine similarity (lexical mode: BM25 relative to the best)
     text: str = ""
+    rank_score: float | None = None  # what the list is ranked by (the whole ranking stack, spread included)
     embedded: bool = True  # False: no vector yet (phase 2 pending); it ranked by its words
 
+    @property
+    def shown_score(self) -> float:
+        """The score a list of hits is shown with: the one it is ranked by."""
+        return self.score if self.rank_score is None else self.rank_score
+
     def to_dict(self, with_text: bool = False) -> dict:
+        """`score` is what the list is ranked by; `cosine` the chunk's own similarity."""
         out = {"path": self.path, "start_line": self.start_line, "end_line": self.end_line,
                "symbol": self.symbol, "language": self.language, "kind": self.kind,
-               "score": round(self.score, 4)}
+               "score": round(self.shown_score, 4), "cosine": round(self.score, 4)}
         if with_text:
             out["text"] = self.text
         if not self.embedded:
@@ -132,9 +139,10 @@ class SearchIndex:
     def dim(self) -> int:
         return self.vectors.shape[1]
 
-    def hit(self, i: int, score: float) -> Hit:
+    def hit(self, i: int, score: float, rank_score: float | None = None) -> Hit:
         return Hit(self.paths[i], int(self.starts[i]), int(self.ends[i]), self.symbols[i],
-                   self.languages[i], self.kinds[i], float(score), self.texts[i], bool(self.has_vector[i]))
+                   self.languages[i], self.kinds[i], float(score), self.texts[i],
+                   None if rank_score is None else float(rank_score), bool(self.has_vector[i]))
 
     def enclosing(self, path: str, start: int, end: int) -> int | None:
         """The smallest chunk of `path` that contains lines start..end (1-based)."""
@@ -185,7 +193,9 @@ class SearchIndex:
         rank, shown = self.scores(query_vector, query, mode, keep, weights)
         candidates = _top(rank, max(limit * 4, 40))
         order = spread_order(rank, candidates, self.groups, weights.spread)
-        return [self.hit(i, shown[i]) for i in order if shown[i] >= min_similarity][:limit]
+        ranked = spread_scores(rank, order, self.groups, weights.spread)
+        return [self.hit(i, shown[i], r) for i, r in zip(order, ranked, strict=True)
+                if shown[i] >= min_similarity][:limit]
 
     def scores(self, query_vector: np.ndarray | None, query: Query, mode: str, keep: np.ndarray,
                weights: Weights) -> tuple[np.ndarray, np.ndarray]:
