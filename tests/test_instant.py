@@ -114,11 +114,13 @@ def test_killed_phase_2_keeps_its_slices_and_a_second_indexer_is_told_who_holds_
 @pytest.mark.storm  # loads torch and embeds with it: ~15 s quiet, over a minute on the shared machine
 def test_an_int8_export_that_fails_falls_back_to_torch_with_one_line(repo_factory, tmp_path):
     root = repo_factory({"lib/cart.ex": CART})
-    (root / ".codekin").mkdir()
-    (root / ".codekin" / "config.toml").write_text('[model]\nbackend = "openvino-int8"\n', encoding="utf-8")
+    user = tmp_path / "xdg"  # the backend is the user's choice, never a repository's
+    (user / "codekin").mkdir(parents=True)
+    (user / "codekin" / "config.toml").write_text('[model]\nbackend = "openvino-int8"\n', encoding="utf-8")
     blocked = tmp_path / "not-a-directory"
     blocked.write_text("a file where the export cache would go\n", encoding="utf-8")
-    out = codekin("index", str(root), "--json", env={**ENV, "CODEKIN_CACHE_DIR": str(blocked)})
+    out = codekin("index", str(root), "--json",
+                  env={**ENV, "CODEKIN_CACHE_DIR": str(blocked), "XDG_CONFIG_HOME": str(user)})
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["new_embeddings"] == 3
     lines = [line for line in out.stderr.splitlines() if "using torch" in line]
