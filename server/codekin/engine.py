@@ -23,6 +23,7 @@ from codekin.index import integrity
 from codekin.index import query as queries
 from codekin.index.files import FileHit, FileWeights
 from codekin.index.paths import asks_for_tests
+from codekin.index.query_file import QueryFile
 from codekin.index.ranking import weights_for
 from codekin.index.search import Hit, SearchIndex
 from codekin.index.store import IndexStore
@@ -76,8 +77,13 @@ class Engine:
         stamp = (self.store.state_path.stat().st_mtime_ns, state.get("active_key", ""))
         if self._index is None or stamp != self._index_stamp:
             integrity.check(self.store, state.get("active_key", ""))  # damaged files: IndexDamagedError
+            # Mapped instead of LanceDB while every index file is as recorded (else LanceDB
+            # reads them, and reports damage the checksums could not see).
+            mapped = QueryFile.open(self.store.state_dir, state) \
+                if integrity.intact_as_recorded(self.store.state_dir) else None
+            source = mapped or self.store
             with integrity.guard():
-                snapshot = SearchIndex(self.store, state["active_key"])
+                snapshot = SearchIndex(source, state["active_key"])
             self._index, self._index_stamp = snapshot, stamp
         return self._index
 
@@ -116,7 +122,7 @@ class Engine:
         check_query_arguments(limit, min_similarity)
         index, parsed, keep, mode = self._prepare(query, mode, language, path_glob)
         weights = weights_for(self.config.search, parsed.kind, tests or asks_for_tests(query))
-        vector = self._embed(parsed.text, index.key) if mode != "lexical" else None
+        vector = self._embed(parsed.text, index.key) if mode != "lexical" and index.dim else None
         return index.search(vector, parsed, mode, limit or self.config.search.limit,
                             _min(min_similarity, self.config.search.min_similarity), keep, weights)
 
@@ -127,12 +133,17 @@ class Engine:
         check_query_arguments(limit, None)
         index, parsed, keep, mode = self._prepare(query, mode, language, path_glob)
         weights = weights_for(self.config.search, parsed.kind, tests or asks_for_tests(query))
-        vector = self._embed(parsed.text, index.key) if mode != "lexical" else None
+        vector = self._embed(parsed.text, index.key) if mode != "lexical" and index.dim else None
         rank, _ = index.scores(vector, parsed, mode, keep, weights)
         files = index.files()
         file_score = files.rank(rank, vector, parsed.terms, files.keep(keep), self._file_weights(mode),
                                 weights.prior_vector())
         return files.hits(file_score, rank, limit or self.config.search.limit)
+
+    def dense_coverage(self) -> tuple[int, int]:
+        """(chunks with a vector, chunks): below the total while phase 2 has not finished."""
+        index = self.index()
+        return int(index.has_vector.sum()), len(index)
 
     def undefined_symbol(self, query: str) -> str | None:
         """The query when it is a symbol that nothing in the index defines (say so beside the
@@ -312,6 +323,7 @@ class Engine:
             out.update({
                 "model": state.get("model"), "active_table": f"vectors_{state.get('active_key')}",
                 "chunks": len(index), "embedded_chunks": int(index.has_vector.sum()),
+                "dense_complete": bool(index.has_vector.all()),
                 "files": len(index.by_path), "updated_at": state.get("updated_at"),
                 "age_seconds": round(time.time() - state.get("updated_at", time.time()), 1),
                 "head": state.get("head", ""),

@@ -25,6 +25,8 @@ from codekin.embedding import Embedder, expected_key, load_embedder
 from codekin.errors import IndexDamagedError, StaleModelError, WorkspaceError
 from codekin.index import integrity
 from codekin.index.lock import IndexLock
+from codekin.index.phases import DenseLayer, scan_digest
+from codekin.index.query_file import write_query_file
 from codekin.index.store import FileRecord, IndexStore
 from codekin.progress import ProgressFactory, no_progress
 from codekin.workspace import Scan, UnreadableFile, read_text, scan
@@ -45,6 +47,8 @@ class IndexSummary:
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
     seconds: float = 0.0
     embed_seconds: float = 0.0  # model time only: what embeddings/s is measured over
+    searchable_seconds: float = 0.0  # when phase 1 (chunks, words, definitions) was committed
+    missing_vectors: int = 0  # chunk rows still without a vector (phase 2 skipped or cut short)
     model: str = ""
     device: str = ""
     rebuilt: str = ""  # why the index was discarded and rebuilt from the files ("" when it was not)
@@ -55,7 +59,8 @@ class IndexSummary:
 
     def to_dict(self) -> dict:
         return {**self.__dict__, "embeddings_per_second": round(self.embeddings_per_second, 1),
-                "seconds": round(self.seconds, 2), "embed_seconds": round(self.embed_seconds, 2)}
+                "seconds": round(self.seconds, 2), "embed_seconds": round(self.embed_seconds, 2),
+                "searchable_seconds": round(self.searchable_seconds, 2)}
 
 
 def _reason_kind(reason: str) -> str:
@@ -152,7 +157,7 @@ class IndexEngine(Protocol):
 class LocalEngine:
     """Both steps in this process: the default engine."""
 
-    chunk_progress = False
+    chunk_progress = True  # phase 1 is worth watching on its own
 
     def __init__(self, embedder: Embedder | None = None) -> None:
         self._embedder = embedder
@@ -190,6 +195,9 @@ class LocalEngine:
 
 class Indexer:
     """Brings the index of one repository up to date with its files."""
+
+    lexical_only = False  # stop after phase 1: searchable by words; the next pass embeds
+    on_searchable: Callable[[IndexSummary], None] | None = None  # told when phase 1 is committed
 
     def __init__(self, root: Path, config: Config, embedder: Embedder | None = None,
                  progress: ProgressFactory = no_progress, engine: IndexEngine | None = None) -> None:
@@ -255,20 +263,27 @@ class Indexer:
                     f"no supported files in {self.root}: {len(found.skipped)} skipped",
                     "check [index] include/exclude in .codekin/config.toml; `codekin doctor` lists reasons",
                 )
-            self._embed_missing(summary, model)
+            dense = self._commit_lexical(found, model, paths, summary, started)
+            if self.lexical_only:
+                summary.seconds = time.perf_counter() - started
+                return summary
+            dense = self._embed_missing(summary, model, dense)
             key = self.engine.key(model)  # known without loading the model
             self.store.ensure_ann_index(key, self.config.index.ann_min_rows)
             if summary.changed_files or summary.removed_files:
                 self.store.compact()
-            summary.chunks = len(self.store.load_chunks())
+            summary.chunks = dense.chunks
             # Written last: a full pass that completed may let the next one skip everything.
             counts = {"files": summary.files, "chunks": summary.chunks, "skipped": summary.skipped}
-            self.store.write_state(active_key=key, model=self.engine.model_name(model),
-                                   head=git_head(self.root), scan_digest=self._scan_digest(found, key)
-                                   if paths is None else "", last_counts=counts,
-                                   **({"chunking": self._chunking_signature()} if paths is None else {}))
+            state = self.store.write_state(
+                active_key=key, model=self.engine.model_name(model), dense=dense.record(), head=git_head(self.root),
+                scan_digest=self._scan_digest(found, key) if paths is None else "", last_counts=counts,
+                **({"chunking": self._chunking_signature(),
+                    "files_digest": self._scan_digest(found, "")} if paths is None else {}))
             integrity.record(self.store)  # what this run wrote, as written
+            write_query_file(self.store, state, self.config.index.ann_min_rows)
         summary.seconds = time.perf_counter() - started
+        summary.searchable_seconds = summary.searchable_seconds or summary.seconds
         return summary
 
     def _scan(self, paths: list[str] | None) -> Scan:
@@ -295,15 +310,28 @@ class Indexer:
         return hashlib.sha256(settings.encode()).hexdigest()[:16]
 
     def _scan_digest(self, found: Scan, key: str) -> str:
-        """What a full pass depends on: every file's size and mtime, the skips, the chunking
-        settings and the vector space. Equal digests mean a full pass would change nothing."""
-        digest = hashlib.sha256()
-        digest.update(repr((key, self._chunking_signature())).encode())
-        for f in found.files:
-            digest.update(f"{f.path}\0{f.size}\0{f.mtime_ns}\n".encode("utf-8", "surrogateescape"))
-        for path, reason in sorted(found.skipped.items()):
-            digest.update(f"{path}\0{reason}\n".encode("utf-8", "surrogateescape"))
-        return digest.hexdigest()
+        """Equal digests mean a full pass would change nothing (index/phases.py)."""
+        return scan_digest(found, key, self._chunking_signature())
+
+    def _commit_lexical(self, found: Scan, model: ModelConfig, paths: list[str] | None, summary: IndexSummary,
+                        started: float) -> DenseLayer:
+        """End of phase 1: record the chunk rows as searchable (by their words until their
+        vectors follow). A pass with little to embed commits once, at the end."""
+        key = self.engine.key(model)
+        dense = DenseLayer(self.store, key)
+        summary.chunks, summary.missing_vectors = dense.chunks, dense.missing_rows
+        if not (dense.worth_a_commit() or self.lexical_only):
+            return dense
+        extra = {"files_digest": scan_digest(found, "", self._chunking_signature()),
+                 "chunking": self._chunking_signature(), "scan_digest": ""} if paths is None else {}
+        state = self.store.write_state(active_key=key, model=self.engine.model_name(model),
+                                       head=git_head(self.root), dense=dense.record(), **extra)
+        integrity.record(self.store)  # phase 1's files, as written
+        write_query_file(self.store, state, self.config.index.ann_min_rows)
+        summary.searchable_seconds = time.perf_counter() - started
+        if self.on_searchable is not None:
+            self.on_searchable(summary)
+        return dense
 
     def _check_model_current(self, model: ModelConfig) -> None:
         """A long-lived process (the language server) may hold a model that another process has
@@ -368,17 +396,27 @@ class Indexer:
         flush()
         summary.skipped = dict(skipped)
 
-    def _embed_missing(self, summary: IndexSummary, model: ModelConfig) -> None:
-        """Embed every chunk hash that has no vector in the table of `model` (the run's model)."""
+    def _embed_missing(self, summary: IndexSummary, model: ModelConfig, dense: DenseLayer) -> DenseLayer:
+        """Phase 2: embed every chunk hash that has no vector in the table of `model` (the run's
+        model), slice by slice, recording each slice in the state file (a kill keeps them)."""
         key = self.engine.key(model)
-        missing = self.store.chunk_hashes() - self.store.vector_hashes(key)
-        if not missing:
-            return
-        with self.progress("Embedding", len(missing)) as bar:
-            stats = self.engine.embed(self.store, missing, key, model, bar.advance)
-        summary.model, summary.device = stats.model, stats.device
-        summary.new_embeddings += stats.embedded
-        summary.embed_seconds += stats.seconds
+        if not dense.missing:
+            return dense
+        with self.progress("Embedding", len(dense.missing)) as bar:
+            for part in dense.slices():
+                stats = self.engine.embed(self.store, set(part), key, model, bar.advance)
+                if stats.key != key:  # a fallback answered: it embedded all its table lacked
+                    key = stats.key
+                    dense = DenseLayer(self.store, key)
+                dense.done(part)
+                summary.model, summary.device = stats.model, stats.device
+                summary.new_embeddings += stats.embedded
+                summary.embed_seconds += stats.seconds
+                if dense.missing:
+                    self.store.write_state(active_key=key, dense=dense.record())
+                    integrity.record(self.store)  # this slice's vectors, as written
+        summary.missing_vectors = dense.missing_rows
+        return dense
 
 
 def _restrict(found: Scan, wanted: set[str]) -> Scan:

@@ -5,10 +5,22 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from codekin.cli.common import config_for, emit, repo_root, shown_path
 from codekin.errors import WorkspaceError
 from codekin.workspace import tracked_warning
+
+if TYPE_CHECKING:
+    from codekin.indexer import IndexSummary
+
+
+def _say_searchable(summary: IndexSummary, lexical_only: bool) -> None:
+    """Phase 1 is committed: say so before the (long) embedding starts."""
+    if summary.missing_vectors and not lexical_only:
+        print(f"Searchable after {summary.searchable_seconds:.1f} s by words and definitions "
+              f"({summary.chunks} chunks); embedding {summary.missing_vectors} chunks next "
+              "(interrupting keeps what is embedded)", file=sys.stderr, flush=True)
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -25,6 +37,8 @@ def cmd_index(args: argparse.Namespace) -> int:
 
         indexer = RayIndexer(root, config, RayOptions(address=args.address, workers=args.workers),
                              progress=BarProgress)
+    indexer.lexical_only = args.lexical_only
+    indexer.on_searchable = lambda summary: _say_searchable(summary, args.lexical_only)
     indexer.announce = lambda message: print(message, file=sys.stderr, flush=True)
     summary = indexer.run(wait=args.wait, rebuild=args.rebuild)
     names = skipped_files(root, config) if summary.skipped or args.json else {}
@@ -33,7 +47,9 @@ def cmd_index(args: argparse.Namespace) -> int:
             f"{summary.chunks} chunks, {summary.new_embeddings} new embeddings"
             + (f" on {summary.device}" if summary.device else "")
             + f", {sum(summary.skipped.values())} skipped" + (f" ({skipped})" if skipped else "")
-            + f" in {summary.seconds:.1f} s ({summary.embeddings_per_second:.1f} embeddings/s)")
+            + f" in {summary.seconds:.1f} s ({summary.embeddings_per_second:.1f} embeddings/s)"
+            + (f"\n{summary.missing_vectors} chunks wait for vectors and rank by their words until "
+               "`codekin index` (or the language server) embeds them" if summary.missing_vectors else ""))
     if summary.rebuilt:
         line = f"Rebuilt the index from the source files ({summary.rebuilt}).\n{line}"
     if names:
@@ -82,7 +98,10 @@ def cmd_status(args: argparse.Namespace) -> int:
                  f"  files: {status['indexed_files']} ({status['files']} with chunks), {len(skipped)} skipped"
                  + (" (`codekin status --skipped` names them)" if skipped and not args.skipped else "")
                  + f", chunks: {status['chunks']} ({status['embedded_chunks']} embedded)\n"
-                 f"  updated: {status['age_seconds']:.0f} s ago at commit {status['head'][:10] or '-'}\n"
+                 + (f"  dense layer incomplete: {status['chunks'] - status['embedded_chunks']} chunks rank by "
+                    "their words until `codekin index` embeds them\n"
+                    if status["chunks"] > status["embedded_chunks"] else "")
+                 + f"  updated: {status['age_seconds']:.0f} s ago at commit {status['head'][:10] or '-'}\n"
                  f"  stale: {pending['changed']} changed, {pending['new']} new, {pending['removed']} removed files")
     if args.skipped and status.get("skipped_files"):
         human += "\n" + _describe_skipped(status["skipped_files"], engine.root)
@@ -98,6 +117,9 @@ def register(subparsers: argparse._SubParsersAction, parents: dict[str, argparse
                               help="index a repository (incremental)")
     p.add_argument("path", nargs="?", help="directory to index, which becomes the root (default: the indexed directory at or above the current one, else its git root)")
     p.add_argument("--wait", type=float, default=0.0, help="seconds to wait for another indexer's lock")
+    p.add_argument("--lexical-only", action="store_true",
+                   help="stop once the index is searchable by words and definitions (phase 1); "
+                        "the next `codekin index` or the language server adds the vectors")
     p.add_argument("--rebuild", action="store_true",
                    help="discard the index and rebuild it from the source files (re-embeds everything)")
     p.set_defaults(func=cmd_index)

@@ -71,13 +71,23 @@ def cmd_search(args: argparse.Namespace) -> int:
     undefined = engine.undefined_symbol(args.query)
     if undefined:
         human = f"No definition of {undefined} in the index; these are the closest text matches.\n{human}"
-    emit(args, _json_hits(hits, engine), human)
+    emit(args, _json_hits(hits, engine), human + _dense_note(engine))
     return 0
 
 
 def _json_hits(hits: list[Hit], engine: Engine) -> list[dict]:
     """Repository-relative paths, each with the root they are relative to."""
     return [{**h.to_dict(), "root": str(engine.root)} for h in hits]
+
+
+def _dense_note(engine: Engine) -> str:
+    """A line when the dense layer is incomplete (phase 2 of indexing not finished); with
+    --json, each such hit says `"embedded": false`."""
+    embedded, total = engine.dense_coverage()
+    if embedded >= total:
+        return ""
+    return (f"\nnote: {total - embedded} of {total} chunks have no vector yet and rank by their words; "
+            "`codekin index` (or the language server) embeds them")
 
 
 _LOCATION = re.compile(r"^(?P<path>.+?):(?P<start>\d+)(?:-(?P<end>\d+))?$")

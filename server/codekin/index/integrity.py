@@ -101,7 +101,10 @@ def _sha256(path: Path) -> str:
 
 def _written(store: IndexStore) -> Iterator[tuple[str, os.stat_result]]:
     """Every file LanceDB wrote once and never changes, with its stat."""
-    base = _base(store)
+    return _written_under(_base(store))
+
+
+def _written_under(base: Path) -> Iterator[tuple[str, os.stat_result]]:
     for directory, _, names in os.walk(base):
         for name in names:
             if name in REWRITTEN or _temporary(name):
@@ -116,8 +119,12 @@ def _written(store: IndexStore) -> Iterator[tuple[str, os.stat_result]]:
 
 def load_sums(store: IndexStore) -> _Sums:
     """The last record ({} when there is none, or it cannot be read: nothing is then checked)."""
+    return _load_sums_file(_sums_path(store))
+
+
+def _load_sums_file(path: Path) -> _Sums:
     try:
-        data = json.loads(_sums_path(store).read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return {}
     files = data.get("files") if isinstance(data, dict) else None
@@ -187,6 +194,20 @@ def _probe(store: IndexStore, table_dir: str, active_key: str) -> str:
             raise
         return f"{table_dir}: {error.message.split(': ', 1)[-1]}"
     return ""
+
+
+def intact_as_recorded(state_dir: Path) -> bool:
+    """True when every file under index.lance is recorded and has its recorded size and mtime
+    (stat calls only, no LanceDB): a reader that answers from the state file alone may trust
+    it. False when anything is unrecorded, changed or gone (open the tables to find out)."""
+    sums = _load_sums_file(state_dir / SUMS_FILE)
+    seen = 0
+    for rel, st in _written_under(state_dir / LANCE_DIR):
+        entry = sums.get(rel)
+        if entry is None or (entry[0], entry[1]) != (st.st_size, st.st_mtime_ns):
+            return False
+        seen += 1
+    return bool(sums) and seen == len(sums)
 
 
 def check(store: IndexStore, active_key: str = "") -> None:

@@ -129,10 +129,11 @@ class IndexStore:
     @property
     def db(self) -> lancedb.DBConnection:
         if self._db is None:
-            import lancedb  # imported on first use: it costs ~1.5 s, a no-change re-index needs none
+            from codekin.index.lance_import import import_lancedb
 
+            # imported on first use (a no-change re-index needs none), without its REST client
             ensure_state_dir(self.root)
-            self._db = lancedb.connect(str(self.state_dir / "index.lance"))
+            self._db = import_lancedb().connect(str(self.state_dir / "index.lance"))
         return self._db
 
     def _names(self) -> set[str]:

@@ -219,8 +219,15 @@ class Session:
         if args.files:
             self._ready(args.mode)
             files = self.engine.search_files(args.query, args.limit, args.mode, tests=args.tests)
-            return {"results": [file_result(self.root, f) for f in files]}
-        return {"results": [result(self.root, h) for h in self._search(args)]}
+            return self._with_coverage({"results": [file_result(self.root, f) for f in files]})
+        return self._with_coverage({"results": [result(self.root, h) for h in self._search(args)]})
+
+    def _with_coverage(self, answer: dict[str, Any]) -> dict[str, Any]:
+        """Say when the dense layer is incomplete (indexing's phase 2 still running)."""
+        embedded, total = self.engine.dense_coverage()
+        if embedded < total:
+            answer["denseIncomplete"] = {"embeddedChunks": embedded, "chunks": total}
+        return answer
 
     def _ready(self, mode: str | None) -> None:
         self._index()
