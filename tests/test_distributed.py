@@ -130,7 +130,7 @@ def test_ray_reembed_writes_the_single_process_table_in_one_commit(local_ray, ti
     `codekin serve` does at its next query) answers with the new version."""
     from codekin.distributed.ray_embed import RayOptions
     from codekin.engine import Engine
-    from codekin.indexer import embed_hashes
+    from codekin.index.engines import embed_hashes
     from codekin.jobs.reembed import load_active_model, reembed
     from codekin.metrics import MetricsStore
     from codekin.models.serving import version_ref

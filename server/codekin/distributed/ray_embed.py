@@ -36,8 +36,9 @@ from codekin.chunking import Chunk
 from codekin.config import Config, IndexConfig, ModelConfig
 from codekin.embedding import expected_key
 from codekin.errors import CodekinError, WorkspaceError
+from codekin.index.engines import ChunkedFile, EmbedStats, read_and_chunk
 from codekin.index.store import IndexStore
-from codekin.indexer import ChunkedFile, EmbedStats, Indexer, read_and_chunk
+from codekin.indexer import Indexer
 from codekin.progress import ProgressFactory, no_progress
 
 # Ray's notices on every successful run: token auth on by default for a local instance (it

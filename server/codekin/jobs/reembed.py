@@ -6,7 +6,7 @@ go on. Then, under the index lock, the chunks that arrived in the meantime are e
 too and state.json's `active_key` is replaced in one atomic write: a reader sees the old
 model's table or the new one, never a mix. The job is recorded in metrics.db.
 
-The embedding runs on an `IndexEngine` (codekin.indexer): in this process by default, or on
+The embedding runs on an `IndexEngine` (codekin.index.engines): in this process by default, or on
 Ray Data (`reembed(..., ray=RayOptions(...))`, `codekin reembed --engine ray`), which
 appends the new table's vectors in one commit. Content-hash reuse and the switch are the
 same for both: `codekin serve` sees the same state.json change either way.
@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 from codekin.config import Config, ModelConfig
 from codekin.errors import CodekinError, ModelLoadError
 from codekin.index import integrity
+from codekin.index.engines import EmbedStats, IndexEngine, LocalEngine
 from codekin.index.lock import REEMBED_LOCK, IndexLock
 from codekin.index.store import IndexStore
-from codekin.indexer import EmbedStats, IndexEngine, LocalEngine
 from codekin.progress import ProgressFactory, no_progress
 
 if TYPE_CHECKING:
