@@ -60,10 +60,12 @@ def training_data_text(data: TrainingData) -> str:
 def generate_training_data(root: Path, config: Config, count: int, seed: int, embedder: Any,
                            out: Out = print) -> TrainingData:
     """Triplets from the repository's own code (PolyglotTripletGenerator), split by file."""
+    from codekin.training.mining.snippets import describe_selection
     from codekin.training.mining.triplets import NotEnoughSnippetsError, PolyglotTripletGenerator
 
     cfg = config.training
     generator = PolyglotTripletGenerator(root, config, embedder=embedder, eval_fraction=cfg.eval_fraction, seed=seed)
+    out(f"Training files under {root}: {describe_selection(generator.files)}")
     train = generator.generate(count, cfg.beam_ratio, cfg.cross_language_ratio, seed, split="train")
     warnings = list(generator.report.warnings)
     eval_count = max(20, round(count * cfg.eval_fraction / max(1e-9, 1 - cfg.eval_fraction)))
