@@ -29,6 +29,9 @@ class NullProgress:
     def advance(self, n: int) -> None:
         return None
 
+    def note(self, message: str) -> None:
+        return None
+
 
 def no_progress(title: str, total: int) -> Progress:
     return NullProgress()
@@ -49,3 +52,6 @@ class BarProgress:
 
     def advance(self, n: int) -> None:
         self.bar.update(n)
+
+    def note(self, message: str) -> None:
+        self.bar.set_postfix_str(message)

@@ -33,7 +33,7 @@ from codekin.models.checkpoints import (
 
 BASE = "base"
 ACTIVE_FILE = "active.json"
-STATUSES = ("training", "trained", "promoted", "rejected", "failed")
+STATUSES = ("training", "trained", "promoted", "rejected", "failed", "interrupted")
 _VERSION = re.compile(r"^v(\d+)$")
 _REF = re.compile(r"^(v\d+)(?:/(epoch-\d+))?$")
 

@@ -20,6 +20,7 @@ class TrainingData:
     train: list[Any]
     eval: list[Any]
     corpus: list[str] = field(default_factory=list)  # extra held-out snippets for retrieval
+    held_out: dict[str, str] = field(default_factory=dict)  # held-out file -> text (not written out)
 
 
 def _as_dict(item: Any) -> dict[str, Any]:
@@ -80,4 +81,5 @@ def generate_training_data(root: Path, config: Config, count: int, seed: int, em
         out(f"  warning: {warning}")
     out(f"Generated {len(train)} training and {len(held_out)} held-out triplets "
         f"({len(generator.split_paths()['eval'])} held-out files, {len(corpus)} held-out snippets)")
-    return TrainingData(list(train), list(held_out), corpus)
+    held_out_files = {p: generator.files.texts[p] for p in sorted(generator.split_paths()["eval"])}
+    return TrainingData(list(train), list(held_out), corpus, held_out_files)

@@ -1,0 +1,93 @@
+"""The evaluation step of a training run: both models through the search users get,
+recorded, printed, and the gate's verdict.
+
+The held-out files are those of the run's split (by file, seeded like the triplets). When
+they yield no search queries (a repository with too little held-out code) and the run has
+held-out triplets of its own (a curated `--triplets` file), the embedding-only triplet
+evaluation decides instead and the summary says so; with neither, the evaluation cannot
+run and the candidate is rejected (the active model stays).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codekin.config import Config
+from codekin.training.evaluation.evaluate import GateDecision
+from codekin.training.evaluation.queries import build_eval_set
+from codekin.training.evaluation.search import PRIMARY, SearchEvaluator, SearchGate, model_encoder
+
+Out = Callable[[str], None]
+
+
+@dataclass
+class Judged:
+    active: dict[str, float]
+    candidate: dict[str, float]
+    decision: GateDecision
+    basis: str  # "search" | "triplets" | "none"
+
+
+def held_out_files(root: Path, config: Config, seed: int) -> dict[str, str]:
+    """path -> text of the files the run's by-file split holds out (as generate_training_data splits)."""
+    from codekin.training.mining.triplets import PolyglotTripletGenerator
+
+    generator = PolyglotTripletGenerator(root, config, eval_fraction=config.training.eval_fraction, seed=seed)
+    return {p: generator.files.texts[p] for p in sorted(generator.split_paths()["eval"])}
+
+
+def judge(root: Path, config: Config, held_out: dict[str, str], seed: int, models: tuple[Any, Any],
+          names: tuple[str, str], gate: SearchGate, data: Any = None, batch_size: int = 64,
+          out: Out = print) -> Judged:
+    """Evaluate (active, candidate) `models` on the held-out files and decide."""
+    eval_set = build_eval_set(root, held_out, config, seed, config.training.history_commits)
+    counts = eval_set.counts()
+    with SearchEvaluator(eval_set, config.search, scratch=None) as evaluator:
+        active = evaluator(model_encoder(models[0], batch_size), "active")
+        candidate = evaluator(model_encoder(models[1], batch_size), "candidate")
+    if not math.isnan(active[PRIMARY]):
+        out(f"Held-out search evaluation ({len(held_out)} files, {len(eval_set.chunks)} chunks; queries: "
+            + ", ".join(f"{k} {n}" for k, n in counts.items()) + f"; {config.search.mode} search)")
+        out(search_table(names, active, candidate))
+        return Judged(active, candidate, gate(active, candidate), "search")
+    why = f"no held-out search queries ({len(held_out)} held-out files, {len(eval_set.chunks)} chunks)"
+    if data is not None and data.eval:
+        return _triplet_judgement(data, models, names, gate, batch_size, why, out)
+    decision = GateDecision(False, f"the evaluation cannot run: {why}; add documented functions or more "
+                                   "BEAM/C/C++ files, or pass --triplets with held-out (split: eval) triplets")
+    return Judged(active, candidate, decision, "none")
+
+
+def _triplet_judgement(data: Any, models: tuple[Any, Any], names: tuple[str, str], gate: SearchGate,
+                       batch_size: int, why: str, out: Out) -> Judged:
+    from codekin.training.evaluation.evaluate import (
+        CodeSearchEvaluator,
+        comparison_table,
+        promotion_gate,
+    )
+
+    evaluator = CodeSearchEvaluator(data.eval, data.corpus, batch_size=batch_size)
+    active, candidate = evaluator(models[0]), evaluator(models[1])
+    size = evaluator.size
+    out(f"  note: {why}; deciding on the held-out triplets (embedding only, not through search)")
+    out(f"Held-out evaluation ({size['triplets']} triplets, {size['queries']} queries, {size['corpus']} snippets)")
+    out(comparison_table(names[0], active, names[1], candidate))
+    decision = promotion_gate(active, candidate, min_improvement=gate.min_improvement,
+                              allow_dim_change=gate.allow_dim_change)
+    return Judged(active, candidate, decision, "triplets")
+
+
+def search_table(names: tuple[str, str], active: dict[str, float], candidate: dict[str, float]) -> str:
+    """MRR@10 per query kind, side by side (n = queries)."""
+    width = max(len(names[0]), len(names[1]), 9) + 2
+    lines = [f"  {'MRR@10 through search':<26}{names[0]:>{width}}{names[1]:>{width}}"]
+    for key in sorted(k for k in active if k.endswith("_mrr@10") and k != PRIMARY):
+        kind = key[len("search_"):-len("_mrr@10")]
+        label = f"{kind} (n={int(active.get(f'search_{kind}_queries', 0))})"
+        lines.append(f"  {label:<26}{active[key]:>{width}.3f}{candidate.get(key, math.nan):>{width}.3f}")
+    lines.append(f"  {'mean over kinds':<26}{active[PRIMARY]:>{width}.3f}{candidate[PRIMARY]:>{width}.3f}")
+    return "\n".join(lines)
