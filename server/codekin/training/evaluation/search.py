@@ -66,16 +66,21 @@ class SearchEvaluator:
     def size(self) -> dict[str, int]:
         return {"chunks": len(self.eval_set.chunks), **self.eval_set.counts()}
 
-    def __call__(self, encode: Encode, name: str) -> dict[str, float]:
+    def __call__(self, encode: Encode, name: str, encode_queries: Encode | None = None,
+                 reuse: str = "") -> dict[str, float]:
+        """Metrics of the model `encode`; `encode_queries` embeds the queries instead (a
+        query-side adapter), `reuse` names an earlier call whose chunk vectors stay (the
+        adapter leaves the documents' vectors as they are)."""
         chunks = self.eval_set.chunks
         if not chunks or not self.eval_set.queries:
             return {PRIMARY: math.nan}
-        unique = {c.content_hash: c.embed_text for c in chunks}
-        hashes = list(unique)
-        self.store.add_vectors(name, hashes, encode([unique[h] for h in hashes]))
-        index = SearchIndex(self.store, name)
+        if not reuse:
+            unique = {c.content_hash: c.embed_text for c in chunks}
+            hashes = list(unique)
+            self.store.add_vectors(name, hashes, encode([unique[h] for h in hashes]))
+        index = SearchIndex(self.store, reuse or name)
         queries = self.eval_set.queries
-        vectors = encode([q.text for q in queries])
+        vectors = (encode_queries or encode)([q.text for q in queries])
         ranks: dict[str, list[float]] = {k: [] for k in QUERY_KINDS}
         for query, vector in zip(queries, vectors, strict=True):
             parsed = parse(query.text, query.search_kind)
