@@ -4,7 +4,8 @@ The held-out corpus (queries.py) is written to a real LanceDB index in a scratch
 directory, once per model as its own vectors table, and every query runs through
 index/search.py's SearchIndex with the configured mode (hybrid by default) and the
 ranking stack of its query kind: the same code path as `codekin search`. MRR@10 per query
-kind; `search_mrr@10`, the mean over the kinds with enough queries, is the primary metric.
+kind. The gate (SearchGate) needs doc->code MRR@10 to gain the configured margin (the mean
+over kinds, `search_mrr@10`, when doc->code queries are too few) and no kind to drop > 0.01.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from codekin.training.evaluation.queries import QUERY_KINDS, EvalSet
 K = 10
 MIN_QUERIES = 5  # a kind with fewer queries is reported but neither decides nor blocks
 MAX_DROP = 0.01  # no query kind may lose more MRR@10 than this
-PRIMARY = f"search_mrr@{K}"
+PRIMARY = f"search_mrr@{K}"  # the mean over kinds (reported; decides when doc->code queries are too few)
+DOC_PRIMARY = f"search_doc_to_code_mrr@{K}"
 Encode = Callable[[list[str]], np.ndarray]  # texts -> unit vectors
 
 
@@ -124,7 +126,8 @@ class SearchGate:
         if a_dim != c_dim and not self.allow_dim_change:
             return GateDecision(False, f"output dimension {c_dim} differs from the active model's {a_dim}; "
                                        "pass --allow-dim-change to accept it (forces a full re-embed)")
-        a, c = active.get(PRIMARY, math.nan), candidate.get(PRIMARY, math.nan)
+        primary = decisive(active)
+        a, c = active.get(primary, math.nan), candidate.get(primary, math.nan)
         if math.isnan(a) or math.isnan(c):
             return GateDecision(False, "the held-out search evaluation could not run (no held-out queries: "
                                        "too few files, docs or functions in the evaluation split)")
@@ -135,10 +138,17 @@ class SearchGate:
         if drops:
             return GateDecision(False, f"search got worse for {', '.join(drops)} (MRR@{K}; at most "
                                        f"{self.max_drop:g} is allowed)")
+        what = "doc->code search" if primary == DOC_PRIMARY else "search"
         if c - a < self.min_improvement:
-            return GateDecision(False, f"search MRR@{K} {c:.3f} does not beat the active model's {a:.3f} "
+            return GateDecision(False, f"{what} MRR@{K} {c:.3f} does not beat the active model's {a:.3f} "
                                        f"by the required {self.min_improvement:g}; {per_kind(active, candidate)}")
-        return GateDecision(True, f"search MRR@{K} {a:.3f} -> {c:.3f} (+{c - a:.3f}); {per_kind(active, candidate)}")
+        return GateDecision(True, f"{what} MRR@{K} {a:.3f} -> {c:.3f} (+{c - a:.3f}); {per_kind(active, candidate)}")
+
+
+def decisive(metrics: dict[str, float]) -> str:
+    """The metric that must improve: doc->code MRR@10 (what users type and training teaches)
+    when there are enough such queries, else the mean over the query kinds."""
+    return DOC_PRIMARY if metrics.get("search_doc_to_code_queries", 0) >= MIN_QUERIES else PRIMARY
 
 
 def per_kind(active: dict[str, float], candidate: dict[str, float]) -> str:
