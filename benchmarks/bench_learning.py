@@ -52,14 +52,14 @@ def kinds(metrics: dict) -> dict:
 
 
 def harmed_triplets(version_dir: Path, dest: Path, seed: int) -> Path:
-    """The run's triplets with the train split's positives shuffled among its anchors."""
+    """The run's training triplets with their positives shuffled among the anchors."""
     lines = [json.loads(line) for line in (version_dir / "triplets.jsonl").read_text().splitlines() if line]
     train = [t for t in lines if t.get("split") == "train"]
     positives = [t["positive"] for t in train]
     random.Random(seed).shuffle(positives)
     for t, p in zip(train, positives, strict=True):
         t["positive"] = p
-    dest.write_text("".join(json.dumps(t) + "\n" for t in lines))
+    dest.write_text("".join(json.dumps(t) + "\n" for t in train))  # no eval split: the search gate decides
     return dest
 
 

@@ -266,7 +266,7 @@ def _evaluate(run: _Run, version: ModelVersion, data: TrainingData, active_model
     held_out = data.held_out or held_out_files(run.root, run.config, seed)
     gate = SearchGate(min_improvement=options.min_improvement, allow_dim_change=options.allow_dim_change)
     judged = judge(run.root, run.config, held_out, seed, (active_model, candidate_model), (run.parent, version.id),
-                   gate, data, options.args.eval_batch_size, run.out)
+                   gate, data, options.args.eval_batch_size, run.out, prefer_triplets=bool(options.triplets_file))
     run.metrics.record_evals(run.run_id, run.parent, "eval", judged.active)
     run.metrics.record_evals(run.run_id, version.id, "eval", judged.candidate)
     return judged.active, judged.candidate, judged.decision

@@ -1,11 +1,10 @@
 """The evaluation step of a training run: both models through the search users get,
 recorded, printed, and the gate's verdict.
 
-The held-out files are those of the run's split (by file, seeded like the triplets). When
-they yield no search queries (a repository with too little held-out code) and the run has
-held-out triplets of its own (a curated `--triplets` file), the embedding-only triplet
-evaluation decides instead and the summary says so; with neither, the evaluation cannot
-run and the candidate is rejected (the active model stays).
+The held-out files are those of the run's split (by file, seeded like the triplets). A run
+given curated triplets with a held-out split (`--triplets`) is decided on those, as is one
+whose repository yields no search queries; the summary says so. With neither, the
+evaluation cannot run and the candidate is rejected (the active model stays).
 """
 
 from __future__ import annotations
@@ -42,21 +41,32 @@ def held_out_files(root: Path, config: Config, seed: int) -> dict[str, str]:
 
 def judge(root: Path, config: Config, held_out: dict[str, str], seed: int, models: tuple[Any, Any],
           names: tuple[str, str], gate: SearchGate, data: Any = None, batch_size: int = 64,
-          out: Out = print) -> Judged:
-    """Evaluate (active, candidate) `models` on the held-out files and decide."""
+          out: Out = print, prefer_triplets: bool = False) -> Judged:
+    """Evaluate (active, candidate) `models` on the held-out files and decide.
+
+    `prefer_triplets`: the run was given curated triplets with a held-out split (`--triplets`);
+    those decide, and the search figures are recorded beside them."""
     eval_set = build_eval_set(root, held_out, config, seed, config.training.history_commits)
     counts = eval_set.counts()
     with SearchEvaluator(eval_set, config.search, scratch=None) as evaluator:
         active = evaluator(model_encoder(models[0], batch_size), "active")
         candidate = evaluator(model_encoder(models[1], batch_size), "candidate")
-    if not math.isnan(active[PRIMARY]):
+    searched = not math.isnan(active[PRIMARY])
+    if searched:
         out(f"Held-out search evaluation ({len(held_out)} files, {len(eval_set.chunks)} chunks; queries: "
             + ", ".join(f"{k} {n}" for k, n in counts.items()) + f"; {config.search.mode} search)")
         out(search_table(names, active, candidate))
+    has_triplets = data is not None and bool(data.eval)
+    if has_triplets and (prefer_triplets or not searched):
+        why = "the --triplets file has a held-out split" if prefer_triplets and searched else \
+            f"no held-out search queries ({len(held_out)} held-out files, {len(eval_set.chunks)} chunks)"
+        judged = _triplet_judgement(data, models, names, gate, batch_size, why, out)
+        if searched:
+            judged.active, judged.candidate = {**active, **judged.active}, {**candidate, **judged.candidate}
+        return judged
+    if searched:
         return Judged(active, candidate, gate(active, candidate), "search")
     why = f"no held-out search queries ({len(held_out)} held-out files, {len(eval_set.chunks)} chunks)"
-    if data is not None and data.eval:
-        return _triplet_judgement(data, models, names, gate, batch_size, why, out)
     decision = GateDecision(False, f"the evaluation cannot run: {why}; add documented functions or more "
                                    "BEAM/C/C++ files, or pass --triplets with held-out (split: eval) triplets")
     return Judged(active, candidate, decision, "none")
@@ -73,7 +83,7 @@ def _triplet_judgement(data: Any, models: tuple[Any, Any], names: tuple[str, str
     evaluator = CodeSearchEvaluator(data.eval, data.corpus, batch_size=batch_size)
     active, candidate = evaluator(models[0]), evaluator(models[1])
     size = evaluator.size
-    out(f"  note: {why}; deciding on the held-out triplets (embedding only, not through search)")
+    out(f"  note: {why}: deciding on the held-out triplets (embedding only, not through search)")
     out(f"Held-out evaluation ({size['triplets']} triplets, {size['queries']} queries, {size['corpus']} snippets)")
     out(comparison_table(names[0], active, names[1], candidate))
     decision = promotion_gate(active, candidate, min_improvement=gate.min_improvement,
