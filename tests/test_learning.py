@@ -68,7 +68,8 @@ def _workers(n: int, prefix: str = "lib") -> dict[str, str]:
 
 
 def _config(root: Path, model: Path):
-    return load_config(root, {"model": {"primary": str(model), "fallback": str(model), "device": "cpu"}})
+    return load_config(root, {"model": {"primary": str(model), "fallback": str(model), "device": "cpu",
+                              "backend": "torch"}})
 
 
 def _options(**changes) -> PipelineOptions:
@@ -132,6 +133,18 @@ def test_evaluator_scores_through_hybrid_search_and_gate_needs_a_gain(tiny_model
     assert same == base
     decision = SearchGate(min_improvement=0.01)(base, same)
     assert not decision.promote and "does not beat" in decision.reason and "doc_to_code" in decision.reason
+
+
+def test_code_without_docs_still_gets_symbol_and_code_queries(tmp_path: Path) -> None:
+    files = {p: "\n".join(line for line in text.split("\n") if "@doc" not in line and "Starts the" not in line
+                          and "Adds the" not in line and line.strip() != '"""')
+             for p, text in _workers(4).items()}
+    eval_set = build_eval_set(tmp_path, files, load_config(tmp_path), seed=1)
+    counts = eval_set.counts()
+    assert counts[DOC_TO_CODE] == 0 and counts[SYMBOL] >= 4 and counts["code_to_code"] >= 4
+    from codekin.training.evaluation.search import decisive
+
+    assert decisive({"search_doc_to_code_queries": 0.0}) == PRIMARY  # the mean over kinds decides
 
 
 def test_gate_rejects_any_kind_that_drops_and_ignores_tiny_kinds() -> None:
