@@ -247,3 +247,25 @@ def test_after_training_the_summary_says_which_vectors_answer(repo_factory) -> N
     out = subprocess.run([sys.executable, "-m", "codekin", "train", "--repo", str(root), "--count", "0"],
                          capture_output=True, text=True, check=False)
     assert out.returncode != 0 and "--count must be >= 1" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_after_a_promotion_search_answers_from_the_promoted_model(repo_factory, tiny_model_dir, tmp_path) -> None:
+    import os
+
+    from codekin.indexer import Indexer
+    from tests.tiny_model import register_version
+
+    user = Path(os.environ["XDG_CONFIG_HOME"]) / "codekin" / "config.toml"
+    user.parent.mkdir(parents=True, exist_ok=True)
+    user.write_text(f'[model]\nprimary = "{tiny_model_dir}"\nfallback = "{tiny_model_dir}"\ndevice = "cpu"\n'
+                    'backend = "torch"\nmax_tokens = 64\n', encoding="utf-8")
+    root = repo_factory(_workers(2))
+    config = load_config(root)
+    Indexer(root, config).run()
+    assert serve_active_model(root, config)["message"] == "Search answers from base's vectors"
+    version = register_version(root, build_tiny_model(tmp_path / "other", seed=1))
+    waiting = serve_active_model(root, config, reembed_now=False)
+    assert waiting["vectors"] == "base" and "run `codekin reembed` to use" in waiting["message"]
+    done = serve_active_model(root, config)
+    assert done["vectors"] == version and done["message"].startswith(f"Search now answers from {version}'s vectors")
+    assert serve_active_model(root, config)["message"] == f"Search answers from {version}'s vectors"
