@@ -82,9 +82,9 @@ def adapter_run(root: Path, config, args: argparse.Namespace) -> dict:
 
     from codekin.embedding import resolve_model_path
     from codekin.training.adapter import query_encoder, train_adapter
-    from codekin.training.evaluation.judge import held_out_files
-    from codekin.training.evaluation.queries import build_eval_set
-    from codekin.training.evaluation.search import SearchEvaluator, SearchGate, model_encoder
+    from codekin.training.judging.judge import held_out_files
+    from codekin.training.judging.queries import build_eval_set
+    from codekin.training.judging.search import SearchEvaluator, SearchGate, model_encoder
     from codekin.training.mining.triplets import PolyglotTripletGenerator
 
     started = time.perf_counter()

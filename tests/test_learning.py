@@ -21,9 +21,9 @@ from codekin.jobs.retrain import progress_step, serve_active_model
 from codekin.jobs.scheduler import write_jobs_state
 from codekin.models.registry import BASE, ModelRegistry
 from codekin.training.adapter import QueryAdapter, query_encoder, train_adapter
-from codekin.training.evaluation.judge import held_out_files
-from codekin.training.evaluation.queries import COMMIT, DOC_TO_CODE, SYMBOL, build_eval_set, renamed
-from codekin.training.evaluation.search import PRIMARY, SearchEvaluator, SearchGate, model_encoder
+from codekin.training.judging.judge import held_out_files
+from codekin.training.judging.queries import COMMIT, DOC_TO_CODE, SYMBOL, build_eval_set, renamed
+from codekin.training.judging.search import PRIMARY, SearchEvaluator, SearchGate, model_encoder
 from codekin.training.mining.snippets import collect, describe_selection
 from codekin.training.pipeline import PipelineOptions, run_pipeline
 from codekin.training.trainer.args import TrainingArguments
@@ -142,7 +142,7 @@ def test_code_without_docs_still_gets_symbol_and_code_queries(tmp_path: Path) ->
     eval_set = build_eval_set(tmp_path, files, load_config(tmp_path), seed=1)
     counts = eval_set.counts()
     assert counts[DOC_TO_CODE] == 0 and counts[SYMBOL] >= 4 and counts["code_to_code"] >= 4
-    from codekin.training.evaluation.search import decisive
+    from codekin.training.judging.search import decisive
 
     assert decisive({"search_doc_to_code_queries": 0.0}) == PRIMARY  # the mean over kinds decides
 

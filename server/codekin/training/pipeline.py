@@ -258,8 +258,8 @@ def _evaluate(run: _Run, version: ModelVersion, data: TrainingData, active_model
               candidate_model: Any) -> tuple[dict[str, float], dict[str, float], GateDecision]:
     """Both models through the search users get on the held-out files, recorded and printed,
     and the promotion gate's verdict (evaluation/judge.py)."""
-    from codekin.training.evaluation.judge import held_out_files, judge
-    from codekin.training.evaluation.search import SearchGate
+    from codekin.training.judging.judge import held_out_files, judge
+    from codekin.training.judging.search import SearchGate
 
     options, seed = run.options, run.options.args.seed
     phase(run.out, "evaluation")

@@ -17,8 +17,8 @@ from typing import Any
 
 from codekin.config import Config
 from codekin.training.evaluation.evaluate import GateDecision
-from codekin.training.evaluation.queries import build_eval_set
-from codekin.training.evaluation.search import PRIMARY, SearchEvaluator, SearchGate, model_encoder
+from codekin.training.judging.queries import build_eval_set
+from codekin.training.judging.search import PRIMARY, SearchEvaluator, SearchGate, model_encoder
 
 Out = Callable[[str], None]
 

@@ -26,7 +26,7 @@ from codekin.index.ranking import weights_for
 from codekin.index.search import SearchIndex
 from codekin.index.store import IndexStore
 from codekin.training.evaluation.evaluate import GateDecision
-from codekin.training.evaluation.queries import QUERY_KINDS, EvalSet
+from codekin.training.judging.queries import QUERY_KINDS, EvalSet
 
 K = 10
 MIN_QUERIES = 5  # a kind with fewer queries is reported but neither decides nor blocks
