@@ -85,8 +85,9 @@ def build_eval_set(root: Path, files: dict[str, str], config: Config, seed: int 
             is_function = chunk.kind not in HEAD_KINDS and chunk.kind != "block"
             if doc.doc and is_function:
                 chunk = replace(chunk, text=doc.code(without_doc=True))
-                if len(_WORD.findall(doc.doc)) >= MIN_DOC_WORDS:
-                    by_kind[DOC_TO_CODE].append(EvalQuery(DOC_TO_CODE, doc.doc, (_span(chunk),)))
+                query = doc_query(doc.doc)
+                if len(_WORD.findall(query)) >= MIN_DOC_WORDS:
+                    by_kind[DOC_TO_CODE].append(EvalQuery(DOC_TO_CODE, query, (_span(chunk),)))
             found.chunks.append(chunk)
             if is_function and chunk.text.count("\n") + 1 >= MIN_FUNCTION_LINES:
                 functions.append(chunk)
@@ -101,6 +102,18 @@ def build_eval_set(root: Path, files: dict[str, str], config: Config, seed: int 
             picked += rng.sample(behaviour, min(per_kind - len(picked), len(behaviour)))
         found.queries += picked
     return found
+
+
+def doc_query(doc: str, max_words: int = 40) -> str:
+    """What a user would type for this doc: its first paragraph's first sentence(s) on one line,
+    up to `max_words` words (code examples and later paragraphs left out)."""
+    paragraph = " ".join(doc.strip().split("\n\n", 1)[0].split())
+    words: list[str] = []
+    for word in paragraph.split(" "):
+        words.append(word)
+        if len(words) >= max_words or (word.endswith(".") and len(_WORD.findall(" ".join(words))) >= MIN_DOC_WORDS):
+            break
+    return " ".join(words)
 
 
 def _span(chunk: Chunk) -> tuple[str, int, int]:
