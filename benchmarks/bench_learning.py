@@ -83,7 +83,7 @@ def adapter_run(root: Path, config, args: argparse.Namespace) -> dict:
     from codekin.embedding import resolve_model_path
     from codekin.training.adapter import query_encoder, train_adapter
     from codekin.training.judging.judge import held_out_files
-    from codekin.training.judging.queries import build_eval_set
+    from codekin.training.judging.queries import build_eval_set, doc_query
     from codekin.training.judging.search import SearchEvaluator, SearchGate, model_encoder
     from codekin.training.mining.triplets import PolyglotTripletGenerator
 
@@ -94,7 +94,7 @@ def adapter_run(root: Path, config, args: argparse.Namespace) -> dict:
     pairs = [p for p in generator.pairs("train")[0] if p.kind == "doc"]
     if len(pairs) < 8:
         return {"adapter_pairs": len(pairs), "adapter_note": "too few doc pairs to train an adapter"}
-    queries = encode([p.anchor.model_text for p in pairs])
+    queries = encode([doc_query(p.anchor.text) for p in pairs])  # as the held-out doc queries are asked
     documents = encode([p.positive.model_text for p in pairs])
     adapter = train_adapter(queries, documents)
     train_s = time.perf_counter() - started
