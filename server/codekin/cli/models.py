@@ -21,8 +21,9 @@ def _score(metrics: dict[str, Any], name: str) -> str:
 
 
 def _mrr_key(metrics: dict[str, Any]) -> str:
-    """The MRR@10 the gate decided on: through search (the mean over query kinds), else the triplets'."""
-    return "search_mrr@10" if "search_mrr@10" in metrics else "mrr@10"
+    from codekin.metrics import deciding_metric
+
+    return deciding_metric(metrics) or "mrr@10"
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:

@@ -123,11 +123,11 @@ def _charts(data: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def _decided(metrics: dict[str, float]) -> float:
-    """The candidate MRR@10 the gate decided on: doc->code through search, the search mean, or the triplets'."""
-    for name in ("search_doc_to_code_mrr@10", "search_mrr@10", "mrr@10"):
-        if math.isfinite(metrics.get(name, math.nan)):
-            return float(metrics[name])
-    return 0.0
+    """The candidate MRR@10 the gate decided on (codekin.metrics.deciding_metric), 0 when none."""
+    from codekin.metrics import deciding_metric
+
+    name = deciding_metric(metrics)
+    return float(metrics[name]) if name else 0.0
 
 
 def _versions_table(data: dict[str, Any]) -> str:
