@@ -130,6 +130,7 @@ def bench(name: str, args: argparse.Namespace) -> dict:
                         "harmed_reason": bad.reason, "harmed_wall_s": round(bad_seconds, 1)})
         if not args.skip_adapter:
             row.update(adapter_run(root, config, args))
+        row["load_avg_1m"] = round(os.getloadavg()[0], 1)  # the 2-core machine is shared: wall times vary
         return row
 
 
