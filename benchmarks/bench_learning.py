@@ -98,7 +98,8 @@ def adapter_run(root: Path, config, args: argparse.Namespace) -> dict:
     documents = encode([p.positive.model_text for p in pairs])
     adapter = train_adapter(queries, documents)
     train_s = time.perf_counter() - started
-    eval_set = build_eval_set(root, held_out_files(root, config, 13), config, 13, config.training.history_commits)
+    eval_set = build_eval_set(root, held_out_files(root, config, 13), config, 13, config.training.history_commits,
+                              distractors=held_out_files(root, config, 13, "train"))
     with SearchEvaluator(eval_set, config.search) as evaluator:
         base = evaluator(encode, "base")
         candidate = evaluator(encode, "adapter", encode_queries=query_encoder(encode, adapter), reuse="base")

@@ -31,12 +31,13 @@ class Judged:
     basis: str  # "search" | "triplets" | "none"
 
 
-def held_out_files(root: Path, config: Config, seed: int) -> dict[str, str]:
-    """path -> text of the files the run's by-file split holds out (as generate_training_data splits)."""
+def held_out_files(root: Path, config: Config, seed: int, split: str = "eval") -> dict[str, str]:
+    """path -> text of the files the run's by-file split holds out (as generate_training_data
+    splits); split="train" gives the others."""
     from codekin.training.mining.triplets import PolyglotTripletGenerator
 
     generator = PolyglotTripletGenerator(root, config, eval_fraction=config.training.eval_fraction, seed=seed)
-    return {p: generator.files.texts[p] for p in sorted(generator.split_paths()["eval"])}
+    return {p: generator.files.texts[p] for p in sorted(generator.split_paths()[split])}
 
 
 def judge(root: Path, config: Config, held_out: dict[str, str], seed: int, models: tuple[Any, Any],
@@ -46,14 +47,16 @@ def judge(root: Path, config: Config, held_out: dict[str, str], seed: int, model
 
     `prefer_triplets`: the run was given curated triplets with a held-out split (`--triplets`);
     those decide, and the search figures are recorded beside them."""
-    eval_set = build_eval_set(root, held_out, config, seed, config.training.history_commits)
+    others = held_out_files(root, config, seed, "train")
+    eval_set = build_eval_set(root, held_out, config, seed, config.training.history_commits, distractors=others)
     counts = eval_set.counts()
     with SearchEvaluator(eval_set, config.search, scratch=None) as evaluator:
         active = evaluator(model_encoder(models[0], batch_size), "active")
         candidate = evaluator(model_encoder(models[1], batch_size), "candidate")
     searched = not math.isnan(active[PRIMARY])
     if searched:
-        out(f"Held-out search evaluation ({len(held_out)} files, {len(eval_set.chunks)} chunks; queries: "
+        out(f"Held-out search evaluation ({len(held_out)} held-out files among {len(held_out) + len(others)}, "
+            f"{len(eval_set.chunks)} chunks searched; queries: "
             + ", ".join(f"{k} {n}" for k, n in counts.items()) + f"; {config.search.mode} search)")
         out(search_table(names, active, candidate))
     has_triplets = data is not None and bool(data.eval)

@@ -29,6 +29,7 @@ from codekin.training.mining.positives import _ERL_BEHAVIOUR, _EX_USE
 DOC_TO_CODE, SYMBOL, CODE_TO_CODE, COMMIT = "doc_to_code", "symbol", "code_to_code", "commit"
 QUERY_KINDS = (DOC_TO_CODE, SYMBOL, CODE_TO_CODE, COMMIT)
 MAX_PER_KIND = 60
+MAX_DISTRACTORS = 1500  # training-file chunks in the corpus (each model embeds them: the cost of a run)
 MIN_FUNCTION_LINES = 3
 _WORD = re.compile(r"[A-Za-z]{2,}")
 _IDENT = re.compile(r"(?<![\w.:@%?#$'])[A-Za-z_][A-Za-z0-9_]*(?![\w.])")
@@ -71,8 +72,11 @@ class EvalSet:
 
 
 def build_eval_set(root: Path, files: dict[str, str], config: Config, seed: int = 13,
-                   history_commits: int = 50, per_kind: int = MAX_PER_KIND) -> EvalSet:
-    """The corpus and queries of the held-out `files` (path -> text)."""
+                   history_commits: int = 50, per_kind: int = MAX_PER_KIND,
+                   distractors: dict[str, str] | None = None) -> EvalSet:
+    """The corpus and queries of the held-out `files` (path -> text). The chunks of
+    `distractors` (the training files, as the user's index holds them) join the corpus, up
+    to MAX_DISTRACTORS of them, so answers compete with the rest of the repository."""
     rng = random.Random(f"search-eval:{seed}")
     found = EvalSet()
     functions: list[Chunk] = []
@@ -91,6 +95,7 @@ def build_eval_set(root: Path, files: dict[str, str], config: Config, seed: int 
             found.chunks.append(chunk)
             if is_function and chunk.text.count("\n") + 1 >= MIN_FUNCTION_LINES:
                 functions.append(chunk)
+    found.chunks += _distractors(distractors or {}, config, rng)
     by_kind[SYMBOL] = _symbol_queries(functions)
     by_kind[CODE_TO_CODE] = [q for q in (_renamed_copy(c) for c in functions) if q is not None]
     behaviour = _behaviour_queries(found.chunks)
@@ -102,6 +107,12 @@ def build_eval_set(root: Path, files: dict[str, str], config: Config, seed: int 
             picked += rng.sample(behaviour, min(per_kind - len(picked), len(behaviour)))
         found.queries += picked
     return found
+
+
+def _distractors(files: dict[str, str], config: Config, rng: random.Random) -> list[Chunk]:
+    chunks = [c for path in sorted(files) for c in chunk_text(path, files[path], config.index) if c.kind != "window"]
+    return sorted(rng.sample(chunks, MAX_DISTRACTORS), key=lambda c: (c.path, c.start_line)) \
+        if len(chunks) > MAX_DISTRACTORS else chunks
 
 
 def doc_query(doc: str, max_words: int = 40) -> str:
