@@ -95,8 +95,9 @@ def build_eval_set(root: Path, files: dict[str, str], config: Config, seed: int 
             found.chunks.append(chunk)
             if is_function and chunk.text.count("\n") + 1 >= MIN_FUNCTION_LINES:
                 functions.append(chunk)
-    found.chunks += _distractors(distractors or {}, config, rng)
-    by_kind[SYMBOL] = _symbol_queries(functions)
+    others = _distractors(distractors or {}, config, rng)
+    found.chunks += others
+    by_kind[SYMBOL] = _symbol_queries(functions, {function_name(c.symbol) for c in others})
     by_kind[CODE_TO_CODE] = [q for q in (_renamed_copy(c) for c in functions) if q is not None]
     behaviour = _behaviour_queries(found.chunks)
     by_kind[COMMIT] = commit_queries(root, found.chunks, history_commits)
@@ -137,8 +138,8 @@ def function_name(symbol: str) -> str:
     return re.split(r"::|[.:#]", name)[-1]
 
 
-def _symbol_queries(functions: list[Chunk]) -> list[EvalQuery]:
-    """A name defined once among the held-out functions -> its definition (all its parts)."""
+def _symbol_queries(functions: list[Chunk], elsewhere: set[str]) -> list[EvalQuery]:
+    """A name defined once in the corpus (not `elsewhere` either) -> its definition (all its parts)."""
     spans: dict[str, list[tuple[str, int, int]]] = {}
     owners: dict[str, set[str]] = {}
     for chunk in functions:
@@ -148,7 +149,7 @@ def _symbol_queries(functions: list[Chunk]) -> list[EvalQuery]:
         spans.setdefault(name, []).append(_span(chunk))
         owners.setdefault(name, set()).add(base_symbol(chunk.symbol))
     return [EvalQuery(SYMBOL, name, tuple(spans[name]), search_kind="symbol")
-            for name in sorted(spans) if len(owners[name]) == 1]
+            for name in sorted(spans) if len(owners[name]) == 1 and name not in elsewhere]
 
 
 def renamed(text: str) -> str:
