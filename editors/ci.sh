@@ -47,14 +47,14 @@ npm test --silent
 step "vscode: package (vsce)"
 version="$(node -p 'require("./package.json").version')"
 vsix="$out/codekin-$version.vsix"
-npx --no-install vsce package --allow-missing-repository --skip-license --out "$vsix"
+npx --no-install vsce package --allow-missing-repository --out "$vsix"
 python3 - "$vsix" <<'EOF'
 import sys, zipfile
 names = set(zipfile.ZipFile(sys.argv[1]).namelist())
 need = ["extension/package.json", "extension/out/src/extension.js",
         "extension/node_modules/vscode-languageclient/node.js"]
 missing = [n for n in need if n not in names]
-leaked = sorted(n for n in names if n.startswith(("extension/src/", "extension/test/", "extension/out/test/")))
+leaked = sorted(n for n in names if n.startswith(("extension/src/", "extension/test/", "extension/out/test/", "extension/e2e/")))
 if missing or leaked:
     sys.exit(f"{sys.argv[1]}: missing {missing}, should not contain {leaked[:5]}")
 print(f"{sys.argv[1]}: {len(names)} files, extension.js and vscode-languageclient inside")

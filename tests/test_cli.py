@@ -31,8 +31,8 @@ def test_index_search_similar_status_json(repo_factory, capsys):
     hits = json.loads(capsys.readouterr().out)
     assert hits[0] == {"path": "lib/retry.ex", "start_line": 2, "end_line": 11,
                        "symbol": "Shop.Retry.with_backoff/2", "language": "elixir", "kind": "function",
-                       "score": hits[0]["score"]}
-    assert len(hits) == 2 and 0 < hits[0]["score"] <= 1
+                       "score": hits[0]["score"], "cosine": hits[0]["cosine"], "root": str(root)}
+    assert len(hits) == 2 and hits[0]["score"] >= hits[1]["score"] > 0 and 0 < hits[0]["cosine"] <= 1
 
     assert main(["similar", str(root / "lib/cart.ex") + ":11", "--json", "--mode", "dense"]) == 0
     hits = json.loads(capsys.readouterr().out)

@@ -3,6 +3,7 @@ server, and a real headless Chromium screenshot showing the charts drawn."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import shutil
@@ -117,6 +118,30 @@ def test_served_on_localhost_only(history: Path):
         with pytest.raises(urllib.error.HTTPError, match="404"):
             urllib.request.urlopen(server.url + "etc/passwd", timeout=10)
         assert server._httpd.server_address[0] == "127.0.0.1"
+    finally:
+        server.stop()
+
+
+def test_answers_only_loopback_host_names_with_the_port(history: Path):
+    """DNS rebinding: a page of another site whose name resolves to 127.0.0.1 sends its own Host."""
+    server = DashboardServer(history).start()
+    try:
+        def status(host: str) -> int:
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+            connection.putrequest("GET", "/data.json", skip_host=True)
+            connection.putheader("Host", host)
+            connection.endheaders()
+            answer = connection.getresponse()
+            answer.read()
+            connection.close()
+            return answer.status
+
+        port = server.port
+        for good in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", f"LOCALHOST:{port}"):
+            assert status(good) == 200, good
+        for bad in ("evil.example", f"evil.example:{port}", "127.0.0.1", f"127.0.0.1:{port + 1}",
+                    f"localhost.evil.example:{port}", ""):
+            assert status(bad) == 421, bad
     finally:
         server.stop()
 

@@ -345,7 +345,7 @@ def test_status_reports_problems(hooked: Path) -> None:
 def test_cli_hooks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = make_repo(tmp_path / "repo", FILES)
     assert main(["hooks", "status", str(root)]) == 1
-    assert "FAIL post-commit: not installed: run `codekin hooks install`" in capsys.readouterr().out
+    assert "codekin's hooks are not installed: run `codekin hooks install`" in capsys.readouterr().out
     assert main(["hooks", "install", str(root)]) == 0
     out = capsys.readouterr().out
     assert "installed post-rewrite" in out and "  ok   post-checkout" in out

@@ -13,7 +13,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "server" / "codekin"
 ENTRY_POINTS = {"codekin.__main__"}  # `python -m codekin`: the command line's own front door
 CORE = ("codekin.index", "codekin.embedding", "codekin.chunking", "codekin.models", "codekin.engine",
         "codekin.indexer")
-ABOVE_CORE = ("codekin.jobs", "codekin.training", "codekin.lsp", "codekin.cli")
+ABOVE_CORE = ("codekin.jobs", "codekin.training", "codekin.lsp", "codekin.mcp", "codekin.cli")
+# The faces over the same services: the language server (editors) and the MCP server (agents).
+FACES = ("codekin.lsp", "codekin.mcp")
 
 
 def module_name(path: Path) -> str:
@@ -124,6 +126,13 @@ def test_the_core_imports_no_room_above_it(edges):
     wrong = sorted(f"{source} imports {target}" for source, targets in edges.items() for target in targets
                    if within(source, CORE) and within(target, ABOVE_CORE))
     assert wrong == []
+
+
+def test_the_faces_stand_side_by_side(edges):
+    wrong = sorted(f"{source} imports {target}" for source, targets in edges.items() for target in targets
+                   for face in FACES if within(source, face) and within(target, FACES) and not within(target, face))
+    assert wrong == []
+    assert "codekin.engine" in edges["codekin.mcp.service"]  # a face over the Engine, not a copy of it
 
 
 def test_no_import_cycle_between_packages(edges):

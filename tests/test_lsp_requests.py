@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codekin.index.search import Hit
+from codekin.index.search import Hit, SearchIndex
 from codekin.lsp.neighbours import Relatives, relatives_of_file
 from codekin.lsp.options import CodeLensOptions, SearchOptions, ServerOptions, parse_options
 from codekin.lsp.requests import (
@@ -141,6 +141,12 @@ class FakeIndex:
         vectors = np.array([r[3] or [0.0, 0.0] for r in rows], dtype=np.float32)
         self.vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
         self.dim = 2
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    mask = SearchIndex.mask  # the real exclusion rule over the hand-made columns
+    similar_mask = SearchIndex.similar_mask
 
 
 def test_relatives_count_other_chunks_above_the_threshold():

@@ -128,7 +128,7 @@ def expected_title(engine: Engine, path: str, start: int, end: int, threshold: f
 async def test_initialize_advertises_the_features(client: LanguageClient):
     caps = client.init_result.capabilities
     assert set(caps.execute_command_provider.commands) == {
-        "codekin.findSimilar", "codekin.search", "codekin.status", "codekin.retrain"}
+        "codekin.findSimilar", "codekin.search", "codekin.status", "codekin.retrain", "codekin.index"}
     assert caps.code_lens_provider.resolve_provider is True
     assert caps.workspace_symbol_provider
     assert caps.text_document_sync.save is not None and caps.text_document_sync.save is not False
@@ -326,3 +326,37 @@ async def test_no_index_is_an_error_and_exit_is_clean(bare_client: LanguageClien
     server = bare_client._server
     await asyncio.wait_for(bare_client.shutdown_session(), 30)  # while the model may still be loading
     assert server.returncode == 0
+
+
+# -- a server on an index searchable by words only: it answers, and embeds the rest meanwhile --
+@pytest.fixture
+def words_only(tmp_path: Path) -> Path:
+    root = make_repo(tmp_path / "words", {"lib/shop/cart.ex": CART, "lib/shop/retry.ex": RETRY})
+    indexer = Indexer(root, load_config(root))
+    indexer.lexical_only = True  # phase 1 only: no vectors yet
+    assert indexer.run().missing_vectors == 4
+    return root
+
+
+@pytest_lsp.fixture(config=SERVER, loop_scope="module")
+async def words_client(lsp_client: LanguageClient, words_only: Path):
+    await lsp_client.initialize_session(types.InitializeParams(
+        capabilities=types.ClientCapabilities(), root_uri=uri(words_only)))
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_a_server_embeds_an_index_without_vectors_while_it_answers(words_client: LanguageClient):
+    answer = await command(words_client, "codekin.search", {"query": "retry with exponential backoff",
+                                                             "mode": "lexical", "limit": 1})
+    assert answer["results"][0]["symbol"] == "Shop.Retry.with_backoff/2"
+    deadline = asyncio.get_running_loop().time() + READY_TIMEOUT_S
+    status = await command(words_client, "codekin.status")
+    while status["embeddedChunks"] < status["chunks"] and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.2)
+        status = await command(words_client, "codekin.status")
+    assert (status["embeddedChunks"], status["chunks"]) == (4, 4)
+    answer = await command(words_client, "codekin.search", {"query": "retry with exponential backoff",
+                                                             "mode": "dense", "limit": 1})
+    assert answer == {"results": [answer["results"][0]]}  # no denseIncomplete: every chunk has its vector
+    assert answer["results"][0]["symbol"] == "Shop.Retry.with_backoff/2"

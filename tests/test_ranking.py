@@ -38,7 +38,7 @@ def test_a_question_keeps_the_identifiers_it_names():
 
 def test_definition_keys_cover_every_spelling_a_user_types():
     keys = dict(definition_keys("Req.Request.put_header/3", "function"))
-    assert keys["req.request.put_header/3"] == keys["req.request.put_header"] == 1.0
+    assert keys["req.request.put_header/3"] == keys["req.request.put_header"] == max(keys.values())
     assert {"put_header", "put_header/3", "request.put_header"} <= set(keys)
     assert definition_keys("Req.Request (part 2/8)", "module") == []  # only the first part defines
     assert dict(definition_keys("Mutex (Debug)", "class"))["mutex"] == pytest.approx(0.75)  # a trait impl
@@ -46,6 +46,22 @@ def test_definition_keys_cover_every_spelling_a_user_types():
     assert query_keys("re2::RE2::FullMatch") == ["re2.re2.fullmatch"]
     assert query_keys("gun:open/3") == ["gun.open/3", "gun.open"]
     assert query_keys("how does") == []
+
+
+def test_ties_between_definitions_of_one_name_go_to_the_one_the_user_means():
+    symbols = ["click.core.Group", "click.decorators.group", "log_msg", "spdlog::details::log_msg",
+               "LZ4F_cctx_t", "gun_pool (part 1/3)", "gun_pool"]
+    kinds = ["class", "function", "class", "function", "class", "attributes", "attributes"]
+    paths = ["core.py", "decorators.py", "log_msg.h", "log_msg-inl.h", "lz4frame.c", "gun_pool.erl", "gun_pool.erl"]
+    languages = ["python", "python", "cpp", "cpp", "c", "erlang", "erlang"]
+    definitions = Definitions(symbols, kinds, paths, languages)
+    group, constructor, cctx, pool = (definitions.scores([word]) for word in ("Group", "log_msg", "LZ4F_cctx",
+                                                                              "gun_pool"))
+    assert group[0] > group[1] > 0  # the name in the query's case: the class, then the function
+    assert group[0] > definitions.scores(["group"])[0]
+    assert constructor[2] > constructor[3] > 0  # the class over its constructor
+    assert cctx[4] > 0  # a C struct answers to its tag without the _t
+    assert pool[5] > 0 and pool[6] == 0  # a module's second attribute block is not the module
 
 
 def test_names_declared_inside_a_head_are_definitions_too():

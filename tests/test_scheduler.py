@@ -88,7 +88,7 @@ def test_schedule_config_is_checked(tmp_path: Path):
     (tmp_path / ".codekin").mkdir()
     for bad, message in (('time = "2am"', "schedule.time must be HH:MM"),
                          ('timezone = "Mars/Olympus"', "not a known time zone"),
-                         ("triplets = 0", "schedule.triplets must be >= 1")):
+                         ("triplets = 0", r"schedule.triplets must be in \[1, ")):
         (tmp_path / ".codekin/config.toml").write_text(f"[schedule]\n{bad}\n")
         with pytest.raises(ConfigError, match=message):
             load_config(tmp_path)

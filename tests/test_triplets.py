@@ -363,12 +363,12 @@ def test_too_few_beam_files_is_an_error(repo_factory: Callable[..., Path], capsy
     root = repo_factory({"lib/a.ex": elixir_worker(1), "lib/b.ex": elixir_worker(2), "README.md": "x\n"})
     with pytest.raises(NotEnoughSnippetsError) as info:
         generator(root).generate(count=10)
-    assert info.value.message == ("Not enough BEAM snippets: found 2 files / "
+    assert info.value.message == (f"Not enough BEAM snippets in {root}: found 2 files / "
                                   f"{generator(root).files.count('beam')[1]} snippets; "
                                   "add code or lower --count")
     code = main(["triplets", "generate", "--repo", str(root), "--lexical", "--count", "10"])
     err = capsys.readouterr().err
-    assert code != 0 and "Not enough BEAM snippets: found 2 files" in err and "hint:" in err
+    assert code != 0 and f"Not enough BEAM snippets in {root}: found 2 files" in err and "hint:" in err
 
 
 def test_few_cpp_files_warns_and_goes_beam_only(repo_factory: Callable[..., Path]) -> None:

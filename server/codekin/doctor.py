@@ -58,7 +58,20 @@ def run_checks(root: Path, config: Config, load_model: bool = True) -> list[Chec
             checks.append(Check("model", False, exc.message, exc.hint or "check [model] in your config"))
         checks.append(_training_check())
     checks.append(_index_check(root, config))
+    checks.append(_state_dir_check(root))
     return checks
+
+
+def _state_dir_check(root: Path) -> Check:
+    """.codekin/ stays out of git: its index and models belong to this machine."""
+    from codekin.workspace import tracked_state_files
+
+    tracked = tracked_state_files(root)
+    if tracked:
+        return Check("state dir", False, f"git tracks {len(tracked)} file(s) under .codekin/ "
+                     f"({', '.join(tracked[:3])}{' ...' if len(tracked) > 3 else ''})",
+                     "git rm -r --cached .codekin && git commit")
+    return Check("state dir", True, "not tracked by git")
 
 
 def _training_check() -> Check:
@@ -81,6 +94,7 @@ def _training_check() -> Check:
 
 
 def _index_check(root: Path, config: Config) -> Check:
+    from codekin.index import integrity
     from codekin.index.store import IndexStore
     from codekin.indexer import pending_changes
 
@@ -89,13 +103,21 @@ def _index_check(root: Path, config: Config) -> Check:
         return Check("index", False, f"no index in {root}", f"codekin index {root}")
     try:
         state = store.state()
-        chunks = store.chunk_hashes()
-        missing = len(chunks - store.vector_hashes(state["active_key"]))
-        behind = pending_changes(root, config)
+        damage = integrity.verify(store, deep=True, active_key=state.get("active_key", ""))
+        if damage:
+            return Check("index", False, integrity.damaged("; ".join(damage)).message, integrity.FIX)
+        with integrity.guard():
+            chunks = store.chunk_hashes()
+            missing = len(chunks - store.vector_hashes(state["active_key"]))
+            behind = pending_changes(root, config)
     except CodekinError as exc:
         return Check("index", False, exc.message, exc.hint)
     stale = sum(behind.values())
-    ok = missing == 0
-    detail = f"{len(chunks)} chunk hashes, {missing} without vectors, {stale} files changed since"
-    fix = "" if ok and not stale else f"codekin index {root}"
+    from codekin.models.serving import model_note
+
+    note = model_note(root, state)
+    ok = missing == 0 and not note
+    detail = f"{len(chunks)} chunk hashes, {missing} without vectors, {stale} files changed since" \
+        + (f"; {note}" if note else "")
+    fix = "codekin reembed" if note else "" if ok and not stale else f"codekin index {root}"
     return Check("index", ok, detail, fix)

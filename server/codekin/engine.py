@@ -9,20 +9,25 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from codekin.chunking import language_for
+from codekin.chunking.chunk import base_symbol
 from codekin.config import Config, ModelConfig
-from codekin.embedding import Embedder, load_embedder
-from codekin.errors import WorkspaceError
+from codekin.embedding import Embedder
+from codekin.errors import ConfigError, WorkspaceError
+from codekin.index import integrity
 from codekin.index import query as queries
 from codekin.index.files import FileHit, FileWeights
 from codekin.index.paths import asks_for_tests
+from codekin.index.query_file import QueryFile
 from codekin.index.ranking import weights_for
 from codekin.index.search import Hit, SearchIndex
 from codekin.index.store import IndexStore
+from codekin.models.serving import load_verified
 from codekin.workspace import UnreadableFile, read_text
 
 
@@ -42,7 +47,7 @@ class Engine:
     def embedder(self) -> Embedder:
         with self._lock:
             if self._embedder is None:
-                self._embedder = load_embedder(self._query_model())
+                self._embedder = load_verified(self.root, self._query_model())
             return self._embedder
 
     def _query_model(self) -> ModelConfig:
@@ -71,7 +76,14 @@ class Engine:
         state = self.store.state()
         stamp = (self.store.state_path.stat().st_mtime_ns, state.get("active_key", ""))
         if self._index is None or stamp != self._index_stamp:
-            snapshot = SearchIndex(self.store, state["active_key"])
+            integrity.check(self.store, state.get("active_key", ""))  # damaged files: IndexDamagedError
+            # Mapped instead of LanceDB while every index file is as recorded (else LanceDB
+            # reads them, and reports damage the checksums could not see).
+            mapped = QueryFile.open(self.store.state_dir, state) \
+                if integrity.intact_as_recorded(self.store.state_dir) else None
+            source = mapped or self.store
+            with integrity.guard():
+                snapshot = SearchIndex(source, state["active_key"])
             self._index, self._index_stamp = snapshot, stamp
         return self._index
 
@@ -92,7 +104,7 @@ class Engine:
         from codekin.errors import ModelLoadError
 
         model = self._query_model()
-        embedder = load_embedder(dataclasses.replace(model, fallback=model.primary))
+        embedder = load_verified(self.root, dataclasses.replace(model, fallback=model.primary))
         if embedder.key != key:
             raise ModelLoadError(f"the index's active table vectors_{key} was written by a model that does not "
                                  f"load here (loaded {embedder.name})",
@@ -107,9 +119,10 @@ class Engine:
                path_glob: str | None = None, tests: bool = False) -> list[Hit]:
         """Ranked chunks for a symbol, a question or a code snippet (told apart by index/query.py);
         `tests` ranks tests like the code (a query that names tests does so by itself)."""
+        check_query_arguments(limit, min_similarity)
         index, parsed, keep, mode = self._prepare(query, mode, language, path_glob)
         weights = weights_for(self.config.search, parsed.kind, tests or asks_for_tests(query))
-        vector = self._embed(parsed.text, index.key) if mode != "lexical" else None
+        vector = self._embed(parsed.text, index.key) if mode != "lexical" and index.dim else None
         return index.search(vector, parsed, mode, limit or self.config.search.limit,
                             _min(min_similarity, self.config.search.min_similarity), keep, weights)
 
@@ -117,14 +130,20 @@ class Engine:
                      language: str | None = None, path_glob: str | None = None,
                      tests: bool = False) -> list[FileHit]:
         """Files as answers: each file's best chunks, its summary and its mean vector."""
+        check_query_arguments(limit, None)
         index, parsed, keep, mode = self._prepare(query, mode, language, path_glob)
         weights = weights_for(self.config.search, parsed.kind, tests or asks_for_tests(query))
-        vector = self._embed(parsed.text, index.key) if mode != "lexical" else None
+        vector = self._embed(parsed.text, index.key) if mode != "lexical" and index.dim else None
         rank, _ = index.scores(vector, parsed, mode, keep, weights)
         files = index.files()
         file_score = files.rank(rank, vector, parsed.terms, files.keep(keep), self._file_weights(mode),
                                 weights.prior_vector())
         return files.hits(file_score, rank, limit or self.config.search.limit)
+
+    def dense_coverage(self) -> tuple[int, int]:
+        """(chunks with a vector, chunks): below the total while phase 2 has not finished."""
+        index = self.index()
+        return int(index.has_vector.sum()), len(index)
 
     def undefined_symbol(self, query: str) -> str | None:
         """The query when it is a symbol that nothing in the index defines (say so beside the
@@ -150,11 +169,7 @@ class Engine:
         index = self.index()
         keep = index.mask(language, path_glob)
         if not keep.any():
-            named = " and ".join(f for f in (f"--lang {language}" if language else "",
-                                             f"--path {path_glob!r}" if path_glob else "") if f)
-            raise WorkspaceError(f"no indexed file matches {named}",
-                                 "check the filter (`codekin status` lists the languages; globs are "
-                                 "repository-relative, e.g. 'lib/**')")
+            raise _empty_filter(index, language, path_glob)
         return index, parsed, keep, mode or self.config.search.mode
 
     def similar(self, path: str, start_line: int, end_line: int | None = None, text: str | None = None,
@@ -166,6 +181,7 @@ class Engine:
         own lines excluded. A span that holds a module (its head, or several chunks) is
         compared with other modules as wholes, and answers with their heads.
         """
+        check_query_arguments(limit, min_similarity)
         rel = self.relative(path)
         index = self.index()
         end = end_line if end_line is not None else start_line
@@ -201,6 +217,53 @@ class Engine:
         query_hit = index.hit(query_row, 1.0) if query_row is not None else None
         return query_hit, hits
 
+    def similar_code(self, text: str, language: str | None = None, limit: int | None = None,
+                     min_similarity: float | None = None, mode: str | None = None) -> list[Hit]:
+        """Chunks like a piece of code that is in no indexed file (pasted, or not saved yet),
+        ranked as `similar` ranks them; `language` is the snippet's, and only names it for the model."""
+        check_query_arguments(limit, min_similarity)
+        if not text.strip():
+            raise WorkspaceError("the code is empty", "give the code to compare, or a FILE:LINE")
+        parsed = queries.parse(text, queries.CODE)
+        if not parsed.has_words:
+            raise WorkspaceError("the code has no words or names to compare", "give a longer piece of code")
+        index = self.index()
+        mode = mode or self.config.search.mode
+        prefix = f"{language} code\n" if language else ""
+        vector = self._embed(prefix + text, index.key) if mode != "lexical" else None
+        weights = weights_for(self.config.search, queries.CODE)
+        return index.search(vector, parsed, mode, limit or self.config.search.limit,
+                            _min(min_similarity, self.config.search.min_similarity), index.mask(), weights)
+
+    def definitions(self, symbol: str, limit: int | None = None, language: str | None = None,
+                    path_glob: str | None = None, tests: bool = False) -> list[Hit]:
+        """Where `symbol` is defined (`Shop.Cart`, `put_header/3`, `re2::RE2::FullMatch`, `cart.ex`):
+        the chunks that define it (index/definitions.py), each scored by how exactly it matches
+        (1 the whole name, less for a shorter form or the file name), code before tests; a function
+        split in parts answers with all its lines. Empty when nothing in the index defines it."""
+        check_query_arguments(limit, None)
+        if not symbol.strip():
+            raise WorkspaceError("the symbol is empty", "give a name, e.g. Shop.Cart or put_header/3")
+        index = self.index()
+        keep = index.mask(language, path_glob)
+        if not keep.any():
+            raise _empty_filter(index, language, path_glob)
+        strength = index.definitions.scores([symbol.strip()])
+        prior = weights_for(self.config.search, queries.SYMBOL, tests or asks_for_tests(symbol)).prior_vector()
+        rank = strength * prior[index.roles]
+        rows = [int(r) for r in np.flatnonzero((strength > 0) & keep)]
+        rows.sort(key=lambda r: (-float(rank[r]), index.paths[r], int(index.starts[r])))
+        hits = []
+        for row in rows[:limit or self.config.search.limit]:
+            hit = index.hit(row, float(strength[row]))
+            base = base_symbol(hit.symbol)
+            if base != hit.symbol:  # part 1 of a long function: the definition is all of its parts
+                end = max(int(index.ends[r]) for r in index.by_path[hit.path]
+                          if index.symbols[r].startswith(f"{base} (part "))
+                hit = replace(hit, symbol=base, end_line=max(end, hit.end_line))
+            hits.append(hit)
+        return hits
+
     def _similar_modules(self, index: SearchIndex, rel: str, rows: list[int], mode: str, limit: int,
                          min_similarity: float) -> list[Hit]:
         """Other modules like the one made of `rows`: their heads, ranked as files."""
@@ -213,12 +276,14 @@ class Engine:
         modules = index.modules()
         own = np.zeros(len(modules.paths), dtype=bool)
         own[modules.file_of_row[rows]] = True  # the module(s) the query is made of
-        module_score = modules.rank(rank, vector, parsed.terms, modules.keep(keep) & ~own, self._file_weights(mode),
+        module_weights = replace(self._file_weights(mode),
+                                 text=self.config.search.module_text_weight if mode != "dense" else 0.0)
+        module_score = modules.rank(rank, vector, parsed.terms, modules.keep(keep) & ~own, module_weights,
                                     weights.prior_vector())
         found = modules.hits(module_score, rank, limit, head=True)
         shown = [float(modules.vectors[modules.file_of_row[f.row]] @ vector) if vector is not None else f.score
                  for f in found]
-        return [index.hit(f.row, s) for f, s in zip(found, shown, strict=True) if s >= min_similarity]
+        return [index.hit(f.row, s, f.score) for f, s in zip(found, shown, strict=True) if s >= min_similarity]
 
     def _span_text(self, rel: str, start: int, end_line: int | None) -> str:
         try:
@@ -258,6 +323,7 @@ class Engine:
             out.update({
                 "model": state.get("model"), "active_table": f"vectors_{state.get('active_key')}",
                 "chunks": len(index), "embedded_chunks": int(index.has_vector.sum()),
+                "dense_complete": bool(index.has_vector.all()),
                 "files": len(index.by_path), "updated_at": state.get("updated_at"),
                 "age_seconds": round(time.time() - state.get("updated_at", time.time()), 1),
                 "head": state.get("head", ""),
@@ -265,6 +331,29 @@ class Engine:
         if self._embedder is not None:
             out.update({"device": self._embedder.device, "fallback_reason": self._embedder.fallback_reason})
         return out
+
+
+def check_query_arguments(limit: int | None, min_similarity: float | None) -> None:
+    """A limit below 1 or a similarity outside [-1, 1] is a mistake, never a silent default."""
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be 1 or more, got {limit}", "e.g. --limit 10 (the default)")
+    if min_similarity is not None and not -1.0 <= min_similarity <= 1.0:
+        raise ConfigError(f"--min-similarity must be between -1 and 1 (a cosine similarity), got {min_similarity}",
+                          "e.g. --min-similarity 0.3; the default 0 keeps every result")
+
+
+def _empty_filter(index: SearchIndex, language: str | None, path_glob: str | None) -> WorkspaceError:
+    """Name the filter that matched nothing (each one alone), with what the index does hold."""
+    languages = sorted(set(index.languages))
+    if language and not index.mask(language, None).any():
+        return WorkspaceError(f"--lang {language} matches no indexed file",
+                              f"the index holds: {', '.join(languages)}")
+    if path_glob and not index.mask(None, path_glob).any():
+        tops = sorted({p.split("/")[0] + ("/**" if "/" in p else "") for p in index.paths})
+        return WorkspaceError(f"--path {path_glob!r} matches no indexed file",
+                              "globs are repository-relative, e.g. " + ", ".join(repr(t) for t in tops[:8]))
+    return WorkspaceError(f"no indexed {language} file matches --path {path_glob!r}",
+                          "each filter matches files, but none both; drop one of them")
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:

@@ -45,6 +45,10 @@ class IndexFormatError(CodekinError):
     exit_code = 6
 
 
+class IndexDamagedError(IndexFormatError):
+    """A file of the LanceDB index is truncated, changed or gone; `codekin index --rebuild` repairs it."""
+
+
 class IndexMissingError(CodekinError):
     exit_code = 7
 

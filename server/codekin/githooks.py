@@ -20,6 +20,7 @@ from pathlib import Path
 from codekin.config import STATE_DIR
 from codekin.errors import CodekinError, WorkspaceError
 from codekin.queue import SPOOL_DIR
+from codekin.workspace import exclude_state_dir
 
 HOOK_NAMES = ("post-commit", "post-merge", "post-checkout", "post-rewrite")
 CHAINED_SUFFIX = ".codekin-chained"
@@ -121,13 +122,8 @@ def _ensure_state_dir(root: Path, actions: list[str]) -> None:
     if not spool.is_dir():
         spool.mkdir(parents=True, exist_ok=True)
         actions.append(f"created {spool.relative_to(root)}/")
-    if _git(root, "check-ignore", "-q", f"{STATE_DIR}/").returncode == 1:  # 1: not ignored
-        exclude = (root / _git(root, "rev-parse", "--git-path", "info/exclude").stdout.strip()).resolve()
-        exclude.parent.mkdir(parents=True, exist_ok=True)
-        existing = exclude.read_bytes() if exclude.is_file() else b""
-        separator = b"" if not existing or existing.endswith(b"\n") else b"\n"
-        with exclude.open("ab") as handle:
-            handle.write(separator + f"{STATE_DIR}/\n".encode())
+    exclude = exclude_state_dir(root)
+    if exclude:
         actions.append(f"git-ignored {STATE_DIR}/ in {exclude}")
 
 
@@ -206,8 +202,10 @@ def status(root: Path) -> HooksReport:
                           chained=str(chained) if os.path.lexists(chained) else "")
         if ours is None:
             state.problem = "not installed: run `codekin hooks install`"
-            if os.path.lexists(directory / name):
+            if os.path.lexists(directory / name) and state.chained:  # ours chained it once, then went
                 state.problem = "replaced by another hook since install: run `codekin hooks install` to chain it"
+            elif os.path.lexists(directory / name):
+                state.problem = "not installed (a hook of your own is there: `codekin hooks install` chains it)"
         elif not os.access(ours, os.X_OK):
             state.problem = f"{ours} is not executable, so git skips it: run `codekin hooks install`"
         elif ours.read_bytes() != hook_script(name):

@@ -10,6 +10,7 @@ decisions and writes, so both write the same tables.
 from __future__ import annotations
 
 import hashlib
+import logging
 import subprocess
 import time
 from collections import Counter
@@ -21,14 +22,19 @@ from typing import Protocol
 from codekin.chunking import CHUNKER_VERSION, Chunk, chunk_text
 from codekin.config import Config, IndexConfig, ModelConfig
 from codekin.embedding import Embedder, expected_key, load_embedder
-from codekin.errors import StaleModelError, WorkspaceError
+from codekin.errors import IndexDamagedError, StaleModelError, WorkspaceError
+from codekin.index import integrity
 from codekin.index.lock import IndexLock
+from codekin.index.phases import DenseLayer, scan_digest
+from codekin.index.query_file import write_query_file
 from codekin.index.store import FileRecord, IndexStore
 from codekin.progress import ProgressFactory, no_progress
 from codekin.workspace import Scan, UnreadableFile, read_text, scan
 
 FILE_BATCH = 500  # files whose chunk rows are written together
 EMBED_BATCH = 1024  # vectors appended per write: an interrupted run keeps what it embedded
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -41,8 +47,11 @@ class IndexSummary:
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
     seconds: float = 0.0
     embed_seconds: float = 0.0  # model time only: what embeddings/s is measured over
+    searchable_seconds: float = 0.0  # when phase 1 (chunks, words, definitions) was committed
+    missing_vectors: int = 0  # chunk rows still without a vector (phase 2 skipped or cut short)
     model: str = ""
     device: str = ""
+    rebuilt: str = ""  # why the index was discarded and rebuilt from the files ("" when it was not)
 
     @property
     def embeddings_per_second(self) -> float:
@@ -50,7 +59,8 @@ class IndexSummary:
 
     def to_dict(self) -> dict:
         return {**self.__dict__, "embeddings_per_second": round(self.embeddings_per_second, 1),
-                "seconds": round(self.seconds, 2), "embed_seconds": round(self.embed_seconds, 2)}
+                "seconds": round(self.seconds, 2), "embed_seconds": round(self.embed_seconds, 2),
+                "searchable_seconds": round(self.searchable_seconds, 2)}
 
 
 def _reason_kind(reason: str) -> str:
@@ -147,7 +157,7 @@ class IndexEngine(Protocol):
 class LocalEngine:
     """Both steps in this process: the default engine."""
 
-    chunk_progress = False
+    chunk_progress = True  # phase 1 is worth watching on its own
 
     def __init__(self, embedder: Embedder | None = None) -> None:
         self._embedder = embedder
@@ -186,6 +196,9 @@ class LocalEngine:
 class Indexer:
     """Brings the index of one repository up to date with its files."""
 
+    lexical_only = False  # stop after phase 1: searchable by words; the next pass embeds
+    on_searchable: Callable[[IndexSummary], None] | None = None  # told when phase 1 is committed
+
     def __init__(self, root: Path, config: Config, embedder: Embedder | None = None,
                  progress: ProgressFactory = no_progress, engine: IndexEngine | None = None) -> None:
         self.root = root
@@ -193,6 +206,7 @@ class Indexer:
         self.store = IndexStore(root)
         self.engine: IndexEngine = engine if engine is not None else LocalEngine(embedder)
         self.progress = progress
+        self.announce: Callable[[str], None] = lambda message: None  # says why it rebuilds, before it does
 
     def _model(self) -> ModelConfig:
         """The configured model, or the fine-tuned version the model registry makes active."""
@@ -200,17 +214,35 @@ class Indexer:
 
         return serving_model(self.root, self.config.model)
 
-    def run(self, paths: list[str] | None = None, wait: float = 0.0) -> IndexSummary:
-        """Full pass (paths=None) or only the given repository-relative paths."""
+    def run(self, paths: list[str] | None = None, wait: float = 0.0, rebuild: bool = False) -> IndexSummary:
+        """Full pass (paths=None) or only the given repository-relative paths. A damaged index
+        (and any index with `rebuild`) is discarded and rebuilt by a full pass, announced first."""
         try:
-            return self._run(paths, wait)
+            if rebuild:
+                return self._rebuild("a rebuild was asked for", wait)
+            try:
+                return self._run(paths, wait)
+            except IndexDamagedError as exc:
+                self.announce(f"codekin: {exc.message}; rebuilding it from the source files")
+                return self._rebuild(exc.message, wait)
         finally:
             self.engine.close()
+
+    def _rebuild(self, reason: str, wait: float) -> IndexSummary:
+        with IndexLock(self.store.state_dir, wait=wait):
+            integrity.discard(self.store)
+        self.store = IndexStore(self.root)  # no connection to the discarded tables
+        summary = self._run(None, wait)
+        summary.rebuilt = reason
+        return summary
 
     def _run(self, paths: list[str] | None, wait: float) -> IndexSummary:
         started = time.perf_counter()
         summary = IndexSummary()
-        with IndexLock(self.store.state_dir, wait=wait):
+        with IndexLock(self.store.state_dir, wait=wait), integrity.guard():
+            if paths is None and (repaired := self.store.repair_state()):
+                log.warning("codekin: %s", repaired)
+            integrity.prepare(self.store)  # leftovers of a killed run go; damage raises IndexDamagedError
             model = self._model()  # resolved once per run: the registry is read here only
             self._check_model_current(model)
             found = self._scan(paths)
@@ -231,19 +263,27 @@ class Indexer:
                     f"no supported files in {self.root}: {len(found.skipped)} skipped",
                     "check [index] include/exclude in .codekin/config.toml; `codekin doctor` lists reasons",
                 )
-            self._embed_missing(summary, model)
+            dense = self._commit_lexical(found, model, paths, summary, started)
+            if self.lexical_only:
+                summary.seconds = time.perf_counter() - started
+                return summary
+            dense = self._embed_missing(summary, model, dense)
             key = self.engine.key(model)  # known without loading the model
             self.store.ensure_ann_index(key, self.config.index.ann_min_rows)
             if summary.changed_files or summary.removed_files:
                 self.store.compact()
-            summary.chunks = len(self.store.load_chunks())
+            summary.chunks = dense.chunks
             # Written last: a full pass that completed may let the next one skip everything.
             counts = {"files": summary.files, "chunks": summary.chunks, "skipped": summary.skipped}
-            self.store.write_state(active_key=key, model=self.engine.model_name(model),
-                                   head=git_head(self.root), scan_digest=self._scan_digest(found, key)
-                                   if paths is None else "", last_counts=counts,
-                                   **({"chunking": self._chunking_signature()} if paths is None else {}))
+            state = self.store.write_state(
+                active_key=key, model=self.engine.model_name(model), dense=dense.record(), head=git_head(self.root),
+                scan_digest=self._scan_digest(found, key) if paths is None else "", last_counts=counts,
+                **({"chunking": self._chunking_signature(),
+                    "files_digest": self._scan_digest(found, "")} if paths is None else {}))
+            integrity.record(self.store)  # what this run wrote, as written
+            write_query_file(self.store, state, self.config.index.ann_min_rows)
         summary.seconds = time.perf_counter() - started
+        summary.searchable_seconds = summary.searchable_seconds or summary.seconds
         return summary
 
     def _scan(self, paths: list[str] | None) -> Scan:
@@ -270,15 +310,28 @@ class Indexer:
         return hashlib.sha256(settings.encode()).hexdigest()[:16]
 
     def _scan_digest(self, found: Scan, key: str) -> str:
-        """What a full pass depends on: every file's size and mtime, the skips, the chunking
-        settings and the vector space. Equal digests mean a full pass would change nothing."""
-        digest = hashlib.sha256()
-        digest.update(repr((key, self._chunking_signature())).encode())
-        for f in found.files:
-            digest.update(f"{f.path}\0{f.size}\0{f.mtime_ns}\n".encode("utf-8", "surrogateescape"))
-        for path, reason in sorted(found.skipped.items()):
-            digest.update(f"{path}\0{reason}\n".encode("utf-8", "surrogateescape"))
-        return digest.hexdigest()
+        """Equal digests mean a full pass would change nothing (index/phases.py)."""
+        return scan_digest(found, key, self._chunking_signature())
+
+    def _commit_lexical(self, found: Scan, model: ModelConfig, paths: list[str] | None, summary: IndexSummary,
+                        started: float) -> DenseLayer:
+        """End of phase 1: record the chunk rows as searchable (by their words until their
+        vectors follow). A pass with little to embed commits once, at the end."""
+        key = self.engine.key(model)
+        dense = DenseLayer(self.store, key)
+        summary.chunks, summary.missing_vectors = dense.chunks, dense.missing_rows
+        if not (dense.worth_a_commit() or self.lexical_only):
+            return dense
+        extra = {"files_digest": scan_digest(found, "", self._chunking_signature()),
+                 "chunking": self._chunking_signature(), "scan_digest": ""} if paths is None else {}
+        state = self.store.write_state(active_key=key, model=self.engine.model_name(model),
+                                       head=git_head(self.root), dense=dense.record(), **extra)
+        integrity.record(self.store)  # phase 1's files, as written
+        write_query_file(self.store, state, self.config.index.ann_min_rows)
+        summary.searchable_seconds = time.perf_counter() - started
+        if self.on_searchable is not None:
+            self.on_searchable(summary)
+        return dense
 
     def _check_model_current(self, model: ModelConfig) -> None:
         """A long-lived process (the language server) may hold a model that another process has
@@ -343,17 +396,27 @@ class Indexer:
         flush()
         summary.skipped = dict(skipped)
 
-    def _embed_missing(self, summary: IndexSummary, model: ModelConfig) -> None:
-        """Embed every chunk hash that has no vector in the table of `model` (the run's model)."""
+    def _embed_missing(self, summary: IndexSummary, model: ModelConfig, dense: DenseLayer) -> DenseLayer:
+        """Phase 2: embed every chunk hash that has no vector in the table of `model` (the run's
+        model), slice by slice, recording each slice in the state file (a kill keeps them)."""
         key = self.engine.key(model)
-        missing = self.store.chunk_hashes() - self.store.vector_hashes(key)
-        if not missing:
-            return
-        with self.progress("Embedding", len(missing)) as bar:
-            stats = self.engine.embed(self.store, missing, key, model, bar.advance)
-        summary.model, summary.device = stats.model, stats.device
-        summary.new_embeddings += stats.embedded
-        summary.embed_seconds += stats.seconds
+        if not dense.missing:
+            return dense
+        with self.progress("Embedding", len(dense.missing)) as bar:
+            for part in dense.slices():
+                stats = self.engine.embed(self.store, set(part), key, model, bar.advance)
+                if stats.key != key:  # a fallback answered: it embedded all its table lacked
+                    key = stats.key
+                    dense = DenseLayer(self.store, key)
+                dense.done(part)
+                summary.model, summary.device = stats.model, stats.device
+                summary.new_embeddings += stats.embedded
+                summary.embed_seconds += stats.seconds
+                if dense.missing:
+                    self.store.write_state(active_key=key, dense=dense.record())
+                    integrity.record(self.store)  # this slice's vectors, as written
+        summary.missing_vectors = dense.missing_rows
+        return dense
 
 
 def _restrict(found: Scan, wanted: set[str]) -> Scan:
@@ -377,3 +440,11 @@ def workspace_changes(root: Path, config: Config,
 def pending_changes(root: Path, config: Config) -> dict[str, int]:
     """How far the index is behind the files, as counts."""
     return {kind: len(paths) for kind, paths in workspace_changes(root, config).items()}
+
+
+def skipped_files(root: Path, config: Config) -> dict[str, str]:
+    """Every file the index leaves out, by name, with the reason: those read and refused (binary,
+    not UTF-8, empty...) and those the scan passes over (symlinks, too large)."""
+    found = {path: reason for path, reason in scan(root, config.index).skipped.items()}
+    found.update({path: r.skip_reason for path, r in IndexStore(root).file_records().items() if r.skip_reason})
+    return dict(sorted(found.items()))

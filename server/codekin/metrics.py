@@ -6,6 +6,7 @@ Written by the training pipeline and the re-embedding job, read by the dashboard
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import time
@@ -13,6 +14,9 @@ from pathlib import Path
 from typing import Any, cast
 
 from codekin.config import STATE_DIR
+from codekin.workspace import ensure_state_dir
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -72,19 +76,56 @@ def _pid_alive(pid: int | None) -> bool:
     return True
 
 
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+def _damaged(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return any(sign in text for sign in ("malformed", "not a database", "unsupported file format", "corrupt"))
+
+
 class MetricsStore:
     """`with MetricsStore(root) as metrics: run = metrics.start_run(...)`."""
 
     def __init__(self, root: Path) -> None:
         self.path = Path(root) / STATE_DIR / "metrics.db"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA busy_timeout=10000")
-        if self.db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-            self.db.executescript(SCHEMA)
-            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        ensure_state_dir(Path(root))
+        try:
+            self.db = self._open()
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and not _damaged(exc):
+                raise  # locked or busy: not damage
+            self._move_aside(exc)
+            self.db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+        try:
+            db.row_factory = sqlite3.Row
+            db.text_factory = _text  # a scribbled page that passes quick_check may hold invalid UTF-8
+            db.execute("PRAGMA busy_timeout=10000")
+            db.execute("PRAGMA journal_mode=WAL")
+            if db.execute("PRAGMA quick_check(1)").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("database disk image is malformed (quick_check)")
+            if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                db.executescript(SCHEMA)
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _move_aside(self, exc: sqlite3.DatabaseError) -> None:
+        """The metrics are a record, not a dependency: a damaged database is kept for a look
+        and a fresh one started, so training and the dashboard go on."""
+        aside = self.path.with_name(f"metrics.db.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(f"{self.path}{suffix}")
+            if source.exists():
+                os.replace(source, Path(f"{aside}{suffix}"))
+        log.warning("codekin: %s was damaged (%s); moved it to %s and started a new one "
+                    "(earlier runs are missing from the dashboard)", self.path, exc, aside.name)
 
     def close(self) -> None:
         self.db.close()

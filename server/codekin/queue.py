@@ -30,6 +30,7 @@ from pathlib import Path
 from codekin.config import STATE_DIR
 from codekin.errors import CodekinError
 from codekin.index.lock import IndexLock
+from codekin.workspace import ensure_state_dir
 
 SPOOL_DIR = "queue.d"  # under .codekin/: one record file per hook event
 RECORD_MAGIC = b"codekin-queue 2"
@@ -119,6 +120,7 @@ class ChangeQueue:
         self.state_dir = root / STATE_DIR
         self.spool = self.state_dir / SPOOL_DIR
         self.path = self.state_dir / "queue.db"
+        ensure_state_dir(root)
         self.spool.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)

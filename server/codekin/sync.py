@@ -58,6 +58,8 @@ class SyncSummary:
         if self.index is None:
             return f"Index is up to date ({source}, nothing changed)"
         idx = self.index
+        if idx.rebuilt:
+            return f"Rebuilt the index from the source files ({idx.rebuilt}): {idx.chunks} chunks in {self.seconds:.1f} s"
         return (f"Synced {self.changed} changed paths ({source}): {idx.changed_files} files re-chunked, "
                 f"{idx.removed_files} removed, {idx.new_embeddings} new embeddings in {self.seconds:.1f} s"
                 + (f"; {self.remaining} queued meanwhile" if self.remaining else ""))

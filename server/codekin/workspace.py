@@ -12,6 +12,7 @@ from codekin.config import STATE_DIR, IndexConfig
 from codekin.errors import WorkspaceError
 
 BINARY_SNIFF_BYTES = 8192
+NOT_UTF8_NAME = "name is not UTF-8"
 
 
 @dataclass(frozen=True)
@@ -46,14 +47,83 @@ def find_root(start: Path) -> Path:
 
 
 
-def index_root(start: Path) -> Path:
-    """The nearest directory at or above `start` holding an index, else the git root."""
+def index_root(start: Path, named: bool = False) -> Path:
+    """The root rule every command follows: the nearest directory at or above `start` that
+    holds an index (`.codekin/state.json`, or the tables of a first index that was stopped); else a directory the user `named` (--repo DIR,
+    `codekin status DIR`); else the git top-level of `start`, else its directory.
+    (`codekin index DIR` indexes DIR as given, which makes DIR the root from then on.)"""
     start = start.resolve()
     directory = start if start.is_dir() else start.parent
     for candidate in (directory, *directory.parents):
-        if (candidate / STATE_DIR / "state.json").is_file():
+        state = candidate / STATE_DIR
+        if (state / "state.json").is_file() or (state / "index.lance").is_dir():  # or a first index, stopped
             return candidate
-    return find_root(directory)
+    return directory if named and start.is_dir() else find_root(directory)
+
+
+_EXCLUDED: set[Path] = set()  # roots whose .codekin/ this process has seen git-ignored
+
+
+def ensure_state_dir(root: Path) -> Path:
+    """`root/.codekin/`, created if missing and listed in git's info/exclude unless git already
+    ignores it (a .gitignore, core.excludesFile, or an earlier run): one `git add -A` must never
+    commit the index or the models. Linked worktrees share their repository's info/exclude.
+    Returns the state directory; outside git it is only created."""
+    state = root / STATE_DIR
+    state.mkdir(parents=True, exist_ok=True)
+    key = root.resolve()
+    if key not in _EXCLUDED:
+        _EXCLUDED.add(key)
+        exclude_state_dir(root)
+    return state
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str] | None:
+    try:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                              check=False, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def exclude_state_dir(root: Path) -> str:
+    """Add `.codekin/` to the repository's info/exclude when git does not ignore it yet.
+    -> the exclude file written to, or "" (already ignored, or not a git repository)."""
+    ignored = _git(root, "check-ignore", "-q", f"{STATE_DIR}/")
+    if ignored is None or ignored.returncode != 1:  # 0: ignored already; 128: not in a git repository
+        return ""
+    where = _git(root, "rev-parse", "--git-path", "info/exclude")
+    if where is None or where.returncode != 0:
+        return ""
+    exclude = (root / where.stdout.strip()).resolve()
+    try:
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        existing = exclude.read_bytes() if exclude.is_file() else b""
+        separator = b"" if not existing or existing.endswith(b"\n") else b"\n"
+        with exclude.open("ab") as handle:
+            handle.write(separator + f"{STATE_DIR}/\n".encode())
+    except OSError:
+        return ""  # a read-only .git: the tracked-files warning of status/doctor still speaks up
+    return str(exclude)
+
+
+def tracked_state_files(root: Path) -> list[str]:
+    """Files under `.codekin/` that git tracks (committed or staged): index and models in the
+    repository's history, where they do not belong."""
+    out = _git(root, "ls-files", "-z", "--", STATE_DIR)
+    if out is None or out.returncode != 0:
+        return []
+    return [p for p in out.stdout.split("\0") if p]
+
+
+def tracked_warning(root: Path) -> str:
+    """What status and doctor say when git tracks `.codekin/`, else ""."""
+    tracked = tracked_state_files(root)
+    if not tracked:
+        return ""
+    return (f"git tracks {len(tracked)} file(s) under {STATE_DIR}/ (the index and models belong to this "
+            f"machine): run `git rm -r --cached {STATE_DIR}` and commit; codekin keeps {STATE_DIR}/ in "
+            ".git/info/exclude")
 
 def _git_paths(root: Path) -> list[str] | None:
     try:
@@ -88,6 +158,15 @@ def matches(path: str, patterns: list[str]) -> bool:
     return False
 
 
+def utf8_name(rel: str) -> bool:
+    """False for a name whose bytes are not UTF-8 (decoded with surrogateescape)."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def scan(root: Path, config: IndexConfig) -> Scan:
     """List the candidate files under `root` with size and mtime; no file is read here."""
     result = Scan(root=root)
@@ -99,6 +178,9 @@ def scan(root: Path, config: IndexConfig) -> Scan:
             continue
         if (config.include and not matches(rel, config.include)) or matches(rel, config.exclude):
             result.excluded += 1
+            continue
+        if not utf8_name(rel):  # the index stores names as UTF-8 text: it cannot hold this one
+            result.skipped[rel] = NOT_UTF8_NAME
             continue
         full = root / rel
         try:

@@ -39,13 +39,40 @@ pytestmark = [pytest.mark.reliability]
     ("[model]\ntrust_remote_code = true\n", "model.trust_remote_code may only be set in your own config"),
     ("[model]\nprimary = \"/tmp/evil-model\"\n", "model.primary may only be set in your own config"),
     ("[model]\nfallback = \"attacker/model\"\n", "model.fallback may only be set in your own config"),
+    # issue 19 item 8: every number has a range, every float is finite, globs and paths stay inside
+    ("[model]\nmax_tokens = -1\n", "model.max_tokens must be in [8, 131072], got -1"),
+    ("[search]\nlimit = -5\n", "search.limit must be in [1, 10000], got -5"),
+    ("[search]\nlimit = 0\n", "search.limit must be in [1, 10000], got 0"),
+    ("[search]\ncontext_weight = nan\n", "search.context_weight must be a finite number, got nan"),
+    ("[search]\nlexical_weight = 1e308\n", "search.lexical_weight must be in [0.0, 100.0], got 1e+308"),
+    ("[search]\nname_weight = -1e308\n", "search.name_weight must be in [0.0, 100.0], got -1e+308"),
+    ("[search]\nprior_test = inf\n", "search.prior_test must be a finite number, got inf"),
+    ("[index]\nmax_file_bytes = -1\n", "index.max_file_bytes must be in [1, 1099511627776], got -1"),
+    ("[index]\ninclude = [\"../other/**\"]\n", "index.include: '../other/**' reaches outside the repository"),
+    ("[index]\ninclude = [\"/etc/**\"]\n", "index.include: '/etc/**' reaches outside the repository"),
+    ("[model]\nbackend = \"torch\"\n", "model.backend may only be set in your own config"),
+    ("[schedule]\ntriplets_file = \"/tmp/t.jsonl\"\n", "schedule.triplets_file: '/tmp/t.jsonl' is outside"),
+    ("[schedule]\ntriplets_file = \"../t.jsonl\"\n", "schedule.triplets_file: '../t.jsonl' is outside"),
 ])
 def test_bad_repository_config_is_a_clear_cli_error(repo_factory, capsys, toml: str, expected: str):
     root = repo_factory({"lib/a.ex": "defmodule A do\n  def a, do: 1\nend\n", ".codekin/config.toml": toml})
     assert cli_main(["index", str(root)]) == 2
     err = capsys.readouterr().err
     assert expected in err, err
+    assert str(root / ".codekin" / "config.toml") in err or "invalid config file" in err  # names the file
     assert not (root / ".codekin" / "state.json").exists()
+
+
+def test_user_config_may_set_backend_and_paths_outside(repo_factory, tmp_path, monkeypatch):
+    root = repo_factory({"lib/a.ex": "defmodule A do\nend\n",
+                         ".codekin/config.toml": "[schedule]\ntriplets_file = \"data/t.jsonl\"\n"})
+    assert load_config(root).schedule.triplets_file == "data/t.jsonl"  # inside the repository: allowed
+    (tmp_path / "xdg" / "codekin").mkdir(parents=True)
+    (tmp_path / "xdg" / "codekin" / "config.toml").write_text(
+        "[model]\nbackend = \"torch\"\n[schedule]\ntriplets_file = \"/srv/curated.jsonl\"\n")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    config = load_config(root.parent)
+    assert (config.model.backend, config.schedule.triplets_file) == ("torch", "/srv/curated.jsonl")
 
 
 def test_user_config_may_opt_in_to_remote_code(repo_factory, tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-/** The commands: Find Similar Code, Semantic Search, Retrain, Show Status, Restart Server. */
+/** The commands: Find Similar Code, Semantic Search, Index Repository, Retrain, Show Status, Restart Server. */
 import * as vscode from "vscode";
 
 import { LiveSearch } from "./liveSearch";
@@ -54,6 +54,7 @@ export class Commands {
     };
     add("codekin.findSimilarCode", () => this.findSimilar());
     add("codekin.semanticSearch", () => this.semanticSearch());
+    add("codekin.indexRepository", () => this.index());
     add("codekin.retrainModel", () => this.retrain());
     add("codekin.showStatus", () => this.showStatus());
     add("codekin.restartServer", () => this.server.restart("requested"));
@@ -159,6 +160,14 @@ export class Commands {
     });
     pick.show();
     return Promise.resolve();
+  }
+
+  /** `codekin index` of the folder on the server (progress in the window; the server also offers it). */
+  private async index(): Promise<void> {
+    const response = await this.server.execute("codekin.index", {});
+    const text = (response as { message?: unknown } | undefined)?.message;
+    void vscode.window.showInformationMessage(`codekin: ${typeof text === "string" ? text : "indexed"}`);
+    await this.refreshStatus();
   }
 
   private async retrain(): Promise<void> {

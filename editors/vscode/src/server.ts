@@ -108,7 +108,7 @@ export class CodekinServer implements vscode.Disposable {
       this.log.error(this.lastError);
       this.events.onState("failed", this.lastError);
       const choice = await vscode.window.showErrorMessage(
-        `codekin: ${this.lastError}. Is codekin installed (pip install codekin), or is "codekin.server.command" set?`,
+        `codekin: ${this.lastError}. Is codekin installed (pip install -e <codekin checkout>), or is "codekin.server.command" set?`,
         "Open Settings",
         "Show Log",
       );

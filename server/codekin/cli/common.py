@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from codekin.config import Config, load_config
@@ -15,12 +16,12 @@ from codekin.workspace import find_root, index_root
 def repo_root(given: str | None, start: Path | None = None, index: bool = True,
               must_exist: bool = False) -> Path:
     """The repository of `given` (a --repo or path argument), else of `start` (default: the
-    current directory): with `index`, the nearest directory at or above it holding an index,
-    else the git root. With `must_exist`, a `given` path that does not exist is an error."""
+    current directory), by workspace.index_root's rule (with `index`; else the git root).
+    With `must_exist`, a `given` path that does not exist is an error."""
     where = Path(given) if given else (start or Path.cwd())
     if must_exist and given and not where.exists():
         raise WorkspaceError(f"{given} does not exist", "give the path of a git repository")
-    return index_root(where) if index else find_root(where)
+    return index_root(where, named=bool(given)) if index else find_root(where)
 
 
 def config_for(root: Path, args: argparse.Namespace) -> Config:
@@ -33,3 +34,12 @@ def config_for(root: Path, args: argparse.Namespace) -> Config:
 def emit(args: argparse.Namespace, payload: object, human: str) -> None:
     """Print one JSON line with --json, else the human text."""
     print(json.dumps(payload) if args.json else human)
+
+
+def shown_path(root: Path, rel: str) -> str:
+    """A repository-relative path as the shell opens it from the current directory (human
+    output; --json keeps the repository-relative path beside the root)."""
+    try:
+        return os.path.relpath(root / rel)
+    except ValueError:  # another drive (Windows)
+        return str(root / rel)

@@ -8,9 +8,13 @@ from pathlib import Path
 from codekin.cli.common import emit, repo_root
 
 
-def _describe_hooks(report) -> str:
+def _describe_hooks(report, action: str = "status") -> str:
     configured = f" (core.hooksPath = {report.hooks_path_config})" if report.hooks_path_config else ""
     lines = [*report.actions, f"Hooks in {report.hooks_dir}{configured}"]
+    if action == "uninstall" or not any(h.installed or h.chained for h in report.hooks):
+        lines.append("  codekin's hooks are not installed" + ("" if action == "uninstall" else
+                     ": run `codekin hooks install` to keep the index fresh on commit, merge and checkout"))
+        return "\n".join(lines)
     for hook in report.hooks:
         mark = "ok  " if hook.healthy else "FAIL"
         extra = f", then runs {Path(hook.chained).name}" if hook.chained and hook.installed else ""
@@ -32,7 +36,7 @@ def cmd_hooks(args: argparse.Namespace) -> int:
     root = repo_root(args.path, index=False, must_exist=True)
     action = {"install": githooks.install, "uninstall": githooks.uninstall, "status": githooks.status}
     report = action[args.action](root)
-    emit(args, report.to_dict(), _describe_hooks(report))
+    emit(args, report.to_dict(), _describe_hooks(report, args.action))
     return 0 if args.action != "status" or report.healthy else 1
 
 

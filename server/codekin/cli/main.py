@@ -4,18 +4,33 @@ exit codes with a hint."""
 from __future__ import annotations
 
 import argparse
+import os
+import select
 import sys
 
 from codekin import __version__
-from codekin.cli import doctor, hooks, index, jobs, models, search, serve, sync, train, triplets
+from codekin.cli import (
+    doctor,
+    hooks,
+    index,
+    jobs,
+    mcp,
+    models,
+    search,
+    serve,
+    sync,
+    train,
+    triplets,
+)
 from codekin.config import DEVICES, SEARCH_MODES
 from codekin.errors import DISK_FULL_EXIT, CodekinError, disk_full
+from codekin.index.integrity import as_damage
 
 # Each group has `register(subparsers, parents)` where
 # parents = {"common": --json, "model": --device, "query": --limit/--min-similarity/--mode/--repo,
 #            "engine": --engine/--address/--workers}
 # and sets `func(args) -> int` on its parsers (raise CodekinError for user errors).
-GROUPS = (index, search, doctor, hooks, sync, serve, train, models, triplets, jobs)
+GROUPS = (index, search, doctor, hooks, sync, serve, train, models, triplets, jobs, mcp)
 
 
 def _parents() -> dict[str, argparse.ArgumentParser]:
@@ -48,7 +63,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+CLOSED_PIPE_EXIT = 141  # 128 + SIGPIPE, what `cat` reports when `| head` stops reading
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a reader that stops early (`codekin status | head -1`) ends it quietly."""
+    try:
+        try:
+            code = _main(argv)
+        except SystemExit:  # --help, --version and argparse's usage errors
+            sys.stdout.flush()
+            raise
+        sys.stdout.flush()  # here, not at interpreter exit, where a closed pipe cannot be caught
+        return code
+    except BrokenPipeError:
+        if not _closed_pipe():
+            raise  # a pipe of our own (a child process), not the reader of our output
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for stream in (sys.stdout, sys.stderr):
+            os.dup2(devnull, stream.fileno())  # nothing more to write: exit without "Exception ignored"
+        return CLOSED_PIPE_EXIT
+
+
+def _closed_pipe() -> bool:
+    """stdout or stderr is a pipe whose reader has gone."""
+    poll = select.poll()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            poll.register(stream.fileno(), select.POLLOUT)
+        except (ValueError, OSError):
+            continue
+    return any(event & select.POLLERR for _, event in poll.poll(0))
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
@@ -56,9 +104,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"codekin: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("codekin: interrupted; the index keeps everything committed so far", file=sys.stderr)
+        print("codekin: interrupted; the index keeps everything committed so far, and running the command "
+              "again resumes from there", file=sys.stderr)
         return 130
-    except (OSError, RuntimeError) as exc:  # LanceDB reports a full disk as a RuntimeError
+    except (OSError, RuntimeError, ValueError) as exc:  # LanceDB reports a full disk as a RuntimeError
+        damage = as_damage(exc)  # a damaged index file, wherever a command read it
+        if damage is not None:
+            print(f"codekin: error: {damage}", file=sys.stderr)
+            return damage.exit_code
         if not disk_full(exc):
             raise
         print("codekin: error: the disk is full (no space left on device)\n"

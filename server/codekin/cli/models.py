@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import Any
 
 from codekin.cli.common import emit, repo_root
@@ -65,21 +66,44 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 def cmd_models_rollback(args: argparse.Namespace) -> int:
     from codekin.models.registry import ModelRegistry
 
-    registry = ModelRegistry(repo_root(args.repo))
-    before = registry.active_ref()
-    after = registry.rollback(args.version)
-    emit(args, {"previous": before, "active": after},
-         f"Rolled back from {before} to {after}. The index re-embeds with it on its next update.")
+    root = repo_root(args.repo)
+    registry = ModelRegistry(root)
+    before = registry.active_ref(strict=args.version is None)  # rollback VERSION repairs a damaged pointer
+    after = registry.rollback(args.version, force=args.force)
+    emit(args, {"previous": before, "active": after, **_serving(root)},
+         f"Rolled back from {before} to {after}.{_serving_line(root)}")
     return 0
+
+
+def _serving(root: Path) -> dict[str, str]:
+    """Which version's vectors answer queries now ({} without an index)."""
+    from codekin.index.store import IndexStore
+    from codekin.models.serving import answering_and_active
+
+    store = IndexStore(root)
+    if not store.exists():
+        return {}
+    return {"answering": answering_and_active(root, store.state())[0]}
+
+
+def _serving_line(root: Path) -> str:
+    from codekin.index.store import IndexStore
+    from codekin.models.serving import model_note
+
+    store = IndexStore(root)
+    note = model_note(root, store.state()) if store.exists() else ""
+    return f" Until then {note}." if note else ""
 
 
 def cmd_models_promote(args: argparse.Namespace) -> int:
     from codekin.models.registry import ModelRegistry
 
-    registry = ModelRegistry(repo_root(args.repo))
-    before = registry.active_ref()
+    root = repo_root(args.repo)
+    registry = ModelRegistry(root)
+    before = registry.active_ref(strict=False)  # promoting repairs a damaged pointer
     after = registry.promote(args.version)
-    emit(args, {"previous": before, "active": after}, f"Promoted {after} (was {before}).")
+    emit(args, {"previous": before, "active": after, **_serving(root)},
+         f"Promoted {after} (was {before}).{_serving_line(root)}")
     return 0
 
 
@@ -102,6 +126,7 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
     p.set_defaults(func=cmd_models_list)
     p = sub.add_parser("rollback", parents=[common, repo], help="return to the previous (or the given) model")
     p.add_argument("version", nargs="?", help="a version (v2), an epoch checkpoint (v2/epoch-1) or base")
+    p.add_argument("--force", action="store_true", help="also to a rejected version or one newer than the active")
     p.set_defaults(func=cmd_models_rollback)
     p = sub.add_parser("promote", parents=[common, repo], help="make a version the active model")
     p.add_argument("version")

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from codekin.cli.common import config_for, emit, repo_root
+from codekin.cli.common import config_for, emit, repo_root, shown_path
 from codekin.errors import WorkspaceError
 
 if TYPE_CHECKING:  # imported lazily: LanceDB costs seconds, and `codekin serve` must start fast
@@ -23,31 +23,34 @@ def _engine(args: argparse.Namespace, start: Path) -> Engine:
     return Engine(root, config_for(root, args))
 
 
-_SCORE_MEANING = {"hybrid": "ranked by dense + lexical fusion; scores are cosine similarity",
-                  "dense": "scores are cosine similarity",
-                  "lexical": "scores are BM25 relative to the best match"}
+_SCORE_MEANING = {"hybrid": "scores are the ranking score: dense + lexical fusion and the ranking stack; "
+                            "--json adds each chunk's cosine",
+                  "dense": "scores are the ranking score: cosine scaled to [0, 1] with the path priors; "
+                           "--json adds each chunk's cosine",
+                  "lexical": "scores are the ranking score: BM25 relative to the best match with the ranking stack"}
 
 
 def _score_note(args: argparse.Namespace, engine: Engine) -> str:
     return _SCORE_MEANING.get(args.mode or engine.config.search.mode, "")
 
 
-def _format_hits(hits: list[Hit]) -> str:
+def _format_hits(hits: list[Hit], root: Path) -> str:
     if not hits:
         return "No results. Try --mode lexical, a lower --min-similarity, or `codekin index` if files changed."
     lines = []
     for rank, hit in enumerate(hits, 1):
-        lines.append(f"{rank:>2}. {hit.score:.3f}  {hit.path}:{hit.start_line}-{hit.end_line}  {hit.symbol}")
+        lines.append(f"{rank:>2}. {hit.shown_score:.3f}  {shown_path(root, hit.path)}:{hit.start_line}-"
+                     f"{hit.end_line}  {hit.symbol}")
         snippet = [s.strip() for s in hit.text.split("\n") if s.strip() and not s.strip().startswith(("@doc", '"""'))]
         for text in snippet[:2]:
             lines.append(f"      {text[:100]}")
     return "\n".join(lines)
 
 
-def _format_files(files) -> str:
+def _format_files(files, root: Path) -> str:
     if not files:
         return "No files. Try other words, or `codekin index` if files changed."
-    return "\n".join(f"{rank:>2}. {f.score:.3f}  {f.path}  (best: {f.symbol}, lines {f.start_line}-{f.end_line})"
+    return "\n".join(f"{rank:>2}. {f.score:.3f}  {shown_path(root, f.path)}  (best: {f.symbol}, lines {f.start_line}-{f.end_line})"
                      for rank, f in enumerate(files, 1))
 
 
@@ -57,19 +60,34 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.files:
         files = engine.search_files(args.query, args.limit, args.mode, args.lang, args.path, tests=args.tests)
         elapsed = time.perf_counter() - started
-        human = _format_files(files) + f"\n{len(files)} files in {elapsed * 1000:.0f} ms (ranked by their chunks, " \
+        human = _format_files(files, engine.root) + f"\n{len(files)} files in {elapsed * 1000:.0f} ms (ranked by their chunks, " \
             "summary and mean vector)"
-        emit(args, [f.to_dict() for f in files], human)
+        emit(args, [{**f.to_dict(), "root": str(engine.root)} for f in files], human)
         return 0
     hits = engine.search(args.query, args.limit, args.min_similarity, args.mode, args.lang, args.path,
                          tests=args.tests)
     elapsed = time.perf_counter() - started
-    human = _format_hits(hits) + f"\n{len(hits)} results in {elapsed * 1000:.0f} ms ({_score_note(args, engine)})"
+    human = _format_hits(hits, engine.root) + f"\n{len(hits)} results in {elapsed * 1000:.0f} ms ({_score_note(args, engine)})"
     undefined = engine.undefined_symbol(args.query)
     if undefined:
         human = f"No definition of {undefined} in the index; these are the closest text matches.\n{human}"
-    emit(args, [h.to_dict() for h in hits], human)
+    emit(args, _json_hits(hits, engine), human + _dense_note(engine))
     return 0
+
+
+def _json_hits(hits: list[Hit], engine: Engine) -> list[dict]:
+    """Repository-relative paths, each with the root they are relative to."""
+    return [{**h.to_dict(), "root": str(engine.root)} for h in hits]
+
+
+def _dense_note(engine: Engine) -> str:
+    """A line when the dense layer is incomplete (phase 2 of indexing not finished); with
+    --json, each such hit says `"embedded": false`."""
+    embedded, total = engine.dense_coverage()
+    if embedded >= total:
+        return ""
+    return (f"\nnote: {total - embedded} of {total} chunks have no vector yet and rank by their words; "
+            "`codekin index` (or the language server) embeds them")
 
 
 _LOCATION = re.compile(r"^(?P<path>.+?):(?P<start>\d+)(?:-(?P<end>\d+))?$")
@@ -85,9 +103,9 @@ def cmd_similar(args: argparse.Namespace) -> int:
     end = int(match["end"]) if match["end"] else None
     query, hits = engine.similar(path, start, end, limit=args.limit, min_similarity=args.min_similarity,
                                  mode=args.mode)
-    about = f"Similar to {query.symbol} ({query.path}:{query.start_line}-{query.end_line})" if query else \
-        f"Similar to {args.location}"
-    emit(args, [h.to_dict() for h in hits], f"{about}\n{_format_hits(hits)}\n({_score_note(args, engine)})")
+    about = f"Similar to {query.symbol} ({shown_path(engine.root, query.path)}:{query.start_line}-" \
+        f"{query.end_line})" if query else f"Similar to {args.location}"
+    emit(args, _json_hits(hits, engine), f"{about}\n{_format_hits(hits, engine.root)}\n({_score_note(args, engine)})")
     return 0
 
 

@@ -23,7 +23,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from codekin.training.mining.snippets import describe_selection
     from codekin.training.mining.triplets import PolyglotTripletGenerator, write_jsonl
 
-    root = repo_root(args.repo, index=False, must_exist=True)
+    root = repo_root(args.repo, must_exist=True)
     config = config_for(root, args)
     beam_ratio = config.training.beam_ratio if args.beam_ratio is None else args.beam_ratio
     cross_ratio = config.training.cross_language_ratio if args.cross_language_ratio is None \
@@ -45,11 +45,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else root / DEFAULT_OUT
     write_jsonl(triplets, out)
     report = reports[0]
-    if not args.json:
+    if not args.json:  # the ratios generated at: BEAM-only when the repository has too few C/C++ files
         print(f"Generating {args.count} polyglot triplets\n"
-              f"  BEAM ratio: {beam_ratio:.1%}\n"
-              f"  C++ ratio: {1 - beam_ratio:.1%}\n"
-              f"  Cross-language: {cross_ratio:.1%}\n"
+              f"  BEAM ratio: {report.beam_ratio:.1%}\n"
+              f"  C++ ratio: {1 - report.beam_ratio:.1%}\n"
+              f"  Cross-language: {report.cross_language_ratio:.1%}\n"
               f"  BEAM snippets found: {report.beam_snippets}\n"
               f"  C++ snippets found: {report.cpp_snippets}\n"
               f"  {describe_selection(generator.files)}")
@@ -96,7 +96,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     triplets = read_jsonl(args.file)
     eval_paths = None
     if args.repo:
-        root = repo_root(args.repo, index=False, must_exist=True)
+        root = repo_root(args.repo, must_exist=True)
         eval_paths = PolyglotTripletGenerator(root, load_config(root)).split_paths()["eval"]
     stats = analyze_triplets(triplets, eval_paths)
     emit(args, stats, _describe(args.file, stats))
@@ -119,7 +119,7 @@ def register(subparsers: argparse._SubParsersAction, parents: dict[str, argparse
     g.add_argument("--out", help=f"JSON lines file to write (default {DEFAULT_OUT})")
     g.add_argument("--lexical", action="store_true",
                    help="mine hard negatives lexically, without loading the model (faster)")
-    g.add_argument("--repo", help="repository root (default: the git root of the current directory)")
+    g.add_argument("--repo", help="repository root (default: found from the current directory)")
     g.set_defaults(func=cmd_generate)
 
     a = sub.add_parser("analyze", parents=[parents["common"]], help="statistics of a triplets file")

@@ -1,6 +1,9 @@
 """The dashboard over HTTP on 127.0.0.1 only, in a daemon thread (started by `codekin serve`).
 
 GET / renders the page fresh from metrics.db; GET /data.json gives the same data as JSON.
+Only a request naming this server by a loopback name and its port is answered: any other
+`Host:` is a page of another site that resolved its name to 127.0.0.1 (DNS rebinding),
+and the dashboard shows the repository's path and run history.
 """
 
 from __future__ import annotations
@@ -15,6 +18,12 @@ from codekin.dashboard.report import collect, render
 
 log = logging.getLogger(__name__)
 HOST = "127.0.0.1"
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+
+
+def allowed_hosts(port: int) -> frozenset[str]:
+    """The `Host:` values a browser sends for this server: a loopback name and the port."""
+    return frozenset(f"{name}:{port}" for name in LOOPBACK_NAMES)
 
 
 class DashboardServer:
@@ -28,11 +37,15 @@ class DashboardServer:
         return f"http://{HOST}:{self.port}/"
 
     def start(self) -> DashboardServer:
-        root = self.root
+        root, server = self.root, self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - the http.server name
                 path = self.path.split("?")[0]
+                if (self.headers.get("Host") or "").strip().lower() not in allowed_hosts(server.port):
+                    self.send_error(421, "the dashboard answers only http://127.0.0.1, localhost or [::1] "
+                                         "with its port")
+                    return
                 if path in ("/", "/index.html"):
                     body, kind = render(collect(root)).encode("utf-8"), "text/html; charset=utf-8"
                 elif path == "/data.json":

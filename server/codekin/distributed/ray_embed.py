@@ -40,6 +40,9 @@ from codekin.index.store import IndexStore
 from codekin.indexer import ChunkedFile, EmbedStats, Indexer, read_and_chunk
 from codekin.progress import ProgressFactory, no_progress
 
+# Ray's notices on every successful run: token auth on by default for a local instance (it
+# stays on), and "progress bars disabled" (codekin reports progress itself).
+QUIET_LOGGERS = ("ray._private.authentication.authentication_token_setup", "ray.data._internal.progress")
 RAY_HINT = "pip install 'codekin[ray]' (Ray Data), or index without --engine ray"
 FILES_PER_TASK = 64  # files read and chunked by one Ray task
 
@@ -97,6 +100,8 @@ class RaySession:
                 kwargs["address"] = self.options.address
             else:
                 kwargs["num_cpus"] = self.options.num_cpus or os.cpu_count() or 1  # workers inherit our env
+            for name in QUIET_LOGGERS:  # notices that a successful run need not print
+                logging.getLogger(name).setLevel(logging.ERROR)
             try:
                 with warnings.catch_warnings():  # lancedb warns about forks; Ray's raylet forks then execs
                     warnings.simplefilter("ignore", RuntimeWarning)
@@ -301,9 +306,15 @@ def embed_on_ray(session: RaySession, store: IndexStore, model: ModelConfig, has
     workers = min(workers, blocks)  # a handful of new chunks does not load the model N times
     dataset = ray.data.from_items([{"content_hash": h, "text": texts[h]} for h in ordered],
                                   override_num_blocks=blocks)
-    dataset = dataset.map_batches(EmbedActor, batch_size=options.batch_size, batch_format="numpy",
-                                  compute=ray.data.ActorPoolStrategy(size=workers),
-                                  fn_constructor_kwargs={"model": model, "threads": threads}, **resources)
+    with warnings.catch_warnings():  # ray==2.60 has no named parameter for max_restarts yet
+        warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+        dataset = dataset.map_batches(EmbedActor, batch_size=options.batch_size, batch_format="numpy",
+                                      compute=ray.data.ActorPoolStrategy(size=workers),
+                                      fn_constructor_kwargs={"model": model, "threads": threads},
+                                      max_restarts=0,  # a failed actor fails the job with its reason; Ray
+                                      # warns (an error-level line) about restarting one whose arguments
+                                      # live in the object store
+                                      **resources)
     result = RayEmbedStats(workers=workers)
     started = time.perf_counter()
     batches = iter(dataset.iter_batches(batch_size=options.batch_size, batch_format="numpy"))

@@ -269,7 +269,8 @@ def _attach_int8(embedder: Embedder, path: str, config: ModelConfig, backend: st
                          Int8Record(tokenizer.spec, runner.pooling, runner.dim, agreement), tokenizer.engine_text)
         return
     embedder.backend_note = "; ".join(reasons) + "; using torch"
-    log.warning("%s", embedder.backend_note)
+    log.warning("codekin: the int8 model is unavailable; using torch instead (slower): %s",
+                "; ".join(reasons))
 
 
 def _agreement(embedder: Embedder, runner: object) -> float:

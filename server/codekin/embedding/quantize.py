@@ -45,6 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
+from codekin.progress import Heartbeat
+
 log = logging.getLogger(__name__)
 
 RECIPE = 4  # bump when the export or quantization changes the file (it is part of the vector key)
@@ -314,12 +316,14 @@ def build_int8_export(model_path: str, auto_model, input_names: list[str], activ
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
     try:
-        export_onnx(auto_model, input_names, work / "fp32.onnx")
-        if activations == "static":
-            details = static_int8(work / "fp32.onnx", work / MODEL_FILES["static"], tokenize,  # type: ignore[arg-type]
-                                  calibration_texts())
-        else:
-            details = {"int8_matmuls": int8_weights(work / "fp32.onnx", work / MODEL_FILES["dynamic"])}
+        with Heartbeat(f"codekin: preparing the {activations} int8 model for this CPU (once per model, "
+                       "about a minute)"):
+            export_onnx(auto_model, input_names, work / "fp32.onnx")
+            if activations == "static":
+                details = static_int8(work / "fp32.onnx", work / MODEL_FILES["static"], tokenize,  # type: ignore[arg-type]
+                                      calibration_texts())
+            else:
+                details = {"int8_matmuls": int8_weights(work / "fp32.onnx", work / MODEL_FILES["dynamic"])}
         (work / "fp32.onnx").unlink()
         source = Path(model_path).expanduser()
         manifest = {"recipe": RECIPE, "activations": activations, "file": MODEL_FILES[activations],

@@ -28,6 +28,14 @@ _QUALIFIED = re.compile(r"^[A-Za-z_][\w!?]*(?:(?:::|[.:#]|->)[A-Za-z_~][\w!?]*)*
 
 # How strongly a key form identifies its chunk: the whole qualified name, then shorter forms.
 EXACT, PARTIAL, FILE, IMPL, SHORTENED = 1.0, 0.85, 0.7, 0.75, 0.9
+# Tie-breaks between chunks that answer to the same key: the name spelled in the query's
+# case (`Group` the class, not `group` the function; `Req.Request`, not `Req.request/2`),
+# a C struct under its tag (`LZ4F_cctx` -> `LZ4F_cctx_t`, `LZ4_stream_t` -> `LZ4_stream_u`),
+# and a type over a function of the same name (a C++ constructor), in a file named after it.
+CASELESS, TAG, CALLABLE, ELSEWHERE = 0.9, 0.95, 0.97, 0.97
+CALLABLE_KINDS = frozenset({"function", "method", "delegate", "guard"})
+TYPE_KINDS = frozenset({"class", "struct", "type"})
+_C_TAG = re.compile(r"_(?:s|t|u|e|st|tag|struct)$", re.I)
 
 
 def _segments(symbol: str) -> tuple[list[str], str]:
@@ -40,7 +48,7 @@ def _segments(symbol: str) -> tuple[list[str], str]:
     return [s.lower() for s in _SEPARATORS.split(symbol) if s], arity
 
 
-def definition_keys(symbol: str, kind: str) -> list[tuple[str, float]]:
+def definition_keys(symbol: str, kind: str, language: str = "") -> list[tuple[str, float]]:
     """(key, strength) pairs a chunk answers to; none for windows, blocks and later parts."""
     if kind not in DEFINING_KINDS:
         return []
@@ -53,13 +61,27 @@ def definition_keys(symbol: str, kind: str) -> list[tuple[str, float]]:
         return []
     # `Mutex (Debug)`, a trait implemented for Mutex, answers to `Mutex` after the struct itself.
     scale = IMPL if implemented.startswith("(") else 1.0
+    if kind in CALLABLE_KINDS:
+        scale *= CALLABLE
     keys = {".".join(segments): EXACT * scale}
     for n in range(1, len(segments)):
         keys.setdefault(".".join(segments[-n:]), PARTIAL * scale)
     if arity:
         for key in list(keys):
             keys.setdefault(f"{key}/{arity}", keys[key])
+    if language in ("c", "cpp") and kind in TYPE_KINDS and _C_TAG.search(segments[-1]):
+        tag = _C_TAG.sub("", segments[-1])
+        for alias in (tag, f"{tag}_t"):
+            keys.setdefault(alias, TAG * scale)
     return list(keys.items())
+
+
+def last_name(symbol: str) -> str:
+    """The name a symbol ends with, in its own case: `Req.Request.put_header/3` -> `put_header`."""
+    name = base_symbol(symbol).partition(" ")[0].removesuffix("()")
+    name = _ARITY.sub("", name)
+    parts = [s for s in _SEPARATORS.split(name) if s]
+    return parts[-1] if parts else ""
 
 
 def query_keys(query: str) -> list[str]:
@@ -101,11 +123,20 @@ class Definitions:
     def __init__(self, symbols: list[str], kinds: list[str], paths: list[str],
                  languages: list[str] | None = None, texts: list[str] | None = None) -> None:
         self.rows: dict[str, list[tuple[int, float]]] = {}
+        languages = languages or [""] * len(symbols)
+        heads_seen: set[tuple[str, str]] = set()
         for row, (symbol, kind) in enumerate(zip(symbols, kinds, strict=True)):
-            for key, strength in definition_keys(symbol, kind):
-                self.rows.setdefault(key, []).append((row, strength))
+            if kind in HEAD_KINDS:  # a second attribute block of a module is not the module
+                head = (paths[row], base_symbol(symbol))
+                if head in heads_seen:
+                    continue
+                heads_seen.add(head)
+            named = _file_stem(paths[row]).removesuffix("-inl") == _C_TAG.sub("", last_name(symbol).lower())
+            for key, strength in definition_keys(symbol, kind, languages[row]):
+                self.rows.setdefault(key, []).append((row, strength if named else strength * ELSEWHERE))
+        self._names = [last_name(symbol) for symbol in symbols]
         declared: dict[str, list[tuple[int, float]]] = {}
-        for row, (language, text) in enumerate(zip(languages or [], texts or [], strict=True)):
+        for row, (language, text) in enumerate(zip(languages if texts else [], texts or [], strict=True)):
             if kinds[row] not in ("function", "method"):
                 for name in declared_names(language, text):
                     declared.setdefault(name, []).append((row, PARTIAL))
@@ -114,10 +145,12 @@ class Definitions:
         # A file answers to its name (`changeset.ex`, `Changeset`) by its head, else its first chunk.
         self._file_heads: dict[str, list[int]] = {}
         first: dict[str, int] = {}
+        headed: set[str] = set()
         for row, (path, kind) in enumerate(zip(paths, kinds, strict=True)):
             first.setdefault(path, row)
             part = _PART.search(symbols[row])
-            if kind in HEAD_KINDS and (part is None or part.group(1) == "1"):
+            if kind in HEAD_KINDS and (part is None or part.group(1) == "1") and path not in headed:
+                headed.add(path)
                 self._file_heads.setdefault(_file_stem(path), []).append(row)
         for path, row in first.items():
             heads = self._file_heads.setdefault(_file_stem(path), [])
@@ -129,9 +162,12 @@ class Definitions:
         """Per row, the strength of its best definition match with any of the words."""
         out = np.zeros(self.size, dtype=np.float32)
         for word in words:
+            typed = last_name(word)
             for key, scale in self._known(query_keys(word)):
                 for row, strength in self.rows.get(key, []):
-                    out[row] = max(out[row], strength * scale)
+                    name = self._names[row]
+                    cased = CASELESS if name != typed and name.lower() == typed.lower() else 1.0
+                    out[row] = max(out[row], strength * scale * cased)
             for row in self._file_heads.get(_stem(word), []):
                 out[row] = max(out[row], FILE)
         return out

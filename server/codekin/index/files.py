@@ -29,6 +29,7 @@ class FileWeights:
     chunk_decay: float
     summary: float
     dense: float
+    text: float = 0.0  # modules: BM25 of the query over each module's whole text
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class FileRanking:
     """Groups of rows ranked as wholes — files, or modules (a head with its members) — with
     their summaries and mean vectors, built for one snapshot on first use."""
 
-    def __init__(self, index: SearchIndex, group_of_row: list[str] | None = None) -> None:
+    def __init__(self, index: SearchIndex, group_of_row: list[str] | None = None, text: bool = False) -> None:
         self.index = index
         keys = group_of_row if group_of_row is not None else index.paths
         self.rows: dict[str, list[int]] = {}
@@ -60,6 +61,11 @@ class FileRanking:
         position = {p: n for n, p in enumerate(self.paths)}
         self.file_of_row = np.array([position[k] for k in keys], dtype=np.int64)
         self.bm25 = Bm25([self._summary(self.rows[p]) for p in self.paths], prose=True)
+        self.text_bm25 = None
+        if text:
+            row_terms = index.terms.to_pylist()
+            self.text_bm25 = Bm25([[t for r in self.rows[p] for t in row_terms[r].split()] for p in self.paths],
+                                  prose=True)
         self.vectors = np.zeros((len(self.paths), index.dim), dtype=np.float32)
         if index.dim:
             np.add.at(self.vectors, self.file_of_row[index.has_vector], index.vectors[index.has_vector])
@@ -93,6 +99,11 @@ class FileRanking:
             peak = float(summary.max())
             if peak > 0:
                 score += weights.summary * summary / peak
+        if weights.text and self.text_bm25 is not None:
+            text = self.text_bm25.scores(query_terms)
+            peak = float(text.max())
+            if peak > 0:
+                score += weights.text * text / peak
         if weights.dense and query_vector is not None and self.index.dim:
             score += weights.dense * _scaled(np.where(self.has_vector, self.vectors @ query_vector, -np.inf))
         return np.where(keep_files, score * priors[self.roles], -np.inf)

@@ -1,7 +1,7 @@
 """Exclusive flock files shared by every codekin process: one index writer, one training.
 
-The lock file holds {"pid", "since"} of its holder, so a refused caller can say who
-holds it; the kernel drops the lock when the holder dies, even by SIGKILL.
+The lock file holds {"pid", "since", "command"} of its holder, so a refused caller can say
+who holds it; the kernel drops the lock when the holder dies, even by SIGKILL.
 """
 
 from __future__ import annotations
@@ -9,12 +9,15 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from codekin.errors import CodekinError, IndexLockedError
+
+REEMBED_LOCK = "reembed.lock"  # held while `codekin reembed` writes a new vectors table
 
 
 def read_holder(fd: int) -> dict[str, Any]:
@@ -64,7 +67,8 @@ class FileLock:
                     raise self.refused(holder) from None
                 time.sleep(0.1)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode(), 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                  "command": _command()}).encode(), 0)
         self._fd = fd
         return self
 
@@ -76,9 +80,18 @@ class FileLock:
             self._fd = None
 
 
+def _command() -> str:
+    """What holds a lock, for the one refused: `codekin index`, `codekin serve`, ..."""
+    program = os.path.basename(sys.argv[0]) if sys.argv else ""
+    verb = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else ""
+    program = "codekin" if program in ("codekin", "__main__.py") else program
+    return f"{program} {verb}".strip()
+
+
 def _index_locked(holder: dict[str, Any]) -> CodekinError:
+    command = f" ({holder['command']})" if holder.get("command") else ""
     return IndexLockedError(
-        f"the index is locked by pid {holder.get('pid', '?')} since {holder.get('since', '?')}",
+        f"the index is locked by pid {holder.get('pid', '?')}{command} since {holder.get('since', '?')}",
         "wait for that codekin command to finish (or pass --wait SECONDS)",
     )
 

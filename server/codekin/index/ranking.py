@@ -43,9 +43,23 @@ def weights_for(search, kind: str, tests: bool = False) -> Weights:
                        priors, search.spread)
     if kind == CODE:
         return Weights(search.code_lexical_weight, 0.0, 0.0, 0.0, priors, search.spread)
-    lexical = search.concept_lexical_weight if kind == CONCEPT else search.lexical_weight
-    return Weights(lexical, search.name_weight, search.question_definition_weight, search.context_weight,
-                   priors, search.spread)
+    if kind == CONCEPT:
+        return Weights(search.concept_lexical_weight, search.name_weight, search.question_definition_weight,
+                       search.context_weight, priors, search.concept_spread)
+    return Weights(search.lexical_weight, search.name_weight, search.question_definition_weight,
+                   search.context_weight, priors, search.spread)
+
+
+def spread_scores(rank: np.ndarray, order: list[int], groups: np.ndarray, decay: float) -> list[float]:
+    """The score each row of spread_order's `order` was placed by (non-increasing): its rank
+    score times `decay` for each chunk of its group placed before it."""
+    used: dict[int, int] = {}
+    out = []
+    for i in order:
+        count = used.get(int(groups[i]), 0) if decay < 1.0 else 0
+        out.append(float(rank[i]) * decay ** count)
+        used[int(groups[i])] = count + 1
+    return out
 
 
 def spread_order(rank: np.ndarray, candidates: list[int], groups: np.ndarray, decay: float) -> list[int]:

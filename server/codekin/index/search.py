@@ -16,7 +16,8 @@ from codekin.index.files import FileRanking
 from codekin.index.lexical import Bm25, name_terms
 from codekin.index.paths import ROLES, is_test_symbol, path_role, twin_key
 from codekin.index.query import Query
-from codekin.index.ranking import Weights, spread_order
+from codekin.index.query_file import QueryFile
+from codekin.index.ranking import Weights, spread_order, spread_scores
 from codekin.index.store import IndexStore
 from codekin.workspace import matches
 
@@ -32,34 +33,46 @@ class Hit:
     symbol: str
     language: str
     kind: str
-    score: float
+    score: float  # the chunk's own cosine similarity (lexical mode: BM25 relative to the best)
     text: str = ""
+    rank_score: float | None = None  # what the list is ranked by (the whole ranking stack, spread included)
+    embedded: bool = True  # False: no vector yet (phase 2 pending); it ranked by its words
+
+    @property
+    def shown_score(self) -> float:
+        """The score a list of hits is shown with: the one it is ranked by."""
+        return self.score if self.rank_score is None else self.rank_score
 
     def to_dict(self, with_text: bool = False) -> dict:
+        """`score` is what the list is ranked by; `cosine` the chunk's own similarity."""
         out = {"path": self.path, "start_line": self.start_line, "end_line": self.end_line,
                "symbol": self.symbol, "language": self.language, "kind": self.kind,
-               "score": round(self.score, 4)}
+               "score": round(self.shown_score, 4), "cosine": round(self.score, 4)}
         if with_text:
             out["text"] = self.text
+        if not self.embedded:
+            out["embedded"] = False
         return out
 
 
 class SearchIndex:
     """A read-only snapshot: chunk rows, their vectors (one model space) and BM25."""
 
-    def __init__(self, store: IndexStore, key: str) -> None:
+    def __init__(self, store: IndexStore | QueryFile, key: str) -> None:
         table = store.load_chunks()
         self.key = key
         self.paths: list[str] = table.column("path").to_pylist()
         self.languages: list[str] = table.column("language").to_pylist()
         self.kinds: list[str] = table.column("kind").to_pylist()
         self.symbols: list[str] = table.column("symbol").to_pylist()
-        self.starts = table.column("start_line").to_numpy()
-        self.ends = table.column("end_line").to_numpy()
+        # not .to_numpy(): pyarrow imports pandas for it (a second of a cold start)
+        self.starts = np.array(table.column("start_line").to_pylist(), dtype=np.int32)
+        self.ends = np.array(table.column("end_line").to_pylist(), dtype=np.int32)
         self.hashes: list[str] = table.column("content_hash").to_pylist()
         self.texts: list[str] = table.column("text").to_pylist()
         self.contexts: list[str] = table.column("context").to_pylist()
-        self.bm25 = Bm25([t.split() for t in table.column("terms").to_pylist()], prose=True,
+        self.terms = table.column("terms")  # kept for the module-level text channel (modules())
+        self.bm25 = Bm25([t.split() for t in self.terms.to_pylist()], prose=True,
                          names=[name_terms(s, k) for s, k in zip(self.symbols, self.kinds, strict=True)])
         vector_hashes, matrix = store.load_vectors(key)
         position = {h: i for i, h in enumerate(vector_hashes)}
@@ -84,7 +97,7 @@ class SearchIndex:
         self._files: FileRanking | None = None
         self._modules: FileRanking | None = None
         # Large indexes ask LanceDB's ANN index for candidates, then rescore them exactly.
-        self.store: IndexStore | None = store if store.has_ann_index(key) else None
+        self.store: IndexStore | None = store if isinstance(store, IndexStore) and store.has_ann_index(key) else None
         self.rows_by_hash: dict[str, list[int]] = {}
         if self.store is not None:
             for i, h in enumerate(self.hashes):
@@ -126,9 +139,10 @@ class SearchIndex:
     def dim(self) -> int:
         return self.vectors.shape[1]
 
-    def hit(self, i: int, score: float) -> Hit:
+    def hit(self, i: int, score: float, rank_score: float | None = None) -> Hit:
         return Hit(self.paths[i], int(self.starts[i]), int(self.ends[i]), self.symbols[i],
-                   self.languages[i], self.kinds[i], float(score), self.texts[i])
+                   self.languages[i], self.kinds[i], float(score), self.texts[i],
+                   None if rank_score is None else float(rank_score), bool(self.has_vector[i]))
 
     def enclosing(self, path: str, start: int, end: int) -> int | None:
         """The smallest chunk of `path` that contains lines start..end (1-based)."""
@@ -179,7 +193,9 @@ class SearchIndex:
         rank, shown = self.scores(query_vector, query, mode, keep, weights)
         candidates = _top(rank, max(limit * 4, 40))
         order = spread_order(rank, candidates, self.groups, weights.spread)
-        return [self.hit(i, shown[i]) for i in order if shown[i] >= min_similarity][:limit]
+        ranked = spread_scores(rank, order, self.groups, weights.spread)
+        return [self.hit(i, shown[i], r) for i, r in zip(order, ranked, strict=True)
+                if shown[i] >= min_similarity][:limit]
 
     def scores(self, query_vector: np.ndarray | None, query: Query, mode: str, keep: np.ndarray,
                weights: Weights) -> tuple[np.ndarray, np.ndarray]:
@@ -210,6 +226,9 @@ class SearchIndex:
                 if definitions is not None:
                     rank = rank + weights.definition * definitions
             shown = cosine
+            if lexical is not None and not self.has_vector.all():  # phase 2 pending: words rank the rest
+                bonus = weights.definition * definitions if definitions is not None else 0.0
+                rank, shown = _words_for_missing(rank, shown, lexical, bonus, self.has_vector)
         return rank * weights.prior_vector()[self.roles], shown
 
     def files(self) -> FileRanking:
@@ -223,7 +242,7 @@ class SearchIndex:
         if self._modules is None:
             heads = [self.kinds[p] in HEAD_KINDS for p in self.parent]
             self._modules = FileRanking(self, [f"{path}#{parent}" if head else path for path, parent, head
-                                               in zip(self.paths, self.parent, heads, strict=True)])
+                                               in zip(self.paths, self.parent, heads, strict=True)], text=True)
         return self._modules
 
 
@@ -248,6 +267,17 @@ def _fuse(dense: np.ndarray, lexical: np.ndarray, lexical_weight: float) -> np.n
     fused[finite] = (1 - share) * np.clip((values - floor) / max(best - floor, 1e-6), 0.0, None) \
         + share * (lexical[finite] / peak if peak > 0 else 0.0)
     return fused
+
+
+def _words_for_missing(rank: np.ndarray, shown: np.ndarray, lexical: np.ndarray, bonus: np.ndarray | float,
+                       has_vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows without a vector yet rank (and show) by their lexical score scaled by the best
+    (the share a dense score would have had is taken by the words), plus the definitions bonus."""
+    peak = float(lexical.max())
+    words = lexical / peak if peak > 0 else np.zeros_like(lexical)
+    words_rank = words + bonus
+    rank = np.where(has_vector, rank, np.where(words_rank > 0, words_rank, -np.inf))
+    return rank, np.where(has_vector, shown, words)
 
 
 def _top(scores: np.ndarray, k: int) -> list[int]:

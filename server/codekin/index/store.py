@@ -25,6 +25,8 @@ from codekin.chunking import Chunk, header_line  # noqa: E402
 from codekin.config import STATE_DIR  # noqa: E402
 from codekin.errors import IndexFormatError, IndexMissingError  # noqa: E402
 from codekin.index.lexical import terms  # noqa: E402
+from codekin.models.checkpoints import damage, read_json_object  # noqa: E402
+from codekin.workspace import ensure_state_dir  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -76,16 +78,23 @@ class IndexStore:
     def exists(self) -> bool:
         return self.state_path.is_file()
 
+    def interrupted(self) -> dict | None:
+        """What a first `codekin index` that was stopped committed before it could write the
+        state ({"files", "chunks"}: a rerun resumes from there), else None."""
+        if self.exists() or not (self.state_dir / "index.lance").is_dir():
+            return None
+        return {"files": len(self.file_records()), "chunks": len(self.load_chunks())}
+
     def state(self) -> dict:
         if not self.exists():
             raise IndexMissingError(f"no index in {self.root}", f"run `codekin index {self.root}` first")
         try:
-            state = json.loads(self.state_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise IndexFormatError(
-                f"index state {self.state_path} is unreadable ({exc})",
-                f"delete {self.state_dir / 'state.json'} and run `codekin index` again",
-            ) from exc
+            state = read_json_object(self.state_path)
+            if not isinstance(state.get("active_key"), str) or not isinstance(state.get("format", 0), int):
+                raise ValueError("its active_key or format is missing or has the wrong type")
+        except (OSError, ValueError) as exc:
+            raise IndexFormatError(f"index state {self.state_path} is damaged: {damage(exc)}",
+                                   "run `codekin index`: it repairs it") from exc
         if state.get("format", 0) > FORMAT:
             raise IndexFormatError(
                 f"the index was written by a newer codekin (format {state['format']} > {FORMAT})",
@@ -93,10 +102,24 @@ class IndexStore:
             )
         return state
 
+    def repair_state(self) -> str:
+        """Move a damaged state.json aside (the next full pass writes a new one); what was done, or ''."""
+        if not self.exists():
+            return ""
+        try:
+            self.state()
+            return ""
+        except IndexFormatError as exc:
+            if not isinstance(exc.__cause__, OSError | ValueError):
+                raise  # written by a newer codekin: not damage
+            aside = self.state_path.with_name(f"state.json.damaged-{int(time.time())}")
+            os.replace(self.state_path, aside)
+            return f"{exc.message}; moved it to {aside.name}, this full pass writes a new one"
+
     def write_state(self, **values: object) -> dict:
         state = self.state() if self.exists() else {}
         state.update(values, format=FORMAT, updated_at=time.time())
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        ensure_state_dir(self.root)
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
         os.replace(tmp, self.state_path)  # atomic: readers see the old or the new state
@@ -106,10 +129,11 @@ class IndexStore:
     @property
     def db(self) -> lancedb.DBConnection:
         if self._db is None:
-            import lancedb  # imported on first use: it costs ~1.5 s, a no-change re-index needs none
+            from codekin.index.lance_import import import_lancedb
 
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            self._db = lancedb.connect(str(self.state_dir / "index.lance"))
+            # imported on first use (a no-change re-index needs none), without its REST client
+            ensure_state_dir(self.root)
+            self._db = import_lancedb().connect(str(self.state_dir / "index.lance"))
         return self._db
 
     def _names(self) -> set[str]:

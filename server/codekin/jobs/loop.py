@@ -99,8 +99,11 @@ class LearningLoop:
             self.dashboard.stop()
 
     # -- training runs ---------------------------------------------------------------------
-    def retrain(self, options: RetrainOptions, trigger: str = "on demand") -> dict[str, Any]:
-        """Start a run on a thread now; {"started": False, ...} when one is already running."""
+    def retrain(self, options: RetrainOptions, trigger: str = "on demand", wait: bool = False) -> dict[str, Any]:
+        """Start a run on a thread now; {"started": False, ...} when one is already running.
+
+        With `wait`, run it on this thread instead (re-embedding a promoted model included) and
+        return how it ended: {"started": True, "finished": True, "outcome", "message", ...}."""
         from codekin.training.pipeline import training_holder
 
         if not self._run_lock.acquire(blocking=False):
@@ -111,9 +114,21 @@ class LearningLoop:
             return {"started": False, "message": f"training already running (pid {holder.get('pid', '?')} "
                                                  f"since {holder.get('since', '?')})"}
         self.running = f"{trigger} since {time.strftime('%H:%M:%S')}"
+        if wait:
+            before = (self.last_reembed, self.hot_reload_error)
+            self._run(options, trigger)
+            return self._finished(*before)
         threading.Thread(target=self._run, args=(options, trigger), name="codekin-retrain", daemon=True).start()
         return {"started": True, "message": f"retraining started ({options.describe()}); "
                                             "`codekin.status` shows the result, the model switches when it is better"}
+
+    def _finished(self, reembed: ReembedSummary | None, reload_error: str | None) -> dict[str, Any]:
+        """How the run that just ended went (its record in jobs.json), and its hot reload if any."""
+        last = read_jobs_state(self.root).get("last_run") or {}
+        failed = self.hot_reload_error if self.hot_reload_error != reload_error else None
+        reloaded = self.last_reembed.describe() if self.last_reembed is not reembed and self.last_reembed else None
+        return {"started": True, "finished": True, "outcome": last.get("outcome"), "message": last.get("message"),
+                "version": last.get("version"), "hotReload": failed or reloaded}
 
     def _scheduled(self, trigger: str) -> None:
         """The nightly (or catch-up) run, on the scheduler thread: skipped without a new commit."""

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from codekin.config import Config, ModelConfig
 from codekin.errors import CodekinError, ModelLoadError
-from codekin.index.lock import IndexLock
+from codekin.index import integrity
+from codekin.index.lock import REEMBED_LOCK, IndexLock
 from codekin.index.store import IndexStore
 from codekin.indexer import EmbedStats, IndexEngine, LocalEngine
 from codekin.progress import ProgressFactory, no_progress
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SWITCH_LOCK_WAIT_S = 60.0  # a sync may hold the index lock for a while
-REEMBED_LOCK = "reembed.lock"
 SwitchHook = Callable[["Embedder"], None]
 
 
@@ -164,6 +164,7 @@ def reembed(root: Path, config: Config, embedder: Embedder | None = None, progre
                 if before_switch is not None and embedder is not None:
                     before_switch(embedder)
                 store.write_state(active_key=key, model=name)
+                integrity.record(store)  # the new table's files, as written
                 if after_switch is not None and embedder is not None:
                     after_switch(embedder)
         except BaseException as exc:

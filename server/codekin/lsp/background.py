@@ -1,7 +1,9 @@
 """Keeps the index following the files while the server runs (plain threads, no pygls).
 
 Two sources of change, both ending in `codekin.sync.drain` (one sync at a time per
-repository, crash-safe, incremental):
+repository, crash-safe, incremental), and one catch-up: chunks indexed without a vector
+(`codekin index --lexical-only`, or a phase 2 that was cut short) are embedded once at start
+while the server answers from what exists (index/phases.py).
 - saves: didSave puts the path in the durable change queue and a sync thread drains it
   after a short debounce, reporting progress;
 - everything else (edits outside the editor, checkouts, the git hooks' records):
@@ -46,6 +48,7 @@ class Freshness:
         self.warn = warn
         self._saved: set[str] = set()
         self._busy = False
+        self._filling = False  # embedding what the index holds without a vector
         self._wake = threading.Condition()
         self._stop = threading.Event()
         self._watcher: Watcher | None = None
@@ -53,6 +56,7 @@ class Freshness:
     # -- public ----------------------------------------------------------------------------
     def start(self, watch: bool) -> None:
         threading.Thread(target=self._save_loop, name="codekin-save-sync", daemon=True).start()
+        threading.Thread(target=self._fill_dense, name="codekin-dense", daemon=True).start()
         if watch:
             from codekin.sync import Watcher
 
@@ -76,7 +80,7 @@ class Freshness:
     @property
     def busy(self) -> bool:
         with self._wake:
-            return self._busy or bool(self._saved)
+            return self._busy or self._filling or bool(self._saved)
 
     @property
     def pending(self) -> int:
@@ -131,6 +135,33 @@ class Freshness:
             bar.advance(len(paths))
         if summary.index is not None:
             self.on_synced()
+
+    # -- phase 2 of an index that has none yet (its thread) ----------------------------------
+    def _fill_dense(self) -> None:
+        """Embed what the index holds without a vector, while queries use what exists."""
+        from codekin.index.phases import dense_pending
+        from codekin.indexer import Indexer
+
+        if self.embedder is None or not dense_pending(self.root):
+            return
+        with self._wake:
+            self._filling = True
+        try:
+            Indexer(self.root, self.config, embedder=self.embedder, progress=self.progress).run(paths=[],
+                                                                                              wait=LOCK_WAIT_S)
+        except IndexLockedError as exc:
+            log.info("dense layer: %s; the next sync embeds it", exc.message)
+            return
+        except StaleModelError as exc:
+            self._follow_model(exc)
+            return
+        except CodekinError as exc:
+            self.warn(f"codekin: embedding the index failed: {exc}")
+            return
+        finally:
+            with self._wake:
+                self._filling = False
+        self.on_synced()
 
     # -- watcher callbacks (its thread) ------------------------------------------------------
     def _watcher_synced(self, summary: SyncSummary) -> None:

@@ -1,10 +1,10 @@
-"""codekin.search, codekin.status and codekin.retrain (workspace/executeCommand)."""
+"""codekin.search, codekin.status, codekin.retrain and codekin.index (workspace/executeCommand)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from codekin.lsp.requests import parse_retrain, parse_search, parse_status
+from codekin.lsp.requests import parse_index, parse_retrain, parse_search, parse_status
 from codekin.lsp.server import CodekinServer, rpc_errors
 
 
@@ -29,7 +29,15 @@ async def retrain(ls: CodekinServer, *args: Any) -> dict[str, Any]:
     return await ls.run_on(ls.session.work, ls.session.retrain, request)
 
 
+@rpc_errors
+async def index(ls: CodekinServer, *args: Any) -> dict[str, Any]:
+    """{} -> {indexed, files, chunks, message}: `codekin index` of the workspace, with progress."""
+    parse_index(args)
+    return await ls.run_on(ls.session.work, ls.session.index_repository)
+
+
 def register(server: CodekinServer) -> None:
     server.command("codekin.search")(search)
     server.command("codekin.status")(status)
     server.command("codekin.retrain")(retrain)
+    server.command("codekin.index")(index)

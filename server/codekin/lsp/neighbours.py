@@ -44,17 +44,12 @@ def relatives_of_file(index: SearchIndex, path: str, threshold: float) -> dict[t
     if not len(rows) or not index.dim:
         return {}
     scores = index.vectors[rows] @ index.vectors.T
-    scores[:, ~index.has_vector] = -np.inf
-    same = np.array(index.by_path[path], dtype=np.int64)
-    starts, ends = index.starts, index.ends
-    overlap = (starts[same][None, :] <= ends[rows][:, None]) & (starts[rows][:, None] <= ends[same][None, :])
-    block = scores[:, same]
-    block[overlap] = -np.inf
-    scores[:, same] = block
-    scores[np.arange(len(rows)), index.parent[rows]] = -np.inf  # its own module head, as `similar` leaves out
+    for k, row in enumerate(rows):  # what `similar` leaves out: one rule, SearchIndex.similar_mask
+        keep = index.similar_mask(path, int(index.starts[row]), int(index.ends[row]), int(row))
+        scores[k, ~(keep & index.has_vector)] = -np.inf
     counts = (scores >= threshold).sum(axis=1)
     best = scores.max(axis=1)
-    return {(int(starts[r]), int(ends[r])): Relatives(int(c), float(b) if np.isfinite(b) else -1.0)
+    return {(int(index.starts[r]), int(index.ends[r])): Relatives(int(c), float(b) if np.isfinite(b) else -1.0)
             for r, c, b in zip(rows, counts, best, strict=True)}
 
 

@@ -193,6 +193,11 @@ def parse_status(args: tuple[Any, ...]) -> None:
     _reject_unknown("codekin.status", obj, ())
 
 
+def parse_index(args: tuple[Any, ...]) -> None:
+    obj = single_object("codekin.index", args, optional=True)
+    _reject_unknown("codekin.index", obj, ())
+
+
 def parse_retrain(args: tuple[Any, ...]) -> RetrainArgs:
     command = "codekin.retrain"
     obj = single_object(command, args, optional=True)

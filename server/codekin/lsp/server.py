@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import re
+import sys
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import unquote, urlparse
 
 import cattrs
@@ -25,6 +28,7 @@ from pygls.exceptions import (
     JsonRpcInvalidParams,
     JsonRpcInvalidRequest,
 )
+from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
@@ -39,6 +43,7 @@ log = logging.getLogger(__name__)
 
 REQUEST_FAILED = -32803  # LSP ErrorCodes.RequestFailed: well-formed, but it could not be done
 SERVER_NOT_INITIALIZED = -32002
+INDEX_NOW = "Index"  # the answer to "no index yet: index it now?"
 T = TypeVar("T")
 
 
@@ -93,7 +98,8 @@ class CodekinServer(LanguageServer):
         self.loop = asyncio.get_running_loop()
         reporter = ProgressReporter(self, self.loop)
         self._session = Session(root, self.options, self.overrides, self.watch, reporter,
-                                on_index_changed=self.index_changed, warn=self.warn_threadsafe)
+                                on_index_changed=self.index_changed, warn=self.warn_threadsafe,
+                                on_no_index=self.offer_index)
 
     def document_path(self, uri: str) -> Path | None:
         """The file behind a document URI when it lies inside the workspace, else None."""
@@ -119,6 +125,32 @@ class CodekinServer(LanguageServer):
         if self.loop is not None and not self.loop.is_closed():
             self.loop.call_soon_threadsafe(self.warn, message)
 
+    def offer_index(self) -> None:
+        """No index yet: ask the user whether to index now (from any thread)."""
+        window = self.client_capabilities.window
+        if window is None or window.show_message is None:  # a client that cannot show a choice
+            return
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._ask_index()))
+
+    async def _ask_index(self) -> None:
+        root = self.session.root
+        try:
+            answer = await self.window_show_message_request_async(types.ShowMessageRequestParams(
+                type=types.MessageType.Info,
+                actions=[types.MessageActionItem(INDEX_NOW), types.MessageActionItem("Not now")],
+                message=f"codekin: {root.name} has no index yet, so search and similar code have nothing to answer "
+                        "from. Index it now? (`index.auto = true` under [index] in ~/.config/codekin/config.toml "
+                        "indexes on open)"))
+        except (JsonRpcException, asyncio.CancelledError) as exc:
+            log.info("the client did not answer the offer to index: %s", exc)
+            return
+        if answer is not None and answer.title == INDEX_NOW:
+            try:
+                await self.run_on(self.session.work, self.session.index_repository)
+            except CodekinError as exc:
+                self.warn(f"codekin: indexing {root} failed: {exc}")
+
     def index_changed(self) -> None:
         """After a sync: ask the client to re-request code lenses, when it can."""
         workspace = self.client_capabilities.workspace
@@ -132,6 +164,30 @@ class CodekinServer(LanguageServer):
             log.error("internal error: %s\n%s", error, "".join((error.data or {}).get("traceback", [])))
         else:
             log.info("%s", error)
+
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        """pygls's stdio loop, with codekin's reader: a malformed frame is logged and skipped."""
+        from codekin.lsp.framing import read_frames
+
+        self._stop_event = threading.Event()
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        try:
+            asyncio.run(read_frames(self._stop_event, stdin or sys.stdin.buffer, self.dispatch))
+        except BrokenPipeError:
+            log.error("the connection to the client is lost; shutting down")
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            self.shutdown()
+
+    def dispatch(self, body: bytes) -> None:
+        """One message body, as pygls's loop handles it: a message that fails is logged, never fatal."""
+        try:
+            message = json.loads(body, object_hook=self.protocol.structure_message)
+            self.protocol.handle_message(message)
+        except Exception as exc:  # the edge of the protocol loop: one bad message never stops the server
+            log.info("unable to handle a message: %s", exc)
+            self.report_server_error(exc, JsonRpcException)
 
     def shutdown(self) -> None:
         """Stop without waiting for the stdin reader thread (the client may keep the pipe open)."""

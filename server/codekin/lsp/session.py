@@ -41,7 +41,8 @@ class Session:
     def __init__(self, root: Path, options: ServerOptions, overrides: dict[str, dict[str, Any]] | None = None,
                  watch: bool = True, progress: ProgressFactory = no_progress,
                  on_index_changed: Callable[[], None] = lambda: None,
-                 warn: Callable[[str], None] = log.warning) -> None:
+                 warn: Callable[[str], None] = log.warning,
+                 on_no_index: Callable[[], None] = lambda: None) -> None:
         self.root = root.resolve()
         self.options = options
         self.overrides = overrides or {}
@@ -49,6 +50,7 @@ class Session:
         self.progress = progress
         self.on_index_changed = on_index_changed
         self.warn = warn
+        self.on_no_index = on_no_index  # offer to index (the server asks the user)
         self.queries = Lane("codekin-query", 4)
         self.work = Lane("codekin-work", 1)
         self.config: Config | None = None
@@ -101,6 +103,32 @@ class Session:
         self.freshness = Freshness(self.root, engine.config, embedder, self.progress, self._synced, self.warn,
                                    on_stale=self.jobs.follow_index if self.jobs is not None else None)
         self.freshness.start(self.watch)
+        if not engine.store.exists() and self._model_error is None:
+            if engine.config.index.auto:  # `[index] auto = true` in the user's config
+                self._index_on_open()
+            else:
+                self.on_no_index()
+
+    def _index_on_open(self) -> None:
+        try:
+            self.index_repository()
+        except CodekinError as exc:
+            self.warn(f"codekin: indexing {self.root} failed: {exc}")
+
+    def index_repository(self) -> dict[str, Any]:
+        """A full (incremental) `codekin index` of the workspace, on the work lane, with progress;
+        the new snapshot is served as soon as it is written."""
+        from codekin.indexer import Indexer
+
+        engine = self.engine
+        self._wait_model()
+        with self.progress(f"codekin: indexing {self.root.name}", 0):
+            summary = Indexer(self.root, engine.config, embedder=engine.embedder, progress=self.progress).run(
+                wait=STARTUP_WAIT_S)
+        self._synced()
+        return {"indexed": True, "files": summary.files, "chunks": summary.chunks,
+                "message": f"indexed {summary.files} files: {summary.chunks} chunks, "
+                           f"{summary.new_embeddings} new embeddings in {summary.seconds:.0f} s"}
 
     def _open(self) -> Engine:
         from codekin.config import load_config
@@ -191,8 +219,15 @@ class Session:
         if args.files:
             self._ready(args.mode)
             files = self.engine.search_files(args.query, args.limit, args.mode, tests=args.tests)
-            return {"results": [file_result(self.root, f) for f in files]}
-        return {"results": [result(self.root, h) for h in self._search(args)]}
+            return self._with_coverage({"results": [file_result(self.root, f) for f in files]})
+        return self._with_coverage({"results": [result(self.root, h) for h in self._search(args)]})
+
+    def _with_coverage(self, answer: dict[str, Any]) -> dict[str, Any]:
+        """Say when the dense layer is incomplete (indexing's phase 2 still running)."""
+        embedded, total = self.engine.dense_coverage()
+        if embedded < total:
+            answer["denseIncomplete"] = {"embeddedChunks": embedded, "chunks": total}
+        return answer
 
     def _ready(self, mode: str | None) -> None:
         self._index()

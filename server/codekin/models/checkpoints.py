@@ -56,7 +56,31 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_json_temporaries(directory: Path, name: str = "*") -> list[str]:
+    """Remove `.<name>.<pid>.tmp` files that a killed `write_json_atomic` left in `directory`
+    (only those of processes that are gone: a live writer's file is its own)."""
+    removed = []
+    for path in directory.glob(f".{name}.*.tmp") if directory.is_dir() else []:
+        pid = path.name[:-len(".tmp")].rsplit(".", 1)[-1]
+        if path.is_file() and pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
+    """Write `path` whole or not at all; first remove what a killed earlier write of it left."""
+    remove_stale_json_temporaries(path.parent, path.name)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with tmp.open("w", encoding="utf-8") as handle:
@@ -70,8 +94,25 @@ def write_json_atomic(path: Path, data: Any) -> None:
     _fsync_dir(path.parent)
 
 
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON object from `path`; ValueError when it is truncated, not UTF-8 or not an object."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"a JSON {type(data).__name__} where an object belongs")
+    return data
+
+
 def read_manifest(directory: Path) -> dict[str, Any]:
-    return json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+    return read_json_object(directory / MANIFEST)
+
+
+def damage(exc: BaseException) -> str:
+    """A short reason a state file cannot be read."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 (byte {exc.start})"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not valid JSON ({exc.msg} at byte {exc.pos})"
+    return str(exc) if isinstance(exc, ValueError) else f"{exc.__class__.__name__}: {exc}"
 
 
 def write_checkpoint(target: Path, fill: Callable[[Path], None], manifest: dict[str, Any]) -> dict[str, Any]:
@@ -113,8 +154,8 @@ def verify_checkpoint(directory: Path) -> str:
         return f"{directory} is missing"
     try:
         manifest = read_manifest(directory)
-    except (OSError, json.JSONDecodeError) as exc:
-        return f"manifest unreadable ({exc.__class__.__name__})"
+    except (OSError, ValueError) as exc:
+        return f"{directory / MANIFEST} is damaged: {damage(exc)}"
     expected = manifest.get("files")
     if not isinstance(expected, dict) or not expected:
         return "manifest lists no files"
@@ -125,6 +166,37 @@ def verify_checkpoint(directory: Path) -> str:
         if sha256_file(path) != digest:
             return f"{rel} does not match its sha256"
     return ""
+
+
+def verify_checkpoint_cached(directory: Path, cache: Path) -> str:
+    """`verify_checkpoint`, skipping the hashing when every file still has the size and mtime
+    it had when it last matched (recorded in `cache`): served models are checked on every
+    load without paying seconds of hashing each time; a truncated or rewritten file is hashed."""
+    try:
+        manifest = read_manifest(directory)
+        seen = read_json_object(cache) if cache.is_file() else {}
+    except (OSError, ValueError):
+        return verify_checkpoint(directory)
+    expected = manifest.get("files")
+    if not isinstance(expected, dict):
+        return verify_checkpoint(directory)
+    stamps = {}
+    for rel in expected:
+        try:
+            info = (directory / rel).stat()
+        except OSError:
+            return verify_checkpoint(directory)
+        stamps[rel] = [info.st_size, info.st_mtime_ns, expected[rel]]
+    key = directory.resolve().as_posix()
+    if stamps and seen.get(key) == stamps:
+        return ""
+    problem = verify_checkpoint(directory)
+    if not problem:
+        try:
+            write_json_atomic(cache, {**{k: v for k, v in seen.items() if Path(k).is_dir()}, key: stamps})
+        except OSError:
+            pass  # a read-only state dir: verified again next time
+    return problem
 
 
 def remove_stale_temporaries(directory: Path) -> list[str]:

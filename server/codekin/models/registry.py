@@ -13,29 +13,87 @@ A ref is a version ("v3", its final checkpoint) or one epoch checkpoint ("v3/epo
 
 from __future__ import annotations
 
-import json
+import hashlib
+import logging
+import os
 import re
+import secrets
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codekin.config import STATE_DIR
+from codekin.config import STATE_DIR, user_config_path
 from codekin.errors import CodekinError
 from codekin.models.checkpoints import (
     MANIFEST,
+    damage,
     file_hashes,
+    read_json_object,
     read_manifest,
+    remove_stale_json_temporaries,
     remove_tree,
-    verify_checkpoint,
+    verify_checkpoint_cached,
     write_json_atomic,
 )
+from codekin.workspace import ensure_state_dir
 
 BASE = "base"
 ACTIVE_FILE = "active.json"
+VERIFIED_FILE = "verified.json"  # size+mtime of checkpoint files whose sha256 last matched
 STATUSES = ("training", "trained", "promoted", "rejected", "failed", "interrupted")
 _VERSION = re.compile(r"^v(\d+)$")
 _REF = re.compile(r"^(v\d+)(?:/(epoch-\d+))?$")
+
+
+log = logging.getLogger(__name__)
+_WARNED: set[tuple[str, str]] = set()
+
+
+MACHINE_ID_FILES = (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id"))
+
+
+def machine_id() -> str:
+    """This machine and user, as active.json records them, so that a registry that came with a
+    clone or a copied tree is not taken for one made here: a hash of the system's machine-id
+    and the user id, else a random id kept in the user's config directory."""
+    for path in MACHINE_ID_FILES:
+        try:
+            system = path.read_text(encoding="ascii").strip()
+        except (OSError, ValueError):
+            continue
+        if system:
+            return hashlib.sha256(f"codekin|{system}|{os.getuid()}".encode()).hexdigest()[:32]
+    return _stored_machine_id()
+
+
+def _stored_machine_id() -> str:
+    path = user_config_path().parent / "machine-id"
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except (OSError, ValueError):
+        pass
+    made = secrets.token_hex(16)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("x", encoding="ascii") as handle:
+            handle.write(made + "\n")
+    except FileExistsError:
+        return path.read_text(encoding="ascii").strip()
+    except OSError:
+        pass  # a read-only home: nothing fine-tuned is trusted, the configured model serves
+    return made
+
+
+def tracked_by_git(root: Path, rel: str) -> bool:
+    """True when git tracks any file under `rel` (a repository committed codekin's state)."""
+    try:
+        out = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--", rel], capture_output=True,
+                             timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return bool(out.stdout.strip(b"\0"))
 
 
 class RegistryError(CodekinError):
@@ -44,6 +102,10 @@ class RegistryError(CodekinError):
 
 class ModelCorruptedError(RegistryError):
     pass
+
+
+class RollbackRefused(RegistryError):
+    """A rollback to a rejected or newer version, asked for without --force."""
 
 
 @dataclass
@@ -92,9 +154,9 @@ class ModelRegistry:
                 if path.is_dir() and _VERSION.match(path.name) and (path / MANIFEST).is_file():
                     try:
                         found.append(ModelVersion(path.name, path, read_manifest(path)))
-                    except (OSError, json.JSONDecodeError):
+                    except (OSError, ValueError) as exc:
                         found.append(ModelVersion(path.name, path, {"status": "failed",
-                                                                    "reason": "manifest unreadable"}))
+                                                                    "reason": f"manifest damaged: {damage(exc)}"}))
         return sorted(found, key=lambda v: v.number)
 
     def get(self, version: str) -> ModelVersion:
@@ -102,9 +164,15 @@ class ModelRegistry:
         if not _VERSION.match(version) or not (path / MANIFEST).is_file():
             known = ", ".join(v.id for v in self.versions()) or "none yet"
             raise RegistryError(f"no model version {version!r}", f"known versions: {known} (see `codekin models list`)")
-        return ModelVersion(version, path, read_manifest(path))
+        try:
+            return ModelVersion(version, path, read_manifest(path))
+        except (OSError, ValueError) as exc:
+            raise ModelCorruptedError(f"{path / MANIFEST} is damaged: {damage(exc)}",
+                                      "roll back to another version with `codekin models rollback`, then "
+                                      "`codekin models prune --keep N` removes it") from exc
 
     def create(self, base_model: str, parent: str, **fields: Any) -> ModelVersion:
+        ensure_state_dir(self.root)
         self.dir.mkdir(parents=True, exist_ok=True)
         number = max((v.number for v in self.versions()), default=0) + 1
         while True:
@@ -152,38 +220,63 @@ class ModelRegistry:
         version, checkpoint = self.resolve(ref)
         path = version.checkpoints_dir / checkpoint
         if verify:
-            problem = verify_checkpoint(path)
+            problem = verify_checkpoint_cached(path, self.dir / VERIFIED_FILE)
             if problem:
                 raise ModelCorruptedError(f"model {version.id}/{checkpoint} is corrupted: {problem}",
-                                          "roll back to another version with `codekin models rollback`")
+                                          "roll back to another version with `codekin models rollback`; "
+                                          "`codekin index` then re-embeds with it")
         return path
 
     # -- the active pointer ----------------------------------------------------------------
-    def _pointer(self) -> dict[str, Any]:
+    def _pointer(self, strict: bool = True) -> dict[str, Any]:
+        """active.json; a damaged one raises (strict) or reads as the base model (when it is rewritten).
+        One this machine did not write, or one in a registry git tracks, reads as the base model."""
         path = self.dir / ACTIVE_FILE
         if not path.is_file():
             return {"ref": BASE, "history": []}
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise RegistryError(f"{path} is unreadable ({exc})",
-                                "delete it to return to the base model, or `codekin models promote VERSION`") from exc
+            pointer = read_json_object(path)
+            if not isinstance(pointer.get("ref", BASE), str) or not isinstance(pointer.get("history", []), list):
+                raise ValueError("its ref or history has the wrong type")
+            if pointer.get("ref", BASE) != BASE and (distrust := self._distrust(pointer)):
+                if (str(path), distrust) not in _WARNED:  # once per process: the server polls the registry
+                    _WARNED.add((str(path), distrust))
+                    log.warning("codekin: ignoring %s: %s; the configured model is used", path, distrust)
+                return {"ref": BASE, "history": []}
+            return pointer
+        except (OSError, ValueError) as exc:
+            if not strict:
+                return {"ref": BASE, "history": []}
+            raise RegistryError(f"{path} is damaged: {damage(exc)}",
+                                "`codekin models rollback base` rewrites it (the configured model), "
+                                "or `codekin models promote VERSION`") from exc
 
-    def active_ref(self) -> str:
-        return str(self._pointer().get("ref") or BASE)
+    def _distrust(self, pointer: dict[str, Any]) -> str:
+        if tracked_by_git(self.root, f"{STATE_DIR}/models"):
+            return (f"git tracks files under {STATE_DIR}/models (a repository cannot choose the model); "
+                    f"`git rm -r --cached {STATE_DIR}` stops that")
+        if pointer.get("machine") != machine_id():
+            return ("it was not written on this machine (it came with the repository or a copy of it); "
+                    "`codekin models promote VERSION` trusts a version you made here")
+        return ""
+
+    def active_ref(self, strict: bool = True) -> str:
+        """The active ref; not `strict`: a damaged active.json reads as base (about to be rewritten)."""
+        return str(self._pointer(strict).get("ref") or BASE)
 
     def active_version(self) -> ModelVersion | None:
         ref = self.active_ref()
         return None if ref == BASE else self.resolve(ref)[0]
 
     def _set_active(self, ref: str) -> str:
-        pointer = self._pointer()
+        pointer = self._pointer(strict=False)
         previous = str(pointer.get("ref") or BASE)
         history = list(pointer.get("history", []))
         if previous != ref:
             history.append(previous)
         self.dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.dir / ACTIVE_FILE, {"ref": ref, "history": history[-50:], "updated_at": time.time()})
+        write_json_atomic(self.dir / ACTIVE_FILE, {"ref": ref, "history": history[-50:], "updated_at": time.time(),
+                                                   "machine": machine_id()})
         return ref
 
     def activate(self, ref: str) -> str:
@@ -196,24 +289,35 @@ class ModelRegistry:
         return self._set_active(canonical)
 
     def promote(self, ref: str, reason: str = "promoted by hand") -> str:
+        if ref.strip() == BASE:
+            return self.activate(BASE)
         version, _ = self.resolve(ref)
         active = self.activate(ref)
         if version.status != "promoted":
             self.update(version, status="promoted", reason=reason, promoted_at=time.time())
         return active
 
-    def rollback(self, ref: str | None = None) -> str:
-        """Back to `ref`, or (none given) to the model that was active before the current one."""
-        current = self.active_ref()
+    def rollback(self, ref: str | None = None, force: bool = True) -> str:
+        """Back to `ref`, or (none given) to the model that was active before the current one.
+        Without `force`, a target that was rejected (or failed) or is newer than the active
+        version is refused: that is a promotion, not a rollback. Rolling back to a named ref
+        also repairs a damaged active.json."""
         if ref is not None:
-            return self.activate(ref)
+            if not force:
+                self._check_rollback(self.active_ref(strict=False), ref.strip())
+            return self.activate(ref.strip())
+        current = self.active_ref()
         history = list(self._pointer().get("history", []))
         while history:
             candidate = history.pop()
             if candidate == current:
                 continue
             try:
+                if not force:
+                    self._check_rollback(current, candidate)
                 target = self.activate(candidate) if candidate != BASE else self._set_active(BASE)
+            except RollbackRefused:
+                raise
             except RegistryError:
                 continue  # that version was pruned or is damaged: go further back
             pointer = self._pointer()
@@ -224,6 +328,25 @@ class ModelRegistry:
             raise RegistryError("nothing to roll back: the base model is active",
                                 "`codekin models list` shows the versions you can promote")
         return self._set_active(BASE)
+
+    def _check_rollback(self, current: str, target: str) -> None:
+        if target == BASE:
+            return
+        version, _ = self.resolve(target)
+        why = ""
+        if version.status in ("rejected", "failed"):
+            reason = version.manifest.get("reason", "")
+            why = f"{version.id} was {version.status}" + (f" ({reason})" if reason else "")
+        else:
+            try:
+                number = 0 if current == BASE else self.resolve(current)[0].number
+            except RegistryError:
+                number = 0
+            if version.number > number:
+                why = f"{version.id} is newer than the active {current}"
+        if why:
+            raise RollbackRefused(f"not rolling back to {target}: {why}",
+                                  f"add --force to use it anyway, or `codekin models promote {target}`")
 
     def prune(self, keep: int) -> list[str]:
         """Remove all but the `keep` newest versions; never the active one or a run in progress."""
@@ -237,6 +360,8 @@ class ModelRegistry:
         for leftover in self.dir.glob(".*"):  # temporary dirs of interrupted writes
             if leftover.is_dir():
                 remove_tree(leftover)
+        for directory in [self.dir, *(v.path for v in self.versions())]:  # and their temporary files
+            remove_stale_json_temporaries(directory)
         return [v.id for v in doomed]
 
 

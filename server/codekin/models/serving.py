@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codekin.config import STATE_DIR, ModelConfig
-from codekin.models.registry import BASE, ModelRegistry, RegistryError
+from codekin.models.registry import BASE, ModelRegistry, RegistryError, tracked_by_git
 
 if TYPE_CHECKING:
     from codekin.embedding import Embedder
@@ -36,16 +36,17 @@ def models_dir(root: Path) -> Path:
 def serving_model(root: Path, model: ModelConfig) -> ModelConfig:
     """`model` with the active fine-tuned version as primary and the configured primary as fallback.
 
-    Weights are not hashed here (that costs seconds for a large model on every command);
-    a hot reload verifies them before it switches."""
+    The weights are checked against the manifest's sha256 first (hashed only when a file's
+    size or mtime changed since it last matched); a damaged version is not served."""
     registry = ModelRegistry(root)
     try:
         ref = registry.active_ref()
         if ref == BASE:
             return model
-        path = registry.model_path(ref, verify=False)
+        path = registry.model_path(ref)
     except RegistryError as exc:
-        log.warning("model registry of %s unusable (%s); using the configured model", root, exc.message)
+        log.warning("codekin: the model registry of %s is unusable, the configured model is used: %s",
+                    root, exc)
         return model
     return dataclasses.replace(model, primary=str(path), fallback=model.primary)
 
@@ -68,6 +69,27 @@ def version_ref(root: Path, model_name: str | None) -> str:
     return version.id if parts[2] == version.final_checkpoint else f"{parts[0]}/{parts[2]}"
 
 
+def answering_and_active(root: Path, state: dict[str, Any]) -> tuple[str, str]:
+    """(the version whose vectors answer queries, the version the registry makes active), as
+    refs ('base' for the configured model). They differ after a promote or rollback until
+    `codekin reembed` (or the next `codekin index`) embeds the index with the active one."""
+    try:
+        active = ModelRegistry(root).active_ref()
+    except RegistryError:
+        active = BASE
+    return version_ref(root, state.get("model")), active
+
+
+def model_note(root: Path, state: dict[str, Any]) -> str:
+    """One line for status and doctor: which model answers, and what to run when it is not the
+    active one; "" when they agree."""
+    answering, active = answering_and_active(root, state)
+    if answering == active:
+        return ""
+    return (f"queries use {answering}'s vectors, but {active} is the active model: run `codekin reembed` "
+            f"to embed the index with {active}")
+
+
 def indexed_model(root: Path, model: ModelConfig, state: dict[str, Any]) -> ModelConfig:
     """The model that wrote the active vectors table (named in state.json), for queries.
 
@@ -78,10 +100,31 @@ def indexed_model(root: Path, model: ModelConfig, state: dict[str, Any]) -> Mode
         return serving_model(root, model)
     if name in (model.primary, model.fallback):
         return dataclasses.replace(model, primary=name, fallback=model.primary)
-    if version_ref(root, name) != BASE and Path(name).is_dir():
+    shipped = tracked_by_git(root, f"{STATE_DIR}/models")  # a repository cannot choose the model
+    if not shipped and version_ref(root, name) != BASE and Path(name).is_dir():
         return dataclasses.replace(model, primary=name, fallback=model.primary)
     log.warning("state.json names model %r, which is neither configured nor in the registry; ignoring it", name)
     return serving_model(root, model)
+
+
+def load_verified(root: Path, model: ModelConfig) -> Embedder:
+    """`load_embedder`, except that a primary from this repository's registry whose files do
+    not match the manifest's sha256 is never loaded: the fallback serves, with the reason kept
+    as for a model that does not load (the learning loop then re-embeds with it)."""
+    from codekin.embedding import load_embedder
+
+    ref = version_ref(root, model.primary)
+    try:
+        if ref != BASE:
+            ModelRegistry(root).model_path(ref)
+    except RegistryError as exc:
+        if model.fallback == model.primary:
+            raise
+        log.warning("codekin: %s; using %s", exc, model.fallback)
+        embedder = load_embedder(dataclasses.replace(model, primary=model.fallback))
+        embedder.fallback_reason = f"cannot load model {model.primary}: {exc.message}"
+        return embedder
+    return load_embedder(model)
 
 
 class ServingEmbedder:

@@ -37,6 +37,8 @@ def start_training(root: Path, options: PipelineOptions, result_path: Path, huma
     command = (launch or [sys.executable, "-m", "codekin.training.child"]) + [str(root), json.dumps(options.to_dict()),
                str(result_path)] + (["--human-to-stderr"] if human_to_stderr else [])
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if launch:  # torchrun's own default, set here so that it does not print its banner about it
+        env.setdefault("OMP_NUM_THREADS", "1")
     return subprocess.Popen(command, env=env, **popen)
 
 

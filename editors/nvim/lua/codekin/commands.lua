@@ -1,4 +1,4 @@
---- The user commands :CodekinSimilar, :CodekinSearch, :CodekinRetrain, :CodekinStatus
+--- The user commands :CodekinSimilar, :CodekinSearch, :CodekinIndex, :CodekinRetrain, :CodekinStatus
 --- and the client-side handler of the code lens command `codekin.findSimilar`.
 local config = require("codekin.config")
 local lsp = require("codekin.lsp")
@@ -163,6 +163,14 @@ function M.retrain(args)
   end)
 end
 
+--- :CodekinIndex — index the repository on the server (it also offers to when there is no index).
+---@return boolean sent
+function M.index()
+  return lsp.execute("codekin.index", {}, function(response)
+    lsp.notify(type(response) == "table" and tostring(response.message) or vim.inspect(response), vim.log.levels.INFO)
+  end)
+end
+
 local STATUS_ORDER = {
   "root",
   "indexed",
@@ -260,6 +268,9 @@ function M.create()
   create("CodekinRetrain", function(o)
     M.retrain(o.args)
   end, { nargs = "*", desc = "codekin: retrain the embedding model ([epochs=N] [lr=X] [batch=N])" })
+  create("CodekinIndex", function()
+    M.index()
+  end, { nargs = 0, desc = "codekin: index the repository (codekin index, on the server)" })
   create("CodekinStatus", function()
     M.status()
   end, { nargs = 0, desc = "codekin: index and model status" })

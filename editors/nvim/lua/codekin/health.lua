@@ -21,7 +21,7 @@ function M.check()
     health.ok(("server command: %s (%s)"):format(table.concat(config.server_cmd(opts), " "), vim.fn.exepath(exe)))
   else
     health.error(("server command '%s' is not executable"):format(exe), {
-      "pip install codekin in the environment Neovim sees",
+      "pip install -e <codekin checkout> in the environment Neovim sees",
       "or set cmd = { '/path/to/venv/bin/codekin', 'serve' } in require('codekin').setup{}",
     })
   end

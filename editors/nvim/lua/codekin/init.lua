@@ -85,6 +85,7 @@ end
 M.similar = commands.similar
 M.search = commands.search
 M.files = commands.files
+M.index = commands.index
 M.retrain = commands.retrain
 M.status = commands.status
 

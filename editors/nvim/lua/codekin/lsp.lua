@@ -50,7 +50,7 @@ local function check_cmd(opts)
     return nil
   end
   return ("cannot start the language server: '%s' is not an executable on PATH"):format(exe)
-    .. " (hint: `pip install codekin` in the environment Neovim sees, or set"
+    .. " (hint: `pip install -e <codekin checkout>` in the environment Neovim sees, or set"
     .. " cmd = { '/path/to/venv/bin/codekin', 'serve' } in require('codekin').setup{})"
 end
 

@@ -288,6 +288,11 @@ class PolyglotTripletGenerator:
         plan = next((p for n in range(count, 0, -1)
                      if (p := plan_counts(n, beam_ratio, cross_ratio, capacity)) is not None), None)
         if plan is None or plan.count < min(count, MIN_TRIPLETS):
+            if split == "eval" and (beam_ratio, cross_ratio) != (1.0, 0.0):  # a small held-out split
+                self._warn("the held-out split cannot meet the language ratios: generating BEAM-only "
+                           "triplets for it, C++ ratio 0")
+                report.beam_ratio, report.cross_language_ratio = 1.0, 0.0
+                return self._plan(report, pairs, snippets, count, 1.0, 0.0)
             raise self._not_enough(split)
         if plan.count < count:
             self._warn(f"the {split} split supports {plan.count} triplets without duplicate pairs at these "
@@ -318,10 +323,12 @@ class PolyglotTripletGenerator:
     def _not_enough(self, split: str | None = None) -> NotEnoughSnippetsError:
         r = self.report
         where = f" ({len(self.split_paths()[split])} files in the {split} split)" if split else ""
+        found = f"found {r.beam_files} files / {r.beam_snippets} snippets" if not split else \
+            f"its {r.split_files} files hold {r.split_snippets} snippets, too little related code for {MIN_TRIPLETS}"
         return NotEnoughSnippetsError(
-            f"Not enough BEAM snippets: found {r.beam_files} files / {r.beam_snippets} snippets; "
+            f"Not enough BEAM snippets in {f'the {split} split of ' if split else ''}{self.root}: {found}; "
             "add code or lower --count",
-            f"BEAM files are {self._beam_rule()} under {self.root}; "
+            f"BEAM files are {self._beam_rule()}; "
             f"at least {MIN_BEAM_FILES} files and {MIN_BEAM_SNIPPETS} snippets are needed, and enough "
             f"related code for {MIN_TRIPLETS} triplets{where}",
         )

@@ -1,0 +1,167 @@
+"""Time to first answer: how soon a cold `codekin index` is searchable, and how quickly each
+command and the language server answer, against baselines measured in the same run.
+
+Corpus: the first --lines lines (whole files, sorted paths, round-robin over the projects) of
+phoenix_live_view, ranch, hackney and zstd from the relevance cache
+(~/.cache/codekin-relevance/src), copied into a temporary git repository (never committed).
+
+Each step runs in its own process (wall time includes interpreter start and imports):
+- naive: bench_index.py's naive dense indexer (40-line windows, the same model, plain encode);
+- prepare: the one-time int8 export, timed apart (both indexers find the model on disk);
+- cold `codekin index`: the moment its stderr says "Searchable after" (phase 1 committed,
+  measured from spawning the process) and its end (phase 2 done), with its peak RSS;
+- `codekin --version`, `codekin status`, `codekin search` (hybrid and --mode lexical) from a cold
+  process, --runs times each, p50;
+- `codekin serve`: initialize, the first codekin.search answer after it, and the idle RSS.
+
+The machine is shared (2 cores, other work beside it): compare the ratios, not the seconds;
+`load_average` says how busy it was. Prints one JSON line.
+Usage: python benchmarks/bench_instant.py [--lines 30000] [--runs 5] [--no-naive]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from bench_index import _child, run_child  # noqa: E402
+
+SOURCES = Path.home() / ".cache" / "codekin-relevance" / "src"
+PROJECTS = ("phoenix_live_view", "ranch", "hackney", "zstd")
+SUFFIXES = (".ex", ".exs", ".erl", ".hrl", ".c", ".h", ".cc", ".cpp", ".hpp", ".heex")
+QUERIES = ["parse the request headers", "compress a block of data", "retry the connection after a timeout",
+           "render a live component", "acceptor pool for tcp connections"]
+CODEKIN = [sys.executable, "-m", "codekin.cli"]
+
+
+def build_corpus(dest: Path, lines: int) -> dict:
+    """A git repository of whole source files, taken round-robin over PROJECTS up to `lines`."""
+    queues = {p: sorted(f for f in (SOURCES / p).rglob("*") if f.is_file() and f.suffix in SUFFIXES
+                        and ".git" not in f.parts) for p in PROJECTS}
+    total, files = 0, 0
+    while total < lines and any(queues.values()):
+        for project, queue in queues.items():
+            if not queue or total >= lines:
+                continue
+            source = queue.pop(0)
+            text = source.read_bytes()
+            target = dest / project / source.relative_to(SOURCES / project)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(text)
+            total, files = total + text.count(b"\n"), files + 1
+    env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@x", "GIT_COMMITTER_NAME": "b",
+           "GIT_COMMITTER_EMAIL": "b@x"}
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "corpus"]):
+        subprocess.run(["git", "-C", str(dest), *args], check=True, env=env)
+    return {"lines": total, "files": files}
+
+
+def cold_index(repo: Path) -> dict:
+    """`codekin index` in a child: wall seconds to "Searchable after" and to the end, peak RSS."""
+    started = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out:
+        process = subprocess.Popen([*CODEKIN, "index", str(repo), "--json"], stdout=out, stderr=subprocess.PIPE,
+                                   text=True)
+        searchable = None
+        assert process.stderr is not None
+        for line in process.stderr:
+            if searchable is None and line.startswith("Searchable after"):
+                searchable = time.perf_counter() - started
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit("codekin index failed")
+        out.seek(0)
+        summary = json.loads(out.read().strip().splitlines()[-1])
+    return {"searchable_seconds": round(searchable if searchable is not None else seconds, 2),
+            "wall_seconds": round(seconds, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+            "chunks": summary["chunks"], "new_embeddings": summary["new_embeddings"],
+            "inner_searchable_seconds": summary.get("searchable_seconds")}
+
+
+def p50(args: list[str], runs: int, cwd: Path, queries: list[str] | None = None) -> float:
+    times = []
+    for i in range(runs):
+        started = time.perf_counter()
+        extra = [queries[i % len(queries)]] if queries else []
+        subprocess.run([*args, *extra], cwd=cwd, check=True, capture_output=True)
+        times.append(time.perf_counter() - started)
+    return round(statistics.median(times), 3)
+
+
+async def lsp(repo: Path) -> dict:
+    from bench_lsp import command, rss_mb
+    from lsprotocol import types
+    from pygls.lsp.client import BaseLanguageClient
+
+    client = BaseLanguageClient("codekin-bench", "1")
+    started = time.perf_counter()
+    await client.start_io(*CODEKIN, "serve")
+    await client.initialize_async(types.InitializeParams(
+        capabilities=types.ClientCapabilities(), root_uri=repo.as_uri(), process_id=os.getpid()))
+    initialize = time.perf_counter() - started
+    client.initialized(types.InitializedParams())
+    answer = await command(client, "codekin.search", {"query": QUERIES[0], "limit": 5})
+    first = time.perf_counter() - started - initialize
+    await asyncio.sleep(2.0)
+    pid = client._server.pid  # type: ignore[union-attr]
+    idle = rss_mb(pid)
+    await client.shutdown_async(None)
+    client.exit(None)
+    await client.stop()
+    return {"initialize_seconds": round(initialize, 2), "first_search_seconds": round(first, 2),
+            "first_search_results": len(answer["results"]), "idle_rss_mb": idle}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=30_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--no-naive", action="store_true", help="skip the naive indexer (no ratios)")
+    args = parser.parse_args()
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="bench-instant-") as tmp:
+        corpus = build_corpus(Path(tmp) / "corpus", args.lines)
+        naive = None
+        if not args.no_naive:
+            naive_root = Path(tmp) / "naive"
+            shutil.copytree(Path(tmp) / "corpus", naive_root)
+            naive = run_child(_child("naive", "--root", str(naive_root)))
+        prepare = run_child(_child("prepare", "--backend", "auto"))
+        repo = Path(tmp) / "corpus"
+        index = cold_index(repo)
+        version = p50([*CODEKIN, "--version"], args.runs, repo)
+        status = p50([*CODEKIN, "status"], args.runs, repo)
+        search = p50([*CODEKIN, "search", "--limit", "5"], args.runs, repo, QUERIES)
+        lexical = p50([*CODEKIN, "search", "--limit", "5", "--mode", "lexical"], args.runs, repo, QUERIES)
+        server = asyncio.run(lsp(repo))
+    out = {"bench": "instant", "corpus": {"projects": list(PROJECTS), **corpus}, "index": index,
+           "prepare_seconds": prepare["wall_seconds"], "version_p50_s": version, "status_p50_s": status,
+           "search_p50_s": search, "search_lexical_p50_s": lexical,
+           "search_vs_version": round(search / version, 2), "lexical_vs_version": round(lexical / version, 2),
+           "lsp": server, "load_average_start": round(load, 2), "load_average_end": round(os.getloadavg()[0], 2),
+           "cpus": os.cpu_count(), "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if naive is not None:
+        out.update(naive={k: naive[k] for k in ("wall_seconds", "chunks", "peak_rss_mb", "embeddings_per_second")},
+                   searchable_speedup=round(naive["wall_seconds"] / index["searchable_seconds"], 2),
+                   full_index_speedup=round(naive["wall_seconds"] / index["wall_seconds"], 2))
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

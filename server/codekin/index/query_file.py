@@ -1,0 +1,89 @@
+"""The query path's own copy of the index: one Arrow file that a cold `codekin search` maps
+instead of opening LanceDB (whose import alone takes seconds).
+
+The indexer writes `.codekin/query.arrow` after each state commit it makes, under the index
+lock: the chunk rows, each row's vector of the active table (zeros and `has_vector` false
+where phase 2 has not reached it), and in its metadata the state's `updated_at` and
+`active_key`. It is written beside and renamed over the old one, so a reader maps a whole file
+or the previous one. A reader uses it only when that stamp equals the state file's now; any
+other writer of the state (a re-embed, a phase-2 slice) makes it stale, and queries read
+LanceDB as before until the next commit of the indexer rewrites it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    from codekin.index.store import IndexStore
+
+NAME = "query.arrow"
+
+
+def _stamp(state: dict) -> dict[bytes, bytes]:
+    return {b"updated_at": repr(state.get("updated_at")).encode(), b"active_key": str(state.get("active_key")).encode()}
+
+
+def write_query_file(store: IndexStore, state: dict, max_rows: int) -> None:
+    """The chunk rows and their vectors in the table of `state`'s active key, for `state`; none
+    for an index of `max_rows` rows or more (it searches through LanceDB's ANN index)."""
+    target = store.state_dir / NAME
+    chunks = store.load_chunks()
+    if chunks.num_rows >= max_rows:
+        target.unlink(missing_ok=True)
+        return
+    hashes, matrix = store.load_vectors(str(state.get("active_key")))
+    position = {h: i for i, h in enumerate(hashes)}
+    rows = np.array([position.get(h, -1) for h in chunks.column("content_hash").to_pylist()], dtype=np.int64)
+    has_vector = rows >= 0
+    dim = matrix.shape[1] if matrix.size else 0
+    vectors = np.zeros((len(rows), dim), dtype=np.float32)
+    if dim:
+        vectors[has_vector] = matrix[rows[has_vector]]
+    table = chunks.append_column("has_vector", pa.array(has_vector))
+    table = table.append_column("vector", pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), dim)) \
+        if dim else table
+    table = table.replace_schema_metadata(_stamp(state))
+    for left in store.state_dir.glob(f".{NAME}.*.tmp"):  # a killed writer's (the caller holds the lock)
+        left.unlink(missing_ok=True)
+    tmp = target.with_name(f".{NAME}.{os.getpid()}.tmp")
+    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    os.replace(tmp, target)
+
+
+class QueryFile:
+    """What SearchIndex reads from a store (chunks, vectors), from the mapped file; it searches
+    them exactly (a millisecond per 10k rows), as it does any index below `ann_min_rows`."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+
+    @classmethod
+    def open(cls, state_dir: Path, state: dict) -> QueryFile | None:
+        """The mapped file when it was written for exactly `state`, else None (read LanceDB)."""
+        try:
+            with pa.memory_map(str(state_dir / NAME), "r") as source:
+                table = pa.ipc.open_file(source).read_all()
+        except (OSError, pa.ArrowInvalid):
+            return None
+        if (table.schema.metadata or {}) != _stamp(state):
+            return None
+        return cls(table)
+
+    def load_chunks(self) -> pa.Table:
+        return self.table
+
+    def load_vectors(self, key: str) -> tuple[list[str], np.ndarray]:
+        if "vector" not in self.table.column_names:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        keep = self.table.column("has_vector").to_numpy(zero_copy_only=False)
+        column = self.table.column("vector").combine_chunks()
+        matrix = column.values.to_numpy(zero_copy_only=False).reshape(-1, column.type.list_size)
+        hashes = np.array(self.table.column("content_hash").to_pylist(), dtype=object)
+        return list(hashes[keep]), matrix[keep]
