@@ -44,8 +44,11 @@ def history(tmp_path: Path) -> Path:
                                     triplets=1000, epochs=len(losses), learning_rate=1e-5, batch_size=16)
             for epoch, loss in enumerate(losses, 1):
                 metrics.record_epoch(run, epoch, loss, acc1 - 0.01 * (len(losses) - epoch), 12.0)
-            metrics.record_evals(run, active, "eval", {"mrr@10": mrr0, "triplet_accuracy": acc0})
-            metrics.record_evals(run, version, "eval", {"mrr@10": mrr1, "triplet_accuracy": acc1})
+            search = {"search_symbol_mrr@10": 0.9, "search_code_to_code_mrr@10": 0.8, "search_commit_mrr@10": 0.3}
+            metrics.record_evals(run, active, "eval", {"mrr@10": mrr0, "triplet_accuracy": acc0,
+                                                       "search_doc_to_code_mrr@10": mrr0, **search})
+            metrics.record_evals(run, version, "eval", {"mrr@10": mrr1, "triplet_accuracy": acc1,
+                                                        "search_doc_to_code_mrr@10": mrr1, **search})
             reason = "MRR@10 +0.05" if promoted else "does not beat the active model"
             metrics.finish_run(run, "completed", promoted=int(promoted), reason=reason)
             created = registry.create("default", active, triplets=1000)
@@ -76,8 +79,9 @@ def test_collect_pairs_before_and_after_per_run(history: Path):
 def test_render_is_self_contained_with_every_chart(history: Path):
     html = render(collect(history))
     ids = re.findall(r'<figure id="chart-(\w+)">', html)
-    assert ids == ["mrr", "accuracy", "loss", "decisions", "index", "throughput"]
-    assert html.count('<svg class="chart"') == 6 and "no data yet" not in html
+    assert ids == ["search", "mrr", "accuracy", "loss", "decisions", "index", "throughput"]
+    assert html.count('<svg class="chart"') == 7 and "no data yet" not in html
+    assert 'data-series="doc after"' in html and 'data-series="code"' in html
     assert 'data-series="before"' in html and 'data-series="after"' in html
     assert html.count('class="series" data-series="#') == 4  # one loss line per run with epochs
     bars = re.findall(r'<rect class="bar"[^>]*fill="(#\w+)"', html)
@@ -89,14 +93,14 @@ def test_render_is_self_contained_with_every_chart(history: Path):
 
 def test_empty_state_renders_placeholders(tmp_path: Path):
     html = render(collect(tmp_path))
-    assert html.count("no data yet") == 6 and "<td>base</td>" in html
+    assert html.count("no data yet") == 7 and "<td>base</td>" in html
 
 
 def test_dashboard_cli_writes_the_file(history: Path, tmp_path: Path, capsys):
     out = tmp_path / "report" / "dash.html"
     assert cli_main(["dashboard", "--repo", str(history), "--out", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"path": str(out)}
-    assert out.read_text(encoding="utf-8").count('<svg class="chart"') == 6
+    assert out.read_text(encoding="utf-8").count('<svg class="chart"') == 7
     assert cli_main(["dashboard", "--repo", str(history)]) == 0
     assert (history / ".codekin/dashboard.html").is_file()
     assert "Dashboard written to" in capsys.readouterr().out
@@ -108,7 +112,7 @@ def test_served_on_localhost_only(history: Path):
         assert server.url.startswith("http://127.0.0.1:") and server.port > 0
         with urllib.request.urlopen(server.url, timeout=10) as answer:
             assert answer.headers["Content-Type"].startswith("text/html")
-            assert answer.read().decode().count('<svg class="chart"') == 6
+            assert answer.read().decode().count('<svg class="chart"') == 7
         with urllib.request.urlopen(server.url + "data.json", timeout=10) as answer:
             assert json.loads(answer.read())["active"] == "v4"
         with pytest.raises(urllib.error.HTTPError, match="404"):
@@ -211,3 +215,13 @@ def test_charts_render_in_headless_chromium(history: Path, tmp_path: Path):
                     f"--screenshot={blank}", empty.as_uri()], check=True, capture_output=True, timeout=120)
     _, _, rows = read_png(blank)
     assert color_pixels(rows, series["orange (after)"]) < 20  # the check tells drawn charts from empty ones
+
+
+def test_axes_stay_readable():
+    from codekin.dashboard.svg import Series, line_chart, tick_labels
+
+    labels = tick_labels([0.5 + 0.0025 * i for i in range(5)])
+    assert len(set(labels)) == 5 and labels[0] == "0.500"  # no repeated tick labels on a narrow range
+    flat_loss = line_chart("loss", ["epoch 1"], [Series("#1", [(0, 0.12)])], "loss", y_min=0)
+    ticks = re.findall(r'text-anchor="end" font-size="11" fill="#555">([^<]+)<', flat_loss)
+    assert ticks[0] == "0" and not any(t.startswith("-") for t in ticks)

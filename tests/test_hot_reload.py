@@ -150,7 +150,7 @@ async def test_retrain_promotes_and_swaps_without_a_failed_request(client: Langu
 
     with urllib.request.urlopen(status["dashboard"], timeout=10) as page:
         html = page.read().decode()
-    assert html.count('<svg class="chart"') == 6 and "<td>v1 ★</td>" in html
+    assert html.count('<svg class="chart"') == 7 and "<td>v1 ★</td>" in html
 
 
 async def test_corrupted_version_keeps_the_old_model_serving(client: LanguageClient, served):

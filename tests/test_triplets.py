@@ -15,7 +15,7 @@ from codekin.errors import ConfigError
 from codekin.training.evaluation.splits import split_by_file
 from codekin.training.mining.analysis import analyze_triplets
 from codekin.training.mining.cutting import cut
-from codekin.training.mining.snippets import glob_match
+from codekin.training.mining.snippets import describe_selection, glob_match
 from codekin.training.mining.triplets import (
     NotEnoughSnippetsError,
     PolyglotTripletGenerator,
@@ -421,7 +421,7 @@ def test_cli_generate_and_analyze(examples_repo: Path, tmp_path: Path, capsys) -
     assert captured.out == (
         "Generating 100 polyglot triplets\n  BEAM ratio: 70.0%\n  C++ ratio: 30.0%\n  Cross-language: 30.0%\n"
         f"  BEAM snippets found: {files.count('beam')[1]}\n  C++ snippets found: {files.count('cpp')[1]}\n"
-        "Generated 100 triplets\n")
+        f"  {describe_selection(files)}\nGenerated 100 triplets\n")
     assert "real cross-language pairs" in captured.err
     assert len(read_jsonl(out)) == 100
     assert main(["triplets", "analyze", str(out), "--json", "--repo", str(examples_repo)]) == 0

@@ -113,13 +113,11 @@ class SearchConfig:
 class TrainingConfig:
     """Where training triplets come from and how they are mixed (`codekin triplets`)."""
 
-    beam_globs: list[str] = field(default_factory=lambda: [
-        "lib/**/*.ex", "lib/**/*.exs", "apps/*/lib/**/*.ex", "src/**/*.erl", "apps/*/src/**/*.erl",
-        "include/**/*.hrl",
-    ])
-    cpp_globs: list[str] = field(default_factory=lambda: [
-        "packages/*/src/**/*.{cpp,cc,c,h,hpp}", "c_src/**/*.{c,cc,cpp,h,hpp}",
-    ])
+    # Empty (the default): every Elixir/Erlang (BEAM) and C/C++ file the index scans, in any
+    # layout (nested projects, apps/*, c_src/), except tests, deps/, _build/, node_modules/,
+    # vendored and generated code (training/mining/snippets.py family_of). Globs narrow it.
+    beam_globs: list[str] = field(default_factory=list)
+    cpp_globs: list[str] = field(default_factory=list)
     beam_ratio: float = 0.7
     cross_language_ratio: float = 0.3
     eval_fraction: float = 0.2

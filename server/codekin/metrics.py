@@ -50,6 +50,20 @@ JOB_FIELDS = ("model_version", "model_key", "device", "chunks", "seconds", "embe
               "status", "finished_at")
 
 
+# The metric a promotion was decided on, most specific first: doc->code MRR@10 through search,
+# the search mean over query kinds, the held-out triplets' MRR@10 (training/judging/).
+DECIDING_METRICS = ("search_doc_to_code_mrr@10", "search_mrr@10", "mrr@10")
+
+
+def deciding_metric(metrics: dict[str, Any]) -> str | None:
+    """The first of DECIDING_METRICS that `metrics` holds as a finite number."""
+    for name in DECIDING_METRICS:
+        value = metrics.get(name)
+        if isinstance(value, int | float) and value == value and abs(value) != float("inf"):
+            return name
+    return None
+
+
 def _pid_alive(pid: int | None) -> bool:
     if not pid:
         return False

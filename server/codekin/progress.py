@@ -47,6 +47,9 @@ class NullProgress:
     def advance(self, n: int) -> None:
         return None
 
+    def note(self, message: str) -> None:
+        return None
+
 
 def no_progress(title: str, total: int) -> Progress:
     return NullProgress()
@@ -87,6 +90,12 @@ class BarProgress:
             left = f", about {(self.total - self.done) / rate:.0f} s left" if rate > 0 else ""
             say(f"{self.title}: {self.done}/{self.total} ({100 * self.done // max(self.total, 1)}%), "
                 f"{rate:.1f}/s{left}")
+
+    def note(self, message: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(message)
+        else:
+            say(f"{self.title}: {message}")
 
 
 class Heartbeat:

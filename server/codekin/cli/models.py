@@ -21,10 +21,19 @@ def _score(metrics: dict[str, Any], name: str) -> str:
     return f"{value:.3f}" if isinstance(value, int | float) else "-"
 
 
+def _mrr_key(metrics: dict[str, Any]) -> str:
+    from codekin.metrics import deciding_metric
+
+    return deciding_metric(metrics) or "mrr@10"
+
+
 def cmd_models_list(args: argparse.Namespace) -> int:
     from codekin.models.registry import BASE, ModelRegistry
+    from codekin.training.pipeline import training_holder
 
-    registry = ModelRegistry(repo_root(args.repo))
+    root = repo_root(args.repo)
+    registry = ModelRegistry(root)
+    running = training_holder(root) is not None
     active = registry.active_ref()
     versions = registry.versions()
     rows = [f"{'':2}{'version':<18}{'parent':<14}{'created':<18}{'triplets':>9}{'acc':>8}{'mrr@10':>8}"
@@ -40,12 +49,14 @@ def cmd_models_list(args: argparse.Namespace) -> int:
             marker = "*" if active == name else " "
             status = "epoch checkpoint" if is_epoch else version.status
             reason = version.manifest.get("reason", "")
-            if not is_epoch and reason and version.status in ("rejected", "failed"):
+            if status == "training" and not running:  # its process was killed: `codekin train` resumes it
+                status, reason = "interrupted", "the training process ended; `codekin train` resumes it"
+            if not is_epoch and reason and status in ("rejected", "failed", "interrupted"):
                 status += f": {reason}"
             rows.append(f"{marker:2}{name:<18}{version.manifest.get('parent', '-'):<14}"
                         f"{_age(version.manifest.get('created_at')):<18}{version.manifest.get('triplets', 0):>9}"
                         f"{'-' if is_epoch else _score(candidate, 'triplet_accuracy'):>8}"
-                        f"{'-' if is_epoch else _score(candidate, 'mrr@10'):>8}"
+                        f"{'-' if is_epoch else _score(candidate, _mrr_key(candidate)):>8}"
                         f"{'-' if is_epoch else _score(candidate, 'recall@10'):>10}  {status}")
         payload.append({**version.to_dict(), "active": active.split("/")[0] == version.id})
     emit(args, {"active": active, "versions": payload}, "\n".join(rows))

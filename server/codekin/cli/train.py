@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from codekin.cli.common import emit, repo_root
+from codekin.cli.common import config_for, emit, repo_root
 from codekin.training.trainer.args import LOSSES, PRECISIONS, TrainingArguments
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from codekin.jobs.retrain import serve_active_model
+    from codekin.progress import BarProgress
     from codekin.training.child import run_in_child
     from codekin.training.pipeline import PipelineOptions
 
@@ -26,8 +28,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                               min_improvement=args.min_improvement, allow_dim_change=args.allow_dim_change,
                               resume=not args.no_resume,
                               config_overrides={"model": {"device": args.device}} if args.device else {})
-    result = run_in_child(repo_root(args.repo), options, human_to_stderr=args.json, launch=launch)
-    emit(args, result.to_dict(), f"Active model: {result.active}")
+    root = repo_root(args.repo)
+    result = run_in_child(root, options, human_to_stderr=args.json, launch=launch)
+    search = serve_active_model(root, config_for(root, args), BarProgress, reembed_now=not args.no_reembed)
+    emit(args, {**result.to_dict(), "search": search}, f"Active model: {result.active}\n{search['message']}")
     return 0
 
 
@@ -50,6 +54,8 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
     p.add_argument("--allow-dim-change", action="store_true",
                    help="promote a model with another output dimension (forces a full re-embed)")
     p.add_argument("--no-resume", action="store_true", help="start over instead of resuming an interrupted run")
+    p.add_argument("--no-reembed", action="store_true",
+                   help="after a promotion, leave the index on its model (default: re-embed it so search uses the new one)")
     p.add_argument("--gpus", type=int, help="train on N GPUs under torchrun (--batch-size is then per GPU; "
                    "with --device cpu: N CPU processes on gloo)")
     p.add_argument("--strategy", choices=("auto", "ddp", "fsdp"), default="auto",

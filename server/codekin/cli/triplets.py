@@ -20,6 +20,7 @@ def _warn(message: str) -> None:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from codekin.training.mining.analysis import analyze_triplets
+    from codekin.training.mining.snippets import describe_selection
     from codekin.training.mining.triplets import PolyglotTripletGenerator, write_jsonl
 
     root = repo_root(args.repo, must_exist=True)
@@ -50,7 +51,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
               f"  C++ ratio: {1 - report.beam_ratio:.1%}\n"
               f"  Cross-language: {report.cross_language_ratio:.1%}\n"
               f"  BEAM snippets found: {report.beam_snippets}\n"
-              f"  C++ snippets found: {report.cpp_snippets}")
+              f"  C++ snippets found: {report.cpp_snippets}\n"
+              f"  {describe_selection(generator.files)}")
     for r in reports:
         for warning in r.warnings + r.negatives.get("notes", []):
             _warn(warning)

@@ -7,6 +7,7 @@ HTML with inline SVG charts and inline CSS (nothing is fetched: it works offline
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from html import escape
 from pathlib import Path
@@ -75,10 +76,17 @@ def _charts(data: dict[str, Any]) -> list[tuple[str, str, str]]:
     runs = [r for r in data["runs"] if r["before"] or r["after"] or r["epoch_rows"] or r["status"] != "running"]
     labels = [f"#{r['id']}" for r in runs]
 
-    def pairs(which: str, metric: str) -> list[tuple[float, float]]:
-        return [(i, r[which][metric]) for i, r in enumerate(runs) if metric in r[which]]
+    def pairs(which: str, metric: str) -> list[tuple[float, float]]:  # runs without the metric are skipped
+        return [(i, r[which][metric]) for i, r in enumerate(runs) if math.isfinite(r[which].get(metric, math.nan))]
 
     charts = [
+        ("search", "Held-out MRR@10 through search, per query kind and run (doc->code before and after; "
+                   "the other kinds after)", line_chart(
+            "search MRR@10", labels,
+            [Series("doc before", pairs("before", "search_doc_to_code_mrr@10")),
+             Series("doc after", pairs("after", "search_doc_to_code_mrr@10")),
+             *(Series(name, pairs("after", f"search_{kind}_mrr@10")) for name, kind in
+               (("symbol", "symbol"), ("code", "code_to_code"), ("commit", "commit")))], "MRR@10", y_min=0)),
         ("mrr", "Held-out MRR@10 per run: before (active) and after (candidate)", line_chart(
             "MRR@10", labels, [Series("before", pairs("before", "mrr@10")), Series("after", pairs("after", "mrr@10"))],
             "MRR@10")),
@@ -91,11 +99,12 @@ def _charts(data: dict[str, Any]) -> list[tuple[str, str, str]]:
     charts.append(("loss", "Training loss per epoch (one line per run)", line_chart(
         "loss per epoch", [f"epoch {i + 1}" for i in range(epochs)],
         [Series(f"#{r['id']}", [(e["epoch"] - 1, e["loss"]) for e in r["epoch_rows"] if e["loss"] is not None])
-         for r in loss_runs], "loss")))
+         for r in loss_runs], "loss", y_min=0)))
     decided = [r for r in runs if r["status"] in ("completed", "failed")]
     colors = [PROMOTED if r["promoted"] else (REJECTED if r["status"] == "completed" else FAILED) for r in decided]
-    gains = [max(0.0, (r["after"].get("mrr@10") or 0.0)) for r in decided]
-    charts.append(("decisions", "Runs: promoted vs rejected (bar height: candidate MRR@10)", bar_chart(
+    gains = [max(0.0, _decided(r["after"])) for r in decided]
+    charts.append(("decisions", "Runs: promoted vs rejected (bar height: the candidate's MRR@10 the gate "
+                                "decided on)", bar_chart(
         "promoted vs rejected", [f"#{r['id']}" for r in decided], gains, colors, "MRR@10",
         [Series("promoted", [], PROMOTED), Series("rejected", [], REJECTED), Series("failed", [], FAILED)])))
     jobs = [j for j in data["embedding_jobs"] if j["status"] == "completed"]
@@ -113,6 +122,14 @@ def _charts(data: dict[str, Any]) -> list[tuple[str, str, str]]:
     return charts
 
 
+def _decided(metrics: dict[str, float]) -> float:
+    """The candidate MRR@10 the gate decided on (codekin.metrics.deciding_metric), 0 when none."""
+    from codekin.metrics import deciding_metric
+
+    name = deciding_metric(metrics)
+    return float(metrics[name]) if name else 0.0
+
+
 def _versions_table(data: dict[str, Any]) -> str:
     head = ("<tr><th>version</th><th>parent</th><th>created</th><th>triplets</th><th>accuracy</th>"
             "<th>MRR@10</th><th>recall@10</th><th>status</th></tr>")
@@ -126,7 +143,7 @@ def _versions_table(data: dict[str, Any]) -> str:
         rows.append(f'<tr class="{"active" if active else ""}"><td>{escape(v["version"])}{" ★" if active else ""}</td>'
                     f'<td>{escape(str(v["parent"] or "-"))}</td><td>{_when(v["created_at"])}</td>'
                     f'<td>{v["triplets"] or 0}</td><td>{_num(c.get("triplet_accuracy"))}</td>'
-                    f'<td>{_num(c.get("mrr@10"))}</td><td>{_num(c.get("recall@10"))}</td><td>{status}</td></tr>')
+                    f'<td>{_num(_decided(c) if c else None)}</td><td>{_num(c.get("recall@10"))}</td><td>{status}</td></tr>')
     return f'<table id="versions">{head}{"".join(rows)}</table>'
 
 

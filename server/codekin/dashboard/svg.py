@@ -27,6 +27,16 @@ def _fmt(value: float) -> str:
     return f"{value:.2f}" if abs(value) < 1 else f"{value:.1f}"
 
 
+def tick_labels(values: list[float]) -> list[str]:
+    """Axis labels with as many decimals as it takes for neighbours to differ (0.500, 0.502, ...)."""
+    labels = [_fmt(v) for v in values]
+    digits = 2
+    while len(set(labels)) < len(labels) and digits < 6:
+        digits += 1
+        labels = [f"{v:.{digits}f}" for v in values]
+    return labels
+
+
 def _empty(title: str, note: str) -> str:
     return (f'<svg class="chart" role="img" aria-label="{escape(title)}: no data" viewBox="0 0 {WIDTH} {HEIGHT}" '
             f'width="{WIDTH}" height="{HEIGHT}"><rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="#fafafa"/>'
@@ -40,8 +50,11 @@ class _Frame:
         self.x0, self.x1 = min(xs), max(xs)
         lo = min(ys) if y_min is None else y_min
         hi = max(ys) if y_max is None else y_max
-        if hi - lo < 1e-9:
-            lo, hi = lo - 0.5, hi + 0.5
+        if hi - lo < 1e-9:  # one value: pad around it, never below a given floor or below 0 for data >= 0
+            pad = max(abs(hi) * 0.1, 0.05)
+            lo, hi = (lo, hi + 2 * pad) if y_min is not None else (lo - pad, hi + pad)
+            if y_min is None and min(ys) >= 0:
+                lo = max(lo, 0.0)
         self.y0, self.y1 = lo, hi
         self.w = WIDTH - PAD_LEFT - PAD_RIGHT
         self.h = HEIGHT - PAD_TOP - PAD_BOTTOM
@@ -57,12 +70,12 @@ class _Frame:
         parts = [f'<line x1="{PAD_LEFT}" y1="{PAD_TOP + self.h}" x2="{PAD_LEFT + self.w}" y2="{PAD_TOP + self.h}" '
                  'stroke="#999"/>',
                  f'<line x1="{PAD_LEFT}" y1="{PAD_TOP}" x2="{PAD_LEFT}" y2="{PAD_TOP + self.h}" stroke="#999"/>']
-        for i in range(5):
-            value = self.y0 + (self.y1 - self.y0) * i / 4
+        values = [self.y0 + (self.y1 - self.y0) * i / 4 for i in range(5)]
+        for value, text in zip(values, tick_labels(values), strict=True):
             y = self.py(value)
             parts.append(f'<line x1="{PAD_LEFT}" y1="{y:.1f}" x2="{PAD_LEFT + self.w}" y2="{y:.1f}" stroke="#eee"/>')
             parts.append(f'<text x="{PAD_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" '
-                         f'fill="#555">{_fmt(value)}</text>')
+                         f'fill="#555">{text}</text>')
         step = max(1, len(labels) // 8)
         for i, label in enumerate(labels):
             if i % step == 0:

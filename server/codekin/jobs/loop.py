@@ -301,13 +301,27 @@ def describe_last_training(root: Path) -> dict[str, Any] | None:
     if run is None and attempt is None:
         return None
     out: dict[str, Any] = {}
+    live = training_running(root)
+    if attempt is not None and attempt.get("outcome") == "running" and not live:  # its process was killed
+        attempt = {**attempt, "outcome": "interrupted",
+                   "message": "the process that ran it ended; the next training resumes it"}
     if run is not None:
-        out.update({"run": run["id"], "status": run["status"], "version": run["new_version"],
+        status = "interrupted" if run["status"] == "running" and not live else run["status"]
+        out.update({"run": run["id"], "status": status, "version": run["new_version"],
                     "promoted": bool(run["promoted"]), "reason": run["reason"], "startedAt": _iso(run["started_at"]),
                     "finishedAt": _iso(run["finished_at"])})
     if attempt is not None:
         out["lastAttempt"] = {**attempt, "at": _iso(attempt.get("at"))}
     return out
+
+
+def training_running(root: Path) -> bool:
+    """A training run is in progress for `root`: in a loop of this process, or anywhere (the train lock)."""
+    from codekin.training.pipeline import training_holder
+
+    key = Path(root).resolve()
+    loops = [loop for loop in (_attached.get(key), _standalone.get(key)) if loop is not None]
+    return any(loop.running for loop in loops) or training_holder(key) is not None
 
 
 def _iso(timestamp: float | None) -> str | None:

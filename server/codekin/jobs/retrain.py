@@ -75,15 +75,62 @@ def run_training(root: Path, config: Config, options: RetrainOptions, progress: 
     epochs = pipeline.args.epochs
     child = start_training(root, pipeline, result_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            stdin=subprocess.DEVNULL, text=True, errors="replace")
-    with progress(f"codekin: retraining ({options.describe()})", epochs) as bar:
+    # Steps: the triplets, each epoch, the evaluation; each phase and the verdict are noted.
+    with progress(f"codekin: retraining ({options.describe()})", epochs + 2) as bar:
+        note = getattr(bar, "note", None) or (lambda message: None)
+        note("starting")
         for line in child.stdout or ():  # the child's human output; stdout of the server is the LSP channel
             line = line.rstrip()
             if line:
                 out(line)
-            if line.startswith("Epoch ") and f"/{epochs}:" in line:
-                bar.advance(1)
+            step = progress_step(line, epochs)
+            if step is not None:
+                bar.advance(step[0])
+                note(step[1])
         code = child.wait()
     return read_child_result(result_path, code)
+
+
+def progress_step(line: str, epochs: int) -> tuple[int, str] | None:
+    """(steps done, what to show) for a line of the training child, None for other lines:
+    the triplets are done when training starts, then each epoch, then the verdict."""
+    if line.startswith("Phase: "):
+        name = line[len("Phase: "):]
+        return (1, f"training ({epochs} epochs)") if name == "training" else (0, name)
+    if line.startswith(("Promoted ", "Rejected ")) or line.startswith("Epoch ") and f"/{epochs}:" in line:
+        return 1, line
+    return None
+
+
+def serve_active_model(root: Path, config: Config, progress: ProgressFactory = no_progress,
+                       reembed_now: bool = True) -> dict[str, Any]:
+    """After `codekin train`: re-embed the index with the registry's active model when the
+    index answers from another one, so search uses the promoted model (as the nightly job
+    does). {"vectors": the version whose vectors answer queries, "reembed": summary or None,
+    "message": one line for the summary}."""
+    from codekin.index.store import IndexStore
+    from codekin.jobs.reembed import reembed
+    from codekin.models.registry import ModelRegistry
+    from codekin.models.serving import version_ref
+
+    store = IndexStore(root)
+    active = ModelRegistry(root).active_ref()
+    if not store.exists():
+        return {"vectors": None, "reembed": None,
+                "message": f"No index yet: `codekin index` builds it with {active}"}
+    served = version_ref(root, store.state().get("model"))
+    if served == active:
+        return {"vectors": served, "reembed": None, "message": f"Search answers from {served}'s vectors"}
+    if not reembed_now:
+        return {"vectors": served, "reembed": None, "message": f"Search still answers from {served}'s vectors; "
+                f"run `codekin reembed` to use {active} (a running `codekin serve` does it by itself)"}
+    try:
+        summary = reembed(root, config, progress=progress)
+    except CodekinError as exc:
+        return {"vectors": served, "reembed": None, "message": f"Search still answers from {served}'s vectors: "
+                f"re-embedding with {active} did not finish ({exc.message}); run `codekin reembed`"}
+    return {"vectors": summary.version, "reembed": summary.to_dict(),
+            "message": f"Search now answers from {summary.version}'s vectors. {summary.describe()}"}
 
 
 def start_retrain(root: Path, config: Config, **options: Any) -> dict[str, Any]:

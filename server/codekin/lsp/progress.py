@@ -33,6 +33,7 @@ class WorkDoneProgress:
         self.done = 0
         self.token: str | None = None
         self._last_report = 0.0
+        self.last_note: str | None = None
 
     def _supported(self) -> bool:
         window = self.server.client_capabilities.window
@@ -63,10 +64,21 @@ class WorkDoneProgress:
                                               percentage=min(100, self.done * 100 // self.total))
         self._send(self.server.work_done_progress.report, report)
 
+    def note(self, message: str) -> None:
+        """Say what the work is doing now (a phase, a result); sent at once, and the last one
+        ends the progress."""
+        self.last_note = message
+        if self.token is None:
+            return
+        percentage = min(100, self.done * 100 // self.total) if self.total else None
+        self._send(self.server.work_done_progress.report,
+                   types.WorkDoneProgressReport(message=message, percentage=percentage))
+
     def __exit__(self, exc_type: object, *rest: object) -> None:
         if self.token is None:
             return
-        message = "failed" if exc_type is not None else (f"{self.done}/{self.total}" if self.total else "done")
+        message = "failed" if exc_type is not None else self.last_note or (
+            f"{self.done}/{self.total}" if self.total else "done")
         self._send(self.server.work_done_progress.end, types.WorkDoneProgressEnd(message=message))
         self.token = None
 

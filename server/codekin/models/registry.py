@@ -42,7 +42,7 @@ from codekin.workspace import ensure_state_dir
 BASE = "base"
 ACTIVE_FILE = "active.json"
 VERIFIED_FILE = "verified.json"  # size+mtime of checkpoint files whose sha256 last matched
-STATUSES = ("training", "trained", "promoted", "rejected", "failed")
+STATUSES = ("training", "trained", "promoted", "rejected", "failed", "interrupted")
 _VERSION = re.compile(r"^v(\d+)$")
 _REF = re.compile(r"^(v\d+)(?:/(epoch-\d+))?$")
 

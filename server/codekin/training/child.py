@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ from codekin.training.trainer.results import TrainingError
 
 DISK_FULL_FREE_BYTES = 1 << 20  # below this, a failed write is taken for a full disk
 CHILD_NICE = 10
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 
 
 def start_training(root: Path, options: PipelineOptions, result_path: Path, human_to_stderr: bool = False,
@@ -109,6 +111,7 @@ def _child_main(argv: list[str]) -> int:
     def out(line: str) -> None:
         print(line, file=sys.stderr if human_to_stderr else sys.stdout, flush=True)
 
+    signal.signal(signal.SIGTERM, _interrupt)  # a server shutting down: recorded as interrupted
     try:
         options = PipelineOptions.from_dict(json.loads(options_json))
         config = load_config(root, options.config_overrides)
@@ -117,6 +120,11 @@ def _child_main(argv: list[str]) -> int:
     except CodekinError as exc:
         payload = {"error": exc.message, "hint": exc.hint, "exit_code": exc.exit_code}
         code = exc.exit_code
+    except KeyboardInterrupt:
+        payload = {"error": "training interrupted; the active model is unchanged",
+                   "hint": "run `codekin train` again: it resumes from the last good checkpoint",
+                   "exit_code": INTERRUPTED_EXIT}
+        code = INTERRUPTED_EXIT
     except Exception as exc:  # only a full disk is answered here; anything else keeps its traceback
         if not _disk_is_full(root, exc):
             raise
@@ -130,6 +138,10 @@ def _child_main(argv: list[str]) -> int:
             raise
         result_path.unlink(missing_ok=True)  # the parent reads the exit code instead
     return code
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def disk_full_error(detail: str) -> CodekinError:

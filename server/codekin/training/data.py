@@ -20,6 +20,7 @@ class TrainingData:
     train: list[Any]
     eval: list[Any]
     corpus: list[str] = field(default_factory=list)  # extra held-out snippets for retrieval
+    held_out: dict[str, str] = field(default_factory=dict)  # held-out file -> text (not written out)
 
 
 def _as_dict(item: Any) -> dict[str, Any]:
@@ -60,10 +61,12 @@ def training_data_text(data: TrainingData) -> str:
 def generate_training_data(root: Path, config: Config, count: int, seed: int, embedder: Any,
                            out: Out = print) -> TrainingData:
     """Triplets from the repository's own code (PolyglotTripletGenerator), split by file."""
+    from codekin.training.mining.snippets import describe_selection
     from codekin.training.mining.triplets import PolyglotTripletGenerator
 
     cfg = config.training
     generator = PolyglotTripletGenerator(root, config, embedder=embedder, eval_fraction=cfg.eval_fraction, seed=seed)
+    out(f"Training files under {root}: {describe_selection(generator.files)}")
     train = generator.generate(count, cfg.beam_ratio, cfg.cross_language_ratio, seed, split="train")
     warnings = list(generator.report.warnings)
     eval_count = max(20, round(count * cfg.eval_fraction / max(1e-9, 1 - cfg.eval_fraction)))
@@ -75,4 +78,5 @@ def generate_training_data(root: Path, config: Config, count: int, seed: int, em
         out(f"  warning: {warning}")
     out(f"Generated {len(train)} training and {len(held_out)} held-out triplets "
         f"({len(generator.split_paths()['eval'])} held-out files, {len(corpus)} held-out snippets)")
-    return TrainingData(list(train), list(held_out), corpus)
+    held_out_files = {p: generator.files.texts[p] for p in sorted(generator.split_paths()["eval"])}
+    return TrainingData(list(train), list(held_out), corpus, held_out_files)

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from codekin.training.evaluation.evaluate import GateDecision
 
 LOCK_FILE = "train.lock"
+INTERRUPTED_REASON = "interrupted (the next `codekin train` resumes it)"
 Out = Callable[[str], None]
 
 
@@ -118,7 +119,7 @@ class PipelineResult:
 def _interrupted_version(registry: ModelRegistry, parent: str, options: PipelineOptions, out: Out,
                          data_text: str | None) -> ModelVersion | None:
     """The newest interrupted run of the same parent, settings and (if given) data; older ones fail."""
-    stale = [v for v in registry.versions() if v.status == "training"]
+    stale = [v for v in registry.versions() if v.status in ("training", "interrupted")]
     wanted = {k: v for k, v in options.args.to_dict().items() if k != "device"}
     resumable = None
     for version in reversed(stale):
@@ -210,6 +211,7 @@ def _train_and_decide(run: _Run, trainer_factory: Callable[..., Trainer], starte
     active = load_embedder(model_config)
     version, data = _version_and_data(run, active)
     metrics.update_run(run.run_id, new_version=version.id, triplets=len(data.train))
+    phase(run.out, "training")
     trainer = trainer_factory(run.parent_path, device=run.device, args=args, out=run.out, model_name=base_model
                               if parent == BASE else f"{base_model} ({parent})")
     trained = trainer.train(
@@ -218,7 +220,8 @@ def _train_and_decide(run: _Run, trainer_factory: Callable[..., Trainer], starte
         on_epoch=lambda e: metrics.record_epoch(run.run_id, e.epoch, e.loss, e.accuracy, e.seconds))
     active_metrics, candidate_metrics, decision = _evaluate(run, version, data, active.model, trainer.model)
     _drop_trainer_state(version)
-    run.registry.seal(version, Path(trained.checkpoint).name, status="trained", dim=int(candidate_metrics["dim"]),
+    run.registry.seal(version, Path(trained.checkpoint).name, status="trained",
+                      dim=int(candidate_metrics.get("dim") or _dimension(trainer.model)),
                       metrics={"active": active_metrics, "candidate": candidate_metrics},
                       train=trained.to_dict())
     if decision.promote:
@@ -242,6 +245,7 @@ def _version_and_data(run: _Run, active: Any) -> tuple[ModelVersion, TrainingDat
                                                  training_data_text(given) if given is not None else None)
     if version is not None:
         return version, read_triplets_file(version.path / "triplets.jsonl")
+    phase(run.out, "triplets")
     data = given or generate_training_data(run.root, run.config, options.count, args.seed, active, run.out)
     version = run.version = run.registry.create(run.base_model, run.parent, args=args.to_dict(),
                                                 triplets=len(data.train), eval_triplets=len(data.eval),
@@ -252,37 +256,44 @@ def _version_and_data(run: _Run, active: Any) -> tuple[ModelVersion, TrainingDat
 
 def _evaluate(run: _Run, version: ModelVersion, data: TrainingData, active_model: Any,
               candidate_model: Any) -> tuple[dict[str, float], dict[str, float], GateDecision]:
-    """Both models on the held-out triplets, recorded and printed, and the promotion gate's verdict."""
-    from codekin.training.evaluation.evaluate import (
-        CodeSearchEvaluator,
-        comparison_table,
-        promotion_gate,
-    )
+    """Both models through the search users get on the held-out files, recorded and printed,
+    and the promotion gate's verdict (evaluation/judge.py)."""
+    from codekin.training.judging.judge import held_out_files, judge
+    from codekin.training.judging.search import SearchGate
 
-    options = run.options
-    evaluator = CodeSearchEvaluator(data.eval, data.corpus, batch_size=options.args.eval_batch_size)
-    active_metrics = evaluator(active_model)
-    candidate_metrics = evaluator(candidate_model)
-    run.metrics.record_evals(run.run_id, run.parent, "eval", active_metrics)
-    run.metrics.record_evals(run.run_id, version.id, "eval", candidate_metrics)
-    decision = promotion_gate(active_metrics, candidate_metrics, min_improvement=options.min_improvement,
-                              allow_dim_change=options.allow_dim_change)
-    size = evaluator.size
-    run.out(f"Held-out evaluation ({size['triplets']} triplets, {size['queries']} queries, "
-            f"{size['corpus']} snippets)")
-    run.out(comparison_table(run.parent, active_metrics, version.id, candidate_metrics))
-    return active_metrics, candidate_metrics, decision
+    options, seed = run.options, run.options.args.seed
+    phase(run.out, "evaluation")
+    held_out = data.held_out or held_out_files(run.root, run.config, seed)
+    gate = SearchGate(min_improvement=options.min_improvement, allow_dim_change=options.allow_dim_change)
+    judged = judge(run.root, run.config, held_out, seed, (active_model, candidate_model), (run.parent, version.id),
+                   gate, data, options.args.eval_batch_size, run.out, prefer_triplets=bool(options.triplets_file))
+    run.metrics.record_evals(run.run_id, run.parent, "eval", judged.active)
+    run.metrics.record_evals(run.run_id, version.id, "eval", judged.candidate)
+    return judged.active, judged.candidate, judged.decision
+
+
+def _dimension(model: Any) -> int:
+    get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(get())
+
+
+def phase(out: Out, name: str) -> None:
+    """A line the retrain progress (jobs/retrain.py) turns into a step: triplets, training,
+    evaluation, re-embed."""
+    out(f"Phase: {name}")
 
 
 def _record_failure(run: _Run, exc: BaseException) -> None:
-    """A failed run in metrics.db, and its candidate marked failed (an interrupted one stays
-    "training", so the next `codekin train` resumes it)."""
+    """A failed run in metrics.db, and its candidate marked failed; an interrupted one (Ctrl-C,
+    or SIGTERM from a server shutting down) is marked interrupted and the next `codekin train`
+    resumes it."""
     reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-    if isinstance(exc, KeyboardInterrupt):
-        reason = "interrupted (the next `codekin train` resumes it)"
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    if interrupted:
+        reason = INTERRUPTED_REASON
     run.metrics.finish_run(run.run_id, "failed", reason=reason)
-    if run.version is not None and not isinstance(exc, KeyboardInterrupt):
-        run.registry.update(run.version, status="failed", reason=reason)
+    if run.version is not None:
+        run.registry.update(run.version, status="interrupted" if interrupted else "failed", reason=reason)
 
 
 def _drop_trainer_state(version: ModelVersion) -> None:

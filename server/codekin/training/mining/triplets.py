@@ -317,6 +317,9 @@ class PolyglotTripletGenerator:
             self._warn(f"{len(chosen) - len(triplets)} triplets dropped: no snippet could be their negative")
         return triplets
 
+    def _beam_rule(self) -> str:
+        return _beam_rule_text(self.training.beam_globs)
+
     def _not_enough(self, split: str | None = None) -> NotEnoughSnippetsError:
         r = self.report
         where = f" ({len(self.split_paths()[split])} files in the {split} split)" if split else ""
@@ -325,10 +328,16 @@ class PolyglotTripletGenerator:
         return NotEnoughSnippetsError(
             f"Not enough BEAM snippets in {f'the {split} split of ' if split else ''}{self.root}: {found}; "
             "add code or lower --count",
-            f"BEAM files are those matching training.beam_globs ({', '.join(self.training.beam_globs)}); "
+            f"BEAM files are {self._beam_rule()}; "
             f"at least {MIN_BEAM_FILES} files and {MIN_BEAM_SNIPPETS} snippets are needed, and enough "
             f"related code for {MIN_TRIPLETS} triplets{where}",
         )
+
+
+def _beam_rule_text(globs: list[str]) -> str:
+    if globs:
+        return f"those matching training.beam_globs ({', '.join(globs)})"
+    return "the .ex/.exs/.erl/.hrl files the index sees, less tests, deps/, _build/, vendored and generated code"
 
 
 def _mining_summary(stats: MiningStats) -> dict:
