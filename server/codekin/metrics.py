@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from codekin.config import STATE_DIR
+from codekin.processes import pid_alive
 from codekin.workspace import ensure_state_dir
 
 log = logging.getLogger(__name__)
@@ -62,18 +63,6 @@ def deciding_metric(metrics: dict[str, Any]) -> str | None:
         if isinstance(value, int | float) and value == value and abs(value) != float("inf"):
             return name
     return None
-
-
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _text(data: bytes) -> str:
@@ -170,7 +159,7 @@ class MetricsStore:
     def fail_stale_runs(self) -> int:
         """Runs still 'running' whose process is gone (killed): recorded as failed."""
         stale = [r["id"] for r in self.db.execute("SELECT id, pid FROM runs WHERE status = 'running'")
-                 if not _pid_alive(r["pid"])]
+                 if not pid_alive(r["pid"])]
         for run_id in stale:
             self.finish_run(run_id, "failed", reason="interrupted: the training process ended without finishing")
         return len(stale)

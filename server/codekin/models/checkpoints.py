@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from codekin.processes import pid_alive
+
 MANIFEST = "manifest.json"
 HASH_BLOCK = 1 << 20
 
@@ -56,23 +58,13 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale_json_temporaries(directory: Path, name: str = "*") -> list[str]:
     """Remove `.<name>.<pid>.tmp` files that a killed `write_json_atomic` left in `directory`
     (only those of processes that are gone: a live writer's file is its own)."""
     removed = []
     for path in directory.glob(f".{name}.*.tmp") if directory.is_dir() else []:
         pid = path.name[:-len(".tmp")].rsplit(".", 1)[-1]
-        if path.is_file() and pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+        if path.is_file() and pid.isdigit() and (int(pid) == os.getpid() or not pid_alive(int(pid))):
             path.unlink(missing_ok=True)
             removed.append(path.name)
     return removed

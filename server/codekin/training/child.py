@@ -15,6 +15,7 @@ from typing import Any
 
 from codekin.config import STATE_DIR, load_config
 from codekin.errors import DISK_FULL_EXIT, CodekinError, disk_full
+from codekin.processes import pid_alive
 from codekin.training.pipeline import (
     PipelineOptions,
     PipelineResult,
@@ -48,20 +49,10 @@ def remove_orphan_results(runs: Path) -> list[str]:
     removed = []
     for path in runs.glob("result-*.json"):
         pid = path.name.split("-")[1]
-        if pid.isdigit() and not _process_alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             path.unlink(missing_ok=True)
             removed.append(path.name)
     return removed
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
 
 
 def run_in_child(root: Path, options: PipelineOptions, human_to_stderr: bool = False,
