@@ -46,3 +46,18 @@ TREE_INSERT = """insert(Key, {leaf, Keys}) when length(Keys) >= ?MAX ->
 insert(Key, {leaf, _} = Leaf) ->
     insert_in_leaf(Key, Leaf)."""
 TREE_INSERT_IN_LEAF = "insert_in_leaf(Key, {leaf, Keys}) -> {leaf, lists:merge([Key], Keys)}."
+
+STOCK = '''-module(shop_stock).
+-export([reserve/2, release/2]).
+
+%% Reserve a quantity of an item in the stock table.
+reserve(Item, Qty) ->
+    case ets:lookup(stock, Item) of
+        [{Item, Left}] when Left >= Qty -> ets:insert(stock, {Item, Left - Qty}), ok;
+        _ -> {error, out_of_stock}
+    end.
+
+%% Give a reserved quantity back.
+release(Item, Qty) ->
+    ets:update_counter(stock, Item, Qty).
+'''

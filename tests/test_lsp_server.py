@@ -20,7 +20,7 @@ from codekin.engine import Engine
 from codekin.index.store import IndexStore
 from codekin.indexer import Indexer
 from tests.conftest import make_repo
-from tests.samples import CART, LEDGER, RETRY
+from tests.samples import CART, LEDGER, RETRY, STOCK
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -29,21 +29,6 @@ SERVER_ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", 
 SERVER = ClientServerConfig(server_command=[sys.executable, "-m", "codekin.cli", "serve"], server_env=SERVER_ENV)
 READY_TIMEOUT_S = 180.0
 RESULT_KEYS = {"uri", "range", "path", "startLine", "endLine", "symbol", "language", "kind", "score"}
-
-STOCK = '''-module(shop_stock).
--export([reserve/2, release/2]).
-
-%% Reserve a quantity of an item in the stock table.
-reserve(Item, Qty) ->
-    case ets:lookup(stock, Item) of
-        [{Item, Left}] when Left >= Qty -> ets:insert(stock, {Item, Left - Qty}), ok;
-        _ -> {error, out_of_stock}
-    end.
-
-%% Give a reserved quantity back.
-release(Item, Qty) ->
-    ets:update_counter(stock, Item, Qty).
-'''
 
 REFUNDS = '''defmodule Shop.Refunds do
   @doc "Sends the money of a cancelled order back to the customer's credit card."

@@ -29,26 +29,11 @@ from codekin.mcp.progress import CallProgress
 from codekin.mcp.results import SNIPPET_CHARS, SNIPPET_LINES, snippet
 from codekin.mcp.tools import TOOLS
 from tests.conftest import make_repo
-from tests.samples import CART, LEDGER, RETRY
+from tests.samples import CART, LEDGER, RETRY, STOCK
 
 INVALID_PARAMS = -32602
 RESULT_KEYS = {"path", "start_line", "end_line", "symbol", "language", "kind", "score", "snippet"}
 SERVER_SRC = str(Path(__file__).resolve().parents[1] / "server")  # this checkout's codekin, not an installed one
-
-STOCK = '''-module(shop_stock).
--export([reserve/2, release/2]).
-
-%% Reserve a quantity of an item in the stock table.
-reserve(Item, Qty) ->
-    case ets:lookup(stock, Item) of
-        [{Item, Left}] when Left >= Qty -> ets:insert(stock, {Item, Left - Qty}), ok;
-        _ -> {error, out_of_stock}
-    end.
-
-%% Give a reserved quantity back.
-release(Item, Qty) ->
-    ets:update_counter(stock, Item, Qty).
-'''
 
 CART_TEST = '''defmodule Shop.CartTest do
   use ExUnit.Case
