@@ -29,12 +29,15 @@ LATIN1 = "# caf\xe9 -- r\xe9sum\xe9\ndefmodule Shop.Latin do\n  def name, do: :l
 
 @pytest.fixture(scope="module")
 def outer(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An outer git repository whose `proj/` folder is indexed as its own root."""
+    """An outer git repository whose `proj/` folder is indexed as its own root (with the default
+    model: a user config left in the environment by another module must not choose it)."""
     root = make_repo(tmp_path_factory.mktemp("first_hour") / "outer", {
         "README.md": "outer\n", "proj/lib/cart.ex": CART, "proj/lib/retry.ex": RETRY,
         "proj/lib/ledger.ex": LEDGER, "proj/logo.png": b"\x89PNG\x00", "proj/lib/latin.ex": LATIN1,
     })
-    assert main(["index", str(root / "proj")]) == 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("first_hour_xdg")))
+        assert main(["index", str(root / "proj")]) == 0
     return root
 
 

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +29,18 @@ EXAMPLES = int(os.environ.get("CODEKIN_FUZZ_EXAMPLES", "150"))
 
 
 @pytest.fixture(scope="module")
-def fuzz_root(crash_bench: CrashBench, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def fuzz_root(crash_bench: CrashBench, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
     base = tmp_path_factory.mktemp("fuzz")
     root = make_repo(base / "ws", initial_files(9))
-    os.environ["XDG_CONFIG_HOME"] = str(crash_bench.work / "xdg")
-    Indexer(root, load_config(root), embedder=crash_bench.embedder).run()
-    outside = base / "outside"
-    outside.mkdir()
-    os.mkfifo(outside / "pipe.ex")
-    (outside / "secret.ex").write_text("defmodule Secret do\nend\n", encoding="utf-8")
-    (root / "lib/escape.ex").symlink_to(outside / "pipe.ex")
-    return root, outside
+    with pytest.MonkeyPatch.context() as patch:  # the tiny model's user config, for this module only
+        patch.setenv("XDG_CONFIG_HOME", str(crash_bench.work / "xdg"))
+        Indexer(root, load_config(root), embedder=crash_bench.embedder).run()
+        outside = base / "outside"
+        outside.mkdir()
+        os.mkfifo(outside / "pipe.ex")
+        (outside / "secret.ex").write_text("defmodule Secret do\nend\n", encoding="utf-8")
+        (root / "lib/escape.ex").symlink_to(outside / "pipe.ex")
+        yield root, outside
 
 
 @pytest.fixture(scope="module")
