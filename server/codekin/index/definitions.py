@@ -125,16 +125,16 @@ class Definitions:
         self.rows: dict[str, list[tuple[int, float]]] = {}
         languages = languages or [""] * len(symbols)
         heads_seen: set[tuple[str, str]] = set()
+        self._names = [last_name(symbol) for symbol in symbols]
         for row, (symbol, kind) in enumerate(zip(symbols, kinds, strict=True)):
             if kind in HEAD_KINDS:  # a second attribute block of a module is not the module
                 head = (paths[row], base_symbol(symbol))
                 if head in heads_seen:
                     continue
                 heads_seen.add(head)
-            named = _file_stem(paths[row]).removesuffix("-inl") == _C_TAG.sub("", last_name(symbol).lower())
+            named = _file_stem(paths[row]).removesuffix("-inl") == _C_TAG.sub("", self._names[row].lower())
             for key, strength in definition_keys(symbol, kind, languages[row]):
                 self.rows.setdefault(key, []).append((row, strength if named else strength * ELSEWHERE))
-        self._names = [last_name(symbol) for symbol in symbols]
         declared: dict[str, list[tuple[int, float]]] = {}
         for row, (language, text) in enumerate(zip(languages if texts else [], texts or [], strict=True)):
             if kinds[row] not in ("function", "method"):
