@@ -32,6 +32,7 @@ GRID = {  # around the fitted defaults in config.py (the first pass walked wider
     "lexical_weight": [1.5, 2.0, 2.5, 3.0],
     "concept_lexical_weight": [0.5, 1.0, 1.5, 2.0, 3.0, 4.0],
     "name_weight": [0.5, 1.0, 1.5, 2.0, 3.0],
+    "passage_name_weight": [1.5, 3.0, 5.0, 8.0, 12.0],
     "symbol_lexical_weight": [3.0, 5.0, 8.0, 12.0],
     "definition_weight": [1.0, 2.0, 3.0, 5.0],
     "question_definition_weight": [0.3, 0.6, 1.0, 1.5],

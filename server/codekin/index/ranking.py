@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from codekin.index.paths import ROLES
-from codekin.index.query import CODE, CONCEPT, SYMBOL
+from codekin.index.query import CODE, CONCEPT, PASSAGE, SYMBOL
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,8 @@ def weights_for(search, kind: str, tests: bool = False) -> Weights:
     if kind == CONCEPT:
         return Weights(search.concept_lexical_weight, search.name_weight, search.question_definition_weight,
                        search.context_weight, priors, search.concept_spread, search.file_evidence_weight)
-    return Weights(search.lexical_weight, search.name_weight, search.question_definition_weight,
+    name = search.passage_name_weight if kind == PASSAGE else search.name_weight
+    return Weights(search.lexical_weight, name, search.question_definition_weight,
                    search.context_weight, priors, search.spread, search.file_evidence_weight)
 
 
