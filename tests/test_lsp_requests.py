@@ -121,8 +121,8 @@ def test_search_and_retrain_arguments():
     assert parse_search(({"query": "router", "files": True, "tests": True},)) == \
         SearchArgs("router", files=True, tests=True)
     assert parse_retrain(()) == RetrainArgs()
-    assert parse_retrain(({"epochs": 2, "learningRate": 2e-5, "batchSize": 16},)).as_options() == \
-        {"epochs": 2, "learning_rate": 2e-5, "batch_size": 16}
+    assert parse_retrain(({"epochs": 2, "learningRate": 2e-5, "batchSize": 16},)) == \
+        RetrainArgs(epochs=2, learning_rate=2e-5, batch_size=16)
     with pytest.raises(ArgumentError, match="learningRate must be a number"):
         parse_retrain(({"learningRate": "fast"},))
 

@@ -55,9 +55,6 @@ class RetrainArgs:
     learning_rate: float | None = None
     batch_size: int | None = None
 
-    def as_options(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
-
 
 def single_object(command: str, args: tuple[Any, ...], optional: bool = False) -> dict[str, Any]:
     """The one argument object of a workspace/executeCommand call."""
