@@ -25,9 +25,10 @@ from codekin.config import Config, ModelConfig
 from codekin.errors import CodekinError, ModelLoadError
 from codekin.index import integrity
 from codekin.index.engines import EmbedStats, IndexEngine, LocalEngine
-from codekin.index.lock import REEMBED_LOCK, IndexLock
+from codekin.index.lock import IndexLock
 from codekin.index.store import IndexStore
 from codekin.progress import ProgressFactory, no_progress
+from codekin.state import REEMBED_LOCK
 
 if TYPE_CHECKING:
     from codekin.distributed.ray_embed import RayOptions

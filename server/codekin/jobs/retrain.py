@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codekin.config import STATE_DIR, Config
+from codekin.config import Config
 from codekin.errors import CodekinError
 from codekin.progress import ProgressFactory, no_progress
+from codekin.state import RUNS_DIR, state_path
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def run_training(root: Path, config: Config, options: RetrainOptions, progress: 
     holder = training_holder(root)
     if holder is not None:
         raise training_running_error(holder)
-    runs = Path(root) / STATE_DIR / "runs"
+    runs = state_path(root, RUNS_DIR)
     runs.mkdir(parents=True, exist_ok=True)
     result_path = runs / f"result-{os.getpid()}-{time.monotonic_ns()}.json"
     epochs = pipeline.args.epochs

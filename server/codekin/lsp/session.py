@@ -197,10 +197,10 @@ class Session:
         if text is None:
             self._check_lines(rel, span.end or span.start)
         row = index.enclosing(rel, span.start, span.end or span.start)
-        exact = row is not None and (span.end is None or (index.starts[row], index.ends[row]) == (span.start, span.end))
-        if text is not None and exact and index.texts[row].rstrip() == text.rstrip():
+        exact = row is not None and (span.end is None or index.span(row) == (span.start, span.end))
+        if text is not None and row is not None and exact and index.text(row).rstrip() == text.rstrip():
             text = None  # the buffer matches the index: use the stored vector, no model needed
-        if text is not None or (span.end is not None and not (exact and index.has_vector[row])):
+        if text is not None or (span.end is not None and not (row is not None and exact and index.embedded(row))):
             self._wait_model()  # a free span or unsaved text is embedded; a cursor needs its chunk
         query, hits = self.engine.similar(str(self.root / rel), span.start, span.end, text=text, limit=args.limit,
                                           min_similarity=args.min_similarity)

@@ -13,9 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from codekin.config import STATE_DIR, load_config
+from codekin.config import load_config
 from codekin.errors import DISK_FULL_EXIT, CodekinError, disk_full
 from codekin.processes import pid_alive
+from codekin.state import RUNS_DIR, state_path
 from codekin.training.pipeline import (
     PipelineOptions,
     PipelineResult,
@@ -62,7 +63,7 @@ def run_in_child(root: Path, options: PipelineOptions, human_to_stderr: bool = F
     holder = training_holder(root)
     if holder is not None:
         raise training_running_error(holder)
-    runs = Path(root) / STATE_DIR / "runs"
+    runs = state_path(root, RUNS_DIR)
     runs.mkdir(parents=True, exist_ok=True)
     remove_orphan_results(runs)
     result_path = runs / f"result-{os.getpid()}-{time.monotonic_ns()}.json"
@@ -149,7 +150,7 @@ def _disk_is_full(root: Path, exc: BaseException) -> bool:
     if disk_full(exc) or "database or disk is full" in str(exc):
         return True
     try:
-        stat = os.statvfs(Path(root) / STATE_DIR)
+        stat = os.statvfs(state_path(root))
     except OSError:
         return False
     return stat.f_bavail * stat.f_frsize < DISK_FULL_FREE_BYTES
