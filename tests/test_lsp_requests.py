@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from codekin.errors import ArgumentError
 from codekin.index.search import Hit, SearchIndex
 from codekin.lsp.neighbours import Relatives, relatives_of_file
 from codekin.lsp.options import CodeLensOptions, SearchOptions, ServerOptions, parse_options
 from codekin.lsp.requests import (
-    ArgumentError,
     FindSimilarArgs,
     LineSpan,
     RetrainArgs,

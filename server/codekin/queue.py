@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from codekin.errors import CodekinError
+from codekin.errors import QueueError
 from codekin.index.lock import IndexLock
 from codekin.state import QUEUE_DB, QUEUE_LOCK, SPOOL_DIR, state_path
 from codekin.workspace import ensure_state_dir
@@ -46,10 +46,6 @@ CREATE TABLE IF NOT EXISTS changes (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-
-
-class QueueError(CodekinError):
-    """The queue database cannot be read or written."""
 
 
 @dataclass(frozen=True)

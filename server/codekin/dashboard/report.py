@@ -27,8 +27,9 @@ def _dir_bytes(path: Path) -> int:
 
 def collect(root: Path) -> dict[str, Any]:
     """Runs (with before/after evaluation and epochs), embedding jobs, model versions, index size."""
+    from codekin.errors import RegistryError
     from codekin.metrics import MetricsStore
-    from codekin.models.registry import ModelRegistry, RegistryError
+    from codekin.models.registry import ModelRegistry
 
     root = Path(root)
     data: dict[str, Any] = {"root": str(root), "generated_at": time.time(), "runs": [], "embedding_jobs": [],

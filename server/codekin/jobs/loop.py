@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codekin.config import Config, ModelConfig
-from codekin.errors import CodekinError, IndexMissingError
+from codekin.errors import CodekinError, IndexMissingError, RegistryError, TrainingRunningError
 from codekin.jobs.reembed import ReembedSummary, load_active_model, reembed
 from codekin.jobs.retrain import RetrainOptions, run_training
 from codekin.jobs.scheduler import (
@@ -40,10 +40,9 @@ from codekin.jobs.scheduler import (
     utc_now,
     write_jobs_state,
 )
-from codekin.models.registry import BASE, ModelRegistry, RegistryError
+from codekin.models.registry import BASE, ModelRegistry
 from codekin.models.serving import ServingEmbedder, serving_model, version_ref
 from codekin.progress import ProgressFactory, no_progress
-from codekin.training.pipeline import TrainingRunningError
 
 if TYPE_CHECKING:
     from codekin.dashboard.server import DashboardServer

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from codekin.config import SEARCH_MODES
+from codekin.modes import SEARCH_MODES
 
 MAX_LIMIT = 1000
 

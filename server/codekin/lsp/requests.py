@@ -12,13 +12,9 @@ from pathlib import Path
 from typing import Any, Literal, overload
 from urllib.parse import unquote, urlparse
 
-from codekin.config import SEARCH_MODES
-from codekin.errors import CodekinError
+from codekin.errors import ArgumentError
 from codekin.lsp.options import MAX_LIMIT
-
-
-class ArgumentError(CodekinError):
-    """A request whose parameters are missing, unknown or of the wrong type."""
+from codekin.modes import SEARCH_MODES
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from codekin.errors import CodekinError, IndexMissingError, ModelLoadError, WorkspaceError
+from codekin.errors import (
+    ArgumentError,
+    CodekinError,
+    IndexMissingError,
+    ModelLoadError,
+    WorkspaceError,
+)
 from codekin.lsp.background import Freshness
 from codekin.lsp.lanes import Lane
 from codekin.lsp.memory import release_free_memory
 from codekin.lsp.options import ServerOptions
-from codekin.lsp.requests import ArgumentError, FindSimilarArgs, RetrainArgs, SearchArgs
+from codekin.lsp.requests import FindSimilarArgs, RetrainArgs, SearchArgs
 from codekin.lsp.results import file_result, result
+from codekin.modes import mode_of
 from codekin.progress import ProgressFactory, no_progress
 
 if TYPE_CHECKING:
@@ -233,7 +240,7 @@ class Session:
 
     def _ready(self, mode: str | None) -> None:
         self._index()
-        if (mode or self.engine.config.search.mode) != "lexical":
+        if mode_of(mode or self.engine.config.search.mode).needs_vector:
             self._wait_model()
 
     def _search(self, args: SearchArgs) -> list[Hit]:

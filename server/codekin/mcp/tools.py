@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from codekin.config import SEARCH_MODES
+from codekin.modes import SEARCH_MODES
 
 MAX_LIMIT = 50  # each result carries a snippet: 50 of them stay well under 100 kB
 

@@ -26,7 +26,7 @@ from typing import Any
 from codekin import git
 from codekin.atomic import remove_stale_json_temporaries, write_json_atomic
 from codekin.config import user_config_path
-from codekin.errors import CodekinError
+from codekin.errors import ModelCorruptedError, RegistryError, RollbackRefused
 from codekin.models.checkpoints import (
     MANIFEST,
     damage,
@@ -84,18 +84,6 @@ def _stored_machine_id() -> str:
     except OSError:
         pass  # a read-only home: nothing fine-tuned is trusted, the configured model serves
     return made
-
-
-class RegistryError(CodekinError):
-    exit_code = 9
-
-
-class ModelCorruptedError(RegistryError):
-    pass
-
-
-class RollbackRefused(RegistryError):
-    """A rollback to a rejected or newer version, asked for without --force."""
 
 
 @dataclass

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from codekin import git
 from codekin.config import ModelConfig
-from codekin.models.registry import BASE, ModelRegistry, RegistryError
+from codekin.errors import RegistryError
+from codekin.models.registry import BASE, ModelRegistry
 from codekin.state import MODELS_DIR, STATE_DIR, state_path
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """The training pipeline in a low-priority child process: `python -m codekin.training.child`
 runs `run_pipeline` and writes its PipelineResult (or error) as JSON for the parent, which
-`run_in_child` starts, waits for and reads. A full disk comes back as exit code 28."""
+`run_in_child` starts, waits for and reads. A full disk comes back as errors.DISK_FULL_EXIT."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from codekin.config import load_config
-from codekin.errors import DISK_FULL_EXIT, CodekinError, disk_full
+from codekin.errors import DISK_FULL_EXIT, CodekinError, TrainingError, disk_full
 from codekin.processes import pid_alive
 from codekin.state import RUNS_DIR, state_path
 from codekin.training.pipeline import (
@@ -24,7 +24,6 @@ from codekin.training.pipeline import (
     training_holder,
     training_running_error,
 )
-from codekin.training.trainer.results import TrainingError
 
 DISK_FULL_FREE_BYTES = 1 << 20  # below this, a failed write is taken for a full disk
 CHILD_NICE = 10

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codekin.config import Config
-from codekin.errors import CodekinError
+from codekin.errors import CodekinError, TrainingError, TrainingRunningError
 from codekin.locks import FileLock, lock_holder
 from codekin.models.checkpoints import rewrite_manifest
 from codekin.models.registry import BASE, ModelRegistry, ModelVersion
@@ -30,7 +30,6 @@ from codekin.training.data import (
 )
 from codekin.training.trainer.args import TrainingArguments
 from codekin.training.trainer.checkpointing import TRAINER_STATE
-from codekin.training.trainer.results import TrainingError
 from codekin.training.trainer.trainer import Trainer
 
 if TYPE_CHECKING:
@@ -39,10 +38,6 @@ if TYPE_CHECKING:
 
 INTERRUPTED_REASON = "interrupted (the next `codekin train` resumes it)"
 Out = Callable[[str], None]
-
-
-class TrainingRunningError(CodekinError):
-    exit_code = 10
 
 
 def training_running_error(holder: dict[str, Any]) -> CodekinError:

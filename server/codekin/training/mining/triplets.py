@@ -23,7 +23,7 @@ import numpy as np
 from codekin.atomic import write_atomic
 from codekin.config import Config, TrainingConfig, load_config
 from codekin.embedding import Embedder
-from codekin.errors import CodekinError, ConfigError
+from codekin.errors import CodekinError, ConfigError, NotEnoughSnippetsError, TripletFileError
 from codekin.state import INDEX_STATE, state_path
 from codekin.training.evaluation.splits import split_by_file
 from codekin.training.mining.history import history_pairs
@@ -50,13 +50,6 @@ SPLITS = ("train", "eval")
 __all__ = ["NotEnoughSnippetsError", "PolyglotTripletGenerator", "Snippet", "Triplet", "TripletFileError",
            "read_jsonl", "split_by_file", "write_jsonl"]
 
-
-class NotEnoughSnippetsError(CodekinError):
-    """Too little BEAM code to build the triplets asked for."""
-
-
-class TripletFileError(CodekinError):
-    """A triplets file that is missing or not valid JSON lines."""
 
 
 @dataclass
