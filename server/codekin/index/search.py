@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from codekin.chunking.chunk import base_symbol
-from codekin.index.definitions import HEAD_KINDS, Definitions
+from codekin.index.definitions import FILLER_KINDS, HEAD_KINDS, Definitions
 from codekin.index.files import FileRanking
 from codekin.index.lexical import Bm25, name_terms
 from codekin.index.paths import ROLES, is_test_symbol, path_role, twin_key
@@ -255,7 +255,7 @@ class SearchIndex:
         a head among them, or three or more definitions."""
         if any(self.kinds[r] in HEAD_KINDS for r in rows):
             return True
-        return len({base_symbol(self.symbols[r]) for r in rows if self.kinds[r] not in ("block", "window")}) >= 3
+        return len({base_symbol(self.symbols[r]) for r in rows if self.kinds[r] not in FILLER_KINDS}) >= 3
 
     def is_test(self, path: str) -> bool:
         return path_role(path) == "test"
