@@ -55,7 +55,7 @@ def _syntax_units(path: str, language: str, text: str, config: IndexConfig) -> l
     if parser is None:
         return []
     spec = spec_for(language)
-    source = text.encode("utf-8")
+    source = (spec.parse_text(text) if spec.parse_text is not None else text).encode("utf-8")
     root = parser.parse(source).root_node
     if spec.prepare is not None:
         root = spec.prepare(parser, source, root)

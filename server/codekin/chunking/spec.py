@@ -17,6 +17,7 @@ from tree_sitter import Node, Parser
 
 from codekin.chunking.chunk import Unit
 from codekin.chunking.context import elixir_moduledoc, leading_comment
+from codekin.chunking.cpp import without_export_macros
 from codekin.chunking.delegation import ELIXIR_RULES, ERLANG_RULES, DelegationRules
 from codekin.chunking.elixir import elixir_units
 from codekin.chunking.erlang import erlang_units
@@ -30,6 +31,7 @@ class LanguageSpec:
     name: str
     extensions: tuple[str, ...] = ()
     units: Callable[[Node], list[Unit]] | None = None  # its own unit finder; None: syntax.py's node tables
+    parse_text: Callable[[str], str] | None = None  # the text the parser reads, when it differs (C/C++ export macros)
     prepare: Callable[[Parser, bytes, Node], Node] | None = None  # a tree rewrite before the units are read
     module_doc: Callable[[str], str] = leading_comment  # a module's doc, whose first sentence is the summary
     per_module_doc: bool = False  # a file holds several modules, each with its own doc (Elixir)
@@ -43,8 +45,9 @@ SPECS: dict[str, LanguageSpec] = {spec.name: spec for spec in (
                  doc_cut="elixir", delegation=ELIXIR_RULES, family=BEAM),
     LanguageSpec("erlang", (".erl", ".hrl"), units=erlang_units, doc_cut="erlang", delegation=ERLANG_RULES,
                  family=BEAM),
-    LanguageSpec("c", (".c",), doc_cut="c", family=CPP),
-    LanguageSpec("cpp", (".cc", ".cpp", ".cxx", ".hpp", ".hh", ".hxx", ".h"), doc_cut="c", family=CPP),
+    LanguageSpec("c", (".c",), parse_text=without_export_macros, doc_cut="c", family=CPP),
+    LanguageSpec("cpp", (".cc", ".cpp", ".cxx", ".hpp", ".hh", ".hxx", ".h"), parse_text=without_export_macros,
+                 doc_cut="c", family=CPP),
     LanguageSpec("python", (".py",)),
     LanguageSpec("javascript", (".js", ".mjs")),
     LanguageSpec("typescript", (".ts",)),
