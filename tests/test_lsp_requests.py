@@ -140,13 +140,15 @@ class FakeIndex:
         self.has_vector = np.array([r[3] is not None for r in rows])
         vectors = np.array([r[3] or [0.0, 0.0] for r in rows], dtype=np.float32)
         self.vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+        self.kinds = ["function"] * len(rows)
         self.dim = 2
 
     def __len__(self) -> int:
         return len(self.starts)
 
-    mask = SearchIndex.mask  # the real exclusion rule over the hand-made columns
-    similar_mask = SearchIndex.similar_mask
+    # the real exclusion rule and row reads over the hand-made columns
+    mask, similar_mask, similar_masks = SearchIndex.mask, SearchIndex.similar_mask, SearchIndex.similar_masks
+    similar_scores, rows_of, span = SearchIndex.similar_scores, SearchIndex.rows_of, SearchIndex.span
 
 
 def test_relatives_count_other_chunks_above_the_threshold():
