@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from codekin.errors import ArgumentError
-from codekin.index.search import Hit, SearchIndex
+from codekin.index.rows import RowReads
+from codekin.index.search import Hit
 from codekin.lsp.neighbours import Relatives, relatives_of_file
 from codekin.lsp.options import CodeLensOptions, SearchOptions, ServerOptions, parse_options
 from codekin.lsp.requests import (
@@ -127,8 +128,9 @@ def test_search_and_retrain_arguments():
         parse_retrain(({"learningRate": "fast"},))
 
 
-class FakeIndex:
-    """The columns of a SearchIndex that relatives_of_file reads, for hand-made vectors."""
+class FakeIndex(RowReads):
+    """The columns of a SearchIndex that relatives_of_file reads, for hand-made vectors
+    (the real row reads and exclusion rule, RowReads, over them)."""
 
     def __init__(self, rows: list[tuple[str, int, int, list[float] | None]], parent: list[int]) -> None:
         self.by_path: dict[str, list[int]] = {}
@@ -145,10 +147,6 @@ class FakeIndex:
 
     def __len__(self) -> int:
         return len(self.starts)
-
-    # the real exclusion rule and row reads over the hand-made columns
-    mask, similar_mask, similar_masks = SearchIndex.mask, SearchIndex.similar_mask, SearchIndex.similar_masks
-    similar_scores, rows_of, span = SearchIndex.similar_scores, SearchIndex.rows_of, SearchIndex.span
 
 
 def test_relatives_count_other_chunks_above_the_threshold():
