@@ -4,6 +4,7 @@ search modes and the request fields both servers check."""
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,20 @@ def test_both_servers_say_the_same_about_a_common_field(field, value, phrase):
     with pytest.raises(InvalidArguments) as mcp:
         parse("search", {"query": "x", field: value})
     assert phrase in str(lsp.value) and phrase in str(mcp.value)
+
+
+def test_stemming_from_many_threads_gives_the_stems_of_one():
+    """The language server stems on its query lanes and sync threads at once; the snowball
+    stemmer keeps its word in itself, so unguarded it mixed words up (IndexError, wrong stems)."""
+    import snowballstemmer
+
+    from codekin.index.lexical import stem
+
+    words = [f"{a}{b}ing" for a in "bcdfghklmnprstvw" for b in ("andl", "ompress", "etri", "ort", "eneral")]
+    words += [f"{w}s" for w in words] + [f"{w}ness" for w in words] + [f"re{w}ly" for w in words]
+    alone = snowballstemmer.stemmer("english")
+    expected = [alone.stemWord(w) for w in words]
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(5):  # a race: give it several chances
+            stem.cache_clear()
+            assert list(pool.map(stem, words, chunksize=16)) == expected
