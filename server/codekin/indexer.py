@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from codekin.chunking import CHUNKER_VERSION, Chunk
 from codekin.config import Config, ModelConfig
 from codekin.embedding import Embedder
 from codekin.errors import IndexDamagedError, StaleModelError, WorkspaceError
+from codekin.git import head as git_head
 from codekin.index import integrity
 from codekin.index.engines import IndexEngine, LocalEngine
 from codekin.index.lock import IndexLock
@@ -64,12 +64,6 @@ class IndexSummary:
 
 def _reason_kind(reason: str) -> str:
     return reason.split(" (")[0]
-
-
-def git_head(root: Path) -> str:
-    out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                         check=False)
-    return out.stdout.strip() if out.returncode == 0 else ""
 
 
 class Indexer:

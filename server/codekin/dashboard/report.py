@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from codekin import __version__
-from codekin.config import STATE_DIR
 from codekin.dashboard.svg import Series, bar_chart, line_chart
+from codekin.state import INDEX_STATE, LANCE_DIR, METRICS_DB, state_path
 
 PROMOTED, REJECTED, FAILED = "#54a24b", "#e45756", "#9e9e9e"
 RUNS_SHOWN = 60
@@ -27,13 +27,14 @@ def _dir_bytes(path: Path) -> int:
 
 def collect(root: Path) -> dict[str, Any]:
     """Runs (with before/after evaluation and epochs), embedding jobs, model versions, index size."""
+    from codekin.errors import RegistryError
     from codekin.metrics import MetricsStore
-    from codekin.models.registry import ModelRegistry, RegistryError
+    from codekin.models.registry import ModelRegistry
 
     root = Path(root)
     data: dict[str, Any] = {"root": str(root), "generated_at": time.time(), "runs": [], "embedding_jobs": [],
                             "versions": [], "active": "base", "index": None}
-    if (root / STATE_DIR / "metrics.db").is_file():
+    if state_path(root, METRICS_DB).is_file():
         with MetricsStore(root) as metrics:
             for run in reversed(metrics.runs(limit=RUNS_SHOWN)):
                 evals = metrics.evals(run_id=run["id"])
@@ -50,8 +51,8 @@ def collect(root: Path) -> dict[str, Any]:
     data["versions"] = [{"version": v.id, **{k: v.manifest.get(k) for k in (
         "parent", "status", "created_at", "triplets", "reason", "dim", "base_model")},
         "candidate": v.manifest.get("metrics", {}).get("candidate", {})} for v in registry.versions()]
-    state_dir = root / STATE_DIR
-    if (state_dir / "state.json").is_file():
+    state_dir = state_path(root)
+    if (state_dir / INDEX_STATE).is_file():
         from codekin.index.store import IndexStore
 
         store = IndexStore(root)
@@ -59,7 +60,7 @@ def collect(root: Path) -> dict[str, Any]:
         counts = store.counts()
         data["index"] = {"chunks": counts.get("chunks", 0), "files": counts.get("files", 0),
                          "active_table": f"vectors_{state.get('active_key')}", "model": state.get("model"),
-                         "bytes": _dir_bytes(state_dir / "index.lance"), "updated_at": state.get("updated_at")}
+                         "bytes": _dir_bytes(state_dir / LANCE_DIR), "updated_at": state.get("updated_at")}
     return data
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from codekin.index.definitions import HEAD_KINDS
+from codekin.index.definitions import FILLER_KINDS, HEAD_KINDS
 from codekin.index.lexical import Bm25, terms
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ class FileRanking:
         index = self.index
         words = terms(index.paths[rows[0]].replace("/", " "))
         context = next((index.contexts[r] for r in rows if index.contexts[r]), "")
-        symbols = {index.symbols[r] for r in rows if index.kinds[r] not in ("window", "block")}
+        symbols = {index.symbols[r] for r in rows if index.kinds[r] not in FILLER_KINDS}
         return words + terms(context) + [t for s in sorted(symbols) for t in terms(s)]
 
     def rank(self, rank: np.ndarray, query_vector: np.ndarray | None, query_terms: list[str],

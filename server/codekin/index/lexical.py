@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections import Counter
 from functools import lru_cache
 
@@ -65,6 +66,7 @@ them their our your my me us his her him via per eg ie e.g i.e
 
 
 _ENGLISH = snowballstemmer.stemmer("english")
+_STEMMING = threading.Lock()  # the stemmer keeps the word it works on in itself: one thread at a time
 
 
 @lru_cache(maxsize=200_000)
@@ -74,7 +76,8 @@ def stem(term: str) -> str:
     ranking 0.862 -> 0.866). Identifiers with digits or underscores only lose a plural "s"
     ("entries" -> "entry"): their parts are terms of their own and are stemmed as words."""
     if term.isalpha():
-        return _ENGLISH.stemWord(term)
+        with _STEMMING:
+            return _ENGLISH.stemWord(term)
     if len(term) <= 3 or not term.endswith("s") or term.endswith(("ss", "us", "is")):
         return term
     if term.endswith("ies") and len(term) > 4:

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from codekin.chunking.chunk import base_symbol
-from codekin.index.definitions import HEAD_KINDS, Definitions
+from codekin.index.definitions import FILLER_KINDS, HEAD_KINDS, Definitions
 from codekin.index.files import FileRanking, FileWeights
 from codekin.index.lexical import Bm25, name_terms
 from codekin.index.paths import ROLES, is_test_symbol, path_role, twin_key
 from codekin.index.query import Query
 from codekin.index.query_file import QueryFile
 from codekin.index.ranking import Weights, spread_order, spread_scores
+from codekin.index.rows import RowReads
 from codekin.index.store import IndexStore
 from codekin.workspace import matches
 
@@ -55,7 +56,7 @@ class Hit:
         return out
 
 
-class SearchIndex:
+class SearchIndex(RowReads):
     """A read-only snapshot: chunk rows, their vectors (one model space) and BM25."""
 
     def __init__(self, store: IndexStore | QueryFile, key: str) -> None:
@@ -132,9 +133,6 @@ class SearchIndex:
             return scores
         return (1 - weight) * scores + weight * scores[self.parent]
 
-    def __len__(self) -> int:
-        return len(self.paths)
-
     @property
     def dim(self) -> int:
         return self.vectors.shape[1]
@@ -157,23 +155,12 @@ class SearchIndex:
         """Rows of `path` that lie inside lines start..end."""
         return [i for i in self.by_path.get(path, []) if start <= self.starts[i] and self.ends[i] <= end]
 
-    def similar_mask(self, path: str, start: int, end: int, query_row: int | None) -> np.ndarray:
-        """What `similar` may answer: not the query's own lines or what overlaps them, nor the
-        module head that holds the query (it holds the function; it is not a look-alike)."""
-        keep = self.mask()
-        for i in self.by_path.get(path, []):
-            if self.starts[i] <= end and start <= self.ends[i]:
-                keep[i] = False
-        if query_row is not None:
-            keep[self.parent[query_row]] = False
-        return keep
-
     def holds_module(self, rows: list[int]) -> bool:
         """Rows that make a module (or class, or file) rather than the pieces of one function:
         a head among them, or three or more definitions."""
         if any(self.kinds[r] in HEAD_KINDS for r in rows):
             return True
-        return len({base_symbol(self.symbols[r]) for r in rows if self.kinds[r] not in ("block", "window")}) >= 3
+        return len({base_symbol(self.symbols[r]) for r in rows if self.kinds[r] not in FILLER_KINDS}) >= 3
 
     def is_test(self, path: str) -> bool:
         return path_role(path) == "test"

@@ -9,7 +9,6 @@ re-embedded, also across renames and branch switches).
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -21,11 +20,12 @@ os.environ.setdefault("LANCE_LOG", "error")  # lance warns on stderr when it cre
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
+from codekin.atomic import write_json_atomic  # noqa: E402
 from codekin.chunking import Chunk, header_line  # noqa: E402
-from codekin.config import STATE_DIR  # noqa: E402
 from codekin.errors import IndexFormatError, IndexMissingError  # noqa: E402
 from codekin.index.lexical import terms  # noqa: E402
 from codekin.models.checkpoints import damage, read_json_object  # noqa: E402
+from codekin.state import INDEX_STATE, LANCE_DIR, state_path  # noqa: E402
 from codekin.workspace import ensure_state_dir  # noqa: E402
 
 if TYPE_CHECKING:
@@ -70,8 +70,8 @@ def _quoted(values: list[str]) -> str:
 class IndexStore:
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.state_dir = root / STATE_DIR
-        self.state_path = self.state_dir / "state.json"
+        self.state_dir = state_path(root)
+        self.state_path = self.state_dir / INDEX_STATE
         self._db: lancedb.DBConnection | None = None
 
     # -- state ---------------------------------------------------------------------------
@@ -81,7 +81,7 @@ class IndexStore:
     def interrupted(self) -> dict | None:
         """What a first `codekin index` that was stopped committed before it could write the
         state ({"files", "chunks"}: a rerun resumes from there), else None."""
-        if self.exists() or not (self.state_dir / "index.lance").is_dir():
+        if self.exists() or not (self.state_dir / LANCE_DIR).is_dir():
             return None
         return {"files": len(self.file_records()), "chunks": len(self.load_chunks())}
 
@@ -120,9 +120,7 @@ class IndexStore:
         state = self.state() if self.exists() else {}
         state.update(values, format=FORMAT, updated_at=time.time())
         ensure_state_dir(self.root)
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
-        os.replace(tmp, self.state_path)  # atomic: readers see the old or the new state
+        write_json_atomic(self.state_path, state, sort_keys=False, durable=False)  # readers see old or new
         return state
 
     # -- tables --------------------------------------------------------------------------
@@ -133,7 +131,7 @@ class IndexStore:
 
             # imported on first use (a no-change re-index needs none), without its REST client
             ensure_state_dir(self.root)
-            self._db = import_lancedb().connect(str(self.state_dir / "index.lance"))
+            self._db = import_lancedb().connect(str(self.state_dir / LANCE_DIR))
         return self._db
 
     def _names(self) -> set[str]:

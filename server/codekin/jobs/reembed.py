@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codekin.config import Config, ModelConfig
-from codekin.errors import CodekinError, ModelLoadError
+from codekin.errors import HotReloadError, ModelLoadError
 from codekin.index import integrity
 from codekin.index.engines import EmbedStats, IndexEngine, LocalEngine
-from codekin.index.lock import REEMBED_LOCK, IndexLock
+from codekin.index.lock import IndexLock
 from codekin.index.store import IndexStore
 from codekin.progress import ProgressFactory, no_progress
+from codekin.state import REEMBED_LOCK
 
 if TYPE_CHECKING:
     from codekin.distributed.ray_embed import RayOptions
@@ -37,10 +38,6 @@ log = logging.getLogger(__name__)
 
 SWITCH_LOCK_WAIT_S = 60.0  # a sync may hold the index lock for a while
 SwitchHook = Callable[["Embedder"], None]
-
-
-class HotReloadError(CodekinError):
-    exit_code = 11
 
 
 @dataclass
@@ -80,7 +77,8 @@ def active_model_config(root: Path, config: Config) -> tuple[str, ModelConfig]:
     never silently replaced by another model (the caller decides what keeps serving)."""
     import dataclasses
 
-    from codekin.models.registry import BASE, ModelRegistry, RegistryError
+    from codekin.errors import RegistryError
+    from codekin.models.registry import BASE, ModelRegistry
     from codekin.models.serving import serving_model
 
     registry = ModelRegistry(root)

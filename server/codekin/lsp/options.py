@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from codekin.config import SEARCH_MODES
+from codekin.request_fields import limit_problem, min_similarity_problem, mode_problem
 
 MAX_LIMIT = 1000
 
@@ -37,15 +37,11 @@ class ServerOptions:
 
 
 def _similarity(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not -1.0 <= value <= 1.0:
-        return "must be a number between -1 and 1"
-    return None
+    return min_similarity_problem(value)
 
 
 def _limit(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LIMIT:
-        return f"must be an integer between 1 and {MAX_LIMIT}"
-    return None
+    return limit_problem(value, MAX_LIMIT)
 
 
 def _flag(value: Any) -> str | None:
@@ -53,7 +49,7 @@ def _flag(value: Any) -> str | None:
 
 
 def _mode(value: Any) -> str | None:
-    return None if value in SEARCH_MODES else f"must be one of {', '.join(SEARCH_MODES)}"
+    return mode_problem(value)
 
 
 # wire name -> (attribute, validator) for each section

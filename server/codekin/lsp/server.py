@@ -33,10 +33,9 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
 from codekin import __version__
-from codekin.errors import CodekinError
+from codekin.errors import ArgumentError, CodekinError
 from codekin.lsp.lanes import Lane
 from codekin.lsp.options import ServerOptions, parse_options
-from codekin.lsp.requests import ArgumentError
 from codekin.lsp.session import Session
 
 log = logging.getLogger(__name__)

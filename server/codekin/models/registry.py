@@ -18,25 +18,25 @@ import logging
 import os
 import re
 import secrets
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codekin.config import STATE_DIR, user_config_path
-from codekin.errors import CodekinError
+from codekin import git
+from codekin.atomic import remove_stale_json_temporaries, write_json_atomic
+from codekin.config import user_config_path
+from codekin.errors import ModelCorruptedError, RegistryError, RollbackRefused
 from codekin.models.checkpoints import (
     MANIFEST,
     damage,
     file_hashes,
     read_json_object,
     read_manifest,
-    remove_stale_json_temporaries,
     remove_tree,
     verify_checkpoint_cached,
-    write_json_atomic,
 )
+from codekin.state import MODELS_DIR, STATE_DIR, state_path
 from codekin.workspace import ensure_state_dir
 
 BASE = "base"
@@ -86,28 +86,6 @@ def _stored_machine_id() -> str:
     return made
 
 
-def tracked_by_git(root: Path, rel: str) -> bool:
-    """True when git tracks any file under `rel` (a repository committed codekin's state)."""
-    try:
-        out = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--", rel], capture_output=True,
-                             timeout=30, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return bool(out.stdout.strip(b"\0"))
-
-
-class RegistryError(CodekinError):
-    exit_code = 9
-
-
-class ModelCorruptedError(RegistryError):
-    pass
-
-
-class RollbackRefused(RegistryError):
-    """A rollback to a rejected or newer version, asked for without --force."""
-
-
 @dataclass
 class ModelVersion:
     id: str
@@ -144,7 +122,7 @@ class ModelVersion:
 class ModelRegistry:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self.dir = self.root / STATE_DIR / "models"
+        self.dir = state_path(self.root, MODELS_DIR)
 
     # -- versions --------------------------------------------------------------------------
     def versions(self) -> list[ModelVersion]:
@@ -252,7 +230,7 @@ class ModelRegistry:
                                 "or `codekin models promote VERSION`") from exc
 
     def _distrust(self, pointer: dict[str, Any]) -> str:
-        if tracked_by_git(self.root, f"{STATE_DIR}/models"):
+        if git.tracks(self.root, f"{STATE_DIR}/{MODELS_DIR}"):
             return (f"git tracks files under {STATE_DIR}/models (a repository cannot choose the model); "
                     f"`git rm -r --cached {STATE_DIR}` stops that")
         if pointer.get("machine") != machine_id():
