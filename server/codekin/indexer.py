@@ -292,8 +292,10 @@ class Indexer:
                 summary.new_embeddings += stats.embedded
                 summary.embed_seconds += stats.seconds
                 if dense.missing:
-                    self.store.write_state(active_key=key, dense=dense.record())
+                    state = self.store.write_state(active_key=key, dense=dense.record())
                     integrity.record(self.store)  # this slice's vectors, as written
+                    # a cold search keeps skipping LanceDB while phase 2 runs (the BM25 is kept)
+                    write_query_file(self.store, state, self.config.index.ann_min_rows)
         summary.missing_vectors = dense.missing_rows
         return dense
 

@@ -8,13 +8,20 @@ where phase 2 has not reached it), and in its metadata the state's `updated_at` 
 or the previous one. A reader uses it only when that stamp equals the state file's now; any
 other writer of the state (a re-embed, a phase-2 slice) makes it stale, and queries read
 LanceDB as before until the next commit of the indexer rewrites it.
+
+Beside it, `.codekin/query.bm25.npz` holds the search index's BM25 (index/lexical.py), which
+costs a cold search seconds to build for 10k chunks and milliseconds to load. It is keyed by a
+digest of what it is built from (each row's terms, symbol and kind, in order), which the Arrow
+file's metadata names: written before the Arrow file, rewritten only when that digest changes
+(a phase-2 slice adds vectors, not words), and used only when the digests agree.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -22,11 +29,48 @@ import pyarrow as pa
 if TYPE_CHECKING:
     from codekin.index.store import IndexStore
 
+from codekin.index.lexical import Bm25, chunk_bm25
+
 NAME = "query.arrow"
+POSTINGS = "query.bm25.npz"
+_DIGEST = b"postings_digest"
+_POSTINGS_FORMAT = b"bm25-1"  # changes whenever lexical.py's arrays() does
 
 
 def _stamp(state: dict) -> dict[bytes, bytes]:
     return {b"updated_at": repr(state.get("updated_at")).encode(), b"active_key": str(state.get("active_key")).encode()}
+
+
+def _postings_digest(chunks: pa.Table) -> str:
+    """What the BM25 of `chunks` is built from: each row's terms, symbol and kind, in order."""
+    digest = hashlib.sha256(_POSTINGS_FORMAT)
+    for name in ("terms", "symbol", "kind"):
+        for value in chunks.column(name).to_pylist():
+            digest.update(value.encode("utf-8", "surrogateescape") + b"\0")
+        digest.update(b"\1")
+    return digest.hexdigest()
+
+
+def _stored_digest(path: Path) -> str:
+    try:
+        with np.load(path) as stored:
+            return bytes(stored["digest"]).decode()
+    except (OSError, KeyError, ValueError):
+        return ""
+
+
+def _write_postings(state_dir: Path, chunks: pa.Table, digest: str) -> None:
+    """The BM25 of `chunks`, unless the file already holds the one for `digest`."""
+    target = state_dir / POSTINGS
+    if _stored_digest(target) == digest:
+        return
+    bm25 = chunk_bm25(chunks.column("terms").to_pylist(), chunks.column("symbol").to_pylist(),
+                      chunks.column("kind").to_pylist())
+    tmp = target.with_name(f".{POSTINGS}.{os.getpid()}.tmp")
+    arrays: dict[str, Any] = {"digest": np.frombuffer(digest.encode(), dtype=np.uint8), **bm25.arrays()}
+    with tmp.open("wb") as sink:
+        np.savez(sink, **arrays)
+    os.replace(tmp, target)
 
 
 def write_query_file(store: IndexStore, state: dict, max_rows: int) -> None:
@@ -36,6 +80,7 @@ def write_query_file(store: IndexStore, state: dict, max_rows: int) -> None:
     chunks = store.load_chunks()
     if chunks.num_rows >= max_rows:
         target.unlink(missing_ok=True)
+        (store.state_dir / POSTINGS).unlink(missing_ok=True)
         return
     hashes, matrix = store.load_vectors(str(state.get("active_key")))
     position = {h: i for i, h in enumerate(hashes)}
@@ -48,9 +93,12 @@ def write_query_file(store: IndexStore, state: dict, max_rows: int) -> None:
     table = chunks.append_column("has_vector", pa.array(has_vector))
     table = table.append_column("vector", pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), dim)) \
         if dim else table
-    table = table.replace_schema_metadata(_stamp(state))
-    for left in store.state_dir.glob(f".{NAME}.*.tmp"):  # a killed writer's (the caller holds the lock)
-        left.unlink(missing_ok=True)
+    for name in (NAME, POSTINGS):  # a killed writer's (the caller holds the lock)
+        for left in store.state_dir.glob(f".{name}.*.tmp"):
+            left.unlink(missing_ok=True)
+    digest = _postings_digest(chunks)
+    _write_postings(store.state_dir, chunks, digest)
+    table = table.replace_schema_metadata({**_stamp(state), _DIGEST: digest.encode()})
     tmp = target.with_name(f".{NAME}.{os.getpid()}.tmp")
     with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
@@ -61,8 +109,9 @@ class QueryFile:
     """What SearchIndex reads from a store (chunks, vectors), from the mapped file; it searches
     them exactly (a millisecond per 10k rows), as it does any index below `ann_min_rows`."""
 
-    def __init__(self, table: pa.Table) -> None:
+    def __init__(self, table: pa.Table, state_dir: Path | None = None) -> None:
         self.table = table
+        self.state_dir = state_dir
 
     @classmethod
     def open(cls, state_dir: Path, state: dict) -> QueryFile | None:
@@ -72,9 +121,25 @@ class QueryFile:
                 table = pa.ipc.open_file(source).read_all()
         except (OSError, pa.ArrowInvalid):
             return None
-        if (table.schema.metadata or {}) != _stamp(state):
+        stamp = _stamp(state)
+        metadata = table.schema.metadata or {}
+        if {k: metadata.get(k) for k in stamp} != stamp:
             return None
-        return cls(table)
+        return cls(table, state_dir)
+
+    def load_bm25(self) -> Bm25 | None:
+        """The stored BM25 of these rows, None when there is none for exactly them (build it)."""
+        digest = (self.table.schema.metadata or {}).get(_DIGEST)
+        if self.state_dir is None or digest is None:
+            return None
+        try:
+            with np.load(self.state_dir / POSTINGS) as stored:
+                arrays = {name: stored[name] for name in stored.files}
+            if bytes(arrays.pop("digest", b"")) != digest:
+                return None
+            return Bm25.from_arrays(arrays)
+        except (OSError, ValueError, EOFError, KeyError):  # missing, cut short or of another layout
+            return None
 
     def load_chunks(self) -> pa.Table:
         return self.table

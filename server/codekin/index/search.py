@@ -13,7 +13,7 @@ import numpy as np
 from codekin.chunking.chunk import base_symbol
 from codekin.index.definitions import HEAD_KINDS, Definitions
 from codekin.index.files import FileRanking
-from codekin.index.lexical import Bm25, name_terms
+from codekin.index.lexical import chunk_bm25
 from codekin.index.paths import ROLES, is_test_symbol, path_role, twin_key
 from codekin.index.query import Query
 from codekin.index.query_file import QueryFile
@@ -72,8 +72,8 @@ class SearchIndex:
         self.texts: list[str] = table.column("text").to_pylist()
         self.contexts: list[str] = table.column("context").to_pylist()
         self.terms = table.column("terms")  # kept for the module-level text channel (modules())
-        self.bm25 = Bm25([t.split() for t in self.terms.to_pylist()], prose=True,
-                         names=[name_terms(s, k) for s, k in zip(self.symbols, self.kinds, strict=True)])
+        stored = store.load_bm25() if isinstance(store, QueryFile) else None  # built at index time
+        self.bm25 = stored or chunk_bm25(self.terms.to_pylist(), self.symbols, self.kinds)
         vector_hashes, matrix = store.load_vectors(key)
         position = {h: i for i, h in enumerate(vector_hashes)}
         rows = np.array([position.get(h, -1) for h in self.hashes], dtype=np.int64)
