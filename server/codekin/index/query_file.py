@@ -147,8 +147,11 @@ class QueryFile:
     def load_vectors(self, key: str) -> tuple[list[str], np.ndarray]:
         if "vector" not in self.table.column_names:
             return [], np.zeros((0, 0), dtype=np.float32)
-        keep = self.table.column("has_vector").to_numpy(zero_copy_only=False)
+        # not .to_numpy(): pyarrow imports pandas for it (half a second of a cold start)
+        keep = np.array(self.table.column("has_vector").to_pylist(), dtype=bool)
         column = self.table.column("vector").combine_chunks()
-        matrix = column.values.to_numpy(zero_copy_only=False).reshape(-1, column.type.list_size)
+        values = column.values
+        floats = np.frombuffer(values.buffers()[1], dtype=np.float32)[values.offset:values.offset + len(values)]
+        matrix = floats.reshape(-1, column.type.list_size)
         hashes = np.array(self.table.column("content_hash").to_pylist(), dtype=object)
         return list(hashes[keep]), matrix[keep]

@@ -7,6 +7,7 @@ matmul over 10k x 384 takes about a millisecond where a table scan takes tens.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -86,13 +87,13 @@ class SearchIndex:
         for i, path in enumerate(self.paths):
             self.by_path.setdefault(path, []).append(i)
         self.parent = self._parents()
-        self.definitions = Definitions(self.symbols, self.kinds, self.paths, self.languages, self.texts)
         role_of = {p: ROLES.index(path_role(p)) for p in self.by_path}
         test = ROLES.index("test")
         self.roles = np.array([test if is_test_symbol(s) else role_of[p] for p, s in zip(self.paths, self.symbols,
                                                                                          strict=True)], dtype=np.int8)
         group_of: dict[str, int] = {}
-        self.groups = np.array([group_of.setdefault(twin_key(p), len(group_of)) for p in self.paths],
+        twin_of = {p: twin_key(p) for p in self.by_path}  # once per file, not per chunk
+        self.groups = np.array([group_of.setdefault(twin_of[p], len(group_of)) for p in self.paths],
                                dtype=np.int64)
         self._files: FileRanking | None = None
         self._modules: FileRanking | None = None
@@ -102,6 +103,12 @@ class SearchIndex:
         if self.store is not None:
             for i, h in enumerate(self.hashes):
                 self.rows_by_hash.setdefault(h, []).append(i)
+
+    @cached_property
+    def definitions(self) -> Definitions:
+        """Built on first use (most of a snapshot's build time): a question or a lexical query
+        without names never needs it."""
+        return Definitions(self.symbols, self.kinds, self.paths, self.languages, self.texts)
 
     def _cosine(self, query_vector: np.ndarray) -> np.ndarray:
         if self.store is None:
