@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from codekin.config import Config
     from codekin.engine import Engine
     from codekin.index.search import Hit
+    from codekin.lsp.early import Warmup
     from codekin.lsp.neighbours import Relatives
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,9 @@ class Session:
                  watch: bool = True, progress: ProgressFactory = no_progress,
                  on_index_changed: Callable[[], None] = lambda: None,
                  warn: Callable[[str], None] = log.warning,
-                 on_no_index: Callable[[], None] = lambda: None) -> None:
+                 on_no_index: Callable[[], None] = lambda: None, warm: Warmup | None = None) -> None:
         self.root = root.resolve()
+        self.warm = warm  # an engine already opening for this root (lsp/early.py)
         self.options = options
         self.overrides = overrides or {}
         self.watch = watch
@@ -134,14 +136,15 @@ class Session:
         from codekin.config import load_config
         from codekin.engine import Engine
 
-        config = load_config(self.root, self.overrides)
+        warmed = self.warm.take(self.root, STARTUP_WAIT_S) if self.warm is not None else None
+        config = warmed.config if warmed is not None else load_config(self.root, self.overrides)
         sent = self.options.search  # only what the client sent overrides the configuration
         config.search.limit = sent.limit if sent.limit is not None else config.search.limit
         if sent.min_similarity is not None:
             config.search.min_similarity = sent.min_similarity
         config.search.mode = sent.mode or config.search.mode
         self.config = config
-        self._engine = Engine(self.root, config)
+        self._engine = warmed if warmed is not None else Engine(self.root, config)
         return self._engine
 
     def close(self) -> None:
