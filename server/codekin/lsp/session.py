@@ -285,9 +285,15 @@ class Session:
         if core["indexed"]:
             if self.freshness is not None:
                 out["queue"] = self.freshness.pending
-            from codekin.indexer import pending_changes
+            from codekin.index.recorded import recorded_changes
 
-            pending = pending_changes(self.root, engine.config)
+            recorded = recorded_changes(self.root, engine.config.index, engine.store.state())
+            if recorded is not None:  # no file changed since the last commit: LanceDB stays closed
+                pending = recorded[0]
+            else:
+                from codekin.indexer import pending_changes
+
+                pending = pending_changes(self.root, engine.config)
             out["pending"] = pending
             out["stale"] = bool(sum(pending.values()) or out["queue"])
         out.update(_training_status(self.root, engine.config))
