@@ -23,7 +23,7 @@ import json
 import logging
 import os
 import threading
-from importlib import metadata
+from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import unquote, urlparse
@@ -42,15 +42,22 @@ HEADER = "Content-Length: {}\r\nContent-Type: application/vscode-jsonrpc; charse
 
 
 def _code_stamp() -> list[Any]:
-    here = Path(__file__).parent
-    files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in here.glob("*.py"))
-    versions = []
-    for package in ("pygls", "lsprotocol"):
+    """codekin's version, and (name, size, mtime) of codekin/lsp's files and of pygls's and
+    lsprotocol's installed files that define the answer (stat calls: no import, no metadata scan)."""
+    files = [Path(__file__).parent / name for name in sorted(os.listdir(Path(__file__).parent))
+             if name.endswith(".py")]
+    for package, names in (("pygls", ("__init__.py", "capabilities.py")), ("lsprotocol", ("__init__.py", "types.py"))):
+        spec = find_spec(package)
+        if spec is not None and spec.origin:
+            files.extend(Path(spec.origin).parent / name for name in names)
+    stamp = []
+    for path in files:
         try:
-            versions.append(metadata.version(package))
-        except metadata.PackageNotFoundError:
-            versions.append("")
-    return [__version__, versions, files]
+            st = path.stat()
+        except OSError:
+            continue
+        stamp.append((str(path), st.st_size, st.st_mtime_ns))
+    return [__version__, stamp]
 
 
 def answer_key(params: dict[str, Any]) -> str:
