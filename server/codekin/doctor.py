@@ -124,10 +124,10 @@ def _index_check(root: Path, config: Config) -> Check:
 
 def _index_counts(root: Path, config: Config, store, state: dict) -> tuple[str, int, int]:
     """(what was counted, how many lack a vector, files changed since), from the state file
-    when it records them, else from the index's tables."""
-    from codekin.index.recorded import recorded_changes, recorded_counts
+    when it records them and every index file is as recorded, else from the index's tables."""
+    from codekin.index.recorded import recorded_changes, trusted_counts
 
-    counts = recorded_counts(state)
+    counts = trusted_counts(root, state)
     changes = recorded_changes(root, config.index, state) if counts is not None else None
     if counts is not None and changes is not None:
         return f"{counts['chunks']} chunks", counts["chunks"] - counts["embedded_chunks"], 0

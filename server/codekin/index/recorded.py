@@ -80,6 +80,14 @@ def recorded_counts(state: dict) -> dict[str, Any] | None:
         return None
 
 
+def trusted_counts(root: Path, state: dict) -> dict[str, Any] | None:
+    """The recorded counts while every index file is as its checksums recorded (stat calls);
+    None otherwise: the caller reads the tables, which reports damage as a query would."""
+    from codekin.index.integrity import intact_as_recorded
+
+    return recorded_counts(state) if intact_as_recorded(root / STATE_DIR) else None
+
+
 def recorded_changes(root: Path, config: IndexConfig, state: dict) -> tuple[dict[str, int], dict[str, str]] | None:
     """(pending changes as counts, skipped files with reasons) from one scan of the working tree
     and the state file; None when files changed since the last commit (the file records tell
@@ -98,13 +106,15 @@ def recorded_changes(root: Path, config: IndexConfig, state: dict) -> tuple[dict
 
 def index_status(root: Path, count: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], dict]:
     """(status's index fields, the state) from the state file; `count()` gives the counts
-    when the state does not record them (it opens the index)."""
+    when the state cannot vouch for them (it opens the index, and a damaged one raises
+    IndexDamagedError, as a query would)."""
     state_path = root / STATE_DIR / "state.json"
     state = load_state(state_path) if state_path.is_file() else {}
     out: dict[str, Any] = {"root": str(root), "indexed": bool(state)}
     if state:
         out.update({"model": state.get("model"), "active_table": f"vectors_{state.get('active_key')}",
-                    **(recorded_counts(state) or count()), "updated_at": state.get("updated_at"),
+                    **(trusted_counts(root, state) or count()), "updated_at": state.get("updated_at"),
                     "age_seconds": round(time.time() - state.get("updated_at", time.time()), 1),
                     "head": state.get("head", "")})
     return out, state
+
