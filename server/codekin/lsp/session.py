@@ -233,8 +233,8 @@ class Session:
         return answer
 
     def _ready(self, mode: str | None) -> None:
-        self._index()
-        if (mode or self.engine.config.search.mode) != "lexical":
+        """Wait for the model only when the query will be embedded (not lexical, vectors exist)."""
+        if (mode or self.engine.config.search.mode) != "lexical" and self._index().dim:
             self._wait_model()
 
     def _search(self, args: SearchArgs) -> list[Hit]:
