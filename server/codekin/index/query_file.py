@@ -5,9 +5,9 @@ The indexer writes `.codekin/query.arrow` after each state commit it makes, unde
 lock: the chunk rows, each row's vector of the active table (zeros and `has_vector` false
 where phase 2 has not reached it), and in its metadata the state's `updated_at` and
 `active_key`. It is written beside and renamed over the old one, so a reader maps a whole file
-or the previous one. A reader uses it only when that stamp equals the state file's now; any
-other writer of the state (a re-embed, a phase-2 slice) makes it stale, and queries read
-LanceDB as before until the next commit of the indexer rewrites it.
+or the previous one. A reader uses it only when that stamp equals the state file's now. The
+indexer's commits, each phase-2 slice and a re-embed's switch rewrite it; any other writer of
+the state makes it stale, and queries read LanceDB as before until the next rewrite.
 
 Beside it, `.codekin/query.bm25.npz` holds the search index's BM25 (index/lexical.py), which
 costs a cold search seconds to build for 10k chunks and milliseconds to load. It is keyed by a
@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from codekin.index.lexical import Bm25, chunk_bm25
+
 if TYPE_CHECKING:
     from codekin.index.store import IndexStore
-
-from codekin.index.lexical import Bm25, chunk_bm25
 
 NAME = "query.arrow"
 POSTINGS = "query.bm25.npz"
