@@ -11,9 +11,10 @@ the state makes it stale, and queries read LanceDB as before until the next rewr
 
 Beside it, `.codekin/query.bm25.npz` holds the search index's BM25 (index/lexical.py), which
 costs a cold search seconds to build for 10k chunks and milliseconds to load. It is keyed by a
-digest of what it is built from (each row's terms, symbol and kind, in order), which the Arrow
-file's metadata names: written before the Arrow file, rewritten only when that digest changes
-(a phase-2 slice adds vectors, not words), and used only when the digests agree.
+digest of what it is built from (lexical.py's code, each row's terms, symbol and kind, in
+order), which the Arrow file's metadata names: written before the Arrow file, rewritten only
+when that digest changes (a phase-2 slice adds vectors, not words), and used only when the
+digests agree and the code that built it is the code running now.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from codekin.index import lexical
 from codekin.index.lexical import Bm25, chunk_bm25
 
 if TYPE_CHECKING:
@@ -34,16 +36,25 @@ if TYPE_CHECKING:
 NAME = "query.arrow"
 POSTINGS = "query.bm25.npz"
 _DIGEST = b"postings_digest"
-_POSTINGS_FORMAT = b"bm25-1"  # changes whenever lexical.py's arrays() does
+# Words whose stems pin the stemmer's behaviour (a library upgrade), beside lexical.py's source.
+_PROBE_WORDS = ("starts", "entries", "handling", "compression", "retries", "connections", "caches", "indexes")
 
 
 def _stamp(state: dict) -> dict[bytes, bytes]:
     return {b"updated_at": repr(state.get("updated_at")).encode(), b"active_key": str(state.get("active_key")).encode()}
 
 
+def _code_stamp() -> str:
+    """The code a stored BM25 was built by: lexical.py (terms, stems, weights) and the stems of
+    a few probe words; a stored BM25 of other code is rebuilt."""
+    digest = hashlib.sha256(Path(lexical.__file__).read_bytes())
+    digest.update(" ".join(lexical.stem(w) for w in _PROBE_WORDS).encode())
+    return digest.hexdigest()
+
+
 def _postings_digest(chunks: pa.Table) -> str:
-    """What the BM25 of `chunks` is built from: each row's terms, symbol and kind, in order."""
-    digest = hashlib.sha256(_POSTINGS_FORMAT)
+    """What the BM25 of `chunks` is built from: the code, and each row's terms, symbol and kind."""
+    digest = hashlib.sha256(_code_stamp().encode())
     for name in ("terms", "symbol", "kind"):
         for value in chunks.column(name).to_pylist():
             digest.update(value.encode("utf-8", "surrogateescape") + b"\0")
@@ -54,8 +65,10 @@ def _postings_digest(chunks: pa.Table) -> str:
 def _stored_digest(path: Path) -> str:
     try:
         with np.load(path) as stored:
+            if bytes(stored["code"]).decode() != _code_stamp():
+                return ""
             return bytes(stored["digest"]).decode()
-    except (OSError, KeyError, ValueError):
+    except (OSError, KeyError, ValueError, EOFError):
         return ""
 
 
@@ -67,7 +80,8 @@ def _write_postings(state_dir: Path, chunks: pa.Table, digest: str) -> None:
     bm25 = chunk_bm25(chunks.column("terms").to_pylist(), chunks.column("symbol").to_pylist(),
                       chunks.column("kind").to_pylist())
     tmp = target.with_name(f".{POSTINGS}.{os.getpid()}.tmp")
-    arrays: dict[str, Any] = {"digest": np.frombuffer(digest.encode(), dtype=np.uint8), **bm25.arrays()}
+    arrays: dict[str, Any] = {"digest": np.frombuffer(digest.encode(), dtype=np.uint8),
+                              "code": np.frombuffer(_code_stamp().encode(), dtype=np.uint8), **bm25.arrays()}
     with tmp.open("wb") as sink:
         np.savez(sink, **arrays)
     os.replace(tmp, target)
@@ -135,8 +149,8 @@ class QueryFile:
         try:
             with np.load(self.state_dir / POSTINGS) as stored:
                 arrays = {name: stored[name] for name in stored.files}
-            if bytes(arrays.pop("digest", b"")) != digest:
-                return None
+            if bytes(arrays.pop("digest", b"")) != digest or bytes(arrays.pop("code", b"")).decode() != _code_stamp():
+                return None  # other rows, or built by other code (an upgrade since)
             return Bm25.from_arrays(arrays)
         except (OSError, ValueError, EOFError, KeyError):  # missing, cut short or of another layout
             return None
