@@ -80,8 +80,13 @@ def _write_postings(state_dir: Path, chunks: pa.Table, digest: str) -> None:
     bm25 = chunk_bm25(chunks.column("terms").to_pylist(), chunks.column("symbol").to_pylist(),
                       chunks.column("kind").to_pylist())
     tmp = target.with_name(f".{POSTINGS}.{os.getpid()}.tmp")
+    words = sorted({t for doc in chunks.column("terms").to_pylist() for t in doc.split()}
+                   | {t for path in set(chunks.column("path").to_pylist()) for t in lexical.terms(path)})
+    stems = "\n".join(f"{w} {lexical.stem(w)}" for w in words)  # for file summaries, built per query process
     arrays: dict[str, Any] = {"digest": np.frombuffer(digest.encode(), dtype=np.uint8),
-                              "code": np.frombuffer(_code_stamp().encode(), dtype=np.uint8), **bm25.arrays()}
+                              "code": np.frombuffer(_code_stamp().encode(), dtype=np.uint8),
+                              "stems": np.frombuffer(stems.encode("utf-8", "surrogateescape"), dtype=np.uint8),
+                              **bm25.arrays()}
     with tmp.open("wb") as sink:
         np.savez(sink, **arrays)
     os.replace(tmp, target)
@@ -151,6 +156,8 @@ class QueryFile:
                 arrays = {name: stored[name] for name in stored.files}
             if bytes(arrays.pop("digest", b"")) != digest or bytes(arrays.pop("code", b"")).decode() != _code_stamp():
                 return None  # other rows, or built by other code (an upgrade since)
+            stems = bytes(arrays.pop("stems", b"")).decode("utf-8", "surrogateescape")
+            lexical.keep_stems(dict(line.split(" ", 1) for line in stems.split("\n") if " " in line))
             return Bm25.from_arrays(arrays)
         except (OSError, ValueError, EOFError, KeyError):  # missing, cut short or of another layout
             return None
