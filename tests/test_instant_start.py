@@ -104,6 +104,15 @@ def test_the_bm25_is_kept_beside_the_query_file_and_used_only_for_its_own_rows(r
     assert [h.to_dict() for h in Engine(root, load_config(root)).search("post a ledger entry",
                                                                         mode="lexical")] == expected
 
+    write_query_file(store, store.write_state(), 50_000)  # this rows' BM25 again
+    assert QueryFile.open(store.state_dir, store.state()).load_bm25() is not None  # type: ignore[union-attr]
+    with np.load(postings) as stored:
+        arrays = {name: stored[name] for name in stored.files}
+    arrays["code"] = np.frombuffer(b"an older lexical.py", dtype=np.uint8)  # built before an upgrade
+    with postings.open("wb") as sink:
+        np.savez(sink, **arrays)
+    assert QueryFile.open(store.state_dir, store.state()).load_bm25() is None  # type: ignore[union-attr]
+
 
 def test_a_repository_of_one_file_indexes_searches_and_reports(repo_factory):
     root = repo_factory({"retry.ex": RETRY})
