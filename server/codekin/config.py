@@ -169,6 +169,15 @@ DEVICES = ("auto", "cuda", "mps", "cpu")
 CHOICES = {("search", "mode"): SEARCH_MODES, ("model", "device"): DEVICES, ("index", "chunker"): ("syntax", "windows")}
 
 
+def cache_root() -> Path:
+    """$CODEKIN_CACHE_DIR, else $XDG_CACHE_HOME/codekin, else ~/.cache/codekin."""
+    explicit = os.environ.get("CODEKIN_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "codekin"
+
+
 def user_config_path() -> Path:
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "codekin" / "config.toml"

@@ -8,7 +8,6 @@ by building the new one before swapping it in (readers never see a half state).
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from codekin.index.files import FileHit, FileWeights
 from codekin.index.paths import asks_for_tests
 from codekin.index.query_file import QueryFile
 from codekin.index.ranking import weights_for
+from codekin.index.recorded import index_status
 from codekin.index.search import Hit, SearchIndex
 from codekin.index.store import IndexStore
 from codekin.models.serving import load_verified
@@ -317,18 +317,18 @@ class Engine:
         return full.relative_to(root).as_posix()
 
     def status(self) -> dict:
-        state = self.store.state() if self.store.exists() else {}
-        out: dict = {"root": str(self.root), "indexed": bool(state)}
-        if state:
-            index = self.index()
-            out.update({
-                "model": state.get("model"), "active_table": f"vectors_{state.get('active_key')}",
-                "chunks": len(index), "embedded_chunks": index.embedded_count(),
-                "dense_complete": index.embedded_count() == len(index),
-                "files": index.file_count(), "updated_at": state.get("updated_at"),
-                "age_seconds": round(time.time() - state.get("updated_at", time.time()), 1),
-                "head": state.get("head", ""),
-            })
+        return dict(index_status(self.root, self.counts)[0], **self._device())
+
+    def counts(self) -> dict:
+        """Chunk and file counts of the current snapshot (status's fallback for an index whose
+        state file does not record them)."""
+        index = self.index()
+        return {"chunks": len(index), "embedded_chunks": index.embedded_count(),
+                "dense_complete": index.embedded_count() == len(index), "files": index.file_count(),
+                "indexed_files": len(self.store.file_records())}
+
+    def _device(self) -> dict:
+        out: dict = {}
         if self._embedder is not None:
             out.update({"device": self._embedder.device, "fallback_reason": self._embedder.fallback_reason})
         return out

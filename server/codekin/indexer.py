@@ -27,6 +27,7 @@ from codekin.index.engines import IndexEngine, LocalEngine
 from codekin.index.lock import IndexLock
 from codekin.index.phases import DenseLayer, scan_digest
 from codekin.index.query_file import write_query_file
+from codekin.index.recorded import files_entry
 from codekin.index.store import FileRecord, IndexStore
 from codekin.progress import ProgressFactory, no_progress
 from codekin.workspace import Scan, scan
@@ -150,6 +151,7 @@ class Indexer:
             counts = {"files": summary.files, "chunks": summary.chunks, "skipped": summary.skipped}
             state = self.store.write_state(
                 active_key=key, model=self.engine.model_name(model), dense=dense.record(), head=git_head(self.root),
+                files=files_entry(self.store.file_records()),
                 scan_digest=self._scan_digest(found, key) if paths is None else "", last_counts=counts,
                 **({"chunking": self._chunking_signature(),
                     "files_digest": self._scan_digest(found, "")} if paths is None else {}))
@@ -198,7 +200,8 @@ class Indexer:
         extra = {"files_digest": scan_digest(found, "", self._chunking_signature()),
                  "chunking": self._chunking_signature(), "scan_digest": ""} if paths is None else {}
         state = self.store.write_state(active_key=key, model=self.engine.model_name(model),
-                                       head=git_head(self.root), dense=dense.record(), **extra)
+                                       head=git_head(self.root), dense=dense.record(),
+                                       files=files_entry(self.store.file_records()), **extra)
         integrity.record(self.store)  # phase 1's files, as written
         write_query_file(self.store, state, self.config.index.ann_min_rows)
         summary.searchable_seconds = time.perf_counter() - started
@@ -286,8 +289,10 @@ class Indexer:
                 summary.new_embeddings += stats.embedded
                 summary.embed_seconds += stats.seconds
                 if dense.missing:
-                    self.store.write_state(active_key=key, dense=dense.record())
+                    state = self.store.write_state(active_key=key, dense=dense.record())
                     integrity.record(self.store)  # this slice's vectors, as written
+                    # a cold search keeps skipping LanceDB while phase 2 runs (the BM25 is kept)
+                    write_query_file(self.store, state, self.config.index.ann_min_rows)
         summary.missing_vectors = dense.missing_rows
         return dense
 

@@ -7,13 +7,14 @@ matmul over 10k x 384 takes about a millisecond where a table scan takes tens.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from codekin.chunking.chunk import base_symbol
 from codekin.index.definitions import FILLER_KINDS, HEAD_KINDS, Definitions
 from codekin.index.files import FileRanking, FileWeights
-from codekin.index.lexical import Bm25, name_terms
+from codekin.index.lexical import chunk_bm25
 from codekin.index.paths import ROLES, is_test_symbol, path_role, twin_key
 from codekin.index.query import Query
 from codekin.index.query_file import QueryFile
@@ -73,8 +74,8 @@ class SearchIndex(RowReads):
         self.texts: list[str] = table.column("text").to_pylist()
         self.contexts: list[str] = table.column("context").to_pylist()
         self.terms = table.column("terms")  # kept for the module-level text channel (modules())
-        self.bm25 = Bm25([t.split() for t in self.terms.to_pylist()], prose=True,
-                         names=[name_terms(s, k) for s, k in zip(self.symbols, self.kinds, strict=True)])
+        stored = store.load_bm25() if isinstance(store, QueryFile) else None  # built at index time
+        self.bm25 = stored or chunk_bm25(self.terms.to_pylist(), self.symbols, self.kinds)
         vector_hashes, matrix = store.load_vectors(key)
         position = {h: i for i, h in enumerate(vector_hashes)}
         rows = np.array([position.get(h, -1) for h in self.hashes], dtype=np.int64)
@@ -87,13 +88,13 @@ class SearchIndex(RowReads):
         for i, path in enumerate(self.paths):
             self.by_path.setdefault(path, []).append(i)
         self.parent = self._parents()
-        self.definitions = Definitions(self.symbols, self.kinds, self.paths, self.languages, self.texts)
         role_of = {p: ROLES.index(path_role(p)) for p in self.by_path}
         test = ROLES.index("test")
         self.roles = np.array([test if is_test_symbol(s) else role_of[p] for p, s in zip(self.paths, self.symbols,
                                                                                          strict=True)], dtype=np.int8)
         group_of: dict[str, int] = {}
-        self.groups = np.array([group_of.setdefault(twin_key(p), len(group_of)) for p in self.paths],
+        twin_of = {p: twin_key(p) for p in self.by_path}  # once per file, not per chunk
+        self.groups = np.array([group_of.setdefault(twin_of[p], len(group_of)) for p in self.paths],
                                dtype=np.int64)
         self._files: FileRanking | None = None
         self._modules: FileRanking | None = None
@@ -103,6 +104,12 @@ class SearchIndex(RowReads):
         if self.store is not None:
             for i, h in enumerate(self.hashes):
                 self.rows_by_hash.setdefault(h, []).append(i)
+
+    @cached_property
+    def definitions(self) -> Definitions:
+        """Built on first use (most of a snapshot's build time): a question or a lexical query
+        without names never needs it."""
+        return Definitions(self.symbols, self.kinds, self.paths, self.languages, self.texts)
 
     def _cosine(self, query_vector: np.ndarray) -> np.ndarray:
         if self.store is None:

@@ -22,9 +22,9 @@ import pyarrow as pa  # noqa: E402
 
 from codekin.atomic import write_json_atomic  # noqa: E402
 from codekin.chunking import Chunk, header_line  # noqa: E402
-from codekin.errors import IndexFormatError, IndexMissingError  # noqa: E402
+from codekin.errors import IndexFormatError  # noqa: E402
 from codekin.index.lexical import terms  # noqa: E402
-from codekin.models.checkpoints import damage, read_json_object  # noqa: E402
+from codekin.index.recorded import FORMAT, load_state  # noqa: E402
 from codekin.state import INDEX_STATE, LANCE_DIR, state_path  # noqa: E402
 from codekin.workspace import ensure_state_dir  # noqa: E402
 
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     import lancedb
     from lancedb.query import LanceVectorQueryBuilder
 
-FORMAT = 1
 DELETE_BATCH = 400
 
 FILES_SCHEMA = pa.schema([
@@ -86,21 +85,7 @@ class IndexStore:
         return {"files": len(self.file_records()), "chunks": len(self.load_chunks())}
 
     def state(self) -> dict:
-        if not self.exists():
-            raise IndexMissingError(f"no index in {self.root}", f"run `codekin index {self.root}` first")
-        try:
-            state = read_json_object(self.state_path)
-            if not isinstance(state.get("active_key"), str) or not isinstance(state.get("format", 0), int):
-                raise ValueError("its active_key or format is missing or has the wrong type")
-        except (OSError, ValueError) as exc:
-            raise IndexFormatError(f"index state {self.state_path} is damaged: {damage(exc)}",
-                                   "run `codekin index`: it repairs it") from exc
-        if state.get("format", 0) > FORMAT:
-            raise IndexFormatError(
-                f"the index was written by a newer codekin (format {state['format']} > {FORMAT})",
-                "upgrade codekin (pip install -U codekin), or delete .codekin/index.lance and re-index",
-            )
-        return state
+        return load_state(self.state_path)  # IndexMissingError, IndexFormatError
 
     def repair_state(self) -> str:
         """Move a damaged state.json aside (the next full pass writes a new one); what was done, or ''."""

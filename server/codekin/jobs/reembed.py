@@ -26,6 +26,8 @@ from codekin.errors import HotReloadError, ModelLoadError
 from codekin.index import integrity
 from codekin.index.engines import EmbedStats, IndexEngine, LocalEngine
 from codekin.index.lock import IndexLock
+from codekin.index.phases import DenseLayer
+from codekin.index.query_file import write_query_file
 from codekin.index.store import IndexStore
 from codekin.progress import ProgressFactory, no_progress
 from codekin.state import REEMBED_LOCK
@@ -161,8 +163,9 @@ def reembed(root: Path, config: Config, embedder: Embedder | None = None, progre
                 total = len(store.chunk_hashes())
                 if before_switch is not None and embedder is not None:
                     before_switch(embedder)
-                store.write_state(active_key=key, model=name)
+                state = store.write_state(active_key=key, model=name, dense=DenseLayer(store, key).record())
                 integrity.record(store)  # the new table's files, as written
+                write_query_file(store, state, config.index.ann_min_rows)  # cold searches skip LanceDB
                 if after_switch is not None and embedder is not None:
                     after_switch(embedder)
         except BaseException as exc:

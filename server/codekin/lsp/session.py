@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from codekin.engine import Engine
     from codekin.index.search import Hit
     from codekin.jobs.loop import LearningLoop
+    from codekin.lsp.early import Warmup
     from codekin.lsp.neighbours import Relatives
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,9 @@ class Session:
                  watch: bool = True, progress: ProgressFactory = no_progress,
                  on_index_changed: Callable[[], None] = lambda: None,
                  warn: Callable[[str], None] = log.warning,
-                 on_no_index: Callable[[], None] = lambda: None) -> None:
+                 on_no_index: Callable[[], None] = lambda: None, warm: Warmup | None = None) -> None:
         self.root = root.resolve()
+        self.warm = warm  # an engine already opening for this root (lsp/early.py)
         self.options = options
         self.overrides = overrides or {}
         self.watch = watch
@@ -145,14 +147,15 @@ class Session:
         from codekin.config import load_config
         from codekin.engine import Engine
 
-        config = load_config(self.root, self.overrides)
+        warmed = self.warm.take(self.root, STARTUP_WAIT_S) if self.warm is not None else None
+        config = warmed.config if warmed is not None else load_config(self.root, self.overrides)
         sent = self.options.search  # only what the client sent overrides the configuration
         config.search.limit = sent.limit if sent.limit is not None else config.search.limit
         if sent.min_similarity is not None:
             config.search.min_similarity = sent.min_similarity
         config.search.mode = sent.mode or config.search.mode
         self.config = config
-        self._engine = Engine(self.root, config)
+        self._engine = warmed if warmed is not None else Engine(self.root, config)
         return self._engine
 
     def close(self) -> None:
@@ -239,8 +242,8 @@ class Session:
         return answer
 
     def _ready(self, mode: str | None) -> None:
-        self._index()
-        if mode_of(mode or self.engine.config.search.mode).needs_vector:
+        """Wait for the model only when the query will be embedded (not lexical, vectors exist)."""
+        if mode_of(mode or self.engine.config.search.mode).needs_vector and self._index().dim:
             self._wait_model()
 
     def _search(self, args: SearchArgs) -> list[Hit]:
@@ -291,9 +294,15 @@ class Session:
         if core["indexed"]:
             if self.freshness is not None:
                 out["queue"] = self.freshness.pending
-            from codekin.indexer import pending_changes
+            from codekin.index.recorded import recorded_changes
 
-            pending = pending_changes(self.root, engine.config)
+            recorded = recorded_changes(self.root, engine.config.index, engine.store.state())
+            if recorded is not None:  # no file changed since the last commit: LanceDB stays closed
+                pending = recorded[0]
+            else:
+                from codekin.indexer import pending_changes
+
+                pending = pending_changes(self.root, engine.config)
             out["pending"] = pending
             out["stale"] = bool(sum(pending.values()) or out["queue"])
         out.update(self._training_status())
