@@ -99,6 +99,8 @@ def _index_check(root: Path, config: Config) -> Check:
     from codekin.indexer import pending_changes
 
     store = IndexStore(root)
+    if foreign := store.foreign():
+        return Check("index", False, f"ignoring the index in {store.state_dir}: {foreign}", f"codekin index {root}")
     if not store.exists():
         return Check("index", False, f"no index in {root}", f"codekin index {root}")
     try:

@@ -86,6 +86,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         status["interrupted"] = partial
         human = (f"Indexing of {engine.root} was interrupted: {partial['files']} files and {partial['chunks']} "
                  f"chunks are kept. Run `codekin index {engine.root}` to resume from there.")
+    elif not status["indexed"] and (foreign := engine.store.foreign()):
+        status["foreign"] = foreign
+        human = (f"Ignoring the index in {engine.store.state_dir}: {foreign}. "
+                 f"Run `codekin index {engine.root}` to rebuild it on this machine.")
     elif not status["indexed"]:
         human = f"No index in {engine.root}. Run: codekin index {engine.root}"
     else:
