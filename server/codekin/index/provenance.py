@@ -45,6 +45,8 @@ def foreign_reason(root: Path) -> str:
         state = read_json_object(state_path)
     except (OSError, ValueError):
         return ""
+    if not isinstance(state.get("active_key"), str):
+        return ""  # not a state at all: damage, which IndexStore.state reports
     if state.get("machine") != machine_id():
         return ("it was not made on this machine (it came with the repository or a copy of it, "
                 "or a codekin that did not record its machine wrote it)")
