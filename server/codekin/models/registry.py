@@ -31,12 +31,12 @@ from codekin.models.checkpoints import (
     damage,
     file_hashes,
     read_json_object,
-    read_manifest,
     remove_stale_json_temporaries,
     remove_tree,
     verify_checkpoint_cached,
     write_json_atomic,
 )
+from codekin.models.manifests import read_version_manifest
 from codekin.workspace import ensure_state_dir
 
 BASE = "base"
@@ -153,10 +153,11 @@ class ModelRegistry:
             for path in self.dir.iterdir():
                 if path.is_dir() and _VERSION.match(path.name) and (path / MANIFEST).is_file():
                     try:
-                        found.append(ModelVersion(path.name, path, read_manifest(path)))
-                    except (OSError, ValueError) as exc:
-                        found.append(ModelVersion(path.name, path, {"status": "failed",
-                                                                    "reason": f"manifest damaged: {damage(exc)}"}))
+                        found.append(ModelVersion(path.name, path, read_version_manifest(path)))
+                    except (OSError, ValueError) as exc:  # listed as failed, none of its fields used
+                        found.append(ModelVersion(path.name, path, {"status": "failed", "reason": (
+                            f"{STATE_DIR}/models/{path.name}/{MANIFEST} is damaged: {damage(exc)}; it is skipped "
+                            f"(`codekin models prune` or deleting {STATE_DIR}/models/{path.name} drops it)")}))
         return sorted(found, key=lambda v: v.number)
 
     def get(self, version: str) -> ModelVersion:
@@ -165,7 +166,7 @@ class ModelRegistry:
             known = ", ".join(v.id for v in self.versions()) or "none yet"
             raise RegistryError(f"no model version {version!r}", f"known versions: {known} (see `codekin models list`)")
         try:
-            return ModelVersion(version, path, read_manifest(path))
+            return ModelVersion(version, path, read_version_manifest(path))
         except (OSError, ValueError) as exc:
             raise ModelCorruptedError(f"{path / MANIFEST} is damaged: {damage(exc)}",
                                       "roll back to another version with `codekin models rollback`, then "
