@@ -11,7 +11,6 @@ and value), runs the real `codekin` command and classifies what happened:
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import random
@@ -22,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.http_raw import get_with_host
 from tests.reliability.harness import base_env, codekin_command, git, make_repo
 
 Outcome = tuple[str, list[str]]  # (outcome, problems): problems empty when the trial passed
@@ -246,15 +246,9 @@ def dashboard_host(bench: StateBench) -> Outcome:
         bad = bench.rng.choice([f"attacker-{bench.rng.randint(0, 999)}.example:{port}", "127.0.0.1",
                                 f"localhost:{port + 1}", f"127.0.0.1.nip.io:{port}", ""])
         for host, wanted in ((good, 200), (bad, 421)):
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            connection.putrequest("GET", "/data.json", skip_host=True)
-            connection.putheader("Host", host)
-            connection.endheaders()
-            answer = connection.getresponse()
-            answer.read()
-            connection.close()
-            if answer.status != wanted:
-                problems.append(f"Host {host!r}: {answer.status}, not {wanted}")
+            status = get_with_host(port, "/data.json", host)[0]
+            if status != wanted:
+                problems.append(f"Host {host!r}: {status}, not {wanted}")
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
