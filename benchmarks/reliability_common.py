@@ -31,7 +31,9 @@ def trial_parser(doc: str) -> argparse.ArgumentParser:
 
 
 def report(line: dict, record: bool) -> None:
-    """Print the JSON line; with `record`, append it to benchmarks/results/reliability.jsonl."""
+    """Print the JSON line (naming the machine, when the script did not); with `record`, append it
+    to benchmarks/results/reliability.jsonl."""
+    line.setdefault("machine", f"{os.cpu_count()} shared CPU cores (other work may run at the same time)")
     print(json.dumps(line))
     if record:
         with RESULTS.open("a", encoding="utf-8") as handle:
