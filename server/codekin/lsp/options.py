@@ -12,12 +12,18 @@ from typing import Any
 from codekin.config import SEARCH_MODES
 
 MAX_LIMIT = 1000
+# The score (as Find Similar shows it) a result needs to be counted by a code lens: on examples/
+# the twins that Find Similar lists first score 0.70-1.00 and what follows them below
+# (compute_backoff/1: 0.95, 0.82, 0.77, then 0.54). The editors' settings default to it
+# (editors/vscode/package.json and src/settings.ts, editors/nvim/lua/codekin/config.lua,
+# editors/README.md; tests/test_lens_default.py keeps them equal).
+LENS_MIN_SIMILARITY = 0.7
 
 
 @dataclass
 class CodeLensOptions:
     enabled: bool = True
-    min_similarity: float = 0.8
+    min_similarity: float = LENS_MIN_SIMILARITY
 
 
 @dataclass
