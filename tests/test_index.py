@@ -13,6 +13,7 @@ from codekin.errors import IndexFormatError, IndexLockedError, ModelLoadError, W
 from codekin.index.lock import IndexLock
 from codekin.index.store import IndexStore
 from codekin.indexer import Indexer
+from codekin.lsp.neighbours import relatives_of_file
 from tests.conftest import git
 from tests.samples import CART, LEDGER, RETRY, TREE_INSERT, TREE_INSERT_IN_LEAF
 
@@ -62,6 +63,18 @@ def test_similar_finds_the_renamed_twin_first_and_excludes_itself(repo_factory, 
     assert "Shop.Cart" not in [h.symbol for h in hits]  # its own module head holds it: not a look-alike
     query, hits = engine.similar("lib/cart.ex", 10, 12)  # a free span is embedded
     assert query is None and hits[0].symbol == "Shop.Ledger.total/2"
+
+
+def test_a_lens_counts_what_similar_lists_above_its_threshold(repo_factory, minilm):
+    root = repo_factory({"lib/cart.ex": CART, "lib/retry.ex": RETRY, "lib/ledger.ex": LEDGER})
+    index(root, minilm)
+    engine = Engine(root, load_config(root), embedder=minilm)
+    threshold = 0.3
+    lenses = relatives_of_file(engine.index(), "lib/cart.ex", threshold)
+    assert lenses
+    for (start, end), relatives in lenses.items():
+        _, hits = engine.similar("lib/cart.ex", start, end, limit=1000, min_similarity=threshold)
+        assert relatives.count == len(hits), f"lib/cart.ex:{start}-{end}"
 
 
 def test_reindex_embeds_only_changed_chunks_and_drops_deleted_files(repo_factory, minilm):

@@ -12,7 +12,7 @@ import pytest
 
 from codekin.config import load_config
 from codekin.engine import Engine
-from codekin.lsp.neighbours import LENS_COUNTED, relatives_of_hits
+from codekin.lsp.neighbours import relatives_of_file
 from codekin.lsp.options import LENS_MIN_SIMILARITY, CodeLensOptions, parse_options
 
 EDITORS = Path(__file__).resolve().parents[1] / "editors"
@@ -47,13 +47,16 @@ def test_the_server_default_is_the_option_default():
 
 
 def test_the_lens_over_compute_backoff_counts_the_twins_find_similar_lists_first(indexed_examples: Path, minilm):
+    """At the default, the lens counts the first results Find Similar lists (its backoff twins),
+    with the same rule (tests/test_index.py: a lens counts what similar lists above it)."""
     engine = Engine(indexed_examples, load_config(indexed_examples), embedder=minilm)
-    path = "lib/kin_shop/workers/webhook_retry_worker.ex"
-    row = next(r for r in engine.index().by_path[path] if engine.index().symbols[r].endswith("compute_backoff/1"))
-    start, end = int(engine.index().starts[row]), int(engine.index().ends[row])
-    _, hits = engine.similar(path, start, end, limit=LENS_COUNTED)
-    lens = relatives_of_hits(hits, LENS_MIN_SIMILARITY)
-    counted = {hit.symbol for hit in hits[:lens.count]}
-    assert {"kin_util:backoff_ms/3", "KinShop.Workers.StockSyncWorker.backoff_delay/1"} <= counted, hits[:4]
-    assert lens.count <= 4 and lens.best == hits[0].shown_score  # the twins, not every worker function
-    assert lens.title() == f"{lens.count} similar · best {hits[0].shown_score:.2f}"
+    index, path = engine.index(), "lib/kin_shop/workers/webhook_retry_worker.ex"
+    row = next(r for r in index.by_path[path] if index.symbols[r].endswith("compute_backoff/1"))
+    start, end = int(index.starts[row]), int(index.ends[row])
+    twins = {"kin_util:backoff_ms/3", "KinShop.Workers.StockSyncWorker.backoff_delay/1"}
+    _, listed = engine.similar(path, start, end, limit=3)
+    assert twins <= {h.symbol for h in listed}, listed
+    lens = relatives_of_file(index, path, LENS_MIN_SIMILARITY)[(start, end)]
+    _, counted = engine.similar(path, start, end, limit=1000, min_similarity=LENS_MIN_SIMILARITY)
+    assert twins <= {h.symbol for h in counted} and lens.count == len(counted)
+    assert lens.title() != "no similar code"

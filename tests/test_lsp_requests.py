@@ -6,10 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from codekin.index.search import Hit
-from codekin.lsp.neighbours import Relatives, relatives_of_hits
+from codekin.index.search import Hit, SearchIndex
+from codekin.lsp.neighbours import Relatives, relatives_of_file
 from codekin.lsp.options import CodeLensOptions, SearchOptions, ServerOptions, parse_options
 from codekin.lsp.requests import (
     ArgumentError,
@@ -126,18 +127,44 @@ def test_search_and_retrain_arguments():
         parse_retrain(({"learningRate": "fast"},))
 
 
-def hit(score: float, rank_score: float) -> Hit:
-    return Hit("b.ex", 1, 4, "B.f/1", "elixir", "function", score, rank_score=rank_score)
+class FakeIndex:
+    """The columns of a SearchIndex that relatives_of_file reads, for hand-made vectors."""
+
+    def __init__(self, rows: list[tuple[str, int, int, list[float] | None]], parent: list[int]) -> None:
+        self.by_path: dict[str, list[int]] = {}
+        self.parent = np.array(parent)  # each row's module head (itself when it has none)
+        for i, (path, *_rest) in enumerate(rows):
+            self.by_path.setdefault(path, []).append(i)
+        self.starts = np.array([r[1] for r in rows])
+        self.ends = np.array([r[2] for r in rows])
+        self.has_vector = np.array([r[3] is not None for r in rows])
+        vectors = np.array([r[3] or [0.0, 0.0] for r in rows], dtype=np.float32)
+        self.vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+        self.dim = 2
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    mask = SearchIndex.mask  # the real exclusion rule over the hand-made columns
+    similar_mask = SearchIndex.similar_mask
 
 
-def test_a_lens_is_the_head_of_the_find_similar_list():
-    """Counted: the results scoring at least the threshold, by the score the list shows (the
-    ranking score, not the cosine); best: the first result's."""
-    ranked = [hit(0.73, 0.95), hit(0.79, 0.82), hit(0.62, 0.77), hit(0.75, 0.54)]
-    assert relatives_of_hits(ranked, 0.7) == Relatives(3, 0.95)
-    assert relatives_of_hits(ranked, 0.99) == Relatives(0, 0.95)
-    assert relatives_of_hits([], 0.7) == Relatives(0, -1.0)
-    assert Relatives(3, 0.9476).title() == "3 similar · best 0.95"
+def test_relatives_count_other_chunks_above_the_threshold():
+    index = FakeIndex([
+        ("a.ex", 1, 10, [1.0, 0.0]),   # the file's module chunk
+        ("a.ex", 2, 5, [1.0, 0.05]),   # overlaps the module chunk: never its relative
+        ("a.ex", 12, 20, [1.0, 0.1]),
+        ("b.ex", 1, 4, [1.0, 0.02]),
+        ("b.ex", 6, 9, [0.0, 1.0]),
+        ("c.ex", 1, 3, None),  # not embedded yet
+    ], parent=[0, 0, 0, 3, 4, 5])
+    found = relatives_of_file(index, "a.ex", threshold=0.99)
+    assert set(found) == {(1, 10), (2, 5), (12, 20)}
+    assert found[(1, 10)].count == 2  # a.ex:12-20 and b.ex:1-4, not a.ex:2-5 inside it
+    assert found[(2, 5)].count == 2
+    assert found[(12, 20)].count == 2  # not its own module head a.ex:1-10 either
+    assert found[(1, 10)].best == pytest.approx(float(index.vectors[3] @ index.vectors[0]))
+    assert Relatives(2, 0.9876).title() == "2 similar · best 0.99"
     assert Relatives(0, 0.5).title() == "no similar code"
 
 

@@ -104,12 +104,11 @@ async def resolved_lenses(client: LanguageClient, doc: str) -> list[types.CodeLe
 
 
 def expected_title(engine: Engine, path: str, start: int, end: int, threshold: float = LENS_MIN_SIMILARITY) -> str:
-    """The lens title computed from Engine.similar (the list Find Similar shows), not the server's code."""
-    _, hits = engine.similar(path, start, end, limit=50)
-    above = [hit for hit in hits if hit.shown_score >= threshold]
+    """The lens title computed through Engine.similar (dense scores), not the server's code."""
+    _, above = engine.similar(path, start, end, limit=100, min_similarity=threshold, mode="dense")
     if not above:
         return "no similar code"
-    return f"{len(above)} similar · best {hits[0].shown_score:.2f}"
+    return f"{len(above)} similar · best {above[0].score:.2f}"
 
 
 async def test_initialize_advertises_the_features(client: LanguageClient):

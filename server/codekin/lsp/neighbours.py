@@ -1,11 +1,8 @@
-"""What a code lens says over a chunk: the head of Find Similar's own list for it.
+"""How many close relatives each chunk of a file has: one matrix product per file, cached.
 
-A lens counts the results that Find Similar lists for the chunk with a score (the one the list
-shows and is ranked by) of at least `codeLens.minSimilarity`, and shows the first one's score:
-"3 similar · best 0.95" over `compute_backoff/1` means its list starts with those three, at
-0.95. One rule for both, so a lens never counts what the list ranks low, nor misses a twin the
-list puts first. Each lens costs one Find Similar of an indexed chunk (a few milliseconds),
-cached per index snapshot; editors resolve the lenses they show.
+A code lens asks for one chunk, but an editor resolves all visible lenses of a file at
+once; computing the whole file in one product (k chunks x n index rows) makes the first
+resolve cost a few milliseconds and the rest a dictionary lookup.
 """
 
 from __future__ import annotations
@@ -15,20 +12,19 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from codekin.index.search import SearchIndex
 
-    from codekin.index.search import Hit, SearchIndex
-
-CACHED_LENSES = 4096
-LENS_COUNTED = 50  # a lens counts at most this many results of the list
+CACHED_FILES = 64
 LENS_KINDS_SKIPPED = {"window"}  # line windows of files without a grammar are not code units
 
 
 @dataclass(frozen=True)
 class Relatives:
-    count: int  # results of Find Similar scoring at least the threshold
-    best: float  # the score of its first result (-1 when there is none)
+    count: int  # chunks at or above the threshold (the chunk itself and its overlaps excluded)
+    best: float  # highest similarity to any other chunk (-1 when there is none)
 
     def title(self) -> str:
         if self.count == 0:
@@ -42,33 +38,41 @@ def lens_rows(index: SearchIndex, path: str) -> list[int]:
     return sorted(rows, key=lambda i: (int(index.starts[i]), int(index.ends[i])))
 
 
-def relatives_of_hits(hits: list[Hit], threshold: float) -> Relatives:
-    """The lens of a chunk from its Find Similar list (ranked, best first)."""
-    scores = [hit.shown_score for hit in hits]
-    return Relatives(sum(score >= threshold for score in scores), scores[0] if scores else -1.0)
+def relatives_of_file(index: SearchIndex, path: str, threshold: float) -> dict[tuple[int, int], Relatives]:
+    """(start_line, end_line) -> Relatives for every embedded chunk of `path`."""
+    rows = np.array([i for i in index.by_path.get(path, []) if index.has_vector[i]], dtype=np.int64)
+    if not len(rows) or not index.dim:
+        return {}
+    scores = index.vectors[rows] @ index.vectors.T
+    for k, row in enumerate(rows):  # what `similar` leaves out: one rule, SearchIndex.similar_mask
+        keep = index.similar_mask(path, int(index.starts[row]), int(index.ends[row]), int(row))
+        scores[k, ~(keep & index.has_vector)] = -np.inf
+    counts = (scores >= threshold).sum(axis=1)
+    best = scores.max(axis=1)
+    return {(int(index.starts[r]), int(index.ends[r])): Relatives(int(c), float(b) if np.isfinite(b) else -1.0)
+            for r, c, b in zip(rows, counts, best, strict=True)}
 
 
 class RelativesCache:
-    """Lenses of the current index snapshot, per (path, start, end, threshold); a new snapshot
-    empties it."""
+    """Per-file results for the current index snapshot; a new snapshot empties it."""
 
     def __init__(self) -> None:
         self._snapshot: SearchIndex | None = None
-        self._lenses: OrderedDict[tuple[str, int, int, float], Relatives | None] = OrderedDict()
+        self._files: OrderedDict[tuple[str, float], dict[tuple[int, int], Relatives]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, index: SearchIndex, key: tuple[str, int, int, float],
-            compute: Callable[[], Relatives | None]) -> Relatives | None:
+    def get(self, index: SearchIndex, path: str, threshold: float) -> dict[tuple[int, int], Relatives]:
+        key = (path, threshold)
         with self._lock:
             if self._snapshot is not index:
-                self._snapshot, self._lenses = index, OrderedDict()
-            if key in self._lenses:
-                self._lenses.move_to_end(key)
-                return self._lenses[key]
-        found = compute()
+                self._snapshot, self._files = index, OrderedDict()
+            if key in self._files:
+                self._files.move_to_end(key)
+                return self._files[key]
+        found = relatives_of_file(index, path, threshold)
         with self._lock:
             if self._snapshot is index:
-                self._lenses[key] = found
-                while len(self._lenses) > CACHED_LENSES:
-                    self._lenses.popitem(last=False)
+                self._files[key] = found
+                while len(self._files) > CACHED_FILES:
+                    self._files.popitem(last=False)
         return found

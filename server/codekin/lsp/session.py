@@ -256,21 +256,10 @@ class Session:
         return [result(self.root, index.hit(i, 0.0)) for i in lens_rows(index, rel)]
 
     def relatives(self, path: Path, start_line: int, end_line: int) -> Relatives | None:
-        """The lens of the chunk at exactly these lines: the head of its Find Similar list
-        (lsp/neighbours.py); None when it is not indexed or has no vector yet (now)."""
-        from codekin.lsp.neighbours import LENS_COUNTED, relatives_of_hits
-
-        index, rel, threshold = self._index(), self.relative(path), self.options.code_lens.min_similarity
-
-        def compute() -> Relatives | None:
-            row = index.enclosing(rel, start_line, end_line)
-            if row is None or (int(index.starts[row]), int(index.ends[row])) != (start_line, end_line) \
-                    or not index.has_vector[row]:
-                return None
-            _, hits = self.engine.similar(str(self.root / rel), start_line, end_line, limit=LENS_COUNTED)
-            return relatives_of_hits(hits, threshold)
-
-        return self._relatives.get(index, (rel, start_line, end_line, threshold), compute)
+        """Close relatives of the chunk at exactly these lines, None when it is not indexed (now)."""
+        index = self._index()
+        found = self._relatives.get(index, self.relative(path), self.options.code_lens.min_similarity)
+        return found.get((start_line, end_line))
 
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"root": str(self.root), "indexed": False, "model": None, "chunks": None,

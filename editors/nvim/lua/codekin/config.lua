@@ -6,7 +6,7 @@ local M = {}
 
 ---@class codekin.CodeLensOptions
 ---@field enabled boolean show "N similar · best 0.91" above each function and module
----@field minSimilarity number score (0..1, as Find Similar shows it) a result needs to be counted by a lens
+---@field minSimilarity number cosine similarity (0..1) a chunk needs to be counted by a lens (server default 0.7)
 
 ---@class codekin.SearchOptions
 ---@field limit integer results per :CodekinSimilar / :CodekinSearch
