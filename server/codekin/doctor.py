@@ -101,6 +101,8 @@ def _index_check(root: Path, config: Config) -> Check:
     from codekin.index.store import IndexStore
 
     store = IndexStore(root)
+    if foreign := store.foreign():
+        return Check("index", False, f"ignoring the index in {store.state_dir}: {foreign}", f"codekin index {root}")
     if not store.exists():
         return Check("index", False, f"no index in {root}", f"codekin index {root}")
     try:

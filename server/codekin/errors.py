@@ -65,6 +65,11 @@ class IndexMissingError(CodekinError):
     exit_code = 7
 
 
+class IndexForeignError(IndexMissingError):
+    """The index under .codekin/ was not made on this machine (committed to git, or copied): it
+    is ignored as if there were none, and `codekin index` rebuilds it."""
+
+
 class StaleModelError(CodekinError):
     """A long-lived process holds a model that another process has since replaced."""
 

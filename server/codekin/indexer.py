@@ -22,7 +22,7 @@ from codekin.config import Config, ModelConfig
 from codekin.embedding import Embedder
 from codekin.errors import IndexDamagedError, StaleModelError, WorkspaceError
 from codekin.git import head as git_head
-from codekin.index import integrity
+from codekin.index import integrity, provenance
 from codekin.index.engines import IndexEngine, LocalEngine
 from codekin.index.lock import IndexLock
 from codekin.index.phases import DenseLayer, scan_digest
@@ -94,6 +94,10 @@ class Indexer:
         try:
             if rebuild:
                 return self._rebuild("a rebuild was asked for", wait)
+            if foreign := self.store.foreign():  # committed to git or copied: never used, rebuilt here
+                self.announce(f"codekin: ignoring the index in {self.store.state_dir}: {foreign}; "
+                              "rebuilding it from the source files")
+                return self._rebuild(f"the index was not made here: {foreign}", wait)
             try:
                 return self._run(paths, wait)
             except IndexDamagedError as exc:
@@ -104,6 +108,8 @@ class Indexer:
 
     def _rebuild(self, reason: str, wait: float) -> IndexSummary:
         with IndexLock(self.store.state_dir, wait=wait):
+            if self.store.foreign():
+                provenance.remove_foreign(self.root)
             integrity.discard(self.store)
         self.store = IndexStore(self.root)  # no connection to the discarded tables
         summary = self._run(None, wait)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from codekin.cli.common import config_for, emit, repo_root, shown_path
 from codekin.errors import WorkspaceError
+from codekin.state import state_path
 from codekin.workspace import tracked_warning
 
 if TYPE_CHECKING:
@@ -109,6 +110,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         status["interrupted"] = partial
         human = (f"Indexing of {root} was interrupted: {partial['files']} files and {partial['chunks']} "
                  f"chunks are kept. Run `codekin index {root}` to resume from there.")
+    elif status.get("foreign"):
+        human = (f"Ignoring the index in {state_path(root)}: {status['foreign']}. "
+                 f"Run `codekin index {root}` to rebuild it on this machine.")
     elif not status["indexed"]:
         human = f"No index in {root}. Run: codekin index {root}"
     else:

@@ -108,7 +108,12 @@ def index_status(root: Path, count: Callable[[], dict[str, Any]]) -> tuple[dict[
     """(status's index fields, the state) from the state file; `count()` gives the counts
     when the state cannot vouch for them (it opens the index, and a damaged one raises
     IndexDamagedError, as a query would)."""
+    from codekin.index.provenance import foreign_reason
+
     state_path = root / STATE_DIR / INDEX_STATE
+    foreign = foreign_reason(root) if state_path.is_file() else ""
+    if foreign:  # a repository's or a copy's index: as if there were none, and why
+        return {"root": str(root), "indexed": False, "foreign": foreign}, {}
     state = load_state(state_path) if state_path.is_file() else {}
     out: dict[str, Any] = {"root": str(root), "indexed": bool(state)}
     if state:

@@ -22,7 +22,8 @@ import pyarrow as pa  # noqa: E402
 
 from codekin.atomic import write_json_atomic  # noqa: E402
 from codekin.chunking import Chunk, header_line  # noqa: E402
-from codekin.errors import IndexFormatError  # noqa: E402
+from codekin.errors import IndexForeignError, IndexFormatError  # noqa: E402
+from codekin.index import provenance  # noqa: E402
 from codekin.index.lexical import terms  # noqa: E402
 from codekin.index.recorded import FORMAT, load_state  # noqa: E402
 from codekin.state import INDEX_STATE, LANCE_DIR, state_path  # noqa: E402
@@ -72,19 +73,35 @@ class IndexStore:
         self.state_dir = state_path(root)
         self.state_path = self.state_dir / INDEX_STATE
         self._db: lancedb.DBConnection | None = None
+        self._foreign: tuple[object, str] | None = None  # (the state file's stat, the reason)
 
     # -- state ---------------------------------------------------------------------------
     def exists(self) -> bool:
-        return self.state_path.is_file()
+        """An index this machine made (one that came with the repository or a copy is ignored)."""
+        return self.state_path.is_file() and not self.foreign()
+
+    def foreign(self) -> str:
+        """Why the index under .codekin/ is not this machine's own (index/provenance.py), else "";
+        asked again only when the state file changes."""
+        try:
+            st = self.state_path.stat()
+            key: object = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except OSError:
+            key = None
+        if self._foreign is None or self._foreign[0] != key:
+            self._foreign = (key, provenance.foreign_reason(self.root))
+        return self._foreign[1]
 
     def interrupted(self) -> dict | None:
         """What a first `codekin index` that was stopped committed before it could write the
         state ({"files", "chunks"}: a rerun resumes from there), else None."""
-        if self.exists() or not (self.state_dir / LANCE_DIR).is_dir():
+        if self.state_path.is_file() or not (self.state_dir / LANCE_DIR).is_dir() or self.foreign():
             return None
         return {"files": len(self.file_records()), "chunks": len(self.load_chunks())}
 
     def state(self) -> dict:
+        if self.state_path.is_file() and (reason := self.foreign()):
+            raise IndexForeignError(f"ignoring the index in {self.state_dir}: {reason}", provenance.FIX)
         return load_state(self.state_path)  # IndexMissingError, IndexFormatError
 
     def repair_state(self) -> str:
@@ -103,7 +120,7 @@ class IndexStore:
 
     def write_state(self, **values: object) -> dict:
         state = self.state() if self.exists() else {}
-        state.update(values, format=FORMAT, updated_at=time.time())
+        state.update(values, format=FORMAT, updated_at=time.time(), **provenance.stamp())
         ensure_state_dir(self.root)
         write_json_atomic(self.state_path, state, sort_keys=False, durable=False)  # readers see old or new
         return state
