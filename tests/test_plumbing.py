@@ -85,7 +85,7 @@ def test_stemming_from_many_threads_gives_the_stems_of_one():
     stemmer keeps its word in itself, so unguarded it mixed words up (IndexError, wrong stems)."""
     import snowballstemmer
 
-    from codekin.index.lexical import stem
+    from codekin.index.lexical import _stem, stem
 
     words = [f"{a}{b}ing" for a in "bcdfghklmnprstvw" for b in ("andl", "ompress", "etri", "ort", "eneral")]
     words += [f"{w}s" for w in words] + [f"{w}ness" for w in words] + [f"re{w}ly" for w in words]
@@ -93,5 +93,5 @@ def test_stemming_from_many_threads_gives_the_stems_of_one():
     expected = [alone.stemWord(w) for w in words]
     with ThreadPoolExecutor(8) as pool:
         for _ in range(5):  # a race: give it several chances
-            stem.cache_clear()
+            _stem.cache_clear()
             assert list(pool.map(stem, words, chunksize=16)) == expected
