@@ -65,7 +65,7 @@ def main() -> None:
     embedder = load_embedder(config.model)
     indexer = Indexer(root, config, embedder=embedder)
     store = IndexStore(root)
-    indexer._embed_missing = lambda summary, model: None  # vectors are written below, not embedded
+    indexer._embed_missing = lambda summary, model, dense: dense  # vectors are written below, not embedded
     indexer.run()
     hashes = sorted(store.chunk_hashes())
     vectors = np.random.default_rng(0).standard_normal((len(hashes), embedder.dim)).astype(np.float32)
