@@ -54,7 +54,7 @@ def indexed(root: Path) -> None:
     config = load_config(root)
     embedder = load_embedder(config.model)
     indexer = Indexer(root, config, embedder=embedder)
-    indexer._embed_missing = lambda summary, model: None  # type: ignore[method-assign]  # vectors below
+    indexer._embed_missing = lambda summary, model, dense: dense  # type: ignore[method-assign]  # vectors below
     indexer.run()
     store = IndexStore(root)
     hashes = sorted(store.chunk_hashes())
