@@ -60,9 +60,14 @@ def doc_views(doc: str) -> list[str]:
     return views
 
 
+def _prose(line: str) -> bool:
+    words = line.split()
+    return bool(words) and sum(1 for w in words if not _CODE_LIKE.search(w)) >= 0.8 * len(words)
+
+
 def comment_blocks(language: str, text: str) -> list[tuple[str, set[int]]]:
-    """(prose, line numbers) of each run of comment lines inside the code (not the first
-    line); commented-out code is left out."""
+    """(prose, line numbers) of each run of prose comment lines inside the code (not the first
+    line); a commented-out line of code ends a run and is left out."""
     pattern = _LINE_COMMENT.get("c" if language == "cpp" else language)
     if pattern is None:
         return []
@@ -70,7 +75,7 @@ def comment_blocks(language: str, text: str) -> list[tuple[str, set[int]]]:
     previous = -2
     for i, line in enumerate(text.split("\n")):
         match = pattern.match(line)
-        if i == 0 or match is None or line.strip().startswith(("#{", "#!")):
+        if i == 0 or match is None or line.strip().startswith(("#{", "#!")) or not _prose(match.group(1)):
             continue
         if i != previous + 1:
             blocks.append(([], set()))
@@ -80,8 +85,7 @@ def comment_blocks(language: str, text: str) -> list[tuple[str, set[int]]]:
     out = []
     for words, lines in blocks:
         prose = " ".join(" ".join(words).split())
-        prose_like = sum(1 for w in prose.split() if not _CODE_LIKE.search(w)) >= 0.8 * len(prose.split())
-        if len(_WORD.findall(prose)) >= MIN_DOC_WORDS and prose_like and not _LICENSE.search(prose):
+        if len(_WORD.findall(prose)) >= MIN_DOC_WORDS and not _LICENSE.search(prose):
             out.append((prose, lines))
     return out
 
@@ -118,7 +122,7 @@ def mnrl_batches(pairs: list[TextPair], batch_size: int, seed: int = 13) -> list
     """Shuffled batches of one kind each, with no two rows of one function or of two
     near-duplicate functions in a batch (a row left over waits for the next batch)."""
     rng = random.Random(f"mnrl:{seed}")
-    duplicate = {p.group: near_duplicate_key(p.code) for p in pairs}
+    duplicate = {p.group: near_duplicate_key(p.code.split("\n", 1)[-1]) for p in pairs}  # without the header
     batches: list[list[TextPair]] = []
     for kind in sorted({p.kind for p in pairs}):
         pending = [p for p in pairs if p.kind == kind]
