@@ -96,7 +96,7 @@ def train_on_device(here: Path, recipes: list[str]) -> None:
         return model.encode(texts, batch_size=256, normalize_embeddings=True, convert_to_numpy=True).astype(np.float16)
 
     def embed(model, texts):
-        feats = {k: v.to(device) for k, v in model.tokenize(texts).items()}
+        feats = {k: v.to(device) if hasattr(v, "to") else v for k, v in model.tokenize(texts).items()}
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
             return torch.nn.functional.normalize(model(feats)["sentence_embedding"].float(), dim=-1)
 
