@@ -158,3 +158,20 @@ def test_adapter_run_is_judged_recorded_and_served_to_text_queries_only(tiny_mod
     store.promote(version, "test")
     (store.dir / version / WEIGHTS).write_bytes(b"damaged")  # weights that fail their sha256 are not served
     assert engine.status()["query_adapter"] is None
+
+
+def test_gate_keeps_the_served_adapter_when_it_gains_more_than_a_fine_tune() -> None:
+    from codekin.training.evaluation.evaluate import GateDecision
+    from codekin.training.judging.search import weigh_adapter
+
+    def metrics(doc: float) -> dict[str, float]:
+        return {"search_doc_to_code_mrr@10": doc, "search_doc_to_code_queries": 20.0}
+
+    passed = GateDecision(True, "doc->code up")
+    adapter = {"active": metrics(0.40), "candidate": metrics(0.47)}
+    kept = weigh_adapter(passed, metrics(0.41), metrics(0.45), adapter)
+    assert not kept.promote and "served query adapter gains more" in kept.reason and "+0.070" in kept.reason
+    assert weigh_adapter(passed, metrics(0.41), metrics(0.50), adapter) is passed  # the fine-tune gains more
+    assert weigh_adapter(passed, metrics(0.41), metrics(0.45), None) is passed  # no adapter served
+    rejected = GateDecision(False, "drop")
+    assert weigh_adapter(rejected, metrics(0.41), metrics(0.45), adapter) is rejected
