@@ -175,3 +175,10 @@ def test_gate_keeps_the_served_adapter_when_it_gains_more_than_a_fine_tune() -> 
     assert weigh_adapter(passed, metrics(0.41), metrics(0.45), None) is passed  # no adapter served
     rejected = GateDecision(False, "drop")
     assert weigh_adapter(rejected, metrics(0.41), metrics(0.45), adapter) is rejected
+
+
+def test_the_adapter_leaves_exactly_symbol_and_code_queries_alone() -> None:
+    from codekin.models.adapters import UNMOVED_KINDS, adapted
+
+    assert set(UNMOVED_KINDS) == {queries.SYMBOL, queries.CODE}
+    assert adapted(queries.QUESTION) and adapted(queries.CONCEPT)

@@ -50,11 +50,12 @@ class QueryAdapter:
             return cls(data["u"].astype(np.float32), data["v"].astype(np.float32))
 
 
+UNMOVED_KINDS = ("symbol", "code")  # index/query.py's SYMBOL and CODE (models does not import index)
+
+
 def adapted(kind: str) -> bool:
     """Whether a query of this index/query.py kind is moved by the adapter (text questions only)."""
-    from codekin.index.query import CODE, SYMBOL
-
-    return kind not in (SYMBOL, CODE)
+    return kind not in UNMOVED_KINDS
 
 
 def _read(path: Path) -> dict[str, Any] | None:

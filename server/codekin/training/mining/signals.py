@@ -21,9 +21,9 @@ import random
 import re
 from dataclasses import dataclass
 
-from codekin.training.judging.queries import _IDENT, doc_query, renamed
 from codekin.training.mining.cutting import MIN_DOC_WORDS, cut
 from codekin.training.mining.snippets import Snippet
+from codekin.training.mining.texts import _IDENT, doc_query, renamed
 
 FUNCTION_KINDS = ("function", "macro", "method", "guard", "template")
 _WORD = re.compile(r"[A-Za-z]{2,}")
