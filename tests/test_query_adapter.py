@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from codekin.cli import main as cli_main
 from codekin.config import load_config
 from codekin.engine import Engine
 from codekin.index import query as queries
@@ -123,15 +122,14 @@ def _use_model(model: Path) -> None:
                     'backend = "torch"\nmax_tokens = 64\n', encoding="utf-8")
 
 
-def test_adapter_run_is_judged_recorded_and_served_to_text_queries_only(tiny_model_dir, repo_factory) -> None:
+def test_adapter_run_is_judged_recorded_and_served_to_text_queries_only(tiny_model_dir, repo_factory,
+                                                                        capsys) -> None:
     _use_model(tiny_model_dir)
     root = repo_factory({f"lib/{n}.ex": WORKER.format(title=n.title(), name=n) for n in NAMES})
     config = load_config(root)
     Indexer(root, config).run()
-    out = subprocess.run([sys.executable, "-m", "codekin", "train", "--adapter", "--json", "--repo", str(root),
-                          "--min-improvement", "0"], capture_output=True, text=True, check=False)
-    assert out.returncode == 0, out.stderr
-    result = json.loads(out.stdout)
+    assert cli_main(["train", "--adapter", "--json", "--repo", str(root), "--min-improvement", "0"]) == 0
+    result = json.loads(capsys.readouterr().out)
     assert result["kind"] == "adapter" and result["pairs"] >= 8
     assert "search_doc_to_code_mrr@10" in result["active_metrics"]
     store = AdapterStore(root)
