@@ -149,6 +149,8 @@ def test_adapter_run_is_judged_recorded_and_served_to_text_queries_only(tiny_mod
     assert not np.allclose(engine._query_vector(question, key), engine._embed(question.text, key))
     assert np.allclose(engine._query_vector(symbol, key), engine._embed(symbol.text, key))
     assert engine.status()["query_adapter"] == version
+    assert cli_main(["status", "--repo", str(root)]) == 0
+    assert f"query adapter: {version} (moves text questions)" in capsys.readouterr().out
     assert engine.search("where do refunds get clamped")  # the search path runs with it
     other = store.save(shift, "another-table", {}, "test")
     store.promote(other, "test")  # fitted on another model's vectors: inert here

@@ -94,6 +94,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         shown_model = status["model"] if status["answering"] == "base" else status["answering"]
         human = (f"Index of {status['root']}\n  model: {shown_model}"
                  + (f"\n  note: {status['model_note']}" if status["model_note"] else "")
+                 + (f"\n  query adapter: {status['query_adapter']} (moves text questions)"
+                    if status.get("query_adapter") else "")
                  + f"\n  table: {status['active_table']}\n"
                  f"  files: {status['indexed_files']} ({status['files']} with chunks), {len(skipped)} skipped"
                  + (" (`codekin status --skipped` names them)" if skipped and not args.skipped else "")
