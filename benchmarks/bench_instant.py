@@ -12,11 +12,15 @@ Each step runs in its own process (wall time includes interpreter start and impo
   measured from spawning the process) and its end (phase 2 done), with its peak RSS;
 - `codekin --version`, `codekin status`, `codekin search` (hybrid and --mode lexical) from a cold
   process, --runs times each, p50;
-- `codekin serve`: initialize, the first codekin.search answer after it, and the idle RSS.
+- `codekin serve`: initialize, the first codekin.search answer after it, and the idle RSS (the
+  second start: the first keeps the server's answer to this client's `initialize`).
+
+`--repo DIR` times only the cold commands and the server on an index that already exists
+(e.g. a 10k-chunk one), without building a corpus or indexing.
 
 The machine is shared (2 cores, other work beside it): compare the ratios, not the seconds;
 `load_average` says how busy it was. Prints one JSON line.
-Usage: python benchmarks/bench_instant.py [--lines 30000] [--runs 5] [--no-naive]
+Usage: python benchmarks/bench_instant.py [--lines 30000] [--runs 5] [--no-naive] [--repo DIR]
 """
 
 from __future__ import annotations
@@ -128,13 +132,40 @@ async def lsp(repo: Path) -> dict:
             "first_search_results": len(answer["results"]), "idle_rss_mb": idle}
 
 
+def cold_commands(repo: Path, runs: int) -> dict:
+    """`--version`, `status`, `search` (hybrid and lexical) from cold processes, p50, and the server."""
+    version = p50([*CODEKIN, "--version"], runs, repo)
+    status = p50([*CODEKIN, "status"], runs, repo)
+    search = p50([*CODEKIN, "search", "--limit", "5"], runs, repo, QUERIES)
+    lexical = p50([*CODEKIN, "search", "--limit", "5", "--mode", "lexical"], runs, repo, QUERIES)
+    asyncio.run(lsp(repo))  # once first: the server keeps its answer to this client's initialize
+    return {"version_p50_s": version, "status_p50_s": status, "search_p50_s": search,
+            "search_lexical_p50_s": lexical, "search_vs_version": round(search / version, 2),
+            "lexical_vs_version": round(lexical / version, 2), "status_vs_version": round(status / version, 2),
+            "lsp": asyncio.run(lsp(repo))}
+
+
+def existing(repo: Path, runs: int) -> dict:
+    """The cold commands on an index that already exists (--repo): its size, no indexing."""
+    state = json.loads((repo / ".codekin" / "state.json").read_text(encoding="utf-8"))
+    return {"repo": str(repo), "chunks": state.get("dense", {}).get("chunks"),
+            "embedded_chunks": state.get("dense", {}).get("embedded_chunks"), **cold_commands(repo, runs)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=30_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--no-naive", action="store_true", help="skip the naive indexer (no ratios)")
+    parser.add_argument("--repo", type=Path, help="only time the cold commands on this existing index")
     args = parser.parse_args()
     load = os.getloadavg()[0]
+    if args.repo is not None:
+        out = {"bench": "instant-cold", **existing(args.repo.resolve(), args.runs)}
+        out.update(load_average_start=round(load, 2), load_average_end=round(os.getloadavg()[0], 2),
+                   cpus=os.cpu_count(), at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        print(json.dumps(out))
+        return
     with tempfile.TemporaryDirectory(prefix="bench-instant-") as tmp:
         corpus = build_corpus(Path(tmp) / "corpus", args.lines)
         naive = None
@@ -145,16 +176,10 @@ def main() -> None:
         prepare = run_child(_child("prepare", "--backend", "auto"))
         repo = Path(tmp) / "corpus"
         index = cold_index(repo)
-        version = p50([*CODEKIN, "--version"], args.runs, repo)
-        status = p50([*CODEKIN, "status"], args.runs, repo)
-        search = p50([*CODEKIN, "search", "--limit", "5"], args.runs, repo, QUERIES)
-        lexical = p50([*CODEKIN, "search", "--limit", "5", "--mode", "lexical"], args.runs, repo, QUERIES)
-        server = asyncio.run(lsp(repo))
+        cold = cold_commands(repo, args.runs)
     out = {"bench": "instant", "corpus": {"projects": list(PROJECTS), **corpus}, "index": index,
-           "prepare_seconds": prepare["wall_seconds"], "version_p50_s": version, "status_p50_s": status,
-           "search_p50_s": search, "search_lexical_p50_s": lexical,
-           "search_vs_version": round(search / version, 2), "lexical_vs_version": round(lexical / version, 2),
-           "lsp": server, "load_average_start": round(load, 2), "load_average_end": round(os.getloadavg()[0], 2),
+           "prepare_seconds": prepare["wall_seconds"], **cold,
+           "load_average_start": round(load, 2), "load_average_end": round(os.getloadavg()[0], 2),
            "cpus": os.cpu_count(), "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if naive is not None:
         out.update(naive={k: naive[k] for k in ("wall_seconds", "chunks", "peak_rss_mb", "embeddings_per_second")},

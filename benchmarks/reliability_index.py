@@ -13,7 +13,6 @@ benchmarks/results/reliability.jsonl. Exit status 1 when any trial failed.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import os
@@ -24,13 +23,12 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from reliability_common import (  # benchmarks/ is on sys.path when a script runs
+    report,
+    trial_parser,
+)
 
-from tests.reliability.damage import (  # noqa: E402
+from tests.reliability.damage import (
     FAULTS,
     Trial,
     answers,
@@ -39,9 +37,8 @@ from tests.reliability.damage import (  # noqa: E402
     leftovers_trial,
     name_trial,
 )
-from tests.reliability.harness import CrashBench, initial_files, make_repo  # noqa: E402
+from tests.reliability.harness import CrashBench, initial_files, make_repo
 
-RESULTS = REPO / "benchmarks" / "results" / "reliability.jsonl"
 ALL = (*FAULTS, "non-utf8-name", "lance-leftovers")
 
 
@@ -60,11 +57,8 @@ def summarize(trials: list[Trial]) -> list[dict]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=10, help="trials per fault (default 10)")
+    parser = trial_parser(__doc__ or "")
     parser.add_argument("--faults", default=",".join(ALL), help="comma-separated: " + ", ".join(ALL))
-    parser.add_argument("--seed", type=int, default=19)
-    parser.add_argument("--no-record", action="store_true", help=f"do not append to {RESULTS.name}")
     parser.add_argument("--keep", action="store_true", help="keep the damaged repositories (default: removed)")
     args = parser.parse_args()
     faults = [f for f in args.faults.split(",") if f]
@@ -102,10 +96,7 @@ def main() -> int:
             "command": "python benchmarks/reliability_index.py " + " ".join(sys.argv[1:]),
             "trials_per_fault": args.trials, "results": rows, "seconds": round(time.perf_counter() - started, 1),
             "failures": [t.to_dict() for t in trials if not t.ok], "machine": f"{os.cpu_count()} shared CPU cores"}
-    print(json.dumps(line))
-    if not args.no_record:
-        with RESULTS.open("a", encoding="utf-8") as out:
-            out.write(json.dumps(line) + "\n")
+    report(line, record=not args.no_record)
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 1 if any(not t.ok for t in trials) else 0

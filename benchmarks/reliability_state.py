@@ -13,8 +13,6 @@ benchmarks/results/reliability.jsonl. Exit status 1 when any trial failed.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import tempfile
@@ -24,23 +22,20 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from reliability_common import (  # benchmarks/ is on sys.path when a script runs
+    report,
+    trial_parser,
+)
 
-from tests.reliability import state_faults as faults  # noqa: E402
-from tests.reliability.harness import (  # noqa: E402
+from tests.reliability import state_faults as faults
+from tests.reliability.harness import (
     codekin_command,
     make_tiny_model,
     tiny_embedder,
     write_user_config,
 )
-from tests.reliability.rawclient import RawClient  # noqa: E402
-from tests.reliability.test_lsp_framing import FAULTS as FRAME_FAULTS  # noqa: E402
-
-RESULTS = REPO / "benchmarks" / "results" / "reliability.jsonl"
+from tests.reliability.rawclient import RawClient
+from tests.reliability.test_lsp_framing import FAULTS as FRAME_FAULTS
 
 
 def catalogue(bench: faults.StateBench, index: Callable[[Path], None]) -> dict[str, Callable[[], faults.Outcome]]:
@@ -54,6 +49,9 @@ def catalogue(bench: faults.StateBench, index: Callable[[Path], None]) -> dict[s
         "weights-damaged": partial(faults.weights, bench),
         "registry-tracked-by-git": partial(faults.shipped_registry, bench, "tracked"),
         "registry-from-another-machine": partial(faults.shipped_registry, bench, "foreign"),
+        "index-tracked-by-git": partial(faults.shipped_index, bench, "tracked", index),
+        "index-from-another-machine": partial(faults.shipped_index, bench, "foreign", index),
+        "manifest-wrong-types": partial(faults.manifest_types, bench),
         "metrics-db-damaged": partial(faults.metrics_db, bench),
         "config": partial(faults.bad_config, bench),
         "promote-base": partial(faults.promote_base, bench),
@@ -73,11 +71,8 @@ def serve(bench: faults.StateBench) -> RawClient:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=10, help="trials per fault (default 10)")
+    parser = trial_parser(__doc__ or "")
     parser.add_argument("--faults", default="", help="comma-separated fault names or prefixes (default: all)")
-    parser.add_argument("--seed", type=int, default=19)
-    parser.add_argument("--no-record", action="store_true", help=f"do not append to {RESULTS.name}")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="codekin-state-faults-"))
     bench = faults.StateBench.create(work, args.seed)
@@ -120,10 +115,7 @@ def main() -> int:
     line = {"benchmark": "reliability-state", "date": time.strftime("%Y-%m-%d"), "trials_per_fault": args.trials,
             "command": "python benchmarks/reliability_state.py " + " ".join(sys.argv[1:]),
             "seconds": round(time.perf_counter() - started, 1), "results": rows}
-    print(json.dumps(line))
-    if not args.no_record:
-        with RESULTS.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(line) + "\n")
+    report(line, record=not args.no_record)
     return 1 if any(row["failures"] for row in rows) else 0
 
 

@@ -241,6 +241,25 @@ def test_cpp_split_class_members_and_the_lines_between_them():
     ]
 
 
+
+EXPORTED = """namespace spdlog {
+class SPDLOG_API logger {
+public:
+    void flush() { flush_(); }
+};
+struct GTEST_API_ TestInfo final : public Base {};
+}
+"""
+
+
+def test_a_cpp_export_macro_before_a_class_name_hides_neither_the_class_nor_its_members():
+    # The grammar reads `class SPDLOG_API logger {` as a function named `logger`.
+    assert spans("spdlog/logger.h", EXPORTED, SMALL) == [
+        ("class", "spdlog::logger", 2, 5),
+        ("class", "spdlog::TestInfo", 6, 6),
+    ]
+    assert chunk_text("spdlog/logger.h", EXPORTED)[0].text.startswith("class SPDLOG_API logger {")  # as written
+
 PYTHON = '''import os
 
 

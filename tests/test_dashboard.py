@@ -3,7 +3,6 @@ server, and a real headless Chromium screenshot showing the charts drawn."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
 import shutil
@@ -21,6 +20,7 @@ from codekin.dashboard.report import collect, render
 from codekin.dashboard.server import DashboardServer
 from codekin.metrics import MetricsStore
 from codekin.models.registry import ModelRegistry
+from tests.http_raw import get_with_host
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # (new version, promoted, mrr before, mrr after, accuracy before, accuracy after, losses per epoch)
@@ -127,14 +127,7 @@ def test_answers_only_loopback_host_names_with_the_port(history: Path):
     server = DashboardServer(history).start()
     try:
         def status(host: str) -> int:
-            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-            connection.putrequest("GET", "/data.json", skip_host=True)
-            connection.putheader("Host", host)
-            connection.endheaders()
-            answer = connection.getresponse()
-            answer.read()
-            connection.close()
-            return answer.status
+            return get_with_host(server.port, "/data.json", host, timeout=10)[0]
 
         port = server.port
         for good in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", f"LOCALHOST:{port}"):
@@ -142,6 +135,23 @@ def test_answers_only_loopback_host_names_with_the_port(history: Path):
         for bad in ("evil.example", f"evil.example:{port}", "127.0.0.1", f"127.0.0.1:{port + 1}",
                     f"localhost.evil.example:{port}", ""):
             assert status(bad) == 421, bad
+    finally:
+        server.stop()
+
+
+def test_a_damaged_index_state_is_said_on_the_served_page(history: Path):
+    """A state.json that cannot be read is a message on the page, not an exception in the server."""
+    (history / ".codekin/state.json").write_bytes(b"[]")
+    server = DashboardServer(history).start()
+    try:
+        status, body = get_with_host(server.port, "/", f"127.0.0.1:{server.port}")
+        assert status == 200
+        page = body.decode("utf-8")
+        problem = re.search(r'<p class="problem" id="index-problem">([^<]*)</p>', page)
+        assert problem and "state.json is damaged: a JSON list" in problem[1] and "run `codekin index`" in problem[1]
+        assert page.count('<svg class="chart"') == 7  # the rest of the page is there
+        status, body = get_with_host(server.port, "/data.json", f"localhost:{server.port}")
+        assert status == 200 and "state.json is damaged" in json.loads(body)["index_problem"]
     finally:
         server.stop()
 

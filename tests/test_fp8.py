@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from codekin.errors import TrainingError
 from codekin.training.trainer.args import TrainingArguments
 from codekin.training.trainer.fp8 import fp8_unavailable, from_fp8, to_fp8
-from codekin.training.trainer.results import TrainingError
 from codekin.training.trainer.trainer import Trainer
 from tests.test_torch_encode import TEXTS, tiny_qwen2
 

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codekin.index.search import Hit, SearchIndex
+from codekin.errors import ArgumentError
+from codekin.index.rows import RowReads
+from codekin.index.search import Hit
 from codekin.lsp.neighbours import Relatives, relatives_of_file
 from codekin.lsp.options import CodeLensOptions, SearchOptions, ServerOptions, parse_options
 from codekin.lsp.requests import (
-    ArgumentError,
     FindSimilarArgs,
     LineSpan,
     RetrainArgs,
@@ -121,14 +122,15 @@ def test_search_and_retrain_arguments():
     assert parse_search(({"query": "router", "files": True, "tests": True},)) == \
         SearchArgs("router", files=True, tests=True)
     assert parse_retrain(()) == RetrainArgs()
-    assert parse_retrain(({"epochs": 2, "learningRate": 2e-5, "batchSize": 16},)).as_options() == \
-        {"epochs": 2, "learning_rate": 2e-5, "batch_size": 16}
+    assert parse_retrain(({"epochs": 2, "learningRate": 2e-5, "batchSize": 16},)) == \
+        RetrainArgs(epochs=2, learning_rate=2e-5, batch_size=16)
     with pytest.raises(ArgumentError, match="learningRate must be a number"):
         parse_retrain(({"learningRate": "fast"},))
 
 
-class FakeIndex:
-    """The columns of a SearchIndex that relatives_of_file reads, for hand-made vectors."""
+class FakeIndex(RowReads):
+    """The columns of a SearchIndex that relatives_of_file reads, for hand-made vectors
+    (the real row reads and exclusion rule, RowReads, over them)."""
 
     def __init__(self, rows: list[tuple[str, int, int, list[float] | None]], parent: list[int]) -> None:
         self.by_path: dict[str, list[int]] = {}
@@ -140,13 +142,11 @@ class FakeIndex:
         self.has_vector = np.array([r[3] is not None for r in rows])
         vectors = np.array([r[3] or [0.0, 0.0] for r in rows], dtype=np.float32)
         self.vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+        self.kinds = ["function"] * len(rows)
         self.dim = 2
 
     def __len__(self) -> int:
         return len(self.starts)
-
-    mask = SearchIndex.mask  # the real exclusion rule over the hand-made columns
-    similar_mask = SearchIndex.similar_mask
 
 
 def test_relatives_count_other_chunks_above_the_threshold():

@@ -19,6 +19,7 @@ from codekin.config import load_config
 from codekin.engine import Engine
 from codekin.index.store import IndexStore
 from codekin.indexer import Indexer
+from codekin.lsp.options import LENS_MIN_SIMILARITY
 from tests.conftest import make_repo
 from tests.samples import CART, LEDGER, RETRY, STOCK
 
@@ -69,7 +70,7 @@ async def client(lsp_client: LanguageClient, shop: Path):
 
     lsp_client.init_result = await lsp_client.initialize_session(types.InitializeParams(
         capabilities=client_capabilities("visual-studio-code"), root_uri=uri(shop),
-        initialization_options={"codeLens": {"enabled": True, "minSimilarity": 0.8},
+        initialization_options={"codeLens": {"enabled": True, "minSimilarity": LENS_MIN_SIMILARITY},
                                 "search": {"limit": 10, "mode": "hybrid"}}))
     yield
     await lsp_client.shutdown_session()
@@ -102,7 +103,7 @@ async def resolved_lenses(client: LanguageClient, doc: str) -> list[types.CodeLe
     return [await client.code_lens_resolve_async(lens) for lens in lenses]
 
 
-def expected_title(engine: Engine, path: str, start: int, end: int, threshold: float = 0.8) -> str:
+def expected_title(engine: Engine, path: str, start: int, end: int, threshold: float = LENS_MIN_SIMILARITY) -> str:
     """The lens title computed through Engine.similar (dense scores), not the server's code."""
     _, above = engine.similar(path, start, end, limit=100, min_similarity=threshold, mode="dense")
     if not above:

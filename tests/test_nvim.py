@@ -133,14 +133,14 @@ def test_plugin_options_arguments_and_quickfix_mapping(tmp_path: Path) -> None:
         "filetypes": ["elixir", "eelixir", "heex", "erlang", "c", "cpp"],
         "root_markers": [".codekin", ".git", "mix.exs", "rebar.config"],
         "autostart": True,
-        "codelens": {"enabled": True, "minSimilarity": 0.8},
+        "codelens": {"enabled": True, "minSimilarity": 0.7},
         "search": {"limit": 10, "minSimilarity": 0, "mode": "hybrid"},
         "picker": "auto",
         "open_quickfix": True,
         "keymaps": False,
     }
     # false stays false (no `x = x or true`), lists are replaced whole, partial tables merged
-    assert report["lens_off"] == {"enabled": False, "minSimilarity": 0.8}
+    assert report["lens_off"] == {"enabled": False, "minSimilarity": 0.7}
     assert report["autostart_off"] is False
     assert report["cmd_replaced"] == ["/opt/codekin/bin/codekin"]
     assert report["keymaps"] == {"similar": "<leader>ks", "search": False}
@@ -159,7 +159,7 @@ def test_plugin_options_arguments_and_quickfix_mapping(tmp_path: Path) -> None:
     assert "option 'search.mode' must be" in report["setup_bad_note"]["msg"]
     assert report["options_after_bad_setup"] == "hybrid"
 
-    assert report["init_options"] == {"codeLens": {"enabled": True, "minSimilarity": 0.8},
+    assert report["init_options"] == {"codeLens": {"enabled": True, "minSimilarity": 0.7},
                                       "search": {"limit": 25, "minSimilarity": 0.3, "mode": "hybrid"}}
     assert report["server_cmd"] == ["codekin", "serve", "--model", "/models/kin-v3"]
 
@@ -200,7 +200,7 @@ def test_plugin_options_arguments_and_quickfix_mapping(tmp_path: Path) -> None:
         assert report["lsp_enable_config"] == {
             "cmd": ["codekin", "serve"],
             "filetypes": ["elixir", "eelixir", "heex", "erlang", "c", "cpp"],
-            "init_options": {"codeLens": {"enabled": True, "minSimilarity": 0.8},
+            "init_options": {"codeLens": {"enabled": True, "minSimilarity": 0.7},
                              "search": {"limit": 10, "minSimilarity": 0, "mode": "hybrid"}},
             "root_dir_is_function": True,
         }

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from codekin import githooks
+from codekin.errors import QueueError
 from codekin.queue import (
     RECORD_END,
     SPOOL_DIR,
     UNFINISHED_SECONDS,
     ChangeQueue,
     ChangeRecord,
-    QueueError,
     parse_record,
 )
 from tests.conftest import git, make_repo

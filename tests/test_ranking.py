@@ -14,7 +14,7 @@ from codekin.engine import Engine
 from codekin.errors import WorkspaceError
 from codekin.index.definitions import Definitions, declared_names, definition_keys, query_keys
 from codekin.index.paths import asks_for_tests, path_role, twin_key
-from codekin.index.query import CODE, CONCEPT, QUESTION, SYMBOL, classify, parse
+from codekin.index.query import CODE, CONCEPT, PASSAGE, QUESTION, SYMBOL, classify, parse
 from codekin.index.ranking import spread_order
 from codekin.indexer import Indexer
 
@@ -25,6 +25,13 @@ from codekin.indexer import Indexer
     ("supervisor that restarts workers with backoff", QUESTION), ("how does Req.Request run steps", CONCEPT),
     ("Where are webhooks retried?", CONCEPT),
     ("def retry(n) do\n  sleep(n)\nend", CODE), ("int main(void) { return 0; }", CODE),
+    ("static int count(int x)\n{\n  return x;\n}", CODE),
+    # a doc comment pasted with its examples is a question about the code it documents
+    ("Returns the header's values.\n\n## Examples\n\n    iex> get_header(r, \"a\")\n    [\"b\"]", QUESTION),
+    ("Updates a request struct. See `new/1`. iex> req = Req.new() |> Req.update(a: 1)", QUESTION),
+    # a passage (a pasted doc, a long description) names what it describes: its words weigh names more
+    ("Returns the cookies that apply to the given URI. Cookies whose domain or path do not match, that "
+     "expired, or that are marked secure while the URI is plain HTTP are left out of the list.", PASSAGE),
 ])
 def test_query_kinds(text, kind):
     assert classify(text) == kind

@@ -13,9 +13,10 @@ import pytest
 from codekin.cli import main as cli_main
 from codekin.config import Config, load_config
 from codekin.engine import Engine
+from codekin.errors import HotReloadError
 from codekin.index.store import IndexStore
 from codekin.indexer import Indexer
-from codekin.jobs.reembed import HotReloadError, load_active_model, reembed
+from codekin.jobs.reembed import load_active_model, reembed
 from codekin.metrics import MetricsStore
 from codekin.models.registry import ModelRegistry
 from codekin.models.serving import serving_model, version_ref

@@ -12,14 +12,9 @@ from pathlib import Path
 import pytest
 
 from codekin.cli import main as cli_main
+from codekin.errors import ModelCorruptedError, RegistryError
 from codekin.models.checkpoints import verify_checkpoint, write_checkpoint, write_json_atomic
-from codekin.models.registry import (
-    BASE,
-    ModelCorruptedError,
-    ModelRegistry,
-    RegistryError,
-    active_model_path,
-)
+from codekin.models.registry import BASE, ModelRegistry, active_model_path
 
 
 def add_version(registry: ModelRegistry, parent: str = BASE, epochs: int = 2, status: str = "trained") -> str:

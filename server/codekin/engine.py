@@ -8,7 +8,6 @@ by building the new one before swapping it in (readers never see a half state).
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,10 +24,12 @@ from codekin.index.files import FileHit, FileWeights
 from codekin.index.paths import asks_for_tests
 from codekin.index.query_file import QueryFile
 from codekin.index.ranking import weights_for
+from codekin.index.recorded import index_status
 from codekin.index.search import Hit, SearchIndex
 from codekin.index.store import IndexStore
-from codekin.models.adapters import AdapterStore, adapted
+from codekin.models.adapters import AdapterStore, adapted, served_adapter
 from codekin.models.serving import load_verified
+from codekin.modes import mode_of
 from codekin.workspace import UnreadableFile, read_text
 
 
@@ -130,9 +131,10 @@ class Engine:
         check_query_arguments(limit, min_similarity)
         index, parsed, keep, mode = self._prepare(query, mode, language, path_glob)
         weights = weights_for(self.config.search, parsed.kind, tests or asks_for_tests(query))
-        vector = self._query_vector(parsed, index.key) if mode != "lexical" and index.dim else None
+        vector = self._query_vector(parsed, index.key) if mode_of(mode).needs_vector and index.dim else None
         return index.search(vector, parsed, mode, limit or self.config.search.limit,
-                            _min(min_similarity, self.config.search.min_similarity), keep, weights)
+                            _min(min_similarity, self.config.search.min_similarity), keep, weights,
+                            self._file_weights(mode))
 
     def search_files(self, query: str, limit: int | None = None, mode: str | None = None,
                      language: str | None = None, path_glob: str | None = None,
@@ -141,7 +143,7 @@ class Engine:
         check_query_arguments(limit, None)
         index, parsed, keep, mode = self._prepare(query, mode, language, path_glob)
         weights = weights_for(self.config.search, parsed.kind, tests or asks_for_tests(query))
-        vector = self._query_vector(parsed, index.key) if mode != "lexical" and index.dim else None
+        vector = self._query_vector(parsed, index.key) if mode_of(mode).needs_vector and index.dim else None
         rank, _ = index.scores(vector, parsed, mode, keep, weights)
         files = index.files()
         file_score = files.rank(rank, vector, parsed.terms, files.keep(keep), self._file_weights(mode),
@@ -151,7 +153,7 @@ class Engine:
     def dense_coverage(self) -> tuple[int, int]:
         """(chunks with a vector, chunks): below the total while phase 2 has not finished."""
         index = self.index()
-        return int(index.has_vector.sum()), len(index)
+        return index.embedded_count(), len(index)
 
     def undefined_symbol(self, query: str) -> str | None:
         """The query when it is a symbol that nothing in the index defines (say so beside the
@@ -163,8 +165,8 @@ class Engine:
 
     def _file_weights(self, mode: str) -> FileWeights:
         search = self.config.search
-        return FileWeights(search.file_chunk_decay, search.file_summary_weight if mode != "dense" else 0.0,
-                           search.file_dense_weight if mode != "lexical" else 0.0)
+        return FileWeights(search.file_chunk_decay, search.file_summary_weight if mode_of(mode).uses_words else 0.0,
+                           search.file_dense_weight if mode_of(mode).needs_vector else 0.0)
 
     def _prepare(self, query: str, mode: str | None, language: str | None,
                  path_glob: str | None) -> tuple[SearchIndex, queries.Query, np.ndarray, str]:
@@ -200,23 +202,23 @@ class Engine:
         min_similarity = _min(min_similarity, self.config.search.min_similarity)
         query_row = index.enclosing(rel, start_line, end) if text is None else None
         if end_line is not None and query_row is not None:
-            exact = index.starts[query_row] == start_line and index.ends[query_row] == end_line
+            exact = index.span(query_row) == (start_line, end_line)
             query_row = query_row if exact else None
         inside = index.rows_within(rel, start_line, end) if text is None and end_line is not None else []
-        covered = query_row is None and len(inside) >= 2 and bool(index.has_vector[inside].all())
+        covered = query_row is None and len(inside) >= 2 and index.all_embedded(inside)
         if covered and index.holds_module(inside):
             return None, self._similar_modules(index, rel, inside, mode, limit, min_similarity)
         if covered:  # the pieces of one long function: their mean vector, their words
-            query_text = "\n".join(index.texts[r] for r in inside)
-            vector = _unit(index.vectors[inside].mean(axis=0)) if mode != "lexical" else None
+            query_text = index.joined_text(inside)
+            vector = index.mean_vector(inside) if mode_of(mode).needs_vector else None
             lo, hi = start_line, end
-        elif query_row is not None and index.has_vector[query_row]:
-            query_text = index.texts[query_row]
-            vector = index.vectors[query_row] if mode != "lexical" else None
-            lo, hi = int(index.starts[query_row]), int(index.ends[query_row])
+        elif query_row is not None and index.embedded(query_row):
+            query_text = index.text(query_row)
+            vector = index.vector(query_row) if mode_of(mode).needs_vector else None
+            lo, hi = index.span(query_row)
         else:
             query_text = text if text is not None else self._span_text(rel, start_line, end_line)
-            vector = self._embed(f"{language_for(rel)} code\n{query_text}", index.key) if mode != "lexical" else None
+            vector = self._embed(f"{language_for(rel)} code\n{query_text}", index.key) if mode_of(mode).needs_vector else None
             lo, hi = start_line, end
         keep = index.similar_mask(rel, lo, hi, query_row)
         parsed = queries.parse(query_text, queries.CODE)
@@ -238,7 +240,7 @@ class Engine:
         index = self.index()
         mode = mode or self.config.search.mode
         prefix = f"{language} code\n" if language else ""
-        vector = self._embed(prefix + text, index.key) if mode != "lexical" else None
+        vector = self._embed(prefix + text, index.key) if mode_of(mode).needs_vector else None
         weights = weights_for(self.config.search, queries.CODE)
         return index.search(vector, parsed, mode, limit or self.config.search.limit,
                             _min(min_similarity, self.config.search.min_similarity), index.mask(), weights)
@@ -258,16 +260,15 @@ class Engine:
             raise _empty_filter(index, language, path_glob)
         strength = index.definitions.scores([symbol.strip()])
         prior = weights_for(self.config.search, queries.SYMBOL, tests or asks_for_tests(symbol)).prior_vector()
-        rank = strength * prior[index.roles]
+        rank = strength * index.role_weights(prior)
         rows = [int(r) for r in np.flatnonzero((strength > 0) & keep)]
-        rows.sort(key=lambda r: (-float(rank[r]), index.paths[r], int(index.starts[r])))
+        rows.sort(key=lambda r: (-float(rank[r]), *index.definition_order(r)))
         hits = []
         for row in rows[:limit or self.config.search.limit]:
             hit = index.hit(row, float(strength[row]))
             base = base_symbol(hit.symbol)
             if base != hit.symbol:  # part 1 of a long function: the definition is all of its parts
-                end = max(int(index.ends[r]) for r in index.by_path[hit.path]
-                          if index.symbols[r].startswith(f"{base} (part "))
+                end = index.parts_end(hit.path, base)
                 hit = replace(hit, symbol=base, end_line=max(end, hit.end_line))
             hits.append(hit)
         return hits
@@ -275,17 +276,17 @@ class Engine:
     def _similar_modules(self, index: SearchIndex, rel: str, rows: list[int], mode: str, limit: int,
                          min_similarity: float) -> list[Hit]:
         """Other modules like the one made of `rows`: their heads, ranked as files."""
-        vector = _unit(index.vectors[rows].mean(axis=0)) if mode != "lexical" else None
-        parsed = queries.parse("\n".join(index.texts[r] for r in rows), queries.CODE)
+        vector = index.mean_vector(rows) if mode_of(mode).needs_vector else None
+        parsed = queries.parse(index.joined_text(rows), queries.CODE)
         weights = weights_for(self.config.search, queries.CODE, tests=index.is_test(rel))
-        lo, hi = int(index.starts[rows].min()), int(index.ends[rows].max())
+        lo, hi = index.line_range(rows)
         keep = index.similar_mask(rel, lo, hi, None)
         rank, _ = index.scores(vector, parsed, mode, keep, weights)
         modules = index.modules()
         own = np.zeros(len(modules.paths), dtype=bool)
         own[modules.file_of_row[rows]] = True  # the module(s) the query is made of
         module_weights = replace(self._file_weights(mode),
-                                 text=self.config.search.module_text_weight if mode != "dense" else 0.0)
+                                 text=self.config.search.module_text_weight if mode_of(mode).uses_words else 0.0)
         module_score = modules.rank(rank, vector, parsed.terms, modules.keep(keep) & ~own, module_weights,
                                     weights.prior_vector())
         found = modules.hits(module_score, rank, limit, head=True)
@@ -324,20 +325,21 @@ class Engine:
         return full.relative_to(root).as_posix()
 
     def status(self) -> dict:
-        state = self.store.state() if self.store.exists() else {}
-        out: dict = {"root": str(self.root), "indexed": bool(state)}
+        fields, state = index_status(self.root, self.counts)
         if state:
-            index = self.index()
-            out.update({
-                "model": state.get("model"), "active_table": f"vectors_{state.get('active_key')}",
-                "chunks": len(index), "embedded_chunks": int(index.has_vector.sum()),
-                "dense_complete": bool(index.has_vector.all()),
-                "files": len(index.by_path), "updated_at": state.get("updated_at"),
-                "age_seconds": round(time.time() - state.get("updated_at", time.time()), 1),
-                "head": state.get("head", ""),
-            })
-            served = self.adapters.active(str(state.get("active_key", "")))
-            out["query_adapter"] = served[0] if served is not None else None
+            fields["query_adapter"] = served_adapter(self.root, state)
+        return dict(fields, **self._device())
+
+    def counts(self) -> dict:
+        """Chunk and file counts of the current snapshot (status's fallback for an index whose
+        state file does not record them)."""
+        index = self.index()
+        return {"chunks": len(index), "embedded_chunks": index.embedded_count(),
+                "dense_complete": index.embedded_count() == len(index), "files": index.file_count(),
+                "indexed_files": len(self.store.file_records())}
+
+    def _device(self) -> dict:
+        out: dict = {}
         if self._embedder is not None:
             out.update({"device": self._embedder.device, "fallback_reason": self._embedder.fallback_reason})
         return out
@@ -354,20 +356,16 @@ def check_query_arguments(limit: int | None, min_similarity: float | None) -> No
 
 def _empty_filter(index: SearchIndex, language: str | None, path_glob: str | None) -> WorkspaceError:
     """Name the filter that matched nothing (each one alone), with what the index does hold."""
-    languages = sorted(set(index.languages))
+    languages = sorted(index.language_counts())
     if language and not index.mask(language, None).any():
         return WorkspaceError(f"--lang {language} matches no indexed file",
                               f"the index holds: {', '.join(languages)}")
     if path_glob and not index.mask(None, path_glob).any():
-        tops = sorted({p.split("/")[0] + ("/**" if "/" in p else "") for p in index.paths})
+        tops = sorted({p.split("/")[0] + ("/**" if "/" in p else "") for p in index.file_paths()})
         return WorkspaceError(f"--path {path_glob!r} matches no indexed file",
                               "globs are repository-relative, e.g. " + ", ".join(repr(t) for t in tops[:8]))
     return WorkspaceError(f"no indexed {language} file matches --path {path_glob!r}",
                           "each filter matches files, but none both; drop one of them")
-
-
-def _unit(vector: np.ndarray) -> np.ndarray:
-    return vector / max(float(np.linalg.norm(vector)), 1e-6)
 
 
 def _min(value: float | None, default: float) -> float:

@@ -17,9 +17,10 @@ import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from codekin.config import STATE_DIR
+from codekin import git
+from codekin.atomic import write_atomic
 from codekin.errors import CodekinError, WorkspaceError
-from codekin.queue import SPOOL_DIR
+from codekin.state import HOOK_LOG, SPOOL_DIR, STATE_DIR, state_path
 from codekin.workspace import exclude_state_dir
 
 HOOK_NAMES = ("post-commit", "post-merge", "post-checkout", "post-rewrite")
@@ -28,7 +29,6 @@ LEGACY_SUFFIX = ".legacy"  # where the pre-commit framework keeps a hook it inst
 MARKER = b"# codekin-hook "
 # Shipped inside the package (hooks/codekin-hook.sh at the top level links here).
 TEMPLATE = Path(__file__).resolve().parent / "hook_scripts" / "codekin-hook.sh"
-HOOK_LOG = "logs/hooks.log"  # under .codekin/
 
 
 @dataclass
@@ -70,9 +70,11 @@ class HooksReport:
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     try:
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False, timeout=30)
+        out = git.run(root, *args)
     except OSError as exc:
         raise WorkspaceError(f"cannot run git: {exc.strerror}", "install git and make sure it is on PATH") from exc
+    return subprocess.CompletedProcess(out.args, out.returncode, out.stdout.decode("utf-8", "surrogateescape"),
+                                       out.stderr.decode("utf-8", "replace"))
 
 
 def hooks_dir(root: Path) -> Path:
@@ -111,14 +113,11 @@ def _codekin_hook_at(directory: Path, name: str) -> tuple[Path | None, str]:
 
 
 def _write_executable(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.codekin-tmp")
-    tmp.write_bytes(data)
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, path)
+    write_atomic(path, data, mode=0o755)
 
 
 def _ensure_state_dir(root: Path, actions: list[str]) -> None:
-    spool = root / STATE_DIR / SPOOL_DIR
+    spool = state_path(root, SPOOL_DIR)
     if not spool.is_dir():
         spool.mkdir(parents=True, exist_ok=True)
         actions.append(f"created {spool.relative_to(root)}/")
@@ -213,7 +212,7 @@ def status(root: Path) -> HooksReport:
         elif state.chained and not os.access(chained, os.X_OK):
             state.problem = f"the chained hook {chained} is not executable, so it does not run (git skipped it too)"
         report.hooks.append(state)
-    state_dir = root / STATE_DIR
+    state_dir = state_path(root)
     report.state_dir = state_dir.is_dir()
     spool = state_dir / SPOOL_DIR
     report.pending_records = sum(1 for p in spool.glob("*.ev")) if spool.is_dir() else 0

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -22,11 +21,13 @@ from codekin.chunking import CHUNKER_VERSION, Chunk
 from codekin.config import Config, ModelConfig
 from codekin.embedding import Embedder
 from codekin.errors import IndexDamagedError, StaleModelError, WorkspaceError
-from codekin.index import integrity
+from codekin.git import head as git_head
+from codekin.index import integrity, provenance
 from codekin.index.engines import IndexEngine, LocalEngine
 from codekin.index.lock import IndexLock
 from codekin.index.phases import DenseLayer, scan_digest
 from codekin.index.query_file import write_query_file
+from codekin.index.recorded import files_entry
 from codekin.index.store import FileRecord, IndexStore
 from codekin.progress import ProgressFactory, no_progress
 from codekin.workspace import Scan, scan
@@ -66,12 +67,6 @@ def _reason_kind(reason: str) -> str:
     return reason.split(" (")[0]
 
 
-def git_head(root: Path) -> str:
-    out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                         check=False)
-    return out.stdout.strip() if out.returncode == 0 else ""
-
-
 class Indexer:
     """Brings the index of one repository up to date with its files."""
 
@@ -99,6 +94,10 @@ class Indexer:
         try:
             if rebuild:
                 return self._rebuild("a rebuild was asked for", wait)
+            if foreign := self.store.foreign():  # committed to git or copied: never used, rebuilt here
+                self.announce(f"codekin: ignoring the index in {self.store.state_dir}: {foreign}; "
+                              "rebuilding it from the source files")
+                return self._rebuild(f"the index was not made here: {foreign}", wait)
             try:
                 return self._run(paths, wait)
             except IndexDamagedError as exc:
@@ -109,6 +108,8 @@ class Indexer:
 
     def _rebuild(self, reason: str, wait: float) -> IndexSummary:
         with IndexLock(self.store.state_dir, wait=wait):
+            if self.store.foreign():
+                provenance.remove_foreign(self.root)
             integrity.discard(self.store)
         self.store = IndexStore(self.root)  # no connection to the discarded tables
         summary = self._run(None, wait)
@@ -156,6 +157,7 @@ class Indexer:
             counts = {"files": summary.files, "chunks": summary.chunks, "skipped": summary.skipped}
             state = self.store.write_state(
                 active_key=key, model=self.engine.model_name(model), dense=dense.record(), head=git_head(self.root),
+                files=files_entry(self.store.file_records()),
                 scan_digest=self._scan_digest(found, key) if paths is None else "", last_counts=counts,
                 **({"chunking": self._chunking_signature(),
                     "files_digest": self._scan_digest(found, "")} if paths is None else {}))
@@ -204,7 +206,8 @@ class Indexer:
         extra = {"files_digest": scan_digest(found, "", self._chunking_signature()),
                  "chunking": self._chunking_signature(), "scan_digest": ""} if paths is None else {}
         state = self.store.write_state(active_key=key, model=self.engine.model_name(model),
-                                       head=git_head(self.root), dense=dense.record(), **extra)
+                                       head=git_head(self.root), dense=dense.record(),
+                                       files=files_entry(self.store.file_records()), **extra)
         integrity.record(self.store)  # phase 1's files, as written
         write_query_file(self.store, state, self.config.index.ann_min_rows)
         summary.searchable_seconds = time.perf_counter() - started
@@ -292,8 +295,10 @@ class Indexer:
                 summary.new_embeddings += stats.embedded
                 summary.embed_seconds += stats.seconds
                 if dense.missing:
-                    self.store.write_state(active_key=key, dense=dense.record())
+                    state = self.store.write_state(active_key=key, dense=dense.record())
                     integrity.record(self.store)  # this slice's vectors, as written
+                    # a cold search keeps skipping LanceDB while phase 2 runs (the BM25 is kept)
+                    write_query_file(self.store, state, self.config.index.ann_min_rows)
         summary.missing_vectors = dense.missing_rows
         return dense
 

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
-from codekin.config import STATE_DIR
 from codekin.processes import pid_alive
+from codekin.state import METRICS_DB, state_path
 from codekin.workspace import ensure_state_dir
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class MetricsStore:
     """`with MetricsStore(root) as metrics: run = metrics.start_run(...)`."""
 
     def __init__(self, root: Path) -> None:
-        self.path = Path(root) / STATE_DIR / "metrics.db"
+        self.path = state_path(root, METRICS_DB)
         ensure_state_dir(Path(root))
         try:
             self.db = self._open()

@@ -27,12 +27,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from codekin.config import STATE_DIR
-from codekin.errors import CodekinError
+from codekin.errors import QueueError
 from codekin.index.lock import IndexLock
+from codekin.state import QUEUE_DB, QUEUE_LOCK, SPOOL_DIR, state_path
 from codekin.workspace import ensure_state_dir
 
-SPOOL_DIR = "queue.d"  # under .codekin/: one record file per hook event
 RECORD_MAGIC = b"codekin-queue 2"
 RECORD_END = b"codekin-end\n"
 UNFINISHED_SECONDS = 60  # a record still without its end line after this belongs to a hook that died
@@ -47,10 +46,6 @@ CREATE TABLE IF NOT EXISTS changes (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-
-
-class QueueError(CodekinError):
-    """The queue database cannot be read or written."""
 
 
 @dataclass(frozen=True)
@@ -117,9 +112,9 @@ class ChangeQueue:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.state_dir = root / STATE_DIR
+        self.state_dir = state_path(root)
         self.spool = self.state_dir / SPOOL_DIR
-        self.path = self.state_dir / "queue.db"
+        self.path = self.state_dir / QUEUE_DB
         ensure_state_dir(root)
         self.spool.mkdir(parents=True, exist_ok=True)
         try:
@@ -191,7 +186,7 @@ class ChangeQueue:
         A record without its end line is being written and is left for next time, unless
         it is older than UNFINISHED_SECONDS: its hook died, and a full scan is queued.
         """
-        with IndexLock(self.state_dir, wait=10.0, name="queue.lock"):  # one reader of queue.d at a time
+        with IndexLock(self.state_dir, wait=10.0, name=QUEUE_LOCK):  # one reader of queue.d at a time
             cutoff = time.time() - UNFINISHED_SECONDS
             taken: list[tuple[Path, ChangeRecord]] = []
             for file in sorted(self.spool.glob("*.ev"), key=_mtime):

@@ -17,21 +17,22 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from codekin.config import STATE_DIR, Config
+from codekin import git
+from codekin.config import Config
 from codekin.embedding import Embedder, load_embedder
 from codekin.errors import CodekinError, IndexMissingError
 from codekin.index.lock import IndexLock
 from codekin.index.store import FileRecord, IndexStore
 from codekin.indexer import Indexer, IndexSummary, workspace_changes
 from codekin.progress import ProgressFactory, no_progress
-from codekin.queue import SPOOL_DIR, ChangeQueue
+from codekin.queue import ChangeQueue
+from codekin.state import SPOOL_DIR, STATE_DIR, SYNC_LOCK, in_state_dir
 from codekin.workspace import matches
 
 
@@ -139,7 +140,7 @@ def drain(root: Path, config: Config, embedder: Embedder | None = None, *, full_
     started = time.perf_counter()
     store = require_index(root)
     summary = SyncSummary(full_check=full_check)
-    with IndexLock(store.state_dir, wait=wait, name="sync.lock"), ChangeQueue(root) as queue:
+    with IndexLock(store.state_dir, wait=wait, name=SYNC_LOCK), ChangeQueue(root) as queue:
         summary.resumed = queue.begin_sync()
         summary.records = queue.ingest()
         batch = queue.take()
@@ -173,17 +174,7 @@ def indexable(root: Path, config: Config, paths: set[str], records: dict[str, Fi
 
 def ignored_by_git(root: Path, paths: list[str]) -> set[str]:
     """The paths .gitignore (and info/exclude, core.excludesFile) ignore; tracked files never are."""
-    if not paths:
-        return set()
-    try:
-        out = subprocess.run(["git", "-C", str(root), "check-ignore", "-z", "--stdin"],
-                             input=os.fsencode("\0".join(paths)) + b"\0", capture_output=True,
-                             check=False, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return set()
-    if out.returncode not in (0, 1):  # 128: not a git repository; nothing is ignored then
-        return set()
-    return {os.fsdecode(p) for p in out.stdout.split(b"\0") if p}
+    return git.ignored(root, paths)  # outside a git repository nothing is ignored
 
 
 class Watcher:
@@ -294,7 +285,7 @@ class Watcher:
             return False
         if rel.startswith(self._spool_prefix):
             return rel.endswith(".ev")  # a git hook published a record
-        if rel == STATE_DIR or rel.startswith(f"{STATE_DIR}/"):
+        if in_state_dir(rel):
             return False  # the index's own writes
         first = rel.split("/", 1)[0]
         return first != ".git" and not matches(rel, self.config.index.exclude)

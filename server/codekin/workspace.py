@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from codekin.config import STATE_DIR, IndexConfig
+from codekin import git
+from codekin.config import IndexConfig
 from codekin.errors import WorkspaceError
+from codekin.state import INDEX_STATE, LANCE_DIR, STATE_DIR
 
 BINARY_SNIFF_BYTES = 8192
 NOT_UTF8_NAME = "name is not UTF-8"
@@ -36,14 +37,7 @@ def find_root(start: Path) -> Path:
     if not start.exists():
         raise WorkspaceError(f"{start} does not exist")
     directory = start if start.is_dir() else start.parent
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(directory), "rev-parse", "--show-toplevel"],
-            capture_output=True, text=True, check=False, timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return directory
-    return Path(out.stdout.strip()).resolve() if out.returncode == 0 else directory
+    return git.toplevel(directory) or directory
 
 
 
@@ -56,7 +50,7 @@ def index_root(start: Path, named: bool = False) -> Path:
     directory = start if start.is_dir() else start.parent
     for candidate in (directory, *directory.parents):
         state = candidate / STATE_DIR
-        if (state / "state.json").is_file() or (state / "index.lance").is_dir():  # or a first index, stopped
+        if (state / INDEX_STATE).is_file() or (state / LANCE_DIR).is_dir():  # or a first index, stopped
             return candidate
     return directory if named and start.is_dir() else find_root(directory)
 
@@ -78,24 +72,15 @@ def ensure_state_dir(root: Path) -> Path:
     return state
 
 
-def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str] | None:
-    try:
-        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
-                              check=False, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-
-
 def exclude_state_dir(root: Path) -> str:
     """Add `.codekin/` to the repository's info/exclude when git does not ignore it yet.
     -> the exclude file written to, or "" (already ignored, or not a git repository)."""
-    ignored = _git(root, "check-ignore", "-q", f"{STATE_DIR}/")
-    if ignored is None or ignored.returncode != 1:  # 0: ignored already; 128: not in a git repository
+    if git.returncode(root, "check-ignore", "-q", f"{STATE_DIR}/") != 1:  # 0: ignored; 128: no repository
         return ""
-    where = _git(root, "rev-parse", "--git-path", "info/exclude")
-    if where is None or where.returncode != 0:
+    where = git.text(root, "rev-parse", "--git-path", "info/exclude")
+    if where is None:
         return ""
-    exclude = (root / where.stdout.strip()).resolve()
+    exclude = (root / where).resolve()
     try:
         exclude.parent.mkdir(parents=True, exist_ok=True)
         existing = exclude.read_bytes() if exclude.is_file() else b""
@@ -110,10 +95,7 @@ def exclude_state_dir(root: Path) -> str:
 def tracked_state_files(root: Path) -> list[str]:
     """Files under `.codekin/` that git tracks (committed or staged): index and models in the
     repository's history, where they do not belong."""
-    out = _git(root, "ls-files", "-z", "--", STATE_DIR)
-    if out is None or out.returncode != 0:
-        return []
-    return [p for p in out.stdout.split("\0") if p]
+    return git.ls_files(root, "--", STATE_DIR, timeout=30) or []
 
 
 def tracked_warning(root: Path) -> str:
@@ -126,17 +108,8 @@ def tracked_warning(root: Path) -> str:
             ".git/info/exclude")
 
 def _git_paths(root: Path) -> list[str] | None:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            capture_output=True, check=False, timeout=60,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if out.returncode != 0:
-        return None
-    paths = out.stdout.decode("utf-8", "surrogateescape").split("\0")
-    return sorted({p for p in paths if p})
+    paths = git.ls_files(root, "--cached", "--others", "--exclude-standard")
+    return None if paths is None else sorted(set(paths))
 
 
 def _walk_paths(root: Path) -> list[str]:

@@ -11,7 +11,6 @@ and value), runs the real `codekin` command and classifies what happened:
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import random
@@ -22,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.http_raw import get_with_host
 from tests.reliability.harness import base_env, codekin_command, git, make_repo
 
 Outcome = tuple[str, list[str]]  # (outcome, problems): problems empty when the trial passed
@@ -157,6 +157,51 @@ def shipped_registry(bench: StateBench, how: str) -> Outcome:
     return ("ignored with a warning", problems + ([] if needle in done.stderr else [f"no warning {needle!r}"]))
 
 
+def shipped_index(bench: StateBench, how: str, index: Callable[[Path], None]) -> Outcome:
+    """An index the repository commits, or one a copied tree brings from another machine: ignored
+    with the reason, rebuilt by `codekin index`."""
+    root = bench.repo(promoted=False)
+    index(root)
+    if how == "tracked":
+        git(root, "add", "-f", *(f".codekin/{n}" for n in ("state.json", "index.lance", "query.arrow",
+                                                            "index.sums.json") if (root / ".codekin" / n).exists()))
+        git(root, "commit", "-q", "-m", "ship an index")
+        needle = "git tracks .codekin/"
+    else:  # another machine's id, or none (an older codekin's)
+        path = root / ".codekin/state.json"
+        state = json.loads(path.read_text(encoding="utf-8"))
+        state.pop("machine")
+        if bench.rng.random() < 0.5:
+            state["machine"] = bench.rng.randbytes(16).hex()
+        path.write_text(json.dumps(state), encoding="utf-8")
+        needle = "not made on this machine"
+    problems = classify(bench.run(root, "search", "module A"), 7, "ignoring the index", needle, "codekin index")
+    status = bench.run(root, "status")
+    problems += ok(status, "status") + ([] if needle in status.stdout else [f"status does not say {needle!r}"])
+    rebuilt = bench.run(root, "index")
+    problems += ok(rebuilt, "codekin index (the named fix)")
+    problems += [] if "rebuilding it from the source files" in rebuilt.stderr else ["the rebuild is not announced"]
+    problems += ok(bench.run(root, "search", "module A"), "search after the rebuild")
+    return ("ignored with the reason, rebuilt by codekin index", problems)
+
+
+def manifest_types(bench: StateBench) -> Outcome:
+    """A manifest of the right shape with a field of the wrong type: listed as damaged, with the fix."""
+    root = bench.repo()
+    path = root / ".codekin/models/v1/manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    key = bench.rng.choice(["metrics", "created_at", "triplets", "parent", "weights", "status"])
+    manifest[key] = bench.rng.choice([[], "soon", None, 3.5, {"a": 1}, True])
+    if isinstance(manifest[key], type(json.loads(path.read_text(encoding="utf-8"))[key])):
+        manifest[key] = [manifest[key]]  # the right type by chance: make it wrong
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+    problems = ok(listed := bench.run(root, "models", "list"), "models list")
+    if f"v1/manifest.json is damaged: its field {key!r}" not in listed.stdout:
+        problems.append(f"models list does not name the field {key!r}: {listed.stdout[-300:]}")
+    problems += ok(bench.run(root, "dashboard", "--out", str(bench.work / "dashboard.html")), "dashboard")
+    return ("listed as damaged, naming the field", problems)
+
+
 def promote_base(bench: StateBench) -> Outcome:
     root = bench.repo()
     done = bench.run(root, "models", "promote", "base", "--json")
@@ -246,15 +291,9 @@ def dashboard_host(bench: StateBench) -> Outcome:
         bad = bench.rng.choice([f"attacker-{bench.rng.randint(0, 999)}.example:{port}", "127.0.0.1",
                                 f"localhost:{port + 1}", f"127.0.0.1.nip.io:{port}", ""])
         for host, wanted in ((good, 200), (bad, 421)):
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            connection.putrequest("GET", "/data.json", skip_host=True)
-            connection.putheader("Host", host)
-            connection.endheaders()
-            answer = connection.getresponse()
-            answer.read()
-            connection.close()
-            if answer.status != wanted:
-                problems.append(f"Host {host!r}: {answer.status}, not {wanted}")
+            status = get_with_host(port, "/data.json", host)[0]
+            if status != wanted:
+                problems.append(f"Host {host!r}: {status}, not {wanted}")
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)

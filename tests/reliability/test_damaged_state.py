@@ -202,3 +202,30 @@ def test_temporaries_of_a_killed_registry_write_are_cleaned(promoted: Path):
     assert done.returncode == 0, done.stderr
     assert not any(path.exists() for path in leftovers)
     assert sorted(p.name for p in models.iterdir()) == ["active.json", "v1", "verified.json"]
+
+
+def test_manifests_with_fields_of_the_wrong_type_are_listed_as_damaged(promoted: Path):
+    """The right JSON shape, the wrong field types: each version is named as damaged with the
+    fix, the others still listed, in `models list` and in the dashboard (never a traceback)."""
+    registry = ModelRegistry(promoted)
+    wrong = {"v2": {"metrics": []}, "v3": {"created_at": "yesterday"}, "v4": {"metrics": {"candidate": [0.5]}}}
+    for version, fields in wrong.items():
+        assert add_version(registry) == version
+        path = promoted / f".codekin/models/{version}/manifest.json"
+        path.write_text(json.dumps({**json.loads(path.read_text(encoding="utf-8")), **fields}), encoding="utf-8")
+    listed = codekin(promoted, "models", "list", "--json")
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
+    by_id = {v["version"]: v for v in json.loads(listed.stdout)["versions"]}
+    assert by_id["v1"]["status"] == "promoted" and by_id["v1"]["active"]
+    for version, why in [("v2", "'metrics' is a JSON list where an object belongs"),
+                         ("v3", "'created_at' is a string where a number belongs"),
+                         ("v4", "'metrics.candidate' is a JSON list where an object belongs")]:
+        assert by_id[version]["status"] == "failed"
+        assert f".codekin/models/{version}/manifest.json is damaged: its field {why}" in by_id[version]["reason"]
+        assert f"deleting .codekin/models/{version} drops it" in by_id[version]["reason"]
+    human = codekin(promoted, "models", "list")
+    assert human.returncode == 0 and "failed: .codekin/models/v3/manifest.json is damaged" in human.stdout, human.stderr
+    page = promoted / "d.html"
+    done = codekin(promoted, "dashboard", "--out", str(page))
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert "v4/manifest.json is damaged: its field &#x27;metrics.candidate&#x27;" in page.read_text(encoding="utf-8")

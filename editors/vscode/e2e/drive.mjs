@@ -21,7 +21,7 @@ import {
 const TARGET = { file: "webhook_retry_worker.ex", line: 31 };
 const TWINS = [/backoff_ms\/3/, /backoff_delay\/1/];
 const QUERY = "exponential backoff with jitter before retrying";
-const LENS = /^\d+ similar · best 0\.\d\d$/;
+const LENS = /^\d+ similar · best [01]\.\d\d$/;
 
 const { values: opts } = parseArgs({
   options: {

@@ -28,7 +28,7 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   searchLimit: 10,
   searchMode: "hybrid",
   codeLensEnabled: true,
-  codeLensMinSimilarity: 0.8,
+  codeLensMinSimilarity: 0.7, // the server's default (LENS_MIN_SIMILARITY in server/codekin/lsp/options.py)
 });
 
 /** The contract's initializationOptions (camelCase, all fields present). */

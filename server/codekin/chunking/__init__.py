@@ -14,19 +14,11 @@ from codekin.chunking.chunk import (
     part_symbol,
     uncovered_runs,
 )
-from codekin.chunking.context import (
-    chunk_context,
-    elixir_moduledoc,
-    first_sentence,
-    module_summary,
-    section_headings,
-)
+from codekin.chunking.context import chunk_context, first_sentence, section_headings
 from codekin.chunking.definitions import definition_units
 from codekin.chunking.delegation import Delegations
-from codekin.chunking.elixir import elixir_units
-from codekin.chunking.erlang import erlang_units
 from codekin.chunking.languages import language_for, parser_for
-from codekin.chunking.rust import without_item_macros
+from codekin.chunking.spec import spec_for
 from codekin.chunking.windows import window_units
 from codekin.config import IndexConfig
 
@@ -62,15 +54,14 @@ def _syntax_units(path: str, language: str, text: str, config: IndexConfig) -> l
     parser = parser_for(language)
     if parser is None:
         return []
-    source = text.encode("utf-8")
+    spec = spec_for(language)
+    source = (spec.parse_text(text) if spec.parse_text is not None else text).encode("utf-8")
     root = parser.parse(source).root_node
-    if language == "rust":
-        root = without_item_macros(parser, source, root)
+    if spec.prepare is not None:
+        root = spec.prepare(parser, source, root)
     try:
-        if language == "elixir":
-            return elixir_units(root)
-        if language == "erlang":
-            return erlang_units(root)
+        if spec.units is not None:
+            return spec.units(root)
         return definition_units(root, language, text.split("\n"), config.max_chunk_lines, PurePosixPath(path).stem)
     except RecursionError:  # pathological nesting: line windows still index the file
         return []
@@ -137,11 +128,12 @@ def _with_context(chunks: list[Chunk], text: str, config: IndexConfig) -> list[C
     delegates to in the same file (delegation.py)."""
     if not chunks:
         return chunks
-    language = chunks[0].language
+    spec = spec_for(chunks[0].language)
     lines = text.split("\n")
     summary = _summaries(chunks, text)
     sections = _sections(chunks, lines) if config.section_context else []
-    delegations = Delegations(language, lines) if config.delegation_context else None
+    rules = spec.delegation if config.delegation_context else None
+    delegations = Delegations(rules, lines) if rules is not None else None  # other languages: no excerpts
 
     def context(chunk: Chunk) -> str:
         above = [heading for row, heading in sections if row < chunk.start_line - 1]
@@ -154,15 +146,16 @@ def _with_context(chunks: list[Chunk], text: str, config: IndexConfig) -> list[C
 
 def _summaries(chunks: list[Chunk], text: str) -> Callable[[Chunk], str]:
     """chunk -> the first sentence of its module's doc."""
-    if chunks[0].language == "elixir":
-        summaries = {c.symbol: first_sentence(elixir_moduledoc(c.text)) for c in chunks if c.kind == "module"}
+    spec = spec_for(chunks[0].language)
+    if spec.per_module_doc:
+        summaries = {c.symbol: first_sentence(spec.module_doc(c.text)) for c in chunks if c.kind == "module"}
 
         def summary(chunk: Chunk) -> str:  # the innermost documented module around the chunk
             owners = [m for m, s in summaries.items() if s and chunk.symbol.startswith((f"{m}.", f"{m} "))]
             return summaries[max(owners, key=len)] if owners else ""
 
         return summary
-    file_summary = module_summary(chunks[0].language, text)
+    file_summary = first_sentence(spec.module_doc(text))  # Erlang, C/C++ and other comment-documented files
     return lambda chunk: file_summary
 
 

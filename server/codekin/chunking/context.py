@@ -81,13 +81,6 @@ def _comment_body(line: str, match: re.Match[str]) -> str:
     return body if _CREDIT.match(body) else _TAG.sub("", body)
 
 
-def module_summary(language: str, text: str) -> str:
-    """The context phrase of a file (Erlang, C/C++ and other comment-documented languages)."""
-    if language == "elixir":
-        return first_sentence(elixir_moduledoc(text))
-    return first_sentence(leading_comment(text))
-
-
 SECTION_WORDS = 10  # a section heading is a title, not a paragraph
 
 

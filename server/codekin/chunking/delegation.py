@@ -34,7 +34,6 @@ EXCERPT_WORDS = 40  # distinct words kept from them (about 50 MiniLM tokens)
 
 _ELIXIR_HEAD = re.compile(r"^\s*(?:def|defp|defmacro|defmacrop|defn|defnp)\s+([a-z_][A-Za-z0-9_]*[?!]?)")
 _ERLANG_HEAD = re.compile(r"^([a-z][A-Za-z0-9_@]*|'(?:[^'\\\n]|\\.)+')\s*\(")
-_HEADS = {"elixir": _ELIXIR_HEAD, "erlang": _ERLANG_HEAD}
 
 # Messages to a process: (a call whose argument `index` is the message) ( dest, MESSAGE, ...)
 _ELIXIR_SENDS = (
@@ -50,23 +49,34 @@ _ERLANG_SENDS = (
     (re.compile(r"(?<![\w:])erlang\s*:\s*(?:send_after|start_timer)\s*\("), 2),
     (re.compile(r"(?<![=!/])!(?!=)"), -1),  # Pid ! Message: the message follows
 )
-_SENDS = {"elixir": _ELIXIR_SENDS, "erlang": _ERLANG_SENDS}
 _ELIXIR_START = re.compile(
     r"(?<![\w.])(?:GenServer|GenStateMachine|Supervisor|DynamicSupervisor|:gen_server|:gen_statem|"
     r":supervisor)\.start(?:_link|_monitor)?\(")
 _ERLANG_START = re.compile(
     r"(?<![\w:])(?:gen_server|gen_statem|gen_fsm|gen_event|supervisor|supervisor_bridge)\s*:\s*"
     r"start(?:_link|_monitor)?\s*\(")
-_STARTS = {"elixir": _ELIXIR_START, "erlang": _ERLANG_START}
 _ELIXIR_TAG = re.compile(r"^\{?\s*:([A-Za-z_][A-Za-z0-9_]*[?!]?)")
 _ERLANG_TAG = re.compile(r"^\{?\s*([a-z][A-Za-z0-9_@]*|'(?:[^'\\\n]|\\.)+')")
-_TAGS = {"elixir": _ELIXIR_TAG, "erlang": _ERLANG_TAG}
 # Tags a clause head matches: any atom in an Elixir head; an Erlang atom that is a whole
 # argument or tuple element (`handle_call(stats, ...`, `{recent, N}`).
-_HEAD_TAGS = {
-    "elixir": re.compile(r":([A-Za-z_][A-Za-z0-9_]*[?!]?)(?![\w?!])"),
-    "erlang": re.compile(r"[({,]\s*([a-z][A-Za-z0-9_@]*|'(?:[^'\\\n]|\\.)+')\s*(?=[,})])"),
-}
+_ELIXIR_HEAD_TAG = re.compile(r":([A-Za-z_][A-Za-z0-9_]*[?!]?)(?![\w?!])")
+_ERLANG_HEAD_TAG = re.compile(r"[({,]\s*([a-z][A-Za-z0-9_@]*|'(?:[^'\\\n]|\\.)+')\s*(?=[,})])")
+
+
+@dataclass(frozen=True)
+class DelegationRules:
+    """One language's patterns (its LanguageSpec holds them): clause heads, message sends with
+    the argument that is the message, process starts, a message's tag, the tags of a head."""
+
+    head: re.Pattern[str]
+    sends: tuple[tuple[re.Pattern[str], int], ...]
+    start: re.Pattern[str]
+    tag: re.Pattern[str]
+    head_tag: re.Pattern[str]
+
+
+ELIXIR_RULES = DelegationRules(_ELIXIR_HEAD, _ELIXIR_SENDS, _ELIXIR_START, _ELIXIR_TAG, _ELIXIR_HEAD_TAG)
+ERLANG_RULES = DelegationRules(_ERLANG_HEAD, _ERLANG_SENDS, _ERLANG_START, _ERLANG_TAG, _ERLANG_HEAD_TAG)
 # A local call: a name and `(`, not a remote `Mod.f(`/`mod:f(`; or a local capture `&f/1`, `fun f/1`.
 _LOCAL_CALL = re.compile(r"(?<![\w.:&@?$'])([a-z_][A-Za-z0-9_]*[?!]?)\s*\(|(?:&|\bfun\s+)([a-z_][A-Za-z0-9_]*[?!]?)/\d")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_]*[A-Za-z0-9]")  # names whole: `take_newest`, `Map`
@@ -82,14 +92,11 @@ class Clause:
     row: int
 
 
-def clause_heads(language: str, lines: list[str]) -> list[Clause]:
+def clause_heads(rules: DelegationRules, lines: list[str]) -> list[Clause]:
     """Every function clause head of a file (Elixir `def`/`defp` lines, Erlang `name(` at column 0)."""
-    head = _HEADS.get(language)
-    if head is None:
-        return []
     out = []
     for row, line in enumerate(lines):
-        match = head.match(line)
+        match = rules.head.match(line)
         if match:
             out.append(Clause(match.group(1), row))
     return out
@@ -98,10 +105,10 @@ def clause_heads(language: str, lines: list[str]) -> list[Clause]:
 class Delegations:
     """The function clauses of one file, indexed once, and the excerpt each thin function gets."""
 
-    def __init__(self, language: str, lines: list[str]) -> None:
-        self.language = language
+    def __init__(self, rules: DelegationRules, lines: list[str]) -> None:
+        self.rules = rules
         self.lines = lines
-        self.clauses = clause_heads(language, lines)
+        self.clauses = clause_heads(rules, lines)
         self.rows = [c.row for c in self.clauses]
         self.by_name: dict[str, list[int]] = {}  # name -> positions in self.clauses
         for i, clause in enumerate(self.clauses):
@@ -125,10 +132,10 @@ class Delegations:
     def _handlers(self, code: str, own: range) -> list[int]:
         """Callback clauses whose head matches a message the code sends to its process."""
         tags: list[str] = []
-        for send, index in _SENDS[self.language]:
+        for send, index in self.rules.sends:
             for match in send.finditer(code):
                 message = code[match.end():] if index < 0 else _argument(code, match.end(), index)
-                tag = _TAGS[self.language].match(message.lstrip())
+                tag = self.rules.tag.match(message.lstrip())
                 if tag is not None and tag.group(1) not in tags:
                     tags.append(tag.group(1))
         if not tags:
@@ -143,14 +150,14 @@ class Delegations:
         """Message tag -> the clauses whose head matches it (`handle_call({:tag, ...}`, `(tag, ...`)."""
         if self._by_tag is None:
             self._by_tag = {}
-            pattern = _HEAD_TAGS[self.language]
+            pattern = self.rules.head_tag
             for i, clause in enumerate(self.clauses):
                 for tag in dict.fromkeys(pattern.findall(_head_arguments(self.lines, clause))):
                     self._by_tag.setdefault(tag, []).append(i)
         return self._by_tag
 
     def _inits(self, code: str, own: range) -> list[int]:
-        if not _STARTS[self.language].search(code):
+        if not self.rules.start.search(code):
             return []
         return [i for i in self.by_name.get("init", []) if i not in own][:1]
 

@@ -1,4 +1,4 @@
-"""File extension -> tree-sitter language, and cached parsers from the bundled grammars."""
+"""File extension -> language (the language specs, spec.py), and cached parsers from the bundled grammars."""
 
 from __future__ import annotations
 
@@ -7,16 +7,8 @@ from pathlib import PurePosixPath
 
 from tree_sitter import Parser
 
-EXTENSIONS = {
-    ".ex": "elixir", ".exs": "elixir",
-    ".erl": "erlang", ".hrl": "erlang",
-    ".c": "c",
-    ".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp", ".hpp": "cpp", ".hh": "cpp", ".hxx": "cpp", ".h": "cpp",
-    ".py": "python", ".js": "javascript", ".mjs": "javascript", ".ts": "typescript",
-    ".tsx": "tsx", ".go": "go", ".rs": "rust", ".java": "java", ".rb": "ruby", ".lua": "lua",
-    ".sh": "bash", ".cs": "csharp", ".kt": "kotlin", ".scala": "scala", ".php": "php",
-    ".swift": "swift", ".zig": "zig", ".hs": "haskell", ".ml": "ocaml", ".gleam": "gleam",
-}
+from codekin.chunking.spec import EXTENSIONS
+
 # Languages without a grammar here still get a name for filtering (--lang).
 PLAIN = {".md": "markdown", ".txt": "text", ".json": "json", ".toml": "toml", ".yml": "yaml",
          ".yaml": "yaml", ".heex": "heex", ".eex": "eex", ".html": "html", ".css": "css"}

@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING
 
 from codekin.cli.common import config_for, emit, repo_root, shown_path
 from codekin.errors import WorkspaceError
+from codekin.state import state_path
 from codekin.workspace import tracked_warning
 
 if TYPE_CHECKING:
+    from codekin.config import Config
     from codekin.indexer import IndexSummary
 
 
@@ -67,27 +69,54 @@ def _describe_skipped(names: dict[str, str], root: Path, limit: int | None = Non
     return "\n".join(lines)
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+def _counts(root: Path, config: Config) -> dict:
+    """Counts from the index itself, for a state file that does not record them (LanceDB)."""
     from codekin.engine import Engine
+
+    return Engine(root, config).counts()
+
+
+def _changes(root: Path, config: Config, state: dict) -> tuple[dict[str, int], dict[str, str]]:
+    """Pending changes and skipped files: from one scan and the state file when no file changed
+    since the last commit, else from the index's file records (LanceDB)."""
+    from codekin.index.recorded import recorded_changes
+
+    recorded = recorded_changes(root, config.index, state)
+    if recorded is not None:
+        return recorded
     from codekin.indexer import pending_changes, skipped_files
+
+    return pending_changes(root, config), skipped_files(root, config)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Reads the state file and scans the tree (stat calls); LanceDB only when files changed."""
+    from codekin.index.recorded import index_status
+    from codekin.models.adapters import served_adapter
     from codekin.models.serving import answering_and_active, model_note
 
     root = repo_root(args.path or args.repo)
-    engine = Engine(root, config_for(root, args))
-    status = engine.status()
+    config = config_for(root, args)
+    status, state = index_status(root, lambda: _counts(root, config))
     if status["indexed"]:
-        status["pending"] = pending_changes(engine.root, engine.config)
-        status["skipped_files"] = skipped_files(engine.root, engine.config)
-        status["indexed_files"] = len(engine.store.file_records())  # what `codekin index` counts
-        status["answering"], status["active_model"] = answering_and_active(engine.root, engine.store.state())
-        status["model_note"] = model_note(engine.root, engine.store.state())
-    partial = None if status["indexed"] else engine.store.interrupted()
+        status["pending"], status["skipped_files"] = _changes(root, config, state)
+        status["answering"], status["active_model"] = answering_and_active(root, state)
+        status["model_note"] = model_note(root, state)
+        status["query_adapter"] = served_adapter(root, state)
+    partial = None
+    if not status["indexed"]:
+        from codekin.index.store import IndexStore
+
+        partial = IndexStore(root).interrupted()
     if partial is not None:
         status["interrupted"] = partial
-        human = (f"Indexing of {engine.root} was interrupted: {partial['files']} files and {partial['chunks']} "
-                 f"chunks are kept. Run `codekin index {engine.root}` to resume from there.")
+        human = (f"Indexing of {root} was interrupted: {partial['files']} files and {partial['chunks']} "
+                 f"chunks are kept. Run `codekin index {root}` to resume from there.")
+    elif status.get("foreign"):
+        human = (f"Ignoring the index in {state_path(root)}: {status['foreign']}. "
+                 f"Run `codekin index {root}` to rebuild it on this machine.")
     elif not status["indexed"]:
-        human = f"No index in {engine.root}. Run: codekin index {engine.root}"
+        human = f"No index in {root}. Run: codekin index {root}"
     else:
         pending = status["pending"]
         skipped = status["skipped_files"]
@@ -106,8 +135,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                  + f"  updated: {status['age_seconds']:.0f} s ago at commit {status['head'][:10] or '-'}\n"
                  f"  stale: {pending['changed']} changed, {pending['new']} new, {pending['removed']} removed files")
     if args.skipped and status.get("skipped_files"):
-        human += "\n" + _describe_skipped(status["skipped_files"], engine.root)
-    warning = tracked_warning(engine.root)
+        human += "\n" + _describe_skipped(status["skipped_files"], root)
+    warning = tracked_warning(root)
     status["tracked_warning"] = warning
     emit(args, status, human + (f"\n  warning: {warning}" if warning else ""))
     return 0

@@ -9,6 +9,7 @@ from typing import Any
 
 from codekin.cli.common import config_for, emit, repo_root
 from codekin.errors import CodekinError
+from codekin.state import DASHBOARD_FILE, state_path
 
 
 def cmd_reembed(args: argparse.Namespace) -> int:
@@ -37,7 +38,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     from codekin.dashboard.report import render_dashboard
 
     root = repo_root(args.repo)
-    out = Path(args.out) if args.out else root / ".codekin" / "dashboard.html"
+    out = Path(args.out) if args.out else state_path(root, DASHBOARD_FILE)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_dashboard(root), encoding="utf-8")
     emit(args, {"path": str(out)}, f"Dashboard written to {out}")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -35,11 +37,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from codekin.lsp.memory import configure_process
 
     configure_process()
+    from codekin.lsp.early import EarlyStart, Warmup
+
+    # pygls loads on a thread while the first message is read, and answered when the answer
+    # to this client's `initialize` is known (lsp/early.py)
+    loading = threading.Thread(target=importlib.import_module, args=("codekin.lsp.server",), name="codekin-load")
+    loading.start()
+    early = EarlyStart(sys.stdin.buffer, sys.stdout.buffer)
+    early.answer_initialize()
+    overrides = {"model": {"primary": args.model, "device": args.device}}
+    warm = Warmup.start(early, overrides)  # the engine opens meanwhile; the session takes it over
+    loading.join()
     from codekin.lsp.server import create_server
 
-    overrides = {"model": {"primary": args.model, "device": args.device}}
     server = create_server(overrides, watch=not args.no_watch)
-    server.start_io()
+    server.warm = warm
+    server.start_io(early=early)
     code = 0 if server.protocol._shutdown else 1  # `exit` without `shutdown` first is an error (LSP)
     end_children()
     for stream in (sys.stdout, sys.stderr):

@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 from codekin.cli.common import config_for, emit, repo_root
-from codekin.config import STATE_DIR, load_config
+from codekin.config import load_config
+from codekin.state import STATE_DIR, TRIPLETS_FILE
 
-DEFAULT_OUT = f"{STATE_DIR}/triplets.jsonl"
+DEFAULT_OUT = f"{STATE_DIR}/{TRIPLETS_FILE}"
 
 
 def _warn(message: str) -> None:

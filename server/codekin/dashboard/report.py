@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from codekin import __version__
-from codekin.config import STATE_DIR
 from codekin.dashboard.svg import Series, bar_chart, line_chart
+from codekin.state import INDEX_STATE, LANCE_DIR, METRICS_DB, state_path
 
 PROMOTED, REJECTED, FAILED = "#54a24b", "#e45756", "#9e9e9e"
 RUNS_SHOWN = 60
@@ -27,13 +27,14 @@ def _dir_bytes(path: Path) -> int:
 
 def collect(root: Path) -> dict[str, Any]:
     """Runs (with before/after evaluation and epochs), embedding jobs, model versions, index size."""
+    from codekin.errors import RegistryError
     from codekin.metrics import MetricsStore
-    from codekin.models.registry import ModelRegistry, RegistryError
+    from codekin.models.registry import ModelRegistry
 
     root = Path(root)
     data: dict[str, Any] = {"root": str(root), "generated_at": time.time(), "runs": [], "embedding_jobs": [],
                             "versions": [], "active": "base", "index": None}
-    if (root / STATE_DIR / "metrics.db").is_file():
+    if state_path(root, METRICS_DB).is_file():
         with MetricsStore(root) as metrics:
             for run in reversed(metrics.runs(limit=RUNS_SHOWN)):
                 evals = metrics.evals(run_id=run["id"])
@@ -50,17 +51,30 @@ def collect(root: Path) -> dict[str, Any]:
     data["versions"] = [{"version": v.id, **{k: v.manifest.get(k) for k in (
         "parent", "status", "created_at", "triplets", "reason", "dim", "base_model")},
         "candidate": v.manifest.get("metrics", {}).get("candidate", {})} for v in registry.versions()]
-    state_dir = root / STATE_DIR
-    if (state_dir / "state.json").is_file():
-        from codekin.index.store import IndexStore
-
-        store = IndexStore(root)
-        state = store.state()
-        counts = store.counts()
-        data["index"] = {"chunks": counts.get("chunks", 0), "files": counts.get("files", 0),
-                         "active_table": f"vectors_{state.get('active_key')}", "model": state.get("model"),
-                         "bytes": _dir_bytes(state_dir / "index.lance"), "updated_at": state.get("updated_at")}
+    data["index"], data["index_problem"] = _index(root)
     return data
+
+
+def _index(root: Path) -> tuple[dict[str, Any] | None, str]:
+    """The index's size and model, and what is wrong with it ("" when nothing is): a damaged or
+    foreign index is said on the page, never raised inside it."""
+    from codekin.errors import CodekinError
+    from codekin.index import integrity
+    from codekin.index.store import IndexStore
+
+    state_dir = state_path(root)
+    if not (state_dir / INDEX_STATE).is_file():
+        return None, ""
+    store = IndexStore(root)
+    try:
+        state = store.state()
+        with integrity.guard():
+            counts = store.counts()
+    except CodekinError as exc:
+        return None, f"{exc.message} ({exc.hint})" if exc.hint else exc.message
+    return {"chunks": counts.get("chunks", 0), "files": counts.get("files", 0),
+            "active_table": f"vectors_{state.get('active_key')}", "model": state.get("model"),
+            "bytes": _dir_bytes(state_dir / LANCE_DIR), "updated_at": state.get("updated_at")}, ""
 
 
 def _when(timestamp: float | None) -> str:
@@ -157,6 +171,7 @@ h1{font-size:20px;margin:0 0 4px}.sub{color:#666;margin:0 0 18px}
 figure{margin:0;border:1px solid #ddd;border-radius:6px;padding:8px}figcaption{font-weight:600;margin-bottom:4px}
 table{border-collapse:collapse;margin-top:18px}td,th{border-bottom:1px solid #eee;padding:4px 10px;text-align:left}
 tr.active{background:#eef6ee}
+.problem{border:1px solid #e45756;border-radius:6px;padding:8px 12px;background:#fdf0f0}
 """
 
 
@@ -175,7 +190,9 @@ def render(data: dict[str, Any]) -> str:
             f"<style>{STYLE}</style></head><body>"
             f"<h1>codekin — learning dashboard</h1><p class=\"sub\">{escape(data['root'])} · generated "
             f"{_when(data['generated_at'])} UTC · codekin {__version__}</p>"
-            f"<div class=\"cards\">" + "".join(f'<div class="card">{k}<b>{v}</b></div>' for k, v in cards) + "</div>"
+            + (f"<p class=\"problem\" id=\"index-problem\">index: {escape(data['index_problem'])}</p>"
+               if data.get("index_problem") else "")
+            + "<div class=\"cards\">" + "".join(f'<div class="card">{k}<b>{v}</b></div>' for k, v in cards) + "</div>"
             f"<div class=\"grid\">{figures}</div><h2>Model versions</h2>{_versions_table(data)}</body></html>")
 
 

@@ -35,7 +35,7 @@ import numpy as np
 from codekin.chunking import Chunk
 from codekin.config import Config, IndexConfig, ModelConfig
 from codekin.embedding import expected_key
-from codekin.errors import CodekinError, WorkspaceError
+from codekin.errors import CodekinError, RayUnavailableError, WorkspaceError
 from codekin.index.engines import ChunkedFile, EmbedStats, read_and_chunk
 from codekin.index.store import IndexStore
 from codekin.indexer import Indexer
@@ -46,10 +46,6 @@ from codekin.progress import ProgressFactory, no_progress
 QUIET_LOGGERS = ("ray._private.authentication.authentication_token_setup", "ray.data._internal.progress")
 RAY_HINT = "pip install 'codekin[ray]' (Ray Data), or index without --engine ray"
 FILES_PER_TASK = 64  # files read and chunked by one Ray task
-
-
-class RayUnavailableError(CodekinError):
-    exit_code = 11
 
 
 def import_ray() -> Any:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from codekin.embedding.torch_encode import parameter_count
-from codekin.errors import CodekinError
+from codekin.errors import CodekinError, DistributedError
 from codekin.training.trainer.args import TrainingArguments
 from codekin.training.trainer.checkpointing import CHECKPOINT_PREFIX
 from codekin.training.trainer.results import EpochResult, TrainResult, triplet_texts
@@ -39,10 +39,6 @@ from codekin.training.trainer.trainer import Trainer
 
 STRATEGIES = ("auto", "ddp", "fsdp")
 FIT_SHARE = 0.85  # of one card's memory the unsharded training state may take
-
-
-class DistributedError(CodekinError):
-    exit_code = 12
 
 
 def launch_command(processes: int, strategy: str = "auto") -> list[str]:

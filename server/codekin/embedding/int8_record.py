@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from codekin.atomic import write_atomic
 from codekin.embedding.quantize import WEIGHT_SUFFIXES
 from codekin.embedding.tokenizer import TokenizerSpec
 
@@ -54,25 +53,14 @@ def model_files(model_path: str) -> list[list]:
     )
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write_record(export: Path, model_path: str, max_tokens: int, record: Int8Record, engine_text: str) -> None:
     """Leave what a torch-free load needs; a read-only cache only costs the speed-up."""
     data = {"format": FORMAT, "tokenizer": record.tokenizer.to_dict(), "pooling": record.pooling,
             "dim": record.dim, "agreement": round(record.agreement, 6), "model_files": model_files(model_path),
             "created_at": time.time()}
     try:
-        _write_atomic(export / TOKENIZER_FILE, engine_text)
-        _write_atomic(record_path(export, max_tokens), json.dumps(data, indent=2))
+        write_atomic(export / TOKENIZER_FILE, engine_text)
+        write_atomic(record_path(export, max_tokens), json.dumps(data, indent=2))
     except OSError as exc:
         log.info("cannot write the int8 serving record in %s (%s); loads keep using torch", export, exc)
 

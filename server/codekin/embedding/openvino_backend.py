@@ -161,6 +161,9 @@ class OpenVinoEncoder:
         return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32, copy=False)
 
 
+COMPILED_CACHE = "compiled"  # OpenVINO's CACHE_DIR, inside the export
+
+
 def _openvino():
     # `import openvino` loads its model converter, which starts Google Analytics telemetry
     # in a forked process. codekin sends nothing anywhere: with `openvino_telemetry` made
@@ -183,10 +186,17 @@ def _compile(onnx_file: Path, hidden: int, activations: str = "static"):
         "DYNAMIC_QUANTIZATION_GROUP_SIZE": str(hidden) if activations == "dynamic" else "0",
         "CPU_RUNTIME_CACHE_CAPACITY": RUNTIME_CACHE,  # bounds the kernels kept per input shape
     }
+    # OpenVINO keeps the compiled graph beside the export and maps it on the next load (a
+    # cold search compiles in ~0.15 s instead of ~1 s); it goes with the export when pruned.
+    cached = {**config, "CACHE_DIR": str(onnx_file.parent / COMPILED_CACHE)}
     _limit_heap_growth()
     try:
-        core = ov.Core()
-        return core.compile_model(core.read_model(str(onnx_file)), "CPU", config)
+        try:
+            return ov.Core().compile_model(str(onnx_file), "CPU", cached)
+        except RuntimeError as exc:  # e.g. a read-only cache folder: compile as before
+            log.info("OpenVINO's compiled-model cache is not usable (%s); compiling without it",
+                     str(exc).splitlines()[0])
+            return ov.Core().compile_model(str(onnx_file), "CPU", config)
     except RuntimeError as exc:
         raise ExportError(f"OpenVINO cannot compile {onnx_file}: {str(exc).splitlines()[0]}") from exc
 

@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from codekin.config import cache_root
 from codekin.progress import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -69,15 +70,6 @@ CALIBRATION_SHA256 = "54a7ab0f4d519d6c"
 
 class ExportError(RuntimeError):
     """The fast backend cannot be built for this model (the caller falls back to torch)."""
-
-
-def cache_root() -> Path:
-    """$CODEKIN_CACHE_DIR, else $XDG_CACHE_HOME/codekin, else ~/.cache/codekin."""
-    explicit = os.environ.get("CODEKIN_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "codekin"
 
 
 def _fingerprint(model_dir: Path) -> list[tuple[str, int, int]]:

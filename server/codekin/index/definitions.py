@@ -21,6 +21,8 @@ from codekin.chunking.chunk import base_symbol
 DEFINING_KINDS = frozenset({"module", "attributes", "class", "function", "method", "macro", "guard",
                             "delegate", "template", "type", "struct", "interface", "trait", "protocol"})
 HEAD_KINDS = frozenset({"module", "attributes", "class"})
+# Chunk kinds that are stretches of lines, not named units: line windows and gap blocks.
+FILLER_KINDS = frozenset({"window", "block"})
 _PART = re.compile(r" \(part (\d+)/\d+\)$")
 _ARITY = re.compile(r"/(\d+)$")
 _SEPARATORS = re.compile(r"::|[.:#]|->")

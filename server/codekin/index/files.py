@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from codekin.index.definitions import HEAD_KINDS
+from codekin.index.definitions import FILLER_KINDS, HEAD_KINDS
 from codekin.index.lexical import Bm25, terms
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ class FileRanking:
         index = self.index
         words = terms(index.paths[rows[0]].replace("/", " "))
         context = next((index.contexts[r] for r in rows if index.contexts[r]), "")
-        symbols = {index.symbols[r] for r in rows if index.kinds[r] not in ("window", "block")}
+        symbols = {index.symbols[r] for r in rows if index.kinds[r] not in FILLER_KINDS}
         return words + terms(context) + [t for s in sorted(symbols) for t in terms(s)]
 
     def rank(self, rank: np.ndarray, query_vector: np.ndarray | None, query_terms: list[str],
@@ -88,12 +88,13 @@ class FileRanking:
         finite = np.flatnonzero(np.isfinite(rank))
         if len(finite) > ROW_CANDIDATES:
             finite = finite[np.argpartition(-rank[finite], ROW_CANDIDATES - 1)[:ROW_CANDIDATES]]
-        seen = np.zeros(len(self.paths), dtype=np.int64)
-        for row in finite[np.argsort(-rank[finite], kind="stable")]:
-            f = self.file_of_row[row]
-            if seen[f] < AGGREGATED_CHUNKS:
-                score[f] += float(rank[row]) * weights.chunk_decay ** seen[f]
-                seen[f] += 1
+        rows = finite[np.argsort(-rank[finite], kind="stable")]  # best first
+        files = self.file_of_row[rows]
+        by_file = np.argsort(files, kind="stable")  # each file's rows, still best first
+        first = np.r_[0, np.flatnonzero(np.diff(files[by_file])) + 1]  # where each file's run starts
+        nth = np.arange(len(rows)) - np.repeat(first, np.diff(np.r_[first, len(rows)]))
+        top = by_file[nth < AGGREGATED_CHUNKS]  # a file's k-th best row (k < AGGREGATED_CHUNKS)
+        np.add.at(score, files[top], rank[rows[top]] * weights.chunk_decay ** nth[nth < AGGREGATED_CHUNKS])
         if weights.summary:
             summary = self.bm25.scores(query_terms)
             peak = float(summary.max())

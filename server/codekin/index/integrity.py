@@ -30,14 +30,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from codekin.atomic import remove_stale_json_temporaries, write_json_atomic
 from codekin.errors import IndexDamagedError, disk_full
-from codekin.index.lock import REEMBED_LOCK, lock_holder
+from codekin.locks import lock_holder
+from codekin.state import LANCE_DIR, REEMBED_LOCK, SUMS_FILE
 
 if TYPE_CHECKING:
     from codekin.index.store import IndexStore
 
-SUMS_FILE = "index.sums.json"  # under .codekin/
-LANCE_DIR = "index.lance"
 DISCARDED = ".del-index.lance-"  # a damaged index on its way out (a killed discard leaves it)
 REWRITTEN = {"latest_version_hint.json", "_latest.manifest"}  # LanceDB rewrites these in place
 CORE_TABLES = ("files", "chunks")
@@ -148,9 +148,7 @@ def record(store: IndexStore) -> int:
             continue
         hashed += 1
     path = _sums_path(store)
-    tmp = path.with_name(f"{SUMS_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"format": 1, "files": files}), encoding="utf-8")
-    os.replace(tmp, path)  # atomic: a reader sees the old record or the new one
+    write_json_atomic(path, {"format": 1, "files": files}, indent=None, sort_keys=False, durable=False)
     return hashed
 
 
@@ -249,9 +247,8 @@ def clean_leftovers(store: IndexStore, writers_idle: bool) -> list[str]:
     for path in store.state_dir.glob(f"{DISCARDED}*"):
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path.name)
-    for path in store.state_dir.glob(f"{SUMS_FILE}.*.tmp"):
-        path.unlink(missing_ok=True)
-        removed.append(path.name)
+    for name in remove_stale_json_temporaries(store.state_dir, SUMS_FILE):
+        removed.append(name)
     if writers_idle:
         for directory, dirnames, names in os.walk(_base(store)):
             for name in [*names, *dirnames]:

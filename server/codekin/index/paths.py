@@ -65,10 +65,10 @@ def twin_key(path: str) -> str:
     return "".join("*" if _VARIANT.match(piece) else piece for piece in _SPLIT.split(path))
 
 
-_TEST_SYMBOL = re.compile(r"(^|::|\.)(tests?|Tests?)(::|\.)|(^|::|\.)test_\w+$|^Test[A-Z]\w*$")
+_TEST_SYMBOL = re.compile(r"(^|::|\.)(tests?|Tests?)(::|\.)|(^|::|\.)test_\w+$|^Test[A-Z]\w*$|:\w+_test_?/0$")
 
 
 def is_test_symbol(symbol: str) -> bool:
     """Tests inside code files: Rust's `mod tests` (`tests::get_accepts_head`), Go's
-    `TestRouter`, Python's `test_parse`."""
+    `TestRouter`, Python's `test_parse`, EUnit's `mod:parse_v2_test/0` and `mod:parse_test_/0`."""
     return bool(_TEST_SYMBOL.search(symbol))

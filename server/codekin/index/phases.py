@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from codekin.config import STATE_DIR
+from codekin.state import INDEX_STATE, state_path
 
 if TYPE_CHECKING:
     from codekin.index.store import IndexStore
@@ -82,7 +82,7 @@ def _slice_size() -> int:
 def read_state(root: Path) -> dict:
     """The state file as JSON, {} when it is missing or unreadable (the caller decides)."""
     try:
-        return json.loads((root / STATE_DIR / "state.json").read_text(encoding="utf-8"))
+        return json.loads(state_path(root, INDEX_STATE).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return {}
 

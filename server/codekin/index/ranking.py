@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from codekin.index.paths import ROLES
-from codekin.index.query import CODE, CONCEPT, SYMBOL
+from codekin.index.query import CODE, CONCEPT, PASSAGE, SYMBOL
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class Weights:
     context: float = 0.0  # how much a chunk's module head counts in its score
     priors: dict[str, float] = field(default_factory=dict)  # path role -> multiplier (missing: 1)
     spread: float = 1.0  # the n-th chunk of one file (or twin group) counts spread^(n-1)
+    files: float = 0.0  # a chunk gains this x its file's score over the best file's (files.py)
 
     def prior_vector(self) -> np.ndarray:
         return np.array([self.priors.get(role, 1.0) for role in ROLES], dtype=np.float32)
@@ -45,9 +46,10 @@ def weights_for(search, kind: str, tests: bool = False) -> Weights:
         return Weights(search.code_lexical_weight, 0.0, 0.0, 0.0, priors, search.spread)
     if kind == CONCEPT:
         return Weights(search.concept_lexical_weight, search.name_weight, search.question_definition_weight,
-                       search.context_weight, priors, search.concept_spread)
-    return Weights(search.lexical_weight, search.name_weight, search.question_definition_weight,
-                   search.context_weight, priors, search.spread)
+                       search.context_weight, priors, search.concept_spread, search.file_evidence_weight)
+    name = search.passage_name_weight if kind == PASSAGE else search.name_weight
+    return Weights(search.lexical_weight, name, search.question_definition_weight,
+                   search.context_weight, priors, search.spread, search.file_evidence_weight)
 
 
 def spread_scores(rank: np.ndarray, order: list[int], groups: np.ndarray, decay: float) -> list[float]:

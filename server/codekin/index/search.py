@@ -7,17 +7,19 @@ matmul over 10k x 384 takes about a millisecond where a table scan takes tens.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from codekin.chunking.chunk import base_symbol
-from codekin.index.definitions import HEAD_KINDS, Definitions
-from codekin.index.files import FileRanking
-from codekin.index.lexical import Bm25, name_terms
+from codekin.index.definitions import FILLER_KINDS, HEAD_KINDS, Definitions
+from codekin.index.files import FileRanking, FileWeights
+from codekin.index.lexical import chunk_bm25
 from codekin.index.paths import ROLES, is_test_symbol, path_role, twin_key
 from codekin.index.query import Query
 from codekin.index.query_file import QueryFile
 from codekin.index.ranking import Weights, spread_order, spread_scores
+from codekin.index.rows import RowReads
 from codekin.index.store import IndexStore
 from codekin.workspace import matches
 
@@ -55,7 +57,7 @@ class Hit:
         return out
 
 
-class SearchIndex:
+class SearchIndex(RowReads):
     """A read-only snapshot: chunk rows, their vectors (one model space) and BM25."""
 
     def __init__(self, store: IndexStore | QueryFile, key: str) -> None:
@@ -72,8 +74,8 @@ class SearchIndex:
         self.texts: list[str] = table.column("text").to_pylist()
         self.contexts: list[str] = table.column("context").to_pylist()
         self.terms = table.column("terms")  # kept for the module-level text channel (modules())
-        self.bm25 = Bm25([t.split() for t in self.terms.to_pylist()], prose=True,
-                         names=[name_terms(s, k) for s, k in zip(self.symbols, self.kinds, strict=True)])
+        stored = store.load_bm25() if isinstance(store, QueryFile) else None  # built at index time
+        self.bm25 = stored or chunk_bm25(self.terms.to_pylist(), self.symbols, self.kinds)
         vector_hashes, matrix = store.load_vectors(key)
         position = {h: i for i, h in enumerate(vector_hashes)}
         rows = np.array([position.get(h, -1) for h in self.hashes], dtype=np.int64)
@@ -86,13 +88,13 @@ class SearchIndex:
         for i, path in enumerate(self.paths):
             self.by_path.setdefault(path, []).append(i)
         self.parent = self._parents()
-        self.definitions = Definitions(self.symbols, self.kinds, self.paths, self.languages, self.texts)
         role_of = {p: ROLES.index(path_role(p)) for p in self.by_path}
         test = ROLES.index("test")
         self.roles = np.array([test if is_test_symbol(s) else role_of[p] for p, s in zip(self.paths, self.symbols,
                                                                                          strict=True)], dtype=np.int8)
         group_of: dict[str, int] = {}
-        self.groups = np.array([group_of.setdefault(twin_key(p), len(group_of)) for p in self.paths],
+        twin_of = {p: twin_key(p) for p in self.by_path}  # once per file, not per chunk
+        self.groups = np.array([group_of.setdefault(twin_of[p], len(group_of)) for p in self.paths],
                                dtype=np.int64)
         self._files: FileRanking | None = None
         self._modules: FileRanking | None = None
@@ -102,6 +104,12 @@ class SearchIndex:
         if self.store is not None:
             for i, h in enumerate(self.hashes):
                 self.rows_by_hash.setdefault(h, []).append(i)
+
+    @cached_property
+    def definitions(self) -> Definitions:
+        """Built on first use (most of a snapshot's build time): a question or a lexical query
+        without names never needs it."""
+        return Definitions(self.symbols, self.kinds, self.paths, self.languages, self.texts)
 
     def _cosine(self, query_vector: np.ndarray) -> np.ndarray:
         if self.store is None:
@@ -132,9 +140,6 @@ class SearchIndex:
             return scores
         return (1 - weight) * scores + weight * scores[self.parent]
 
-    def __len__(self) -> int:
-        return len(self.paths)
-
     @property
     def dim(self) -> int:
         return self.vectors.shape[1]
@@ -157,23 +162,12 @@ class SearchIndex:
         """Rows of `path` that lie inside lines start..end."""
         return [i for i in self.by_path.get(path, []) if start <= self.starts[i] and self.ends[i] <= end]
 
-    def similar_mask(self, path: str, start: int, end: int, query_row: int | None) -> np.ndarray:
-        """What `similar` may answer: not the query's own lines or what overlaps them, nor the
-        module head that holds the query (it holds the function; it is not a look-alike)."""
-        keep = self.mask()
-        for i in self.by_path.get(path, []):
-            if self.starts[i] <= end and start <= self.ends[i]:
-                keep[i] = False
-        if query_row is not None:
-            keep[self.parent[query_row]] = False
-        return keep
-
     def holds_module(self, rows: list[int]) -> bool:
         """Rows that make a module (or class, or file) rather than the pieces of one function:
         a head among them, or three or more definitions."""
         if any(self.kinds[r] in HEAD_KINDS for r in rows):
             return True
-        return len({base_symbol(self.symbols[r]) for r in rows if self.kinds[r] not in ("block", "window")}) >= 3
+        return len({base_symbol(self.symbols[r]) for r in rows if self.kinds[r] not in FILLER_KINDS}) >= 3
 
     def is_test(self, path: str) -> bool:
         return path_role(path) == "test"
@@ -187,10 +181,13 @@ class SearchIndex:
         return keep
 
     def search(self, query_vector: np.ndarray | None, query: Query, mode: str, limit: int,
-               min_similarity: float, keep: np.ndarray, weights: Weights) -> list[Hit]:
+               min_similarity: float, keep: np.ndarray, weights: Weights,
+               file_weights: FileWeights | None = None) -> list[Hit]:
         """Ranked hits. The score shown (and filtered by min_similarity) is the chunk's own
         cosine similarity (lexical mode: BM25 over the best); ranking uses the whole stack."""
         rank, shown = self.scores(query_vector, query, mode, keep, weights)
+        if weights.files and file_weights is not None:
+            rank = self._with_file_evidence(rank, query_vector, query, keep, weights, file_weights)
         candidates = _top(rank, max(limit * 4, 40))
         order = spread_order(rank, candidates, self.groups, weights.spread)
         ranked = spread_scores(rank, order, self.groups, weights.spread)
@@ -230,6 +227,20 @@ class SearchIndex:
                 bonus = weights.definition * definitions if definitions is not None else 0.0
                 rank, shown = _words_for_missing(rank, shown, lexical, bonus, self.has_vector)
         return rank * weights.prior_vector()[self.roles], shown
+
+    def _with_file_evidence(self, rank: np.ndarray, query_vector: np.ndarray | None, query: Query,
+                            keep: np.ndarray, weights: Weights, file_weights: FileWeights) -> np.ndarray:
+        """Each chunk gains `weights.files` x its file's score (scaled by the best file's): a
+        file that answers as a whole lifts its chunks above strays from other files."""
+        files = self.files()
+        file_score = files.rank(rank, query_vector, query.terms, files.keep(keep), file_weights,
+                                weights.prior_vector())
+        finite = file_score[np.isfinite(file_score)]
+        peak = float(finite.max()) if len(finite) else 0.0
+        if peak <= 0:
+            return rank
+        evidence = np.where(np.isfinite(file_score), np.clip(file_score / peak, 0.0, None), 0.0)
+        return np.where(np.isfinite(rank), rank + weights.files * evidence[files.file_of_row], rank)
 
     def files(self) -> FileRanking:
         if self._files is None:

@@ -9,7 +9,6 @@ re-embedded, also across renames and branch switches).
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -21,11 +20,13 @@ os.environ.setdefault("LANCE_LOG", "error")  # lance warns on stderr when it cre
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
+from codekin.atomic import write_json_atomic  # noqa: E402
 from codekin.chunking import Chunk, header_line  # noqa: E402
-from codekin.config import STATE_DIR  # noqa: E402
-from codekin.errors import IndexFormatError, IndexMissingError  # noqa: E402
+from codekin.errors import IndexForeignError, IndexFormatError  # noqa: E402
+from codekin.index import provenance  # noqa: E402
 from codekin.index.lexical import terms  # noqa: E402
-from codekin.models.checkpoints import damage, read_json_object  # noqa: E402
+from codekin.index.recorded import FORMAT, load_state  # noqa: E402
+from codekin.state import INDEX_STATE, LANCE_DIR, state_path  # noqa: E402
 from codekin.workspace import ensure_state_dir  # noqa: E402
 
 if TYPE_CHECKING:
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     import lancedb
     from lancedb.query import LanceVectorQueryBuilder
 
-FORMAT = 1
 DELETE_BATCH = 400
 
 FILES_SCHEMA = pa.schema([
@@ -70,37 +70,39 @@ def _quoted(values: list[str]) -> str:
 class IndexStore:
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.state_dir = root / STATE_DIR
-        self.state_path = self.state_dir / "state.json"
+        self.state_dir = state_path(root)
+        self.state_path = self.state_dir / INDEX_STATE
         self._db: lancedb.DBConnection | None = None
+        self._foreign: tuple[object, str] | None = None  # (the state file's stat, the reason)
 
     # -- state ---------------------------------------------------------------------------
     def exists(self) -> bool:
-        return self.state_path.is_file()
+        """An index this machine made (one that came with the repository or a copy is ignored)."""
+        return self.state_path.is_file() and not self.foreign()
+
+    def foreign(self) -> str:
+        """Why the index under .codekin/ is not this machine's own (index/provenance.py), else "";
+        asked again only when the state file changes."""
+        try:
+            st = self.state_path.stat()
+            key: object = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except OSError:
+            key = None
+        if self._foreign is None or self._foreign[0] != key:
+            self._foreign = (key, provenance.foreign_reason(self.root))
+        return self._foreign[1]
 
     def interrupted(self) -> dict | None:
         """What a first `codekin index` that was stopped committed before it could write the
         state ({"files", "chunks"}: a rerun resumes from there), else None."""
-        if self.exists() or not (self.state_dir / "index.lance").is_dir():
+        if self.state_path.is_file() or not (self.state_dir / LANCE_DIR).is_dir() or self.foreign():
             return None
         return {"files": len(self.file_records()), "chunks": len(self.load_chunks())}
 
     def state(self) -> dict:
-        if not self.exists():
-            raise IndexMissingError(f"no index in {self.root}", f"run `codekin index {self.root}` first")
-        try:
-            state = read_json_object(self.state_path)
-            if not isinstance(state.get("active_key"), str) or not isinstance(state.get("format", 0), int):
-                raise ValueError("its active_key or format is missing or has the wrong type")
-        except (OSError, ValueError) as exc:
-            raise IndexFormatError(f"index state {self.state_path} is damaged: {damage(exc)}",
-                                   "run `codekin index`: it repairs it") from exc
-        if state.get("format", 0) > FORMAT:
-            raise IndexFormatError(
-                f"the index was written by a newer codekin (format {state['format']} > {FORMAT})",
-                "upgrade codekin (pip install -U codekin), or delete .codekin/index.lance and re-index",
-            )
-        return state
+        if self.state_path.is_file() and (reason := self.foreign()):
+            raise IndexForeignError(f"ignoring the index in {self.state_dir}: {reason}", provenance.FIX)
+        return load_state(self.state_path)  # IndexMissingError, IndexFormatError
 
     def repair_state(self) -> str:
         """Move a damaged state.json aside (the next full pass writes a new one); what was done, or ''."""
@@ -118,11 +120,9 @@ class IndexStore:
 
     def write_state(self, **values: object) -> dict:
         state = self.state() if self.exists() else {}
-        state.update(values, format=FORMAT, updated_at=time.time())
+        state.update(values, format=FORMAT, updated_at=time.time(), **provenance.stamp())
         ensure_state_dir(self.root)
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
-        os.replace(tmp, self.state_path)  # atomic: readers see the old or the new state
+        write_json_atomic(self.state_path, state, sort_keys=False, durable=False)  # readers see old or new
         return state
 
     # -- tables --------------------------------------------------------------------------
@@ -133,7 +133,7 @@ class IndexStore:
 
             # imported on first use (a no-change re-index needs none), without its REST client
             ensure_state_dir(self.root)
-            self._db = import_lancedb().connect(str(self.state_dir / "index.lance"))
+            self._db = import_lancedb().connect(str(self.state_dir / LANCE_DIR))
         return self._db
 
     def _names(self) -> set[str]:

@@ -1,8 +1,7 @@
 """The learning loop of one served repository: schedule, retrain, hot reload, dashboard.
 
-`attach(root, config, engine, embedder, progress, warn)` is what `codekin serve` calls once
-its model is loaded; it returns the LearningLoop, whose `serving` embedder is the one the
-sync threads must use (it follows hot reloads). Everything runs on plain threads:
+`codekin serve` starts a LearningLoop once its model is loaded and holds it (stopped with the
+session); its `serving` embedder is the one the sync threads must use (it follows hot reloads). Everything runs on plain threads:
 - the scheduler thread fires the nightly run (skipped without a new commit) and, every
   tick, notices a new active model in the registry (`codekin train`/`models promote` or
   `rollback` from a terminal) and hot-reloads it;
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codekin.config import Config, ModelConfig
-from codekin.errors import CodekinError, IndexMissingError
+from codekin.errors import CodekinError, IndexMissingError, RegistryError, TrainingRunningError
 from codekin.jobs.reembed import ReembedSummary, load_active_model, reembed
 from codekin.jobs.retrain import RetrainOptions, run_training
 from codekin.jobs.scheduler import (
@@ -41,10 +40,9 @@ from codekin.jobs.scheduler import (
     utc_now,
     write_jobs_state,
 )
-from codekin.models.registry import BASE, ModelRegistry, RegistryError
+from codekin.models.registry import BASE, ModelRegistry
 from codekin.models.serving import ServingEmbedder, serving_model, version_ref
 from codekin.progress import ProgressFactory, no_progress
-from codekin.training.pipeline import TrainingRunningError
 
 if TYPE_CHECKING:
     from codekin.dashboard.server import DashboardServer
@@ -52,11 +50,6 @@ if TYPE_CHECKING:
     from codekin.engine import Engine
 
 log = logging.getLogger(__name__)
-
-_attached: dict[Path, LearningLoop] = {}
-_standalone: dict[Path, LearningLoop] = {}
-_registry_lock = threading.Lock()
-
 
 class LearningLoop:
     def __init__(self, root: Path, config: Config, engine: Engine | None = None, embedder: Embedder | None = None,
@@ -294,14 +287,17 @@ def _record(trigger: str, outcome: str, message: str, **extra: Any) -> dict[str,
     return {"trigger": trigger, "outcome": outcome, "message": message, "at": time.time(), **extra}
 
 
-def describe_last_training(root: Path) -> dict[str, Any] | None:
-    """The newest run (metrics.db) and the newest attempt (a skipped night counts), for status."""
+def describe_last_training(root: Path, running_here: bool = False) -> dict[str, Any] | None:
+    """The newest run (metrics.db) and the newest attempt (a skipped night counts), for status;
+    `running_here`: a loop of the caller runs one now (its child may not hold the train lock yet)."""
+    from codekin.training.pipeline import training_holder
+
     run = last_training(root)
     attempt = read_jobs_state(root).get("last_run")
     if run is None and attempt is None:
         return None
     out: dict[str, Any] = {}
-    live = training_running(root)
+    live = running_here or training_holder(Path(root).resolve()) is not None
     if attempt is not None and attempt.get("outcome") == "running" and not live:  # its process was killed
         attempt = {**attempt, "outcome": "interrupted",
                    "message": "the process that ran it ended; the next training resumes it"}
@@ -315,49 +311,16 @@ def describe_last_training(root: Path) -> dict[str, Any] | None:
     return out
 
 
-def training_running(root: Path) -> bool:
-    """A training run is in progress for `root`: in a loop of this process, or anywhere (the train lock)."""
-    from codekin.training.pipeline import training_holder
-
-    key = Path(root).resolve()
-    loops = [loop for loop in (_attached.get(key), _standalone.get(key)) if loop is not None]
-    return any(loop.running for loop in loops) or training_holder(key) is not None
+def training_status(root: Path, loop: LearningLoop | None, running_here: bool = False) -> dict[str, Any]:
+    """lastTraining, nextTraining, dashboard, modelVersion, hotReload, training and modelFallback
+    for `codekin.status`: the served loop's own state when there is one."""
+    running_here = running_here or (loop is not None and loop.running is not None)
+    out: dict[str, Any] = {"lastTraining": describe_last_training(root, running_here), "nextTraining": None,
+                           "dashboard": None}
+    if loop is not None:
+        out.update(loop.status())
+    return out
 
 
 def _iso(timestamp: float | None) -> str | None:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds") if timestamp else None
-
-
-# -- one loop per served repository ------------------------------------------------------
-def attach(root: Path, config: Config, engine: Engine | None, embedder: Embedder | None,
-           progress: ProgressFactory = no_progress, warn: Callable[[str], None] = log.warning,
-           clock: Clock = utc_now, tick_s: float = TICK_S) -> LearningLoop:
-    """Start the learning loop of a served repository (stopped by `detach`)."""
-    loop = LearningLoop(root, config, engine, embedder, progress, warn, clock, tick_s)
-    with _registry_lock:
-        previous = _attached.pop(loop.root, None)
-        _attached[loop.root] = loop
-    if previous is not None:
-        previous.stop()
-    return loop.start()
-
-
-def detach(root: Path) -> None:
-    with _registry_lock:
-        loop = _attached.pop(Path(root).resolve(), None)
-    if loop is not None:
-        loop.stop()
-
-
-def attached(root: Path) -> LearningLoop | None:
-    return _attached.get(Path(root).resolve())
-
-
-def loop_for(root: Path, config: Config) -> LearningLoop:
-    """The server's loop of `root`, else a standalone one (no schedule; still hot-reloads the index)."""
-    key = Path(root).resolve()
-    with _registry_lock:
-        loop = _attached.get(key) or _standalone.get(key)
-        if loop is None:
-            loop = _standalone[key] = LearningLoop(key, config)
-    return loop

@@ -22,12 +22,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codekin.config import Config, ModelConfig
-from codekin.errors import CodekinError, ModelLoadError
+from codekin.errors import HotReloadError, ModelLoadError
 from codekin.index import integrity
 from codekin.index.engines import EmbedStats, IndexEngine, LocalEngine
-from codekin.index.lock import REEMBED_LOCK, IndexLock
+from codekin.index.lock import IndexLock
+from codekin.index.phases import DenseLayer
+from codekin.index.query_file import write_query_file
 from codekin.index.store import IndexStore
 from codekin.progress import ProgressFactory, no_progress
+from codekin.state import REEMBED_LOCK
 
 if TYPE_CHECKING:
     from codekin.distributed.ray_embed import RayOptions
@@ -37,10 +40,6 @@ log = logging.getLogger(__name__)
 
 SWITCH_LOCK_WAIT_S = 60.0  # a sync may hold the index lock for a while
 SwitchHook = Callable[["Embedder"], None]
-
-
-class HotReloadError(CodekinError):
-    exit_code = 11
 
 
 @dataclass
@@ -80,7 +79,8 @@ def active_model_config(root: Path, config: Config) -> tuple[str, ModelConfig]:
     never silently replaced by another model (the caller decides what keeps serving)."""
     import dataclasses
 
-    from codekin.models.registry import BASE, ModelRegistry, RegistryError
+    from codekin.errors import RegistryError
+    from codekin.models.registry import BASE, ModelRegistry
     from codekin.models.serving import serving_model
 
     registry = ModelRegistry(root)
@@ -163,8 +163,9 @@ def reembed(root: Path, config: Config, embedder: Embedder | None = None, progre
                 total = len(store.chunk_hashes())
                 if before_switch is not None and embedder is not None:
                     before_switch(embedder)
-                store.write_state(active_key=key, model=name)
+                state = store.write_state(active_key=key, model=name, dense=DenseLayer(store, key).record())
                 integrity.record(store)  # the new table's files, as written
+                write_query_file(store, state, config.index.ann_min_rows)  # cold searches skip LanceDB
                 if after_switch is not None and embedder is not None:
                     after_switch(embedder)
         except BaseException as exc:

@@ -1,10 +1,7 @@
 """Retraining on demand or on schedule: the training pipeline in a low-priority child process.
 
-The language server looks this module up by name (`codekin.lsp.session.RETRAIN_MODULE`):
-`start_retrain(root, config, epochs=, learning_rate=, batch_size=)` -> {"started", "message"}
-starts a run in the background (the learning loop of the server when one is attached to
-`root`, else a standalone one that still re-embeds after a promotion), and
-`training_status(root, config)` -> {"lastTraining", "nextTraining", "dashboard", ...}.
+The faces call the LearningLoop they hold (`LearningLoop.retrain(RetrainOptions(...))`);
+this module holds what one run needs: its options, the child process and its progress.
 """
 
 from __future__ import annotations
@@ -18,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codekin.config import STATE_DIR, Config
+from codekin.config import Config
 from codekin.errors import CodekinError
 from codekin.progress import ProgressFactory, no_progress
+from codekin.state import RUNS_DIR, state_path
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +67,7 @@ def run_training(root: Path, config: Config, options: RetrainOptions, progress: 
     holder = training_holder(root)
     if holder is not None:
         raise training_running_error(holder)
-    runs = Path(root) / STATE_DIR / "runs"
+    runs = state_path(root, RUNS_DIR)
     runs.mkdir(parents=True, exist_ok=True)
     result_path = runs / f"result-{os.getpid()}-{time.monotonic_ns()}.json"
     epochs = pipeline.args.epochs
@@ -131,26 +129,3 @@ def serve_active_model(root: Path, config: Config, progress: ProgressFactory = n
                 f"re-embedding with {active} did not finish ({exc.message}); run `codekin reembed`"}
     return {"vectors": summary.version, "reembed": summary.to_dict(),
             "message": f"Search now answers from {summary.version}'s vectors. {summary.describe()}"}
-
-
-def start_retrain(root: Path, config: Config, **options: Any) -> dict[str, Any]:
-    """Start a run now (epochs, learning_rate, batch_size); {"started": bool, "message": str}."""
-    from codekin.jobs.loop import loop_for
-
-    unknown = set(options) - {"epochs", "learning_rate", "batch_size", "force"}
-    if unknown:
-        raise CodekinError(f"unknown retrain option(s): {', '.join(sorted(unknown))}",
-                           "known: epochs, learning_rate, batch_size")
-    loop = loop_for(root, config)
-    return loop.retrain(RetrainOptions(**options), trigger="on demand")
-
-
-def training_status(root: Path, config: Config) -> dict[str, Any]:
-    """lastTraining, nextTraining, dashboard, modelVersion and hotReload for codekin.status."""
-    from codekin.jobs.loop import attached, describe_last_training
-
-    loop = attached(root)
-    out: dict[str, Any] = {"lastTraining": describe_last_training(root), "nextTraining": None, "dashboard": None}
-    if loop is not None:
-        out.update(loop.status())
-    return out

@@ -16,7 +16,6 @@ import datetime as dt
 import json
 import logging
 import os
-import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -25,14 +24,17 @@ from zoneinfo import ZoneInfo
 
 import schedule
 
-from codekin.config import STATE_DIR, ScheduleConfig
+from codekin.atomic import write_json_atomic
+from codekin.config import ScheduleConfig
+from codekin.git import commit_time
+from codekin.git import head as git_head
+from codekin.state import JOBS_FILE, METRICS_DB, state_path
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
 CATCH_UP_AFTER = dt.timedelta(hours=24)
 TICK_S = float(os.environ.get("CODEKIN_JOBS_TICK_S", "20"))  # how often the loop looks at the clock and registry
-JOBS_FILE = "jobs.json"
 
 
 def utc_now() -> dt.datetime:
@@ -62,7 +64,7 @@ class DailyJob(schedule.Job):
 
 # -- persistent job state (.codekin/jobs.json) ------------------------------------------
 def jobs_path(root: Path) -> Path:
-    return Path(root) / STATE_DIR / JOBS_FILE
+    return state_path(root, JOBS_FILE)
 
 
 def read_jobs_state(root: Path) -> dict[str, Any]:
@@ -76,28 +78,15 @@ def write_jobs_state(root: Path, **values: Any) -> dict[str, Any]:
     state = {**read_jobs_state(root), **values}
     path = jobs_path(root)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
+    write_json_atomic(path, state, sort_keys=False, durable=False)
     return state
-
-
-def git_head(root: Path) -> str:
-    out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
-    return out.stdout.strip() if out.returncode == 0 else ""
-
-
-def _commit_time(root: Path) -> float | None:
-    out = subprocess.run(["git", "-C", str(root), "log", "-1", "--format=%ct"], capture_output=True, text=True,
-                         check=False)
-    return float(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip() else None
 
 
 def last_training(root: Path) -> dict[str, Any] | None:
     """The newest training run in metrics.db (any status), or None."""
     from codekin.metrics import MetricsStore
 
-    if not (Path(root) / STATE_DIR / "metrics.db").is_file():
+    if not state_path(root, METRICS_DB).is_file():
         return None
     with MetricsStore(root) as metrics:
         runs = metrics.runs(limit=1)
@@ -108,7 +97,7 @@ def last_success(root: Path) -> float | None:
     """When the newest completed training run finished (epoch seconds), or None."""
     from codekin.metrics import MetricsStore
 
-    if not (Path(root) / STATE_DIR / "metrics.db").is_file():
+    if not state_path(root, METRICS_DB).is_file():
         return None
     with MetricsStore(root) as metrics:
         row = metrics.db.execute("SELECT MAX(finished_at) FROM runs WHERE status = 'completed'").fetchone()
@@ -126,7 +115,7 @@ def should_train(root: Path, force: bool = False) -> tuple[bool, str]:
             return False, f"no commit since the last training (HEAD {head[:10]})"
         return True, f"new commits since the last training ({trained_head[:10]} -> {head[:10]})"
     finished = last_success(root)
-    committed = _commit_time(root)
+    committed = commit_time(root)
     if finished is not None and committed is not None and committed <= finished:
         return False, "no commit since the last training"
     return True, "first training" if finished is None else "new commits since the last training"

@@ -13,14 +13,16 @@ blocks, so it is tested without a process and driven by `read_frames` over stdin
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+if TYPE_CHECKING:  # imported where used: `codekin serve` answers `initialize` before (lsp/early.py)
+    import asyncio
 
 log = logging.getLogger(__name__)
 
@@ -190,14 +192,18 @@ def _read_stdin(stdin: BinaryIO, loop: asyncio.AbstractEventLoop, chunks: asynci
             return
 
 
-async def read_frames(stop: threading.Event, stdin: BinaryIO,
-                      dispatch: Callable[[bytes], Any]) -> None:
+async def read_frames(stop: threading.Event, stdin: BinaryIO, dispatch: Callable[[bytes], Any],
+                      decoder: FrameDecoder | None = None, pending: list[Frame | Fault] | None = None) -> None:
     """Feed stdin to a `FrameDecoder` until the input ends or `stop` is set; each message body
-    goes to `dispatch`, each fault to the log."""
+    goes to `dispatch`, each fault to the log. `decoder` and its `pending` items carry on from
+    a first read made before this loop started (lsp/early.py)."""
+    import asyncio
+
     loop = asyncio.get_running_loop()
     chunks: asyncio.Queue[bytes] = asyncio.Queue()
     threading.Thread(target=_read_stdin, args=(stdin, loop, chunks), name="lsp-stdin", daemon=True).start()
-    decoder = FrameDecoder()
+    decoder = decoder or FrameDecoder()
+    _handle(pending or [], stop, dispatch)
     while not stop.is_set():
         try:
             data = await asyncio.wait_for(chunks.get(), STALL_S if not decoder.in_headers else None)
@@ -207,8 +213,12 @@ async def read_frames(stop: threading.Event, stdin: BinaryIO,
             if not data:
                 return
             items = list(decoder.feed(data))
-        for item in items:
-            if isinstance(item, Fault):
-                log.warning("LSP framing: %s", item.text)
-            elif not stop.is_set():
-                dispatch(item.body)
+        _handle(items, stop, dispatch)
+
+
+def _handle(items: list[Frame | Fault], stop: threading.Event, dispatch: Callable[[bytes], Any]) -> None:
+    for item in items:
+        if isinstance(item, Fault):
+            log.warning("LSP framing: %s", item.text)
+        elif not stop.is_set():
+            dispatch(item.body)

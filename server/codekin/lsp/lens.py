@@ -6,7 +6,8 @@ from typing import Any
 
 from lsprotocol import types
 
-from codekin.lsp.requests import ArgumentError, path_of_uri
+from codekin.errors import ArgumentError
+from codekin.lsp.requests import path_of_uri
 from codekin.lsp.server import CodekinServer, rpc_errors
 from codekin.lsp.similar import FIND_SIMILAR
 

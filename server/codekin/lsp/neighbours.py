@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from codekin.index.search import SearchIndex
 
 CACHED_FILES = 64
-LENS_KINDS_SKIPPED = {"window"}  # line windows of files without a grammar are not code units
+LENS_KINDS_SKIPPED = frozenset({"window"})  # line windows of files without a grammar are not code units
 
 
 @dataclass(frozen=True)
@@ -34,22 +34,18 @@ class Relatives:
 
 def lens_rows(index: SearchIndex, path: str) -> list[int]:
     """Rows of `path` that get a lens: its function/module/class chunks, in line order."""
-    rows = [i for i in index.by_path.get(path, []) if index.kinds[i] not in LENS_KINDS_SKIPPED]
-    return sorted(rows, key=lambda i: (int(index.starts[i]), int(index.ends[i])))
+    return index.rows_of(path, LENS_KINDS_SKIPPED)
 
 
 def relatives_of_file(index: SearchIndex, path: str, threshold: float) -> dict[tuple[int, int], Relatives]:
     """(start_line, end_line) -> Relatives for every embedded chunk of `path`."""
-    rows = np.array([i for i in index.by_path.get(path, []) if index.has_vector[i]], dtype=np.int64)
-    if not len(rows) or not index.dim:
+    rows = index.rows_of(path, embedded=True)
+    if not rows or not index.dim:
         return {}
-    scores = index.vectors[rows] @ index.vectors.T
-    for k, row in enumerate(rows):  # what `similar` leaves out: one rule, SearchIndex.similar_mask
-        keep = index.similar_mask(path, int(index.starts[row]), int(index.ends[row]), int(row))
-        scores[k, ~(keep & index.has_vector)] = -np.inf
+    scores = index.similar_scores(path, rows)  # what `similar` leaves out: one rule, SearchIndex.similar_masks
     counts = (scores >= threshold).sum(axis=1)
     best = scores.max(axis=1)
-    return {(int(index.starts[r]), int(index.ends[r])): Relatives(int(c), float(b) if np.isfinite(b) else -1.0)
+    return {index.span(r): Relatives(int(c), float(b) if np.isfinite(b) else -1.0)
             for r, c, b in zip(rows, counts, best, strict=True)}
 
 

@@ -12,13 +12,9 @@ from pathlib import Path
 from typing import Any, Literal, overload
 from urllib.parse import unquote, urlparse
 
-from codekin.config import SEARCH_MODES
-from codekin.errors import CodekinError
+from codekin.errors import ArgumentError
 from codekin.lsp.options import MAX_LIMIT
-
-
-class ArgumentError(CodekinError):
-    """A request whose parameters are missing, unknown or of the wrong type."""
+from codekin.request_fields import field_problem
 
 
 @dataclass(frozen=True)
@@ -55,9 +51,6 @@ class RetrainArgs:
     learning_rate: float | None = None
     batch_size: int | None = None
 
-    def as_options(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
-
 
 def single_object(command: str, args: tuple[Any, ...], optional: bool = False) -> dict[str, Any]:
     """The one argument object of a workspace/executeCommand call."""
@@ -93,6 +86,20 @@ def _float(command: str, obj: dict[str, Any], name: str, low: float, high: float
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
         raise ArgumentError(f"{command}: {name} must be a number between {low:g} and {high:g}, got {value!r}")
     return float(value)
+
+
+def _common(command: str, obj: dict[str, Any], name: str) -> Any:
+    """A field both servers take (request_fields.py): checked by the one rule, with its message."""
+    value = obj.get(name)
+    problem = field_problem(name, value, MAX_LIMIT) if value is not None else None
+    if problem is not None:
+        raise ArgumentError(f"{command}: {name} {problem}, got {value!r}")
+    return value
+
+
+def _similarity(command: str, obj: dict[str, Any]) -> float | None:
+    value = _common(command, obj, "minSimilarity")
+    return None if value is None else float(value)
 
 
 def _bool(command: str, obj: dict[str, Any], name: str) -> bool:
@@ -169,8 +176,7 @@ def parse_find_similar(args: tuple[Any, ...], root: Path) -> FindSimilarArgs:
     span = span_of_range(command, obj["range"])
     text = _str(command, obj, "text", required=False)
     return FindSimilarArgs(uri, path_of_uri(uri, root), span, text if text and text.strip() else None,
-                           _int(command, obj, "limit", 1, MAX_LIMIT),
-                           _float(command, obj, "minSimilarity", -1.0, 1.0))
+                           _common(command, obj, "limit"), _similarity(command, obj))
 
 
 def parse_search(args: tuple[Any, ...]) -> SearchArgs:
@@ -180,11 +186,7 @@ def parse_search(args: tuple[Any, ...]) -> SearchArgs:
     query = _str(command, obj, "query", required=True)
     if not query.strip():
         raise ArgumentError(f"{command}: query is empty", 'give some text, e.g. "retry with backoff"')
-    mode = _str(command, obj, "mode", required=False)
-    if mode is not None and mode not in SEARCH_MODES:
-        raise ArgumentError(f"{command}: mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}")
-    return SearchArgs(query, _int(command, obj, "limit", 1, MAX_LIMIT),
-                      _float(command, obj, "minSimilarity", -1.0, 1.0), mode,
+    return SearchArgs(query, _common(command, obj, "limit"), _similarity(command, obj), _common(command, obj, "mode"),
                       _bool(command, obj, "files"), _bool(command, obj, "tests"))
 
 

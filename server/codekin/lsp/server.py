@@ -17,7 +17,7 @@ import sys
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 from urllib.parse import unquote, urlparse
 
 import cattrs
@@ -33,11 +33,13 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
 from codekin import __version__
-from codekin.errors import CodekinError
+from codekin.errors import ArgumentError, CodekinError
 from codekin.lsp.lanes import Lane
 from codekin.lsp.options import ServerOptions, parse_options
-from codekin.lsp.requests import ArgumentError
 from codekin.lsp.session import Session
+
+if TYPE_CHECKING:
+    from codekin.lsp.early import EarlyStart, Warmup
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,7 @@ class CodekinServer(LanguageServer):
         self.option_problems: list[str] = []
         self._session: Session | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.warm: Warmup | None = None  # the engine opened while pygls loaded (lsp/early.py)
 
     @property
     def session(self) -> Session:
@@ -99,7 +102,7 @@ class CodekinServer(LanguageServer):
         reporter = ProgressReporter(self, self.loop)
         self._session = Session(root, self.options, self.overrides, self.watch, reporter,
                                 on_index_changed=self.index_changed, warn=self.warn_threadsafe,
-                                on_no_index=self.offer_index)
+                                on_no_index=self.offer_index, warm=self.warm)
 
     def document_path(self, uri: str) -> Path | None:
         """The file behind a document URI when it lies inside the workspace, else None."""
@@ -165,14 +168,19 @@ class CodekinServer(LanguageServer):
         else:
             log.info("%s", error)
 
-    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
-        """pygls's stdio loop, with codekin's reader: a malformed frame is logged and skipped."""
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None,
+                 early: EarlyStart | None = None) -> None:
+        """pygls's stdio loop, with codekin's reader: a malformed frame is logged and skipped.
+        `early` carries on from the first message, read (and maybe answered) before pygls loaded."""
+        from codekin.lsp.early import InitializeTap
         from codekin.lsp.framing import read_frames
 
         self._stop_event = threading.Event()
-        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        writer = StdoutWriter(stdout or sys.stdout.buffer)
+        self.protocol.set_writer(InitializeTap(writer, early) if early is not None else writer)
+        decoder, pending = (early.decoder, early.pending) if early is not None else (None, None)
         try:
-            asyncio.run(read_frames(self._stop_event, stdin or sys.stdin.buffer, self.dispatch))
+            asyncio.run(read_frames(self._stop_event, stdin or sys.stdin.buffer, self.dispatch, decoder, pending))
         except BrokenPipeError:
             log.error("the connection to the client is lost; shutting down")
         except (KeyboardInterrupt, SystemExit):
@@ -219,18 +227,10 @@ def _message(exc: CodekinError) -> str:
 
 
 def workspace_root(params: types.InitializeParams) -> Path:
-    """rootUri, else the first workspace folder, else rootPath, else the current directory;
-    then the nearest directory holding an index (else the git root), as the CLI does."""
-    from codekin.workspace import index_root
+    """The workspace's root, by lsp/early.py's rule (which the warm-up follows too)."""
+    from codekin.lsp.early import workspace_root as root_of
 
-    uri = params.root_uri or (params.workspace_folders[0].uri if params.workspace_folders else None)
-    if uri:
-        start = Path(unquote(urlparse(uri).path))
-    else:
-        start = Path(params.root_path) if params.root_path else Path.cwd()
-    if not start.is_dir():
-        return start.resolve()
-    return index_root(start)
+    return root_of(params.root_uri, [f.uri for f in params.workspace_folders or []], params.root_path)
 
 
 def create_server(overrides: dict[str, dict[str, Any]] | None = None, watch: bool = True) -> CodekinServer:

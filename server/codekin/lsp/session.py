@@ -8,33 +8,42 @@ lexical search) are served from the index while it loads.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from codekin.errors import CodekinError, IndexMissingError, ModelLoadError, WorkspaceError
+from codekin.errors import (
+    ArgumentError,
+    CodekinError,
+    IndexMissingError,
+    ModelLoadError,
+    WorkspaceError,
+)
 from codekin.lsp.background import Freshness
 from codekin.lsp.lanes import Lane
 from codekin.lsp.memory import release_free_memory
 from codekin.lsp.options import ServerOptions
-from codekin.lsp.requests import ArgumentError, FindSimilarArgs, RetrainArgs, SearchArgs
+from codekin.lsp.requests import FindSimilarArgs, RetrainArgs, SearchArgs
 from codekin.lsp.results import file_result, result
+from codekin.modes import mode_of
 from codekin.progress import ProgressFactory, no_progress
 
 if TYPE_CHECKING:
     from codekin.config import Config
+    from codekin.embedding import Embedder
     from codekin.engine import Engine
     from codekin.index.search import Hit
+    from codekin.jobs.loop import LearningLoop
+    from codekin.lsp.early import Warmup
     from codekin.lsp.neighbours import Relatives
 
 log = logging.getLogger(__name__)
 
 STARTUP_WAIT_S = 120.0  # importing torch and LanceDB on a busy laptop can take a while
-RETRAIN_MODULE = "codekin.jobs.retrain"
-NOT_AVAILABLE = "training is not available yet in this version"
+TRAINING_KEYS = ("lastTraining", "nextTraining", "dashboard", "modelVersion", "hotReload", "training",
+                 "modelFallback")
 
 
 class Session:
@@ -42,8 +51,9 @@ class Session:
                  watch: bool = True, progress: ProgressFactory = no_progress,
                  on_index_changed: Callable[[], None] = lambda: None,
                  warn: Callable[[str], None] = log.warning,
-                 on_no_index: Callable[[], None] = lambda: None) -> None:
+                 on_no_index: Callable[[], None] = lambda: None, warm: Warmup | None = None) -> None:
         self.root = root.resolve()
+        self.warm = warm  # an engine already opening for this root (lsp/early.py)
         self.options = options
         self.overrides = overrides or {}
         self.watch = watch
@@ -63,7 +73,9 @@ class Session:
         self._startup_error: CodekinError | None = None
         self._model_ready = threading.Event()
         self._model_error: CodekinError | None = None
-        self.jobs: Any = None  # codekin.jobs.loop.LearningLoop: schedule, retrain, hot reload, dashboard
+        self.jobs: LearningLoop | None = None  # the served loop: schedule, retrain, hot reload, dashboard
+        self._idle_loop: LearningLoop | None = None  # retrains when the model did not load (never started)
+        self._loop_lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -96,10 +108,11 @@ class Session:
             release_free_memory()  # the loading temporaries of the snapshot and the model
         embedder = None if self._model_error is not None else engine.embedder
         if embedder is not None:
-            from codekin.jobs.loop import attach
+            from codekin.jobs.loop import LearningLoop
 
-            self.jobs = attach(self.root, engine.config, engine, embedder, self.progress, self.warn)
-            embedder = self.jobs.serving  # follows hot reloads, so syncs embed with the served model
+            self.jobs = LearningLoop(self.root, engine.config, engine, embedder, self.progress, self.warn).start()
+            # follows hot reloads, so syncs embed with the served model (an Embedder by duck typing)
+            embedder = cast("Embedder", self.jobs.serving)
         self.freshness = Freshness(self.root, engine.config, embedder, self.progress, self._synced, self.warn,
                                    on_stale=self.jobs.follow_index if self.jobs is not None else None)
         self.freshness.start(self.watch)
@@ -134,21 +147,20 @@ class Session:
         from codekin.config import load_config
         from codekin.engine import Engine
 
-        config = load_config(self.root, self.overrides)
+        warmed = self.warm.take(self.root, STARTUP_WAIT_S) if self.warm is not None else None
+        config = warmed.config if warmed is not None else load_config(self.root, self.overrides)
         sent = self.options.search  # only what the client sent overrides the configuration
         config.search.limit = sent.limit if sent.limit is not None else config.search.limit
         if sent.min_similarity is not None:
             config.search.min_similarity = sent.min_similarity
         config.search.mode = sent.mode or config.search.mode
         self.config = config
-        self._engine = Engine(self.root, config)
+        self._engine = warmed if warmed is not None else Engine(self.root, config)
         return self._engine
 
     def close(self) -> None:
         if self.jobs is not None:
-            from codekin.jobs.loop import detach
-
-            detach(self.root)
+            self.jobs.stop()
         if self.freshness is not None:
             self.freshness.stop()
         self.queries.shutdown()
@@ -195,10 +207,10 @@ class Session:
         if text is None:
             self._check_lines(rel, span.end or span.start)
         row = index.enclosing(rel, span.start, span.end or span.start)
-        exact = row is not None and (span.end is None or (index.starts[row], index.ends[row]) == (span.start, span.end))
-        if text is not None and exact and index.texts[row].rstrip() == text.rstrip():
+        exact = row is not None and (span.end is None or index.span(row) == (span.start, span.end))
+        if text is not None and row is not None and exact and index.text(row).rstrip() == text.rstrip():
             text = None  # the buffer matches the index: use the stored vector, no model needed
-        if text is not None or (span.end is not None and not (exact and index.has_vector[row])):
+        if text is not None or (span.end is not None and not (row is not None and exact and index.embedded(row))):
             self._wait_model()  # a free span or unsaved text is embedded; a cursor needs its chunk
         query, hits = self.engine.similar(str(self.root / rel), span.start, span.end, text=text, limit=args.limit,
                                           min_similarity=args.min_similarity)
@@ -230,8 +242,8 @@ class Session:
         return answer
 
     def _ready(self, mode: str | None) -> None:
-        self._index()
-        if (mode or self.engine.config.search.mode) != "lexical":
+        """Wait for the model only when the query will be embedded (not lexical, vectors exist)."""
+        if mode_of(mode or self.engine.config.search.mode).needs_vector and self._index().dim:
             self._wait_model()
 
     def _search(self, args: SearchArgs) -> list[Hit]:
@@ -282,12 +294,18 @@ class Session:
         if core["indexed"]:
             if self.freshness is not None:
                 out["queue"] = self.freshness.pending
-            from codekin.indexer import pending_changes
+            from codekin.index.recorded import recorded_changes
 
-            pending = pending_changes(self.root, engine.config)
+            recorded = recorded_changes(self.root, engine.config.index, engine.store.state())
+            if recorded is not None:  # no file changed since the last commit: LanceDB stays closed
+                pending = recorded[0]
+            else:
+                from codekin.indexer import pending_changes
+
+                pending = pending_changes(self.root, engine.config)
             out["pending"] = pending
             out["stale"] = bool(sum(pending.values()) or out["queue"])
-        out.update(_training_status(self.root, engine.config))
+        out.update(self._training_status())
         return out
 
     def _state(self) -> str:
@@ -308,44 +326,34 @@ class Session:
             self.freshness.saved([self.relative(path)])
 
     def retrain(self, args: RetrainArgs) -> dict[str, Any]:
-        """Start the training pipeline when it exists; never pretend it ran."""
-        module = _optional_module(RETRAIN_MODULE)
-        start = getattr(module, "start_retrain", None) if module is not None else None
-        if start is None:
-            return {"started": False, "message": NOT_AVAILABLE}
+        """Start a run on the session's learning loop; {"started", "message"}, never pretending it ran."""
+        from codekin.jobs.retrain import RetrainOptions
+
+        options = RetrainOptions(epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size)
         try:
             with self.progress("codekin: starting retraining", 0):
-                outcome = start(self.root, self.engine.config, **args.as_options())
+                outcome = self._learning_loop().retrain(options, trigger="on demand")
         except CodekinError as exc:
             return {"started": False, "message": str(exc)}
-        return _retrain_reply(outcome)
+        return {"started": bool(outcome["started"]), "message": str(outcome["message"])}
 
+    def _learning_loop(self) -> LearningLoop:
+        """The served loop; while there is none (the model did not load), one that is never started:
+        no schedule, but a promoted model is still re-embedded."""
+        if self.jobs is not None:
+            return self.jobs
+        config = self.engine.config
+        with self._loop_lock:
+            if self._idle_loop is None:
+                from codekin.jobs.loop import LearningLoop
 
-def _optional_module(name: str) -> Any | None:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and name.startswith(exc.name):
-            return None  # the module (or its package) does not exist yet
-        raise
+                self._idle_loop = LearningLoop(self.root, config)
+            return self._idle_loop
 
+    def _training_status(self) -> dict[str, Any]:
+        """lastTraining, nextTraining, dashboard, ... of the loop this session holds."""
+        from codekin.jobs.loop import training_status
 
-def _retrain_reply(outcome: Any) -> dict[str, Any]:
-    if isinstance(outcome, dict):
-        return {"started": bool(outcome.get("started", True)),
-                "message": str(outcome.get("message", "retraining started"))}
-    if isinstance(outcome, str):
-        return {"started": True, "message": outcome}
-    started = getattr(outcome, "started", True)
-    return {"started": bool(started), "message": str(getattr(outcome, "message", "retraining started"))}
-
-
-def _training_status(root: Path, config: Config) -> dict[str, Any]:
-    """lastTraining/nextTraining/dashboard from the jobs module once it offers them."""
-    module = _optional_module(RETRAIN_MODULE)
-    report = getattr(module, "training_status", None) if module is not None else None
-    if report is None:
-        return {}
-    values = report(root, config)
-    keys = ("lastTraining", "nextTraining", "dashboard", "modelVersion", "hotReload", "training", "modelFallback")
-    return {k: values.get(k) for k in keys}
+        idle = self._idle_loop
+        values = training_status(self.root, self.jobs, running_here=idle is not None and idle.running is not None)
+        return {k: values.get(k) for k in TRAINING_KEYS}

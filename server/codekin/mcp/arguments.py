@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from codekin.mcp.tools import DEFINITION, RETRAIN, SEARCH, SIMILAR, STATUS, TOOLS
+from codekin.mcp.tools import DEFINITION, MAX_LIMIT, RETRAIN, SEARCH, SIMILAR, STATUS, TOOLS
+from codekin.request_fields import field_problem
 
 
 class InvalidArguments(Exception):
@@ -101,7 +102,10 @@ def _describe(error: Any) -> str:
     where = ".".join(str(p) for p in error.absolute_path)
     if error.validator == "additionalProperties":
         return error.message.replace("Additional properties are not allowed", "unknown argument(s)")
-    return f"{where}: {error.message}" if where else error.message
+    if not where:
+        return error.message
+    common = field_problem(where, error.instance, MAX_LIMIT)  # the language server's words for it too
+    return f"{where}: {error.message}" + (f" ({where} {common})" if common else "")
 
 
 def _number(value: Any) -> Any:

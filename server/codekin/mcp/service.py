@@ -11,7 +11,6 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,7 +75,7 @@ class Workspace:
             files = engine.search_files(args.query, args.limit, args.mode, args.lang, self._glob(args.path),
                                         tests=args.tests)
             index = engine.index()
-            return {"results": [file_result(f, index.texts[f.row] if _same_row(index, f) else "") for f in files]}
+            return {"results": [file_result(f, index.text(f.row) if index.holds_at(f.row, f.path, f.start_line) else "") for f in files]}
         hits = engine.search(args.query, args.limit, args.min_similarity, args.mode, args.lang,
                              self._glob(args.path), tests=args.tests)
         out: dict[str, Any] = {"results": [hit_result(h) for h in hits]}
@@ -142,7 +141,7 @@ class Workspace:
             pending = pending_changes(self.root, self.config)
             head = git_head(self.root)
             out["index"] = {"files": core["files"], "chunks": core["chunks"], "embedded_chunks": core["embedded_chunks"],
-                            "languages": dict(Counter(index.languages).most_common()),
+                            "languages": dict(index.language_counts().most_common()),
                             "updated_at": _iso(core.get("updated_at")), "age_seconds": core.get("age_seconds"),
                             "commit": core.get("head") or None}
             out["freshness"] = {"stale": bool(sum(pending.values())), "files_pending": pending, "head": head or None,
@@ -231,12 +230,6 @@ def _retrain_allowed(root: Path) -> bool:
         return load_config(root).mcp.allow_retrain
     except CodekinError:
         return False
-
-
-def _same_row(index: Any, found: Any) -> bool:
-    """The snapshot still holds the file hit's row (an index write may have swapped it since)."""
-    return found.row < len(index) and index.paths[found.row] == found.path and \
-        int(index.starts[found.row]) == found.start_line
 
 
 def _iso(timestamp: float | None) -> str | None:

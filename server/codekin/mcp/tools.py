@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from codekin.config import SEARCH_MODES
+from codekin.modes import SEARCH_MODES
+from codekin.request_fields import MIN_SIMILARITY
 
 MAX_LIMIT = 50  # each result carries a snippet: 50 of them stay well under 100 kB
 
@@ -21,7 +22,7 @@ _LIMIT = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
 _MODE = {"type": "string", "enum": list(SEARCH_MODES),
          "description": "hybrid (default): meaning and words together; dense: meaning only (the embedding "
                         "model); lexical: words and names only (BM25, works while the model loads)."}
-_MIN_SIMILARITY = {"type": "number", "minimum": -1, "maximum": 1,
+_MIN_SIMILARITY = {"type": "number", "minimum": MIN_SIMILARITY[0], "maximum": MIN_SIMILARITY[1],
                    "description": "Drop results whose score is below this (cosine similarity; default 0)."}
 _LANG = {"type": "string", "minLength": 1,
          "description": "Only code in this language: elixir, erlang, c, cpp, python, go, javascript, rust, ... "

@@ -20,11 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from codekin.config import STATE_DIR
 from codekin.errors import CodekinError
 from codekin.models.checkpoints import read_json_object, write_json_atomic
+from codekin.state import ADAPTERS_DIR, MODELS_DIR, state_path
 
-ADAPTERS_DIR = "adapters"
 ACTIVE = "active.json"
 WEIGHTS = "adapter.npz"
 MANIFEST = "manifest.json"
@@ -74,7 +73,7 @@ class AdapterStore:
     """The adapters of one repository; `active(key)` is what queries use (cached by file stamp)."""
 
     def __init__(self, root: Path) -> None:
-        self.dir = Path(root) / STATE_DIR / "models" / ADAPTERS_DIR
+        self.dir = state_path(root, MODELS_DIR, ADAPTERS_DIR)
         self._lock = threading.Lock()
         self._cached: tuple[Any, tuple[str, QueryAdapter] | None] = (None, None)
 
@@ -136,3 +135,10 @@ class AdapterStore:
         if "/" in version or not weights.is_file() or _sha256(weights) != self.manifest(version).get("sha256"):
             return None
         return version, QueryAdapter.load(weights)
+
+
+def served_adapter(root: Path, state: dict[str, Any]) -> str | None:
+    """The version of the adapter that moves text queries on the index's active table
+    (`state`: the index's state record), or None (for status displays)."""
+    found = AdapterStore(root).active(str(state.get("active_key", ""))) if state else None
+    return found[0] if found is not None else None

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from codekin.processes import pid_alive
+from codekin.atomic import fsync_dir, write_json_atomic
 
 MANIFEST = "manifest.json"
 HASH_BLOCK = 1 << 20
@@ -47,43 +47,7 @@ def _fsync_tree(directory: Path) -> None:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-    _fsync_dir(directory)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def remove_stale_json_temporaries(directory: Path, name: str = "*") -> list[str]:
-    """Remove `.<name>.<pid>.tmp` files that a killed `write_json_atomic` left in `directory`
-    (only those of processes that are gone: a live writer's file is its own)."""
-    removed = []
-    for path in directory.glob(f".{name}.*.tmp") if directory.is_dir() else []:
-        pid = path.name[:-len(".tmp")].rsplit(".", 1)[-1]
-        if path.is_file() and pid.isdigit() and (int(pid) == os.getpid() or not pid_alive(int(pid))):
-            path.unlink(missing_ok=True)
-            removed.append(path.name)
-    return removed
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write `path` whole or not at all; first remove what a killed earlier write of it left."""
-    remove_stale_json_temporaries(path.parent, path.name)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a full disk or an interrupt leaves no partial file behind
-        raise
-    _fsync_dir(path.parent)
+    fsync_dir(directory)
 
 
 def read_json_object(path: Path) -> dict[str, Any]:
@@ -126,7 +90,7 @@ def write_checkpoint(target: Path, fill: Callable[[Path], None], manifest: dict[
             shutil.rmtree(trash, ignore_errors=True)
         else:
             os.rename(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

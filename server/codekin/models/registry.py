@@ -18,25 +18,26 @@ import logging
 import os
 import re
 import secrets
-import subprocess
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codekin.config import STATE_DIR, user_config_path
-from codekin.errors import CodekinError
+from codekin import git
+from codekin.atomic import remove_stale_json_temporaries, write_json_atomic
+from codekin.config import user_config_path
+from codekin.errors import ModelCorruptedError, RegistryError, RollbackRefused
 from codekin.models.checkpoints import (
     MANIFEST,
     damage,
     file_hashes,
     read_json_object,
-    read_manifest,
-    remove_stale_json_temporaries,
     remove_tree,
     verify_checkpoint_cached,
-    write_json_atomic,
 )
+from codekin.models.manifests import read_version_manifest
+from codekin.state import MODELS_DIR, STATE_DIR, state_path
 from codekin.workspace import ensure_state_dir
 
 BASE = "base"
@@ -57,7 +58,7 @@ MACHINE_ID_FILES = (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id"))
 def machine_id() -> str:
     """This machine and user, as active.json records them, so that a registry that came with a
     clone or a copied tree is not taken for one made here: a hash of the system's machine-id
-    and the user id, else a random id kept in the user's config directory."""
+    and the user id, else of the host name, else a random id kept in the user's config directory."""
     for path in MACHINE_ID_FILES:
         try:
             system = path.read_text(encoding="ascii").strip()
@@ -65,6 +66,9 @@ def machine_id() -> str:
             continue
         if system:
             return hashlib.sha256(f"codekin|{system}|{os.getuid()}".encode()).hexdigest()[:32]
+    host = socket.gethostname()  # a container without machine-id: its host name lasts as long as it
+    if host and host != "localhost":
+        return hashlib.sha256(f"codekin|host|{host}|{os.getuid()}".encode()).hexdigest()[:32]
     return _stored_machine_id()
 
 
@@ -84,28 +88,6 @@ def _stored_machine_id() -> str:
     except OSError:
         pass  # a read-only home: nothing fine-tuned is trusted, the configured model serves
     return made
-
-
-def tracked_by_git(root: Path, rel: str) -> bool:
-    """True when git tracks any file under `rel` (a repository committed codekin's state)."""
-    try:
-        out = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--", rel], capture_output=True,
-                             timeout=30, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return bool(out.stdout.strip(b"\0"))
-
-
-class RegistryError(CodekinError):
-    exit_code = 9
-
-
-class ModelCorruptedError(RegistryError):
-    pass
-
-
-class RollbackRefused(RegistryError):
-    """A rollback to a rejected or newer version, asked for without --force."""
 
 
 @dataclass
@@ -144,7 +126,7 @@ class ModelVersion:
 class ModelRegistry:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self.dir = self.root / STATE_DIR / "models"
+        self.dir = state_path(self.root, MODELS_DIR)
 
     # -- versions --------------------------------------------------------------------------
     def versions(self) -> list[ModelVersion]:
@@ -153,10 +135,11 @@ class ModelRegistry:
             for path in self.dir.iterdir():
                 if path.is_dir() and _VERSION.match(path.name) and (path / MANIFEST).is_file():
                     try:
-                        found.append(ModelVersion(path.name, path, read_manifest(path)))
-                    except (OSError, ValueError) as exc:
-                        found.append(ModelVersion(path.name, path, {"status": "failed",
-                                                                    "reason": f"manifest damaged: {damage(exc)}"}))
+                        found.append(ModelVersion(path.name, path, read_version_manifest(path)))
+                    except (OSError, ValueError) as exc:  # listed as failed, none of its fields used
+                        found.append(ModelVersion(path.name, path, {"status": "failed", "reason": (
+                            f"{STATE_DIR}/models/{path.name}/{MANIFEST} is damaged: {damage(exc)}; it is skipped "
+                            f"(`codekin models prune` or deleting {STATE_DIR}/models/{path.name} drops it)")}))
         return sorted(found, key=lambda v: v.number)
 
     def get(self, version: str) -> ModelVersion:
@@ -165,7 +148,7 @@ class ModelRegistry:
             known = ", ".join(v.id for v in self.versions()) or "none yet"
             raise RegistryError(f"no model version {version!r}", f"known versions: {known} (see `codekin models list`)")
         try:
-            return ModelVersion(version, path, read_manifest(path))
+            return ModelVersion(version, path, read_version_manifest(path))
         except (OSError, ValueError) as exc:
             raise ModelCorruptedError(f"{path / MANIFEST} is damaged: {damage(exc)}",
                                       "roll back to another version with `codekin models rollback`, then "
@@ -252,7 +235,7 @@ class ModelRegistry:
                                 "or `codekin models promote VERSION`") from exc
 
     def _distrust(self, pointer: dict[str, Any]) -> str:
-        if tracked_by_git(self.root, f"{STATE_DIR}/models"):
+        if git.tracks(self.root, f"{STATE_DIR}/{MODELS_DIR}"):
             return (f"git tracks files under {STATE_DIR}/models (a repository cannot choose the model); "
                     f"`git rm -r --cached {STATE_DIR}` stops that")
         if pointer.get("machine") != machine_id():

@@ -20,8 +20,11 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from codekin.config import STATE_DIR, ModelConfig
-from codekin.models.registry import BASE, ModelRegistry, RegistryError, tracked_by_git
+from codekin import git
+from codekin.config import ModelConfig
+from codekin.errors import RegistryError
+from codekin.models.registry import BASE, ModelRegistry
+from codekin.state import MODELS_DIR, STATE_DIR, state_path
 
 if TYPE_CHECKING:
     from codekin.embedding import Embedder
@@ -30,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 def models_dir(root: Path) -> Path:
-    return Path(root).resolve() / STATE_DIR / "models"
+    return state_path(Path(root).resolve(), MODELS_DIR)
 
 
 def serving_model(root: Path, model: ModelConfig) -> ModelConfig:
@@ -100,7 +103,7 @@ def indexed_model(root: Path, model: ModelConfig, state: dict[str, Any]) -> Mode
         return serving_model(root, model)
     if name in (model.primary, model.fallback):
         return dataclasses.replace(model, primary=name, fallback=model.primary)
-    shipped = tracked_by_git(root, f"{STATE_DIR}/models")  # a repository cannot choose the model
+    shipped = git.tracks(root, f"{STATE_DIR}/{MODELS_DIR}")  # a repository cannot choose the model
     if not shipped and version_ref(root, name) != BASE and Path(name).is_dir():
         return dataclasses.replace(model, primary=name, fallback=model.primary)
     log.warning("state.json names model %r, which is neither configured nor in the registry; ignoring it", name)

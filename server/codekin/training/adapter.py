@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from codekin.config import Config
+from codekin.errors import TrainingError
 from codekin.index.query import parse
 from codekin.models.adapters import AdapterStore, QueryAdapter, adapted
-from codekin.training.trainer.results import TrainingError
 
 Encode = Callable[[list[str]], np.ndarray]
 Out = Callable[[str], None]

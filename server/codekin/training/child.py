@@ -1,6 +1,6 @@
 """The training pipeline in a low-priority child process: `python -m codekin.training.child`
 runs `run_pipeline` and writes its PipelineResult (or error) as JSON for the parent, which
-`run_in_child` starts, waits for and reads. A full disk comes back as exit code 28."""
+`run_in_child` starts, waits for and reads. A full disk comes back as errors.DISK_FULL_EXIT."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from codekin.config import STATE_DIR, load_config
-from codekin.errors import DISK_FULL_EXIT, CodekinError, disk_full
+from codekin.config import load_config
+from codekin.errors import DISK_FULL_EXIT, CodekinError, TrainingError, disk_full
 from codekin.processes import pid_alive
+from codekin.state import RUNS_DIR, state_path
 from codekin.training.pipeline import (
     PipelineOptions,
     PipelineResult,
@@ -23,7 +24,6 @@ from codekin.training.pipeline import (
     training_holder,
     training_running_error,
 )
-from codekin.training.trainer.results import TrainingError
 
 DISK_FULL_FREE_BYTES = 1 << 20  # below this, a failed write is taken for a full disk
 CHILD_NICE = 10
@@ -62,7 +62,7 @@ def run_in_child(root: Path, options: PipelineOptions, human_to_stderr: bool = F
     holder = training_holder(root)
     if holder is not None:
         raise training_running_error(holder)
-    runs = Path(root) / STATE_DIR / "runs"
+    runs = state_path(root, RUNS_DIR)
     runs.mkdir(parents=True, exist_ok=True)
     remove_orphan_results(runs)
     result_path = runs / f"result-{os.getpid()}-{time.monotonic_ns()}.json"
@@ -149,7 +149,7 @@ def _disk_is_full(root: Path, exc: BaseException) -> bool:
     if disk_full(exc) or "database or disk is full" in str(exc):
         return True
     try:
-        stat = os.statvfs(Path(root) / STATE_DIR)
+        stat = os.statvfs(state_path(root))
     except OSError:
         return False
     return stat.f_bavail * stat.f_frsize < DISK_FULL_FREE_BYTES

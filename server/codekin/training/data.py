@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from codekin.config import Config
-from codekin.training.trainer.results import TrainingError, triplet_texts
+from codekin.errors import TrainingError
+from codekin.training.trainer.results import triplet_texts
 
 Out = Callable[[str], None]
 

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from codekin.config import STATE_DIR, Config
-from codekin.errors import CodekinError
-from codekin.index.lock import FileLock, lock_holder
+from codekin.config import Config
+from codekin.errors import CodekinError, TrainingError, TrainingRunningError
+from codekin.locks import FileLock, lock_holder
 from codekin.models.checkpoints import rewrite_manifest
 from codekin.models.registry import BASE, ModelRegistry, ModelVersion
+from codekin.state import TRAIN_LOCK, state_path
 from codekin.training.data import (
     TrainingData,
     generate_training_data,
@@ -29,20 +30,14 @@ from codekin.training.data import (
 )
 from codekin.training.trainer.args import TrainingArguments
 from codekin.training.trainer.checkpointing import TRAINER_STATE
-from codekin.training.trainer.results import TrainingError
 from codekin.training.trainer.trainer import Trainer
 
 if TYPE_CHECKING:
     from codekin.metrics import MetricsStore
     from codekin.training.evaluation.evaluate import GateDecision
 
-LOCK_FILE = "train.lock"
 INTERRUPTED_REASON = "interrupted (the next `codekin train` resumes it)"
 Out = Callable[[str], None]
-
-
-class TrainingRunningError(CodekinError):
-    exit_code = 10
 
 
 def training_running_error(holder: dict[str, Any]) -> CodekinError:
@@ -56,12 +51,12 @@ class TrainLock(FileLock):
     """Exclusive flock on .codekin/train.lock holding {"pid", "since"} of the holder."""
 
     def __init__(self, root: Path) -> None:
-        super().__init__(Path(root) / STATE_DIR / LOCK_FILE, training_running_error)
+        super().__init__(state_path(root, TRAIN_LOCK), training_running_error)
 
 
 def training_holder(root: Path) -> dict[str, Any] | None:
     """{"pid", "since"} of the running training, or None (for status displays)."""
-    return lock_holder(Path(root) / STATE_DIR / LOCK_FILE)
+    return lock_holder(state_path(root, TRAIN_LOCK))
 
 
 # -- options, data, result ----------------------------------------------------------------

@@ -6,7 +6,7 @@ local M = {}
 
 ---@class codekin.CodeLensOptions
 ---@field enabled boolean show "N similar · best 0.91" above each function and module
----@field minSimilarity number similarity (0..1) a chunk needs to be counted by a lens
+---@field minSimilarity number cosine similarity (0..1) a chunk needs to be counted by a lens (server default 0.7)
 
 ---@class codekin.SearchOptions
 ---@field limit integer results per :CodekinSimilar / :CodekinSearch
@@ -48,7 +48,7 @@ M.defaults = {
   filetypes = { "elixir", "eelixir", "heex", "erlang", "c", "cpp" },
   root_markers = { ".codekin", ".git", "mix.exs", "rebar.config" },
   autostart = true,
-  codelens = { enabled = true, minSimilarity = 0.8 },
+  codelens = { enabled = true, minSimilarity = 0.7 },
   search = { limit = 10, minSimilarity = 0.0, mode = "hybrid" },
   picker = "auto",
   open_quickfix = true,

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import random
 import re
-import subprocess
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from codekin import git
 from codekin.chunking import Chunk, chunk_text
 from codekin.chunking.chunk import base_symbol
 from codekin.config import Config
@@ -168,13 +168,9 @@ def commit_queries(root: Path, chunks: list[Chunk], max_commits: int) -> list[Ev
     (so its line numbers are those of today's file). None without git history."""
     if max_commits <= 0:
         return []
-    try:
-        log = subprocess.run(["git", "-C", str(root), "-c", "core.quotepath=off", "log", f"-n{max_commits}",
-                              "--no-merges", "--no-renames", "-U0", "--format=commit %H%n%s"],
-                             capture_output=True, check=False, timeout=120)
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    if log.returncode != 0:
+    log = git.output(root, "-c", "core.quotepath=off", "log", f"-n{max_commits}", "--no-merges", "--no-renames",
+                     "-U0", "--format=commit %H%n%s", timeout=120)
+    if log is None:
         return []
     by_path: dict[str, list[Chunk]] = {}
     for chunk in chunks:
@@ -182,7 +178,7 @@ def commit_queries(root: Path, chunks: list[Chunk], max_commits: int) -> list[Ev
     touched: set[str] = set()  # paths a newer commit already changed
     commits: list[tuple[str, dict[str, list[int]]]] = []  # (subject, path -> changed lines)
     path = ""
-    for line in log.stdout.decode("utf-8", "replace").split("\n"):
+    for line in log.decode("utf-8", "replace").split("\n"):
         if line.startswith("commit "):
             touched |= set(commits[-1][1]) if commits else set()
             commits.append(("", {}))

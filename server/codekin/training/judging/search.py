@@ -88,7 +88,7 @@ class SearchEvaluator:
             parsed = parse(query.text, query.search_kind)
             keep = index.mask()
             if query.exclude:
-                keep[index.by_path.get(query.exclude, [])] = False
+                keep[index.rows_of(query.exclude)] = False
             mode = self.search.mode if parsed.has_words else "dense"
             hits = index.search(vector, parsed, mode, K, -math.inf, keep, weights_for(self.search, parsed.kind))
             rank = next((n for n, h in enumerate(hits, 1) if query.answered_by(h.path, h.start_line, h.end_line)),

@@ -5,12 +5,11 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from codekin.training.mining.snippets import BEAM, Snippet
+from codekin.training.mining.snippets import BEAM, BEAM_LANGUAGES, Snippet
 from codekin.training.mining.triplets import Triplet
 
 NEAR_DUPLICATE = 0.9  # token-set Jaccard of anchor and positive at or above this: a trivial pair
 _TOKEN = re.compile(r"\w+")
-BEAM_LANGUAGES = {"elixir", "erlang"}
 
 
 def _family(s: Snippet) -> str:

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import re
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from codekin.chunking.spec import spec_for
 
 MIN_DOC_WORDS = 4
 _HEREDOC = re.compile(r'^(?:~[sS])?("""|\'\'\')')
@@ -140,17 +143,21 @@ def _cut_erlang(lines: list[str]) -> Cut:
     return cut
 
 
+def _cut_c(lines: list[str]) -> Cut:
+    return _leading_comment(lines, _C_COMMENT, ("//", "/*"))
+
+
+# LanguageSpec.doc_cut -> how a chunk of that doc style is cut.
+_CUTTERS: dict[str, Callable[[list[str]], Cut]] = {"elixir": _cut_elixir, "erlang": _cut_erlang, "c": _cut_c}
+
+
 def cut(language: str, text: str) -> Cut:
     """Doc and spec of a chunk; `doc` is "" when there is none worth using."""
     lines = text.split("\n")
-    if language == "elixir":
-        result = _cut_elixir(lines)
-    elif language == "erlang":
-        result = _cut_erlang(lines)
-    elif language in ("c", "cpp"):
-        result = _leading_comment(lines, _C_COMMENT, ("//", "/*"))
-    else:
+    cutter = _CUTTERS.get(spec_for(language).doc_cut)
+    if cutter is None:
         return Cut(lines=lines)
+    result = cutter(lines)
     result.doc = _clean_doc(result.doc) if result.doc else ""
     if not result.doc:
         result.doc_lines = None

@@ -7,10 +7,10 @@ on long histories. Both versions are chunked with the index's chunker and matche
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 
+from codekin import git
 from codekin.chunking import chunk_text
 from codekin.config import IndexConfig
 from codekin.training.mining.positives import Pair, make_pair
@@ -21,12 +21,7 @@ MAX_BLOB_BYTES = 400_000
 
 
 def _git(root: Path, *args: str, data: bytes | None = None) -> bytes | None:
-    try:
-        out = subprocess.run(["git", "-C", str(root), "-c", "core.quotepath=off", *args], input=data,
-                             capture_output=True, check=False, timeout=120)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout if out.returncode == 0 else None
+    return git.output(root, "-c", "core.quotepath=off", *args, data=data, timeout=120)
 
 
 def changed_blobs(root: Path, paths: set[str], max_commits: int) -> list[tuple[str, str, str, str]]:

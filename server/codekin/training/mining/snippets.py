@@ -14,12 +14,11 @@ from pathlib import Path, PurePosixPath
 from codekin.chunking import Chunk, chunk_text, header_line
 from codekin.chunking.chunk import base_symbol, content_hash
 from codekin.chunking.languages import language_for
+from codekin.chunking.spec import BEAM, CPP, family_languages
 from codekin.config import Config
 from codekin.index.paths import path_role
 from codekin.workspace import UnreadableFile, read_text, scan
 
-BEAM = "beam"
-CPP = "cpp"
 FAMILIES = (BEAM, CPP)
 # Kinds whose text is shown to the model as is (a query-like text), not as header + code.
 TEXT_KINDS = {"doc", "spec", "declaration"}
@@ -137,8 +136,8 @@ class SourceFiles:
         return len(paths), sum(len(self.snippets[p]) for p in paths)
 
 
-BEAM_LANGUAGES = frozenset({"elixir", "erlang"})
-CPP_LANGUAGES = frozenset({"c", "cpp"})
+BEAM_LANGUAGES = family_languages(BEAM)  # elixir, erlang (chunking/spec.py)
+CPP_LANGUAGES = family_languages(CPP)  # c, cpp
 SKIPPED_DIRS = frozenset({"priv"})  # a BEAM project's static assets and built artefacts
 
 

@@ -20,9 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from codekin.atomic import write_atomic
 from codekin.config import Config, TrainingConfig, load_config
 from codekin.embedding import Embedder
-from codekin.errors import CodekinError, ConfigError
+from codekin.errors import CodekinError, ConfigError, NotEnoughSnippetsError, TripletFileError
+from codekin.state import INDEX_STATE, state_path
 from codekin.training.evaluation.splits import split_by_file
 from codekin.training.mining.history import history_pairs
 from codekin.training.mining.negatives import Mined, MiningStats, NegativeMiner, Request
@@ -48,13 +50,6 @@ SPLITS = ("train", "eval")
 __all__ = ["NotEnoughSnippetsError", "PolyglotTripletGenerator", "Snippet", "Triplet", "TripletFileError",
            "read_jsonl", "split_by_file", "write_jsonl"]
 
-
-class NotEnoughSnippetsError(CodekinError):
-    """Too little BEAM code to build the triplets asked for."""
-
-
-class TripletFileError(CodekinError):
-    """A triplets file that is missing or not valid JSON lines."""
 
 
 @dataclass
@@ -95,11 +90,7 @@ class Triplet:
 def write_jsonl(triplets: list[Triplet], path: Path | str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        for triplet in triplets:
-            handle.write(json.dumps(triplet.to_dict(), ensure_ascii=False) + "\n")
-    tmp.replace(path)
+    write_atomic(path, "".join(json.dumps(t.to_dict(), ensure_ascii=False) + "\n" for t in triplets))
     return path
 
 
@@ -206,7 +197,7 @@ class PolyglotTripletGenerator:
 
     def _index_vectors(self, pool: list[Snippet]) -> dict[str, np.ndarray]:
         """Vectors of these snippets already in the repository's index for the same model."""
-        if self.embedder is None or not (self.root / ".codekin" / "state.json").is_file():
+        if self.embedder is None or not state_path(self.root, INDEX_STATE).is_file():
             return {}
         from codekin.index.store import IndexStore
 

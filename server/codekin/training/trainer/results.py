@@ -10,12 +10,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from codekin.errors import CodekinError
 from codekin.training.trainer.args import TrainingArguments
-
-
-class TrainingError(CodekinError):
-    exit_code = 8
 
 
 def triplet_texts(item: Any) -> tuple[str, str, str]:

@@ -25,6 +25,7 @@ from codekin.embedding.torch_encode import (
     to_device,
     transformer,
 )
+from codekin.errors import TrainingError
 from codekin.training.trainer.args import TrainingArguments
 from codekin.training.trainer.checkpointing import (
     CHECKPOINT_PREFIX,
@@ -39,7 +40,6 @@ from codekin.training.trainer.model import (
 )
 from codekin.training.trainer.results import (
     EpochResult,
-    TrainingError,
     TrainResult,
     data_key,
     format_lr,

@@ -1,0 +1,207 @@
+"""Every command quick to answer: status and doctor from the state file (no LanceDB, no torch),
+the BM25 kept beside the query file, `initialize` answered before pygls loads, and a repository
+of one file. Real CLI subprocesses on temp git repositories; the LSP tests speak raw JSON-RPC
+over the real server's stdio."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.samples import CART, LEDGER, RETRY
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+pytestmark = pytest.mark.slow
+
+HEAVY = ("torch", "transformers", "lancedb", "sentence_transformers")
+
+
+def codekin(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "codekin.cli", *args], capture_output=True, text=True, env=ENV,
+                          cwd=cwd, timeout=300)
+
+
+def run_and_list_heavy(argv: list[str]) -> tuple[str, list[str]]:
+    """`codekin ARGV` in a fresh interpreter: its output, and which heavy modules it imported."""
+    probe = ("import sys\nfrom codekin.cli.main import main\ntry:\n    main(" + repr(argv) + ")\n"
+             "except SystemExit:\n    pass\nimport json\nprint('\\nHEAVY', json.dumps(sorted(m for m in "
+             + repr(HEAVY) + " if m in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=ENV, timeout=300)
+    assert out.returncode == 0, out.stderr
+    body, _, heavy = out.stdout.rpartition("\nHEAVY ")
+    return body, json.loads(heavy)
+
+
+def test_status_and_doctor_answer_from_the_state_file_and_agree_with_the_index(repo_factory):
+    from codekin.config import load_config
+    from codekin.indexer import pending_changes, skipped_files
+
+    root = repo_factory({"lib/cart.ex": CART, "lib/retry.ex": RETRY, "lib/ledger.ex": LEDGER, "lib/empty.ex": ""})
+    assert codekin("index", str(root), "--lexical-only").returncode == 0
+    out, heavy = run_and_list_heavy(["status", str(root), "--json"])
+    status = json.loads(out)
+    assert heavy == []
+    config = load_config(root)
+    assert status["pending"] == pending_changes(root, config) == {"changed": 0, "new": 0, "removed": 0}
+    assert status["skipped_files"] == skipped_files(root, config) and list(status["skipped_files"]) == ["lib/empty.ex"]
+    assert (status["indexed_files"], status["files"], status["chunks"], status["embedded_chunks"]) == (4, 3, 5, 0)
+
+    out, heavy = run_and_list_heavy(["doctor", str(root), "--skip-model", "--json"])
+    index = next(c for c in json.loads(out) if c["name"] == "index")
+    assert "lancedb" not in heavy
+    assert index["detail"] == "5 chunks, 5 without vectors, 0 files changed since"
+
+    # A changed file: the stamp differs, and the index's file records say what changed.
+    (root / "lib/cart.ex").write_text(CART + "\n# touched\n", encoding="utf-8")
+    status = json.loads(codekin("status", str(root), "--json").stdout)
+    assert status["pending"] == pending_changes(root, config) == {"changed": 1, "new": 0, "removed": 0}
+    assert status["skipped_files"] == skipped_files(root, config)
+
+
+def test_the_bm25_is_kept_beside_the_query_file_and_used_only_for_its_own_rows(repo_factory):
+    from codekin.config import load_config
+    from codekin.engine import Engine
+    from codekin.index.lexical import chunk_bm25, terms
+    from codekin.index.query_file import POSTINGS, QueryFile, write_query_file
+    from codekin.index.store import IndexStore
+    from codekin.indexer import Indexer
+
+    root = repo_factory({"lib/cart.ex": CART, "lib/retry.ex": RETRY})
+    indexer = Indexer(root, load_config(root))
+    indexer.lexical_only = True
+    indexer.run()
+    store = IndexStore(root)
+    mapped = QueryFile.open(store.state_dir, store.state())
+    assert mapped is not None
+    kept = mapped.load_bm25()
+    table = mapped.load_chunks()
+    built = chunk_bm25(table.column("terms").to_pylist(), table.column("symbol").to_pylist(),
+                       table.column("kind").to_pylist())
+    for query in ("retry with exponential backoff", "add an item to the cart", "Shop.Cart.add/3"):
+        assert kept is not None and np.array_equal(kept.scores(terms(query), 0.5), built.scores(terms(query), 0.5))
+
+    postings = store.state_dir / POSTINGS
+    before = postings.stat().st_mtime_ns
+    write_query_file(store, store.write_state(), 50_000)  # new state, same rows (a phase-2 slice)
+    assert postings.stat().st_mtime_ns == before
+    old = postings.read_bytes()
+
+    (root / "lib/ledger.ex").write_text(LEDGER, encoding="utf-8")
+    indexer = Indexer(root, load_config(root))
+    indexer.lexical_only = True
+    indexer.run()
+    assert postings.read_bytes() != old
+    expected = [h.to_dict() for h in Engine(root, load_config(root)).search("post a ledger entry", mode="lexical")]
+    postings.write_bytes(old)  # the BM25 of other rows: not used, the search builds its own
+    assert QueryFile.open(store.state_dir, store.state()).load_bm25() is None  # type: ignore[union-attr]
+    assert [h.to_dict() for h in Engine(root, load_config(root)).search("post a ledger entry",
+                                                                        mode="lexical")] == expected
+
+    write_query_file(store, store.write_state(), 50_000)  # this rows' BM25 again
+    assert QueryFile.open(store.state_dir, store.state()).load_bm25() is not None  # type: ignore[union-attr]
+    with np.load(postings) as stored:
+        arrays = {name: stored[name] for name in stored.files}
+    arrays["code"] = np.frombuffer(b"an older lexical.py", dtype=np.uint8)  # built before an upgrade
+    with postings.open("wb") as sink:
+        np.savez(sink, **arrays)
+    assert QueryFile.open(store.state_dir, store.state()).load_bm25() is None  # type: ignore[union-attr]
+
+
+def test_a_repository_of_one_file_indexes_searches_and_reports(repo_factory):
+    root = repo_factory({"retry.ex": RETRY})
+    out = codekin("index", str(root), "--json")
+    assert out.returncode == 0, out.stderr
+    hits = json.loads(codekin("search", "retry with exponential backoff", "--repo", str(root), "--json").stdout)
+    assert hits and hits[0]["path"] == "retry.ex" and "embedded" not in hits[0]
+    status = json.loads(codekin("status", str(root), "--json").stdout)
+    assert (status["indexed_files"], status["dense_complete"], status["pending"]["changed"]) == (1, True, 0)
+
+
+# -- the language server's `initialize` -----------------------------------------------------
+def _frame(message: dict) -> bytes:
+    body = json.dumps(message).encode()
+    return f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+def _read_message(stream) -> dict:
+    length = None
+    while True:
+        line = stream.readline()
+        if not line:
+            raise AssertionError("the server closed its output")
+        if line in (b"\r\n", b"\n"):
+            break
+        name, _, value = line.decode().partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+    assert length is not None
+    return json.loads(stream.read(length))
+
+
+def _initialize(root: Path, capabilities: dict, options: dict | None = None) -> dict:
+    """Spawn `codekin serve`, send `initialize`, return its answer, then shut the server down."""
+    server = subprocess.Popen([sys.executable, "-m", "codekin.cli", "serve", "--no-watch"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=ENV)
+    assert server.stdin is not None and server.stdout is not None
+    params = {"processId": os.getpid(), "rootUri": root.as_uri(), "capabilities": capabilities}
+    if options is not None:
+        params["initializationOptions"] = options
+    server.stdin.write(_frame({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}))
+    server.stdin.flush()
+    answer = _read_message(server.stdout)
+    server.stdin.write(_frame({"jsonrpc": "2.0", "method": "initialized", "params": {}}))
+    server.stdin.write(_frame({"jsonrpc": "2.0", "id": 2, "method": "shutdown"}))
+    server.stdin.write(_frame({"jsonrpc": "2.0", "method": "exit"}))
+    server.stdin.flush()
+    while _read_message(server.stdout).get("id") != 2:  # notifications and progress
+        pass
+    assert server.wait(timeout=60) == 0
+    return answer
+
+
+def test_initialize_is_answered_from_pygls_own_answer_kept_for_the_same_client(repo_factory):
+    from codekin.config import cache_root
+
+    root = repo_factory({"lib/cart.ex": CART})
+    assert codekin("index", str(root), "--lexical-only").returncode == 0
+    marker = uuid.uuid4().hex  # a client never seen before: the first start is a miss
+    capabilities = {"experimental": {"codekinTest": marker}, "workspace": {"codeLens": {"refreshSupport": True}}}
+    kept = cache_root() / "lsp"
+    before = set(kept.glob("initialize-*.json")) if kept.is_dir() else set()
+    try:
+        first = _initialize(root, capabilities)
+        added = set(kept.glob("initialize-*.json")) - before
+        assert len(added) == 1  # pygls answered, and its answer was kept
+        second = _initialize(root, capabilities)
+        assert second == first and set(kept.glob("initialize-*.json")) - before == added
+        assert first["result"]["capabilities"]["codeLensProvider"] == {"resolveProvider": True}
+        assert first["result"]["serverInfo"]["name"] == "codekin"
+
+        no_lens = _initialize(root, capabilities, {"codeLens": {"enabled": False}})  # another key, pygls's answer
+        assert "codeLensProvider" not in no_lens["result"]["capabilities"]
+        assert len(set(kept.glob("initialize-*.json")) - before) == 2
+    finally:
+        for path in (set(kept.glob("initialize-*.json")) if kept.is_dir() else set()) - before:
+            path.unlink()
+
+
+@pytest.mark.storm
+def test_a_repository_of_20000_files_is_searchable_and_status_stays_off_lancedb(repo_factory):
+    files = {f"lib/part_{n // 500}/mod_{n}.ex": f"defmodule Big.Mod{n} do\n  def run_{n}(x), do: x + {n}\nend\n"
+             for n in range(20_000)}
+    root = repo_factory(files)
+    out = codekin("index", str(root), "--lexical-only", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["files"] == 20_000
+    hits = json.loads(codekin("search", "run_12345", "--mode", "lexical", "--repo", str(root), "--json").stdout)
+    assert hits[0]["path"] == "lib/part_24/mod_12345.ex"
+    out, heavy = run_and_list_heavy(["status", str(root), "--json"])
+    status = json.loads(out)
+    assert heavy == [] and status["indexed_files"] == 20_000 and status["pending"]["changed"] == 0
