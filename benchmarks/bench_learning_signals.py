@@ -5,14 +5,17 @@ bench_learning_gpu.py:
 
     # here: the seed triplets, the signal pairs (training/mining/signals.py) and the
     # held-out search set of each repository
-    PYTHONPATH=server python benchmarks/bench_learning_signals.py prepare DIR req hackney re2 phoenix_live_view
+    PYTHONPATH=server python benchmarks/bench_learning_signals.py prepare DIR req hackney phoenix_live_view mint
+    # (a mixed BEAM + C/C++ workspace: make DIR/repos/ranch_re2 a git repository holding ranch/ and re2/
+    # side by side first, then name ranch_re2)
     # there (DIR carried with an fp16 copy of the default model in DIR/minilm16):
     python3 bench_learning_signals.py train DIR [RECIPE ...]   # vectors to $OUT/<repo>.npz, JSON lines
     # here: base / each recipe / the adapter through hybrid search, and the gate
     PYTHONPATH=server python benchmarks/bench_learning_signals.py score DIR VECTORS GPU_LOG [--out FILE]
 
-A recipe is `name=loss:signals:lr:epochs:batch` with loss triplet (the seed's triplets) or
-mnrl (symmetric multiple-negatives ranking loss over signal pairs, batches from
+`DEVICE=cpu` runs the same loop on the CPU (128-token training texts, as codekin does there);
+`REPOS=a,b` limits the repositories. A recipe (RECIPES) is `name: (loss, signals, lr, epochs,
+batch)` with loss triplet (the seed's triplets) or mnrl (symmetric multiple-negatives ranking loss over signal pairs, batches from
 signals.mnrl_batches: no same-function or near-duplicate rows together). `harmed` recipes
 shuffle the code side of the pairs: the gate must reject them.
 """
