@@ -92,7 +92,7 @@ def train_on_device(here: Path) -> None:
                 batch = [triplets[j] for j in order[i:i + bs]]
                 embs = []
                 for col in range(3):
-                    feats = {k: v.to("cuda") for k, v in model.tokenize([t[col] for t in batch]).items()}
+                    feats = {k: v.to("cuda") if hasattr(v, "to") else v for k, v in model.tokenize([t[col] for t in batch]).items()}
                     with torch.autocast("cuda", dtype=torch.bfloat16):
                         out = model(feats)["sentence_embedding"]
                     embs.append(torch.nn.functional.normalize(out.float(), dim=-1))

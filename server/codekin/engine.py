@@ -27,6 +27,7 @@ from codekin.index.ranking import weights_for
 from codekin.index.recorded import index_status
 from codekin.index.search import Hit, SearchIndex
 from codekin.index.store import IndexStore
+from codekin.models.adapters import AdapterStore, adapted, served_adapter
 from codekin.models.serving import load_verified
 from codekin.modes import mode_of
 from codekin.workspace import UnreadableFile, read_text
@@ -42,6 +43,7 @@ class Engine:
         self._index_stamp: tuple[int, str] | None = None
         self._lock = threading.Lock()
         self._spaces: dict[str, Embedder] = {}  # key -> embedder, for snapshots of an earlier model
+        self.adapters = AdapterStore(root)  # a promoted query-side adapter moves text queries
 
     # -- lazily loaded parts ---------------------------------------------------------------
     @property
@@ -96,6 +98,12 @@ class Engine:
                 embedder = self._embedder_of(key)
         return embedder.encode([text])[0]
 
+    def _query_vector(self, parsed: queries.Query, key: str) -> np.ndarray:
+        """The query's vector; a text question is moved by the adapter promoted for table `key`."""
+        vector = self._embed(parsed.text, key)
+        found = self.adapters.active(key) if adapted(parsed.kind) else None
+        return found[1].apply(vector[None, :])[0] if found is not None else vector
+
     def _embedder_of(self, key: str) -> Embedder:
         """The model of table `key`, which another process made active (`codekin index` or
         `codekin reembed` after a promotion, before this process hot-reloaded): a query is
@@ -123,7 +131,7 @@ class Engine:
         check_query_arguments(limit, min_similarity)
         index, parsed, keep, mode = self._prepare(query, mode, language, path_glob)
         weights = weights_for(self.config.search, parsed.kind, tests or asks_for_tests(query))
-        vector = self._embed(parsed.text, index.key) if mode_of(mode).needs_vector and index.dim else None
+        vector = self._query_vector(parsed, index.key) if mode_of(mode).needs_vector and index.dim else None
         return index.search(vector, parsed, mode, limit or self.config.search.limit,
                             _min(min_similarity, self.config.search.min_similarity), keep, weights,
                             self._file_weights(mode))
@@ -135,7 +143,7 @@ class Engine:
         check_query_arguments(limit, None)
         index, parsed, keep, mode = self._prepare(query, mode, language, path_glob)
         weights = weights_for(self.config.search, parsed.kind, tests or asks_for_tests(query))
-        vector = self._embed(parsed.text, index.key) if mode_of(mode).needs_vector and index.dim else None
+        vector = self._query_vector(parsed, index.key) if mode_of(mode).needs_vector and index.dim else None
         rank, _ = index.scores(vector, parsed, mode, keep, weights)
         files = index.files()
         file_score = files.rank(rank, vector, parsed.terms, files.keep(keep), self._file_weights(mode),
@@ -317,7 +325,10 @@ class Engine:
         return full.relative_to(root).as_posix()
 
     def status(self) -> dict:
-        return dict(index_status(self.root, self.counts)[0], **self._device())
+        fields, state = index_status(self.root, self.counts)
+        if state:
+            fields["query_adapter"] = served_adapter(self.root, state)
+        return dict(fields, **self._device())
 
     def counts(self) -> dict:
         """Chunk and file counts of the current snapshot (status's fallback for an index whose

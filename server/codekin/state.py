@@ -20,6 +20,7 @@ SPOOL_DIR = "queue.d"  # one record file per git hook event, drained into QUEUE_
 HOOK_LOG = "logs/hooks.log"  # a failing git hook leaves one line here (hook_scripts/codekin-hook.sh)
 JOBS_FILE = "jobs.json"  # the learning loop's last attempt and trained head
 MODELS_DIR = "models"  # the model registry: one folder per version, active.json
+ADAPTERS_DIR = "adapters"  # inside MODELS_DIR: query-side adapters, one folder each, active.json names the served one
 RUNS_DIR = "runs"  # results of training children
 TRIPLETS_FILE = "triplets.jsonl"  # `codekin triplets` writes here by default
 DASHBOARD_FILE = "dashboard.html"  # `codekin dashboard` writes the report here by default

@@ -92,6 +92,7 @@ def _changes(root: Path, config: Config, state: dict) -> tuple[dict[str, int], d
 def cmd_status(args: argparse.Namespace) -> int:
     """Reads the state file and scans the tree (stat calls); LanceDB only when files changed."""
     from codekin.index.recorded import index_status
+    from codekin.models.adapters import served_adapter
     from codekin.models.serving import answering_and_active, model_note
 
     root = repo_root(args.path or args.repo)
@@ -101,6 +102,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         status["pending"], status["skipped_files"] = _changes(root, config, state)
         status["answering"], status["active_model"] = answering_and_active(root, state)
         status["model_note"] = model_note(root, state)
+        status["query_adapter"] = served_adapter(root, state)
     partial = None
     if not status["indexed"]:
         from codekin.index.store import IndexStore
@@ -121,6 +123,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         shown_model = status["model"] if status["answering"] == "base" else status["answering"]
         human = (f"Index of {status['root']}\n  model: {shown_model}"
                  + (f"\n  note: {status['model_note']}" if status["model_note"] else "")
+                 + (f"\n  query adapter: {status['query_adapter']} (moves text questions)"
+                    if status.get("query_adapter") else "")
                  + f"\n  table: {status['active_table']}\n"
                  f"  files: {status['indexed_files']} ({status['files']} with chunks), {len(skipped)} skipped"
                  + (" (`codekin status --skipped` names them)" if skipped and not args.skipped else "")

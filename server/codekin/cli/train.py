@@ -15,6 +15,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from codekin.training.child import run_in_child
     from codekin.training.pipeline import PipelineOptions
 
+    if args.adapter:
+        return _train_adapter(args)
     training = TrainingArguments().replace(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                                            margin=args.margin, loss=args.loss, device=args.device, seed=args.seed,
                                            precision=args.precision)
@@ -32,6 +34,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = run_in_child(root, options, human_to_stderr=args.json, launch=launch)
     search = serve_active_model(root, config_for(root, args), BarProgress, reembed_now=not args.no_reembed)
     emit(args, {**result.to_dict(), "search": search}, f"Active model: {result.active}\n{search['message']}")
+    return 0
+
+
+def _train_adapter(args: argparse.Namespace) -> int:
+    import sys
+
+    from codekin.training.adapter import adapter_training
+
+    root = repo_root(args.repo)
+    result = adapter_training(root, config_for(root, args), args.min_improvement, args.seed or 13,
+                              out=lambda line: print(line, file=sys.stderr if args.json else sys.stdout, flush=True))
+    where = "text queries now use it (no re-embedding)" if result.promoted else "queries keep the model alone"
+    emit(args, result.to_dict(), f"Query adapter {result.version}: {result.status}; {where}")
     return 0
 
 
@@ -60,5 +75,7 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
                    "with --device cpu: N CPU processes on gloo)")
     p.add_argument("--strategy", choices=("auto", "ddp", "fsdp"), default="auto",
                    help="with --gpus: DDP, or FSDP when the model does not fit one card (default auto)")
+    p.add_argument("--adapter", action="store_true",
+                   help="fit only a query-side adapter on the served model (minutes on a CPU; no re-embedding)")
     p.add_argument("--repo", help="repository root (default: found from the current directory)")
     p.set_defaults(func=cmd_train)

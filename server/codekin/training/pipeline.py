@@ -214,6 +214,7 @@ def _train_and_decide(run: _Run, trainer_factory: Callable[..., Trainer], starte
         checkpoint_meta={"base_model": base_model},
         on_epoch=lambda e: metrics.record_epoch(run.run_id, e.epoch, e.loss, e.accuracy, e.seconds))
     active_metrics, candidate_metrics, decision = _evaluate(run, version, data, active.model, trainer.model)
+    decision = _weigh_adapter(run, active.key, decision, active_metrics, candidate_metrics)
     _drop_trainer_state(version)
     run.registry.seal(version, Path(trained.checkpoint).name, status="trained",
                       dim=int(candidate_metrics.get("dim") or _dimension(trainer.model)),
@@ -265,6 +266,23 @@ def _evaluate(run: _Run, version: ModelVersion, data: TrainingData, active_model
     run.metrics.record_evals(run.run_id, run.parent, "eval", judged.active)
     run.metrics.record_evals(run.run_id, version.id, "eval", judged.candidate)
     return judged.active, judged.candidate, judged.decision
+
+
+def _weigh_adapter(run: _Run, key: str, decision: GateDecision, active: dict[str, float],
+                   candidate: dict[str, float]) -> GateDecision:
+    """The gate between a full fine-tune and the query adapter served on the same model
+    (training/judging/search.py weigh_adapter); said in the output when it decides."""
+    from codekin.models.adapters import AdapterStore
+    from codekin.training.judging.search import weigh_adapter
+
+    store = AdapterStore(run.root)
+    pointer = store.active_version() or {}
+    if pointer.get("applies_to") != key:
+        return decision
+    weighed = weigh_adapter(decision, active, candidate, store.manifest(str(pointer.get("version"))).get("metrics"))
+    if weighed is not decision:
+        run.out(f"  note: query adapter {pointer.get('version')} stays: {weighed.reason.split(';')[0]}")
+    return weighed
 
 
 def _dimension(model: Any) -> int:

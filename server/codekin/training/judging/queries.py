@@ -25,25 +25,13 @@ from codekin.config import Config
 from codekin.index.definitions import HEAD_KINDS
 from codekin.training.mining.cutting import MIN_DOC_WORDS, cut
 from codekin.training.mining.positives import _ERL_BEHAVIOUR, _EX_USE
+from codekin.training.mining.texts import _IDENT, _WORD, doc_query, renamed
 
 DOC_TO_CODE, SYMBOL, CODE_TO_CODE, COMMIT = "doc_to_code", "symbol", "code_to_code", "commit"
 QUERY_KINDS = (DOC_TO_CODE, SYMBOL, CODE_TO_CODE, COMMIT)
 MAX_PER_KIND = 60
 MAX_DISTRACTORS = 1500  # training-file chunks in the corpus (each model embeds them: the cost of a run)
 MIN_FUNCTION_LINES = 3
-_WORD = re.compile(r"[A-Za-z]{2,}")
-_IDENT = re.compile(r"(?<![\w.:@%?#$'])[A-Za-z_][A-Za-z0-9_]*(?![\w.])")
-_KEYWORDS = frozenset("""
-def defp defmacro defmacrop defmodule defstruct defguard defdelegate do end fn case cond with when if else
-unless receive after try rescue catch raise throw true false nil and or not in use import alias require quote
-unquote for of fun begin andalso orelse div rem band bor bxor bsl bsr xor return int char void const static
-struct class public private protected unsigned signed long short double float bool auto size_t while switch
-break continue default enum union typedef template typename namespace using new delete this nullptr sizeof
-inline virtual override extern goto uint8_t uint16_t uint32_t uint64_t int32_t int64_t std ok error
-""".split())
-_COMMENT_LINE = re.compile(r"^\s*(#|%|//|/\*|\*)")
-
-
 @dataclass(frozen=True)
 class EvalQuery:
     kind: str
@@ -116,18 +104,6 @@ def _distractors(files: dict[str, str], config: Config, rng: random.Random) -> l
         if len(chunks) > MAX_DISTRACTORS else chunks
 
 
-def doc_query(doc: str, max_words: int = 40) -> str:
-    """What a user would type for this doc: its first paragraph's first sentence(s) on one line,
-    up to `max_words` words (code examples and later paragraphs left out)."""
-    paragraph = " ".join(doc.strip().split("\n\n", 1)[0].split())
-    words: list[str] = []
-    for word in paragraph.split(" "):
-        words.append(word)
-        if len(words) >= max_words or (word.endswith(".") and len(_WORD.findall(" ".join(words))) >= MIN_DOC_WORDS):
-            break
-    return " ".join(words)
-
-
 def _span(chunk: Chunk) -> tuple[str, int, int]:
     return chunk.path, chunk.start_line, chunk.end_line
 
@@ -150,21 +126,6 @@ def _symbol_queries(functions: list[Chunk], elsewhere: set[str]) -> list[EvalQue
         owners.setdefault(name, set()).add(base_symbol(chunk.symbol))
     return [EvalQuery(SYMBOL, name, tuple(spans[name]), search_kind="symbol")
             for name in sorted(spans) if len(owners[name]) == 1 and name not in elsewhere]
-
-
-def renamed(text: str) -> str:
-    """The code with comment lines dropped and its own identifiers renamed consistently
-    (names after `.`/`:` -- remote calls, atoms -- and keywords stay)."""
-    names: dict[str, str] = {}
-
-    def rename(match: re.Match[str]) -> str:
-        word = match.group()
-        if word.lower() in _KEYWORDS or len(word) < 2 or word[0].isupper() and "_" not in word:
-            return word
-        return names.setdefault(word, f"{'vw'[len(names) % 2]}{len(names)}")
-
-    lines = [line for line in text.split("\n") if not _COMMENT_LINE.match(line)]
-    return _IDENT.sub(rename, "\n".join(lines))
 
 
 def _renamed_copy(chunk: Chunk) -> EvalQuery | None:

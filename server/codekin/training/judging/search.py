@@ -145,6 +145,22 @@ class SearchGate:
         return GateDecision(True, f"{what} MRR@{K} {a:.3f} -> {c:.3f} (+{c - a:.3f}); {per_kind(active, candidate)}")
 
 
+def weigh_adapter(decision: GateDecision, active: dict[str, float], candidate: dict[str, float],
+                  adapter: dict[str, dict[str, float]] | None) -> GateDecision:
+    """A full fine-tune that passed the gate is still rejected when the served query-side
+    adapter (its manifest's metrics, `adapter`) gained more on the decisive metric over the
+    same active model: the adapter keeps the index's vectors and needs no re-embedding."""
+    if not decision.promote or not adapter or "active" not in adapter or "candidate" not in adapter:
+        return decision
+    primary = decisive(active)
+    full = candidate.get(primary, math.nan) - active.get(primary, math.nan)
+    served = adapter["candidate"].get(primary, math.nan) - adapter["active"].get(primary, math.nan)
+    if math.isnan(served) or math.isnan(full) or full > served:
+        return decision
+    return GateDecision(False, f"the served query adapter gains more ({primary} +{served:.3f}, no re-embedding) "
+                               f"than this fine-tune (+{full:.3f}); {per_kind(active, candidate)}")
+
+
 def decisive(metrics: dict[str, float]) -> str:
     """The metric that must improve: doc->code MRR@10 (what users type and training teaches)
     when there are enough such queries, else the mean over the query kinds."""

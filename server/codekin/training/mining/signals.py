@@ -1,0 +1,146 @@
+"""Cheap positives for the queries users type, and the renamed copies that keep code->code.
+
+The seed's positives (positives.py) teach a model that a doc, a spec or a sibling module
+sits near its code. Measured through search (benchmarks/bench_learning*.py), a fine-tune on
+those alone gained little doc->code and lost symbol/code->code. These miners add:
+- doc views: each paragraph's first sentence of a function's doc, as a user would type it
+  (judging/queries.py `doc_query`), -> the function without its doc;
+- comments: a comment block inside a function (>= MIN_DOC_WORDS words) -> the function with
+  that block dropped (most C/C++ and Erlang functions have no doc but do have comments);
+- renamed copies: the function with its identifiers renamed and comments dropped -> the
+  function (the code->code question the gate asks, so a fine-tune keeps answering it).
+
+`text_pairs` gives them as (query text, code text, group) rows for the multiple-negatives
+ranking loss; `group` names the function, so `mnrl_batches` never puts two rows of one
+function, or two near-duplicate functions, into one batch (false in-batch negatives).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+from codekin.training.mining.cutting import MIN_DOC_WORDS, cut
+from codekin.training.mining.snippets import Snippet
+from codekin.training.mining.texts import _IDENT, doc_query, renamed
+
+FUNCTION_KINDS = ("function", "macro", "method", "guard", "template")
+_WORD = re.compile(r"[A-Za-z]{2,}")
+_LINE_COMMENT = {  # a comment line's marker per language; group 1: its text
+    "elixir": re.compile(r"^\s*#+\s?(.*?)\s*$"),
+    "erlang": re.compile(r"^\s*%+\s?(.*?)\s*$"),
+    "c": re.compile(r"^\s*(?://+|/\*+|\*+(?!/))\s?(.*?)\s*(?:\*/)?\s*$"),
+}
+_CODE_LIKE = re.compile(r"[{};=]|->|=>|::|\w\(|^\W*$")
+_LICENSE = re.compile(r"copyright|licen[cs]e|TODO|FIXME|XXX", re.IGNORECASE)
+MAX_VIEWS = 3  # doc paragraphs used per function
+
+
+@dataclass(frozen=True)
+class TextPair:
+    query: str
+    code: str
+    group: str  # the function both sides come from (path:start)
+    kind: str  # doc | comment | renamed
+
+
+def doc_views(doc: str) -> list[str]:
+    """The first sentence of each of the doc's first MAX_VIEWS prose paragraphs."""
+    views = []
+    for paragraph in doc.strip().split("\n\n"):
+        first = paragraph.strip()
+        if not first or first.startswith(("```", "iex>", "    ", "#", "*", "-", "|", "@", "%")):
+            continue
+        view = doc_query(first)
+        if len(_WORD.findall(view)) >= MIN_DOC_WORDS and view not in views:
+            views.append(view)
+        if len(views) >= MAX_VIEWS:
+            break
+    return views
+
+
+def _prose(line: str) -> bool:
+    words = line.split()
+    return bool(words) and sum(1 for w in words if not _CODE_LIKE.search(w)) >= 0.8 * len(words)
+
+
+def comment_blocks(language: str, text: str) -> list[tuple[str, set[int]]]:
+    """(prose, line numbers) of each run of prose comment lines inside the code (not the first
+    line); a commented-out line of code ends a run and is left out."""
+    pattern = _LINE_COMMENT.get("c" if language == "cpp" else language)
+    if pattern is None:
+        return []
+    blocks: list[tuple[list[str], set[int]]] = []
+    previous = -2
+    for i, line in enumerate(text.split("\n")):
+        match = pattern.match(line)
+        if i == 0 or match is None or line.strip().startswith(("#{", "#!")) or not _prose(match.group(1)):
+            continue
+        if i != previous + 1:
+            blocks.append(([], set()))
+        blocks[-1][0].append(match.group(1))
+        blocks[-1][1].add(i)
+        previous = i
+    out = []
+    for words, lines in blocks:
+        prose = " ".join(" ".join(words).split())
+        if len(_WORD.findall(prose)) >= MIN_DOC_WORDS and not _LICENSE.search(prose):
+            out.append((prose, lines))
+    return out
+
+
+def text_pairs(snippets: list[Snippet], renamed_share: float = 1.0, seed: int = 13) -> list[TextPair]:
+    """Doc views, comments and renamed copies of the function snippets (one split's)."""
+    rng = random.Random(f"text-pairs:{seed}")
+    out: list[TextPair] = []
+    for s in snippets:
+        if s.kind not in FUNCTION_KINDS or s.text.count("\n") < 2:
+            continue
+        group = f"{s.path}:{s.start_line}"
+        parts = cut(s.language, s.text)
+        code = parts.code(without_doc=True) if parts.doc else s.text
+        header = s.model_text[:len(s.model_text) - len(s.text)]  # the index's header line, as embedded
+        for view in doc_views(parts.doc) if parts.doc else []:
+            out.append(TextPair(view, header + code, group, "doc"))
+        lines = code.split("\n")
+        for prose, drop in comment_blocks(s.language, code):
+            kept = "\n".join(line for i, line in enumerate(lines) if i not in drop)
+            out.append(TextPair(prose, header + kept, group, "comment"))
+        copy = renamed(code)
+        if rng.random() < renamed_share and copy.strip() != code.strip() and len(_IDENT.findall(copy)) >= 6:
+            out.append(TextPair(copy, header + code, group, "renamed"))
+    return out
+
+
+def near_duplicate_key(code: str) -> str:
+    """Two functions equal after renaming identifiers and dropping comments are near-duplicates."""
+    return " ".join(renamed(code).split())
+
+
+def mnrl_batches(pairs: list[TextPair], batch_size: int, seed: int = 13) -> list[list[TextPair]]:
+    """Shuffled batches of one kind each, with no two rows of one function or of two
+    near-duplicate functions in a batch (a row left over waits for the next batch)."""
+    rng = random.Random(f"mnrl:{seed}")
+    duplicate = {p.group: near_duplicate_key(p.code.split("\n", 1)[-1]) for p in pairs}  # without the header
+    batches: list[list[TextPair]] = []
+    for kind in sorted({p.kind for p in pairs}):
+        pending = [p for p in pairs if p.kind == kind]
+        rng.shuffle(pending)
+        while len(pending) >= 2:
+            batch: list[TextPair] = []
+            seen: set[str] = set()
+            rest = []
+            for p in pending:
+                keys = {p.group, duplicate[p.group]}
+                if len(batch) < batch_size and not keys & seen:
+                    batch.append(p)
+                    seen |= keys
+                else:
+                    rest.append(p)
+            if len(batch) < 2:
+                break
+            batches.append(batch)
+            pending = rest
+    rng.shuffle(batches)
+    return batches
