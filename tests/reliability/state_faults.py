@@ -167,12 +167,10 @@ def shipped_index(bench: StateBench, how: str, index: Callable[[Path], None]) ->
                                                             "index.sums.json") if (root / ".codekin" / n).exists()))
         git(root, "commit", "-q", "-m", "ship an index")
         needle = "git tracks .codekin/"
-    else:  # another machine's id, or none (an older codekin's)
+    else:  # another machine's id (an index without one is an older codekin's here, and is kept)
         path = root / ".codekin/state.json"
         state = json.loads(path.read_text(encoding="utf-8"))
-        state.pop("machine")
-        if bench.rng.random() < 0.5:
-            state["machine"] = bench.rng.randbytes(16).hex()
+        state["machine"] = bench.rng.randbytes(16).hex()
         path.write_text(json.dumps(state), encoding="utf-8")
         needle = "not made on this machine"
     problems = classify(bench.run(root, "search", "module A"), 7, "ignoring the index", needle, "codekin index")
