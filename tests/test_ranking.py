@@ -26,6 +26,9 @@ from codekin.indexer import Indexer
     ("Where are webhooks retried?", CONCEPT),
     ("def retry(n) do\n  sleep(n)\nend", CODE), ("int main(void) { return 0; }", CODE),
     ("static int count(int x)\n{\n  return x;\n}", CODE),
+    # a chunk's own text (header line, then the code) is code: `similar` and the storm search it
+    ("elixir function Kin.Anchor.backoff_delay/2: Nobody edits this file.\n  def backoff_delay(a, b) do\n"
+     "    min(b * 2, 30_000)\n  end", CODE),
     # a doc comment pasted with its examples is a question about the code it documents
     ("Returns the header's values.\n\n## Examples\n\n    iex> get_header(r, \"a\")\n    [\"b\"]", QUESTION),
     ("Updates a request struct. See `new/1`. iex> req = Req.new() |> Req.update(a: 1)", QUESTION),

@@ -27,8 +27,11 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][\w!?]*(?:(?:::|[.:#])[A-Za-z_][\w!?]*)+(?:/
                          r"[a-z]+_[\w]+|[A-Za-z][a-z0-9]+[A-Z]\w*|[A-Z]{2,}\w*")
 
 _INTERROGATIVE = re.compile(r"(how|where|what|which|why|when|who)\b", re.I)
-# A sentence of words: a doc comment pasted with its examples is still a question.
+# A sentence of words: a doc comment pasted with its examples is still a question...
 _PROSE = re.compile(r"^[A-Za-z][\w'`,-]*(?:\s+[\w'`(),.:;/-]+){2,}")
+# ... unless a line of it starts a definition (code under a comment or a chunk's header line).
+_DEFINITION_LINE = re.compile(r"^\s*(def|defp|defmodule|defmacro|fn|func|function|class|struct|impl|"
+                              r"module|-module|pub|static|void|int|import|#include|#define)\b", re.M)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 
 
@@ -62,7 +65,8 @@ def _opens_with_prose(text: str) -> bool:
     """The text's first sentence is words without code marks ("Updates a request struct. ##
     Examples iex> ..."): relevance tune half, doc -> code MRR 0.414 -> 0.455."""
     first = _SENTENCE_END.split(text.split("\n", 1)[0].strip(), maxsplit=1)[0]
-    return first.endswith((".", "!", "?")) and bool(_PROSE.match(first)) and not _CODE_MARKS.search(first)
+    return (first.endswith((".", "!", "?")) and bool(_PROSE.match(first)) and not _CODE_MARKS.search(first)
+            and not _DEFINITION_LINE.search(text))
 
 
 def parse(text: str, kind: str | None = None) -> Query:
