@@ -268,14 +268,20 @@ async def offered(lsp_client: LanguageClient, unindexed: Path):
     await lsp_client.shutdown_session()
 
 
-@pytest.mark.asyncio
-async def test_serve_offers_to_index_and_indexes_on_yes(offered, unindexed):
+async def indexed_status(client: LanguageClient) -> dict:
+    """`codekin.status` once the server's own indexing has finished (or the last answer, after 150 s)."""
     status: dict = {}
     for _ in range(600):
-        status = await offered.workspace_execute_command_async(types.ExecuteCommandParams(command="codekin.status"))
+        status = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="codekin.status"))
         if status["indexed"]:
             break
         await asyncio.sleep(0.25)
+    return status
+
+
+@pytest.mark.asyncio
+async def test_serve_offers_to_index_and_indexes_on_yes(offered, unindexed):
+    status = await indexed_status(offered)
     assert [o.actions[0].title for o in offered.offers] == ["Index"]
     assert "has no index yet" in offered.offers[0].message and "index.auto = true" in offered.offers[0].message
     assert status["indexed"] and status["chunks"] > 0
@@ -332,10 +338,5 @@ async def auto_client(lsp_client: LanguageClient, auto_user_config, unindexed: P
 
 @pytest.mark.asyncio
 async def test_index_auto_indexes_on_open_without_asking(auto_client):
-    status: dict = {}
-    for _ in range(600):
-        status = await auto_client.workspace_execute_command_async(types.ExecuteCommandParams(command="codekin.status"))
-        if status["indexed"]:
-            break
-        await asyncio.sleep(0.25)
+    status = await indexed_status(auto_client)
     assert status["indexed"] and status["chunks"] > 0 and auto_client.offers == []

@@ -334,8 +334,9 @@ class Engine:
         """Chunk and file counts of the current snapshot (status's fallback for an index whose
         state file does not record them)."""
         index = self.index()
-        return {"chunks": len(index), "embedded_chunks": index.embedded_count(),
-                "dense_complete": index.embedded_count() == len(index), "files": index.file_count(),
+        embedded = index.embedded_count()
+        return {"chunks": len(index), "embedded_chunks": embedded,
+                "dense_complete": embedded == len(index), "files": index.file_count(),
                 "indexed_files": len(self.store.file_records())}
 
     def _device(self) -> dict:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import re
 
-# `class|struct|union MACRO Name` followed by what may follow a class name.
-_EXPORT_MACRO = re.compile(r"\b(?:class|struct|union)\s+([A-Z][A-Z0-9_]*[A-Z0-9_])[ \t]+"
-                           r"(?=[A-Za-z_][\w:]*\s*(?:final\b|:|\{|<|;|$))", re.M)
+# `class|struct|union MACRO Name` followed by what may follow a class name: (head)(MACRO).
+_EXPORT_MACRO = re.compile(r"(\b(?:class|struct|union)\s+)([A-Z][A-Z0-9_]*[A-Z0-9_])"
+                           r"(?=[ \t]+[A-Za-z_][\w:]*\s*(?:final\b|:|\{|<|;|$))", re.M)
 
 
 def without_export_macros(text: str) -> str:
     """`text` with the export macro of every class head replaced by spaces."""
-    return _EXPORT_MACRO.sub(lambda m: m.group(0)[:m.start(1) - m.start(0)] + " " * len(m.group(1))
-                             + m.group(0)[m.end(1) - m.start(0):], text)
+    return _EXPORT_MACRO.sub(lambda m: m[1] + " " * len(m[2]), text)

@@ -50,11 +50,10 @@ class Query:
 def classify(text: str) -> str:
     stripped = text.strip()
     lines = [line for line in stripped.split("\n") if line.strip()]
-    if len(lines) >= 2 and len(_CODE_MARKS.findall(stripped)) >= 1 and not _opens_with_prose(stripped):
-        return CODE
     if len(lines) == 1 and " " not in stripped and looks_like_symbol(stripped):
         return SYMBOL
-    if (len(_CODE_MARKS.findall(stripped)) >= 3 or len(lines) >= 4) and not _opens_with_prose(stripped):
+    marks = len(_CODE_MARKS.findall(stripped))
+    if ((len(lines) >= 2 and marks >= 1) or marks >= 3 or len(lines) >= 4) and not _opens_with_prose(stripped):
         return CODE
     if len(stripped.split()) > PASSAGE_WORDS:
         return PASSAGE
