@@ -243,6 +243,16 @@ def test_a_module_as_the_query_finds_modules_of_the_same_behaviour(engine):
     assert all(h.kind == "module" for h in hits[:2])
 
 
+def test_modules_that_define_the_same_callbacks_overlap_fully(engine):
+    index = engine.index()
+    modules = index.modules()
+    overlap = {key.split("#")[0]: share for key, share  # a module's key: its path#its head's row
+               in zip(modules.paths, modules.callbacks(index.by_path["lib/shop/cart_worker.ex"]), strict=True)}
+    assert overlap["lib/shop/stock_worker.ex"] == overlap["lib/shop/price_worker.ex"] == 1.0  # the same 4 of 4
+    assert overlap["lib/shop/money_format.ex"] == 0.0
+    assert not modules.callbacks([]).any()
+
+
 def test_a_class_as_the_query_finds_its_siblings_in_the_same_file(engine):
     text = (engine.root / "shop/keys.py").read_text().split("\n")
     end = next(n for n, line in enumerate(text, 1) if line.startswith("class Query")) - 2

@@ -46,6 +46,7 @@ GRID = {  # around the fitted defaults in config.py (the first pass walked wider
     "file_summary_weight": [0.25, 0.5, 1.0],
     "file_dense_weight": [0.25, 0.5, 1.0],
     "module_text_weight": [0.0, 0.5, 1.0, 2.0],
+    "module_callback_weight": [0.0, 0.5, 1.0, 2.0, 3.0],
 }
 KINDS = ("symbol", "semantic", "architecture", "code", "doc2code")
 

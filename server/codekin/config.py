@@ -41,7 +41,8 @@ RANGES: dict[tuple[str, str], tuple[float, float]] = {
         "context_weight", "lexical_weight", "concept_lexical_weight", "name_weight", "passage_name_weight",
         "symbol_lexical_weight",
         "code_lexical_weight", "definition_weight", "question_definition_weight", "prior_test", "prior_other",
-        "prior_vendored", "file_evidence_weight", "file_summary_weight", "file_dense_weight", "module_text_weight")},
+        "prior_vendored", "file_evidence_weight", "file_summary_weight", "file_dense_weight", "module_text_weight",
+        "module_callback_weight")},
     ("training", "beam_ratio"): (0.0, 1.0), ("training", "cross_language_ratio"): (0.0, 1.0),
     ("training", "eval_fraction"): (0.01, 0.99), ("training", "seed"): (0, 2**32 - 1),
     ("training", "hard_negative_ratio"): (0.0, 1.0), ("training", "history_commits"): (0, 1_000_000),
@@ -115,6 +116,9 @@ class SearchConfig:
     file_dense_weight: float = 0.5  # files: cosine with the mean of the file's chunk vectors
     module_text_weight: float = 1.0  # module-level `similar`: BM25 of the module's words over each module's
     # whole text (tune half: code NDCG 0.778 -> 0.790; 0.5 and 2 walked) [0]
+    module_callback_weight: float = 2.0  # module-level `similar`: the share of defined names two modules
+    # have in common (Jaccard): modules of one behaviour implement the same callbacks. Tune half,
+    # 13 module queries: P@5 0.862 -> 0.954, NDCG 0.813 -> 0.806 (0.5: 0.913, 1: 0.913, 3: 0.928) [0]
 
 
 @dataclass

@@ -286,9 +286,10 @@ class Engine:
         own = np.zeros(len(modules.paths), dtype=bool)
         own[modules.file_of_row[rows]] = True  # the module(s) the query is made of
         module_weights = replace(self._file_weights(mode),
-                                 text=self.config.search.module_text_weight if mode_of(mode).uses_words else 0.0)
+                                 text=self.config.search.module_text_weight if mode_of(mode).uses_words else 0.0,
+                                 callbacks=self.config.search.module_callback_weight)
         module_score = modules.rank(rank, vector, parsed.terms, modules.keep(keep) & ~own, module_weights,
-                                    weights.prior_vector())
+                                    weights.prior_vector(), rows)
         found = modules.hits(module_score, rank, limit, head=True)
         shown = [float(modules.vectors[modules.file_of_row[f.row]] @ vector) if vector is not None else f.score
                  for f in found]

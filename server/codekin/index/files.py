@@ -9,17 +9,20 @@ of its chunk vectors (a module compared as a whole).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from codekin.chunking.chunk import base_symbol
 from codekin.index.definitions import FILLER_KINDS, HEAD_KINDS
 from codekin.index.lexical import Bm25, terms
 
 if TYPE_CHECKING:
     from codekin.index.search import SearchIndex
 
+_OWNER = re.compile(r"::|[.:#]")  # Mod.fun/1, mod:fun/1, ns::Class::method, Class#method
 AGGREGATED_CHUNKS = 3  # a file's best chunks that count
 ROW_CANDIDATES = 2000  # chunk candidates aggregated into files
 
@@ -30,6 +33,7 @@ class FileWeights:
     summary: float
     dense: float
     text: float = 0.0  # modules: BM25 of the query over each module's whole text
+    callbacks: float = 0.0  # modules: Jaccard overlap of the names each module defines
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class FileRanking:
             self.vectors /= np.where(norms > 0, norms, 1.0)
         self.has_vector = np.linalg.norm(self.vectors, axis=1) > 0 if index.dim else np.zeros(len(self.paths), bool)
         self.roles = np.array([index.roles[self.rows[p][0]] for p in self.paths], dtype=np.int8)
+        self._names: tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]] | None = None
 
     def _summary(self, rows: list[int]) -> list[str]:
         index = self.index
@@ -81,8 +86,28 @@ class FileRanking:
         symbols = {index.symbols[r] for r in rows if index.kinds[r] not in FILLER_KINDS}
         return words + terms(context) + [t for s in sorted(symbols) for t in terms(s)]
 
+    def callbacks(self, rows: list[int]) -> np.ndarray:
+        """Per group, the Jaccard overlap of the names it defines with those `rows` define: modules
+        that implement one behaviour (`-behaviour`, `use`, a base class) share their callbacks."""
+        if self._names is None:
+            pairs = sorted({(self.file_of_row[r], _member_name(self.index, r)) for r in range(len(self.index))
+                            if self.index.kinds[r] not in FILLER_KINDS and self.index.kinds[r] not in HEAD_KINDS})
+            ids: dict[str, int] = {}
+            groups = np.array([g for g, _ in pairs], dtype=np.int64)
+            names = np.array([ids.setdefault(n, len(ids)) for _, n in pairs], dtype=np.int64)
+            self._names = groups, names, np.bincount(groups, minlength=len(self.paths)), ids
+        groups, names, sizes, ids = self._names
+        wanted = {ids[n] for n in (_member_name(self.index, r) for r in rows
+                                   if self.index.kinds[r] not in FILLER_KINDS and self.index.kinds[r] not in HEAD_KINDS)
+                  if n in ids}
+        if not wanted:
+            return np.zeros(len(self.paths), dtype=np.float32)
+        shared = np.bincount(groups[np.isin(names, list(wanted))], minlength=len(self.paths))
+        return (shared / np.maximum(sizes + len(wanted) - shared, 1)).astype(np.float32)
+
     def rank(self, rank: np.ndarray, query_vector: np.ndarray | None, query_terms: list[str],
-             keep_files: np.ndarray, weights: FileWeights, priors: np.ndarray) -> np.ndarray:
+             keep_files: np.ndarray, weights: FileWeights, priors: np.ndarray,
+             query_rows: list[int] | None = None) -> np.ndarray:
         """A score per file (-inf for files left out) from the chunks' ranking scores."""
         score = np.zeros(len(self.paths), dtype=np.float32)
         finite = np.flatnonzero(np.isfinite(rank))
@@ -105,6 +130,8 @@ class FileRanking:
             peak = float(text.max())
             if peak > 0:
                 score += weights.text * text / peak
+        if weights.callbacks and query_rows:
+            score += weights.callbacks * self.callbacks(query_rows)
         if weights.dense and query_vector is not None and self.index.dim:
             score += weights.dense * _scaled(np.where(self.has_vector, self.vectors @ query_vector, -np.inf))
         return np.where(keep_files, score * priors[self.roles], -np.inf)
@@ -129,6 +156,11 @@ class FileRanking:
         out = np.zeros(len(self.paths), dtype=bool)
         out[self.file_of_row[keep_rows]] = True
         return out
+
+
+def _member_name(index: SearchIndex, row: int) -> str:
+    """A definition's own name with its arity, without its module or class: `accept/2`."""
+    return _OWNER.split(base_symbol(index.symbols[row]))[-1]
 
 
 def _scaled(values: np.ndarray, candidates: int = 50) -> np.ndarray:
