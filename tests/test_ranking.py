@@ -74,6 +74,17 @@ def test_ties_between_definitions_of_one_name_go_to_the_one_the_user_means():
     assert pool[5] > 0 and pool[6] == 0  # a module's second attribute block is not the module
 
 
+def test_of_several_definitions_of_one_name_the_largest_is_meant():
+    symbols = ["Mutex", "Mutex (part 1/2)", "Mutex (part 2/2)", "Mutex"]
+    paths = ["src/loom/std/mutex.rs", "src/sync/mutex.rs", "src/sync/mutex.rs", "src/fs/mocks.rs"]
+    texts = ["pub(crate) struct Mutex<T>(sync::Mutex<T>);", "/// An asynchronous Mutex\n" * 60,
+             "pub struct Mutex<T> {\n" * 40, "struct Mutex;"]
+    scores = Definitions(symbols, ["struct"] * 4, paths, ["rust"] * 4, texts).scores(["Mutex"])
+    assert scores[1] == pytest.approx(1.0) and scores[2] == 0  # the documented public one, by its first part
+    assert scores[1] > scores[0] > scores[3] > 0  # the others stay definitions, behind (mocks.rs: not named after it)
+    assert Definitions(symbols, ["struct"] * 4, paths, ["rust"] * 4).scores(["Mutex"])[0] == pytest.approx(1.0)
+
+
 def test_names_declared_inside_a_head_are_definitions_too():
     assert declared_names("erlang", "-module(ranch).\n-type proxy_info() :: #{}.\n-record(state, {a}).\n") == \
         ["proxy_info", "state"]
