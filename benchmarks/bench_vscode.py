@@ -61,6 +61,9 @@ def main() -> None:
         "start_to_first_lens_s_all": starts,
         "open_to_first_lens_s_all": [r["open_to_first_lens_s"] for r in rounds],
         "start_to_server_spawn_s_all": [r.get("start_to_server_spawn_s") for r in rounds],
+        # seconds from starting code-server to: listening, browser up, workbench shown, extension
+        # activated, `codekin serve` spawned, initialize answered, file open, first lens
+        "phases_s_all": [r.get("phases_s") for r in rounds],
         "target_s": 10,
         "cpus": os.cpu_count(),
         "load_avg_1m_before": round(load_before, 2),

@@ -103,6 +103,7 @@ export class CodekinServer implements vscode.Disposable {
     this.events.onState("starting");
     try {
       await client.start();
+      this.log.info("the server answered initialize");
     } catch (error) {
       this.lastError = `${command} failed to start: ${error instanceof Error ? error.message : String(error)}`;
       this.log.error(this.lastError);
