@@ -15,7 +15,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 
 import {
-  goToLine, launchBrowser, lensTitles, makeProfile, openFile, quickInput, rowLabels, rows, runCommand, startCodeServer,
+  goToLine, launchBrowser, lensTitles, makeProfile, newPage, openFile, quickInput, rowLabels, rows, runCommand, startCodeServer,
 } from "./workbench.mjs";
 
 const TARGET = { file: "webhook_retry_worker.ex", line: 31 };
@@ -197,19 +197,25 @@ async function main() {
   const profile = makeProfile(opts.cache, opts.vsix, JSON.parse(opts["server-command"]));
   const clock = { start: Date.now() };
   const server = startCodeServer(profile, resolve(opts.workspace), timeout);
+  // The browser starts beside code-server, as a user's browser is up before VS Code is opened in it.
+  const launching = launchBrowser(opts.cache).then((browser) => {
+    clock.browser = Date.now();
+    return browser;
+  });
+  launching.catch(() => undefined);  // reported where it is awaited
   let browser;
   let report = [];
   try {
     const url = await server.url;
     clock.listening = Date.now();
-    browser = await launchBrowser(opts.cache);
-    clock.browser = Date.now();
-    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    browser = await launching;
+    const page = await newPage(browser);
     page.setDefaultTimeout(timeout);
     clock.open = Date.now();
     await page.goto(`${url}/?folder=${encodeURIComponent(resolve(opts.workspace))}`);
     report = await runSteps(page, steps(page, clock));
   } finally {
+    browser ??= await launching.catch(() => undefined);
     await browser?.close();
     await server.stop();
     keepLogs(join(profile.data, "logs"));
