@@ -47,7 +47,7 @@ npm test --silent
 step "vscode: package (vsce)"
 version="$(node -p 'require("./package.json").version')"
 vsix="$out/codekin-$version.vsix"
-npx --no-install vsce package --allow-missing-repository --out "$vsix"
+npx --no-install vsce package --no-dependencies --allow-missing-repository --out "$vsix"
 python3 - "$vsix" <<'EOF'
 import sys, zipfile
 names = set(zipfile.ZipFile(sys.argv[1]).namelist())
