@@ -2,14 +2,14 @@
 # CI for the editor plugins (called by .ci/run): install, lint, build, test, package.
 #
 #   VS Code: npm ci from package-lock.json, tsc (strict), eslint, node --test, and
-#            @vscode/vsce package into $CODEKIN_EDITORS_OUT (default: a new temp dir).
+#            @vscode/vsce package (an esbuild bundle) into $CODEKIN_EDITORS_OUT (default: a new temp dir).
 #   Neovim:  luacheck (Debian's lua-check, installed when missing and apt-get can) and a
 #            LuaJIT syntax check of every Lua file in headless Neovim when one is installed.
 #            The plugin's behaviour is tested by tests/test_nvim.py under pytest.
 #
 # Idempotent: a second run reuses node_modules while package-lock.json is unchanged, and
-# npm's cache otherwise. Never writes into the source tree except editors/vscode/node_modules
-# and editors/vscode/out (both git-ignored).
+# npm's cache otherwise. Never writes into the source tree except editors/vscode/node_modules,
+# editors/vscode/out and editors/vscode/dist (the bundle the .vsix carries; all git-ignored).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
