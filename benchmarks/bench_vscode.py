@@ -2,9 +2,9 @@
 
 Runs editors/vscode/e2e/run.sh (code-server from npm in Debian's headless chromium, the
 packaged extension, a copy of examples/ indexed once before the rounds) and prints one JSON line: seconds from
-starting code-server to the first "N similar · best 0.xx" lens over webhook_retry_worker.ex
-(target <= 10 s), and from opening the page. With --append the line is added to
-benchmarks/results/vscode.jsonl.
+starting code-server (the browser starts beside it) to the first "N similar · best 0.xx" lens over
+webhook_retry_worker.ex (target <= 10 s), from opening the page, and to each phase on the way.
+With --append the line is added to benchmarks/results/vscode.jsonl.
 
     python benchmarks/bench_vscode.py [--rounds 1] [--note TEXT] [--append]
 """
@@ -61,6 +61,9 @@ def main() -> None:
         "start_to_first_lens_s_all": starts,
         "open_to_first_lens_s_all": [r["open_to_first_lens_s"] for r in rounds],
         "start_to_server_spawn_s_all": [r.get("start_to_server_spawn_s") for r in rounds],
+        # seconds from starting code-server to: listening, browser up, workbench shown, extension
+        # activated, `codekin serve` spawned, initialize answered, file open, first lens
+        "phases_s_all": [r.get("phases_s") for r in rounds],
         "target_s": 10,
         "cpus": os.cpu_count(),
         "load_avg_1m_before": round(load_before, 2),

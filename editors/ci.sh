@@ -2,14 +2,14 @@
 # CI for the editor plugins (called by .ci/run): install, lint, build, test, package.
 #
 #   VS Code: npm ci from package-lock.json, tsc (strict), eslint, node --test, and
-#            @vscode/vsce package into $CODEKIN_EDITORS_OUT (default: a new temp dir).
+#            @vscode/vsce package (an esbuild bundle) into $CODEKIN_EDITORS_OUT (default: a new temp dir).
 #   Neovim:  luacheck (Debian's lua-check, installed when missing and apt-get can) and a
 #            LuaJIT syntax check of every Lua file in headless Neovim when one is installed.
 #            The plugin's behaviour is tested by tests/test_nvim.py under pytest.
 #
 # Idempotent: a second run reuses node_modules while package-lock.json is unchanged, and
-# npm's cache otherwise. Never writes into the source tree except editors/vscode/node_modules
-# and editors/vscode/out (both git-ignored).
+# npm's cache otherwise. Never writes into the source tree except editors/vscode/node_modules,
+# editors/vscode/out and editors/vscode/dist (the bundle the .vsix carries; all git-ignored).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -47,17 +47,18 @@ npm test --silent
 step "vscode: package (vsce)"
 version="$(node -p 'require("./package.json").version')"
 vsix="$out/codekin-$version.vsix"
-npx --no-install vsce package --allow-missing-repository --out "$vsix"
+npx --no-install vsce package --no-dependencies --allow-missing-repository --out "$vsix"
 python3 - "$vsix" <<'EOF'
 import sys, zipfile
 names = set(zipfile.ZipFile(sys.argv[1]).namelist())
-need = ["extension/package.json", "extension/out/src/extension.js",
-        "extension/node_modules/vscode-languageclient/node.js"]
+need = ["extension/package.json", "extension/dist/extension.js"]
 missing = [n for n in need if n not in names]
-leaked = sorted(n for n in names if n.startswith(("extension/src/", "extension/test/", "extension/out/test/", "extension/e2e/")))
+# one bundled file (vscode-languageclient inside): no sources, tests or unbundled modules
+leaked = sorted(n for n in names if n.startswith(("extension/src/", "extension/test/", "extension/out/", "extension/e2e/",
+                                                  "extension/node_modules/")))
 if missing or leaked:
     sys.exit(f"{sys.argv[1]}: missing {missing}, should not contain {leaked[:5]}")
-print(f"{sys.argv[1]}: {len(names)} files, extension.js and vscode-languageclient inside")
+print(f"{sys.argv[1]}: {len(names)} files, the bundled dist/extension.js inside")
 EOF
 
 # -- Neovim -----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 
 import {
-  goToLine, launchBrowser, lensTitles, makeProfile, openFile, quickInput, rowLabels, rows, runCommand, startCodeServer,
+  goToLine, launchBrowser, lensTitles, makeProfile, newPage, openFile, quickInput, rowLabels, rows, runCommand, startCodeServer,
 } from "./workbench.mjs";
 
 const TARGET = { file: "webhook_retry_worker.ex", line: 31 };
@@ -135,10 +135,12 @@ function steps(page, clock) {
   return [
     ["workbench", async () => {
       await page.locator(".monaco-workbench .part.editor").waitFor();
+      clock.workbench = Date.now();
       return { title: await page.title() };
     }],
     ["code-lenses", async () => {
       await openFile(page, TARGET.file);
+      clock.fileOpen = Date.now();
       await page.locator(".monaco-editor .codelens-decoration a", { hasText: LENS }).first().waitFor();
       clock.firstLens = Date.now();
       const lenses = await lensTitles(page);
@@ -156,36 +158,67 @@ function steps(page, clock) {
   ];
 }
 
-/** When the extension started `codekin serve` (its output channel's first "starting" line), in ms since the epoch. */
-function serverSpawnedAt() {
-  const output = join(shots, "codekin-output.log");
-  const line = existsSync(output) ? readFileSync(output, "utf8").split("\n").find((text) => text.includes("[info] starting ")) : undefined;
+/** When a line containing `text` was first written to a VS Code log named `name` (copied into the
+ * shots dir after the run), in ms since the epoch; the logs stamp local time to the millisecond. */
+function loggedAt(name, text) {
+  const log = join(shots, name);
+  const line = existsSync(log) ? readFileSync(log, "utf8").split("\n").find((entry) => entry.includes(text)) : undefined;
   const stamp = line && /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d+)/.exec(line);
   return stamp ? new Date(`${stamp[1]}T${stamp[2]}`).getTime() : undefined;
+}
+
+/** Seconds from starting code-server to each phase of the way to the first lens. */
+function phases(clock) {
+  const since = (at) => (at ? (at - clock.start) / 1000 : null);
+  return {
+    listening: since(clock.listening),
+    browser: since(clock.browser),
+    workbench: since(clock.workbench),
+    activated: since(loggedAt("exthost.log", "_doActivateExtension codekin.codekin")),
+    spawned: since(loggedAt("codekin-output.log", "[info] starting ")),
+    initialized: since(loggedAt("codekin-output.log", "the server answered initialize")),
+    file_open: since(clock.fileOpen),
+    first_lens: since(clock.firstLens),
+  };
+}
+
+/** The extension's output channel and the extension host's log, kept beside the screenshots. */
+function keepLogs(logs) {
+  const found = existsSync(logs) ? readdirSync(logs, { recursive: true }) : [];
+  for (const [suffix, kept] of [["codekin.log", "codekin-output.log"], ["remoteexthost.log", "exthost.log"]]) {
+    const log = found.find((name) => name.endsWith(suffix));
+    if (log) {
+      cpSync(join(logs, log), join(shots, kept));
+    }
+  }
 }
 
 async function main() {
   const profile = makeProfile(opts.cache, opts.vsix, JSON.parse(opts["server-command"]));
   const clock = { start: Date.now() };
   const server = startCodeServer(profile, resolve(opts.workspace), timeout);
+  // The browser starts beside code-server, as a user's browser is up before VS Code is opened in it.
+  const launching = launchBrowser(opts.cache).then((browser) => {
+    clock.browser = Date.now();
+    return browser;
+  });
+  launching.catch(() => undefined);  // reported where it is awaited
   let browser;
   let report = [];
   try {
     const url = await server.url;
-    browser = await launchBrowser(opts.cache);
-    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    clock.listening = Date.now();
+    browser = await launching;
+    const page = await newPage(browser);
     page.setDefaultTimeout(timeout);
     clock.open = Date.now();
     await page.goto(`${url}/?folder=${encodeURIComponent(resolve(opts.workspace))}`);
     report = await runSteps(page, steps(page, clock));
   } finally {
+    browser ??= await launching.catch(() => undefined);
     await browser?.close();
     await server.stop();
-    const logs = join(profile.data, "logs");
-    const outputs = existsSync(logs) ? readdirSync(logs, { recursive: true }).filter((name) => name.endsWith("codekin.log")) : [];
-    for (const output of outputs) {
-      cpSync(join(logs, output), join(shots, "codekin-output.log"));
-    }
+    keepLogs(join(profile.data, "logs"));
     rmSync(profile.root, { recursive: true, force: true });
   }
   const ok = report.length > 0 && report.every((step) => step.ok) && report.length === steps({}, {}).length;
@@ -194,7 +227,8 @@ async function main() {
     ok,
     start_to_first_lens_s: clock.firstLens ? (clock.firstLens - clock.start) / 1000 : null,
     open_to_first_lens_s: clock.firstLens ? (clock.firstLens - clock.open) / 1000 : null,
-    start_to_server_spawn_s: serverSpawnedAt() ? (serverSpawnedAt() - clock.start) / 1000 : null,
+    start_to_server_spawn_s: phases(clock).spawned,
+    phases_s: phases(clock),
     steps: report.map((step) => `${step.step}:${step.ok ? "ok" : "FAILED"}`),
     screenshots: shots,
   }));

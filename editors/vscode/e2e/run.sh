@@ -31,7 +31,7 @@ if [[ -z $vsix ]]; then
   cd "$extension"
   [[ -d node_modules ]] || npm ci --no-audit --no-fund --prefer-offline >&2
   vsix="$work/codekin.vsix"
-  npx --no-install vsce package --allow-missing-repository --skip-license --out "$vsix" >&2
+  npx --no-install vsce package --no-dependencies --allow-missing-repository --skip-license --out "$vsix" >&2
 fi
 
 workspace="${CODEKIN_E2E_WORKSPACE:-}"

@@ -31,6 +31,13 @@ export function makeProfile(cache, vsix, serverCommand) {
       "extensions.autoUpdate": false,
       "chat.commandCenter.enabled": false,
       "window.commandCenter": false,
+      // startup work the test never uses, all of it on the way to the first lens: the git
+      // extension's search for repositories (a git process per folder level), the terminal's
+      // session restore, recommendation scans, the debugger's auto-attach setup
+      "git.enabled": false,
+      "terminal.integrated.enablePersistentSessions": false,
+      "extensions.ignoreRecommendations": true,
+      "debug.javascript.autoAttachFilter": "disabled",
     }),
   );
   const base = ["--user-data-dir", profile.data, "--extensions-dir", profile.extensions, "--config", profile.config];
@@ -100,6 +107,12 @@ export async function launchBrowser(cache) {
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
       "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
+}
+
+/** A page for the workbench, asking for uncompressed responses: code-server gzips every response
+ * as it sends it (11 MB of workbench JS at each start), CPU time that buys nothing over localhost. */
+export function newPage(browser) {
+  return browser.newPage({ viewport: { width: 1400, height: 900 }, extraHTTPHeaders: { "Accept-Encoding": "identity" } });
 }
 
 // -- what the user does -------------------------------------------------------------------

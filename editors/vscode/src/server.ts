@@ -1,6 +1,7 @@
 /** The codekin language client: started from the settings, restarted when they change. */
 import * as vscode from "vscode";
 import {
+  CodeLensRequest,
   ExecuteCommandRequest,
   LanguageClient,
   type LanguageClientOptions,
@@ -16,6 +17,9 @@ import type { ServerState } from "./status";
 export const LANGUAGES = ["elixir", "erlang", "c", "cpp", "heex", "eex"];
 /** The same files by name, for when no extension defines the Elixir/Erlang languages. */
 export const FILE_PATTERNS = "**/*.{ex,exs,heex,eex,erl,hrl}";
+
+/** How many of a file's code lenses get their titles with the lenses themselves (resolveLenses). */
+const EAGER_LENSES = 50;
 
 /** A command for the server when no server is running, with what to do about it. */
 export class ServerNotRunningError extends Error {
@@ -79,6 +83,10 @@ export class CodekinServer implements vscode.Disposable {
       initializationOptions: toInitializationOptions(settings),
       outputChannel: this.log,
       middleware: {
+        provideCodeLenses: async (document, token, next) => {
+          const lenses = await next(document, token);
+          return lenses ? this.resolveLenses(document, lenses, token) : lenses;
+        },
         executeCommand: async (name, commandArgs, next) => {
           const response: unknown = await next(name, commandArgs);
           if (name === "codekin.findSimilar") {
@@ -103,6 +111,7 @@ export class CodekinServer implements vscode.Disposable {
     this.events.onState("starting");
     try {
       await client.start();
+      this.log.info("the server answered initialize");
     } catch (error) {
       this.lastError = `${command} failed to start: ${error instanceof Error ? error.message : String(error)}`;
       this.log.error(this.lastError);
@@ -118,6 +127,20 @@ export class CodekinServer implements vscode.Disposable {
         this.log.show();
       }
     }
+  }
+
+  /** The first EAGER_LENSES lenses with their titles, resolved at once rather than in VS Code's own
+   * resolve pass, which comes a debounce and a render later; the server computes a file's relatives
+   * together, so the others cost little more than the first. VS Code resolves the rest when shown. */
+  private async resolveLenses(document: vscode.TextDocument, lenses: vscode.CodeLens[],
+    token: vscode.CancellationToken): Promise<vscode.CodeLens[]> {
+    const provider = this.client?.getFeature(CodeLensRequest.method).getProvider(document)?.provider;
+    const resolve = provider?.resolveCodeLens?.bind(provider);
+    if (!resolve) {
+      return lenses;
+    }
+    return Promise.all(lenses.map(async (lens, rank) =>
+      (lens.command || rank >= EAGER_LENSES ? lens : ((await resolve(lens, token)) ?? lens))));
   }
 
   async stop(): Promise<void> {
