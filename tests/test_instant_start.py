@@ -99,19 +99,66 @@ def test_the_bm25_is_kept_beside_the_query_file_and_used_only_for_its_own_rows(r
     indexer.run()
     assert postings.read_bytes() != old
     expected = [h.to_dict() for h in Engine(root, load_config(root)).search("post a ledger entry", mode="lexical")]
-    postings.write_bytes(old)  # the BM25 of other rows: not used, the search builds its own
-    assert QueryFile.open(store.state_dir, store.state()).load_bm25() is None  # type: ignore[union-attr]
+    current = _stored_arrays(postings)
+    postings.write_bytes(old)  # the BM25 of other rows: not used; the search builds its own and keeps it
     assert [h.to_dict() for h in Engine(root, load_config(root)).search("post a ledger entry",
                                                                         mode="lexical")] == expected
+    assert _same_arrays(_stored_arrays(postings), current)
 
-    write_query_file(store, store.write_state(), 50_000)  # this rows' BM25 again
-    assert QueryFile.open(store.state_dir, store.state()).load_bm25() is not None  # type: ignore[union-attr]
-    with np.load(postings) as stored:
-        arrays = {name: stored[name] for name in stored.files}
-    arrays["code"] = np.frombuffer(b"an older lexical.py", dtype=np.uint8)  # built before an upgrade
+    arrays = dict(current, code=np.frombuffer(b"an older lexical.py", dtype=np.uint8))  # built before an upgrade
     with postings.open("wb") as sink:
         np.savez(sink, **arrays)
-    assert QueryFile.open(store.state_dir, store.state()).load_bm25() is None  # type: ignore[union-attr]
+    assert QueryFile.open(store.state_dir, store.state()).load_bm25() is not None  # type: ignore[union-attr]
+    assert _same_arrays(_stored_arrays(postings), current)  # rebuilt by this code, and kept
+
+
+def test_the_file_ranking_from_the_kept_summaries_equals_the_one_built_from_the_rows(repo_factory):
+    from codekin.config import load_config
+    from codekin.engine import Engine
+    from codekin.index.files import FileRanking, FileWeights
+    from codekin.index.lexical import terms
+    from codekin.index.query_file import NAME, QueryFile
+    from codekin.index.search import SearchIndex
+    from codekin.index.store import IndexStore
+    from codekin.indexer import Indexer
+
+    root = repo_factory({"lib/cart.ex": CART, "lib/retry.ex": RETRY, "lib/ledger.ex": LEDGER,
+                         "test/cart_test.exs": CART.replace("defmodule Shop.Cart", "defmodule Shop.CartTest")})
+    indexer = Indexer(root, load_config(root))
+    indexer.lexical_only = True
+    indexer.run()
+    store = IndexStore(root)
+    state = store.state()
+    mapped = QueryFile.open(store.state_dir, state)
+    assert mapped is not None
+    index = SearchIndex(mapped, state["active_key"])
+    kept, built = index.files(), FileRanking(index)  # built: from the rows, as before the copy was kept
+    assert kept.bm25 is not built.bm25 and kept.paths == built.paths
+    weights = FileWeights(0.5, 1.0, 0.0)
+    priors = np.ones(8, dtype=np.float32)
+    for query in ("retry with exponential backoff", "shopping cart items", "ledger entries balance", "Shop.Cart"):
+        assert np.array_equal(kept.bm25.scores(terms(query)), built.bm25.scores(terms(query)))
+        rank = index.bm25.scores(terms(query))
+        assert np.array_equal(kept.rank(rank, None, terms(query), kept.keep(index.mask()), weights, priors),
+                              built.rank(rank, None, terms(query), built.keep(index.mask()), weights, priors))
+
+    questions = ("how does the cart add an item", "retry with exponential backoff", "post a ledger entry")
+    config = load_config(root)
+    from_kept = [[f.to_dict() for f in Engine(root, config).search_files(q, mode="lexical")] for q in questions] \
+        + [[h.to_dict() for h in Engine(root, config).search(q, mode="lexical")] for q in questions]
+    (store.state_dir / NAME).unlink()  # no query file: LanceDB's rows, each ranking built from them
+    from_rows = [[f.to_dict() for f in Engine(root, config).search_files(q, mode="lexical")] for q in questions] \
+        + [[h.to_dict() for h in Engine(root, config).search(q, mode="lexical")] for q in questions]
+    assert from_kept == from_rows and all(from_kept)
+
+
+def _stored_arrays(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as stored:
+        return {name: stored[name] for name in stored.files}
+
+
+def _same_arrays(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
 def test_a_repository_of_one_file_indexes_searches_and_reports(repo_factory):

@@ -51,16 +51,19 @@ class FileRanking:
     """Groups of rows ranked as wholes — files, or modules (a head with its members) — with
     their summaries and mean vectors, built for one snapshot on first use."""
 
-    def __init__(self, index: SearchIndex, group_of_row: list[str] | None = None, text: bool = False) -> None:
+    def __init__(self, index: SearchIndex, group_of_row: list[str] | None = None, text: bool = False,
+                 summaries: Bm25 | None = None) -> None:
+        """`summaries`: the BM25 of these groups' summaries kept at index time (query_file.py),
+        else it is built here (most of the cost of a cold search's first file ranking)."""
         self.index = index
         keys = group_of_row if group_of_row is not None else index.paths
-        self.rows: dict[str, list[int]] = {}
-        for row, key in enumerate(keys):
-            self.rows.setdefault(key, []).append(row)
+        self.rows = _groups(keys)
         self.paths = list(self.rows)  # group keys: a file's path, or path#head-row for a module
         position = {p: n for n, p in enumerate(self.paths)}
         self.file_of_row = np.array([position[k] for k in keys], dtype=np.int64)
-        self.bm25 = Bm25([self._summary(self.rows[p]) for p in self.paths], prose=True)
+        kept = summaries is not None and summaries.matrix.documents == len(self.paths)
+        self.bm25 = summaries if kept and summaries is not None else \
+            summary_bm25(keys, index.paths, index.contexts, index.symbols, index.kinds)
         self.text_bm25 = None
         if text:
             row_terms = index.terms.to_pylist()
@@ -73,13 +76,6 @@ class FileRanking:
             self.vectors /= np.where(norms > 0, norms, 1.0)
         self.has_vector = np.linalg.norm(self.vectors, axis=1) > 0 if index.dim else np.zeros(len(self.paths), bool)
         self.roles = np.array([index.roles[self.rows[p][0]] for p in self.paths], dtype=np.int8)
-
-    def _summary(self, rows: list[int]) -> list[str]:
-        index = self.index
-        words = terms(index.paths[rows[0]].replace("/", " "))
-        context = next((index.contexts[r] for r in rows if index.contexts[r]), "")
-        symbols = {index.symbols[r] for r in rows if index.kinds[r] not in FILLER_KINDS}
-        return words + terms(context) + [t for s in sorted(symbols) for t in terms(s)]
 
     def rank(self, rank: np.ndarray, query_vector: np.ndarray | None, query_terms: list[str],
              keep_files: np.ndarray, weights: FileWeights, priors: np.ndarray) -> np.ndarray:
@@ -129,6 +125,28 @@ class FileRanking:
         out = np.zeros(len(self.paths), dtype=bool)
         out[self.file_of_row[keep_rows]] = True
         return out
+
+
+def _groups(keys: list[str]) -> dict[str, list[int]]:
+    """Each group's rows, groups in the order of their first row."""
+    rows: dict[str, list[int]] = {}
+    for row, key in enumerate(keys):
+        rows.setdefault(key, []).append(row)
+    return rows
+
+
+def summary_bm25(keys: list[str], paths: list[str], contexts: list[str], symbols: list[str],
+                 kinds: list[str]) -> Bm25:
+    """The BM25 of each group's summary (its path's words, its module doc, the names it
+    defines), groups in the order of their first row: one implementation for the file ranking
+    built per snapshot and the copy kept beside the query file."""
+    documents = []
+    for rows in _groups(keys).values():
+        context = next((contexts[r] for r in rows if contexts[r]), "")
+        defined = {symbols[r] for r in rows if kinds[r] not in FILLER_KINDS}
+        documents.append(terms(paths[rows[0]].replace("/", " ")) + terms(context)
+                         + [t for s in sorted(defined) for t in terms(s)])
+    return Bm25(documents, prose=True)
 
 
 def _scaled(values: np.ndarray, candidates: int = 50) -> np.ndarray:

@@ -74,7 +74,8 @@ class SearchIndex(RowReads):
         self.texts: list[str] = table.column("text").to_pylist()
         self.contexts: list[str] = table.column("context").to_pylist()
         self.terms = table.column("terms")  # kept for the module-level text channel (modules())
-        stored = store.load_bm25() if isinstance(store, QueryFile) else None  # built at index time
+        self.mapped = store if isinstance(store, QueryFile) else None
+        stored = self.mapped.load_bm25() if self.mapped is not None else None  # built at index time
         self.bm25 = stored or chunk_bm25(self.terms.to_pylist(), self.symbols, self.kinds)
         vector_hashes, matrix = store.load_vectors(key)
         position = {h: i for i, h in enumerate(vector_hashes)}
@@ -244,7 +245,7 @@ class SearchIndex(RowReads):
 
     def files(self) -> FileRanking:
         if self._files is None:
-            self._files = FileRanking(self)
+            self._files = FileRanking(self, summaries=self.mapped.load_file_bm25() if self.mapped is not None else None)
         return self._files
 
     def modules(self) -> FileRanking:
