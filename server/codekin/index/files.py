@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from codekin.index.definitions import FILLER_KINDS, HEAD_KINDS
+from codekin.index.hits import FileHit
 from codekin.index.lexical import Bm25, terms
 
 if TYPE_CHECKING:
@@ -30,21 +31,6 @@ class FileWeights:
     summary: float
     dense: float
     text: float = 0.0  # modules: BM25 of the query over each module's whole text
-
-
-@dataclass(frozen=True)
-class FileHit:
-    path: str
-    language: str
-    score: float
-    row: int  # its best chunk (or its head, for module similarity)
-    start_line: int
-    end_line: int
-    symbol: str
-
-    def to_dict(self) -> dict:
-        return {"path": self.path, "language": self.language, "score": round(self.score, 4),
-                "start_line": self.start_line, "end_line": self.end_line, "symbol": self.symbol}
 
 
 class FileRanking:

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from codekin.jobs.loop import LearningLoop
     from codekin.lsp.early import Warmup
     from codekin.lsp.neighbours import Relatives
+    from codekin.query_socket import QuerySocket
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class Session:
         self.jobs: LearningLoop | None = None  # the served loop: schedule, retrain, hot reload, dashboard
         self._idle_loop: LearningLoop | None = None  # retrains when the model did not load (never started)
         self._loop_lock = threading.Lock()
+        self.socket: QuerySocket | None = None  # where `codekin search` asks this server (query_socket.py)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -108,6 +110,7 @@ class Session:
             release_free_memory()  # the loading temporaries of the snapshot and the model
         embedder = None if self._model_error is not None else engine.embedder
         if embedder is not None:
+            self._open_socket(engine)
             from codekin.jobs.loop import LearningLoop
 
             self.jobs = LearningLoop(self.root, engine.config, engine, embedder, self.progress, self.warn).start()
@@ -121,6 +124,14 @@ class Session:
                 self._index_on_open()
             else:
                 self.on_no_index()
+
+    def _open_socket(self, engine: Engine) -> None:
+        """`codekin search` in this workspace asks this server, which has the model loaded."""
+        from functools import partial
+
+        from codekin.query_socket import QuerySocket, answer_search
+
+        self.socket = QuerySocket.open(self.root, partial(answer_search, engine))
 
     def _index_on_open(self) -> None:
         try:
@@ -159,6 +170,8 @@ class Session:
         return self._engine
 
     def close(self) -> None:
+        if self.socket is not None:
+            self.socket.close()
         if self.jobs is not None:
             self.jobs.stop()
         if self.freshness is not None:
