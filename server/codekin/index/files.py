@@ -57,7 +57,7 @@ class FileRanking:
                                   prose=True)
         self.vectors = np.zeros((len(self.paths), index.dim), dtype=np.float32)
         if index.dim:
-            np.add.at(self.vectors, self.file_of_row[index.has_vector], index.vectors[index.has_vector])
+            _add_by_group(self.vectors, self.file_of_row, index.has_vector, index.vectors)
             norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
             self.vectors /= np.where(norms > 0, norms, 1.0)
         self.has_vector = np.linalg.norm(self.vectors, axis=1) > 0 if index.dim else np.zeros(len(self.paths), bool)
@@ -111,6 +111,20 @@ class FileRanking:
         out = np.zeros(len(self.paths), dtype=bool)
         out[self.file_of_row[keep_rows]] = True
         return out
+
+
+def _add_by_group(out: np.ndarray, group_of_row: np.ndarray, keep: np.ndarray, values: np.ndarray) -> None:
+    """out[g] += values[r] for each kept row r of group g, rows in order: what np.add.at does,
+    to the bit, without its slow per-element path (a tenth of a cold search on 10k rows). Step k
+    adds every group's k-th row at once (no group twice in one step)."""
+    rows = np.flatnonzero(keep)
+    groups = group_of_row[rows]
+    order = np.argsort(groups, kind="stable")  # each group's rows, in row order
+    starts = np.r_[0, np.flatnonzero(np.diff(groups[order])) + 1]
+    nth = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    for k in range(int(nth.max()) + 1 if len(nth) else 0):
+        step = order[nth == k]
+        out[groups[step]] += values[rows[step]]
 
 
 def _groups(keys: list[str]) -> dict[str, list[int]]:

@@ -160,11 +160,7 @@ class Session:
 
         warmed = self.warm.take(self.root, STARTUP_WAIT_S) if self.warm is not None else None
         config = warmed.config if warmed is not None else load_config(self.root, self.overrides)
-        sent = self.options.search  # only what the client sent overrides the configuration
-        config.search.limit = sent.limit if sent.limit is not None else config.search.limit
-        if sent.min_similarity is not None:
-            config.search.min_similarity = sent.min_similarity
-        config.search.mode = sent.mode or config.search.mode
+        apply_search_options(config, self.options)
         self.config = config
         self._engine = warmed if warmed is not None else Engine(self.root, config)
         return self._engine
@@ -241,18 +237,8 @@ class Session:
                                 "ranges are 0-based LSP positions inside the document")
 
     def search(self, args: SearchArgs) -> dict[str, Any]:
-        if args.files:
-            self._ready(args.mode)
-            files = self.engine.search_files(args.query, args.limit, args.mode, tests=args.tests)
-            return self._with_coverage({"results": [file_result(self.root, f) for f in files]})
-        return self._with_coverage({"results": [result(self.root, h) for h in self._search(args)]})
-
-    def _with_coverage(self, answer: dict[str, Any]) -> dict[str, Any]:
-        """Say when the dense layer is incomplete (indexing's phase 2 still running)."""
-        embedded, total = self.engine.dense_coverage()
-        if embedded < total:
-            answer["denseIncomplete"] = {"embeddedChunks": embedded, "chunks": total}
-        return answer
+        self._ready(args.mode)
+        return search_answer(self.engine, self.root, args)
 
     def _ready(self, mode: str | None) -> None:
         """Wait for the model only when the query will be embedded (not lexical, vectors exist)."""
@@ -370,3 +356,27 @@ class Session:
         idle = self._idle_loop
         values = training_status(self.root, self.jobs, running_here=idle is not None and idle.running is not None)
         return {k: values.get(k) for k in TRAINING_KEYS}
+
+
+def apply_search_options(config: Config, options: ServerOptions) -> None:
+    """Only what the client sent in initializationOptions overrides the configuration."""
+    sent = options.search
+    config.search.limit = sent.limit if sent.limit is not None else config.search.limit
+    if sent.min_similarity is not None:
+        config.search.min_similarity = sent.min_similarity
+    config.search.mode = sent.mode or config.search.mode
+
+
+def search_answer(engine: Engine, root: Path, args: SearchArgs) -> dict[str, Any]:
+    """The answer to `codekin.search` (the model, when the query needs it, is loaded): the
+    results, and whether the dense layer is incomplete (indexing's phase 2 still running)."""
+    if args.files:
+        files = engine.search_files(args.query, args.limit, args.mode, tests=args.tests)
+        answer: dict[str, Any] = {"results": [file_result(root, f) for f in files]}
+    else:
+        hits = engine.search(args.query, args.limit, args.min_similarity, args.mode, tests=args.tests)
+        answer = {"results": [result(root, h) for h in hits]}
+    embedded, total = engine.dense_coverage()
+    if embedded < total:
+        answer["denseIncomplete"] = {"embeddedChunks": embedded, "chunks": total}
+    return answer
