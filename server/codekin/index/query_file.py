@@ -92,13 +92,14 @@ def _postings(chunks: pa.Table, digest: str) -> dict[str, np.ndarray]:
             **bm25.arrays(), **{_FILES + name: array for name, array in summaries.arrays().items()}}
 
 
-def _read_postings(path: Path, digest: str) -> dict[str, np.ndarray] | None:
-    """The stored arrays when they are for `digest` and built by the code running now."""
+def _read_postings(path: Path, digest: str, arrays: bool = True) -> dict[str, np.ndarray] | None:
+    """The stored arrays when they are for `digest` and built by the code running now (without
+    `arrays`, only whether they are: {} then)."""
     try:
         with np.load(path) as stored:
             if bytes(stored["digest"]).decode() != digest or bytes(stored["code"]).decode() != _code_stamp():
                 return None  # other rows, or built by other code (an upgrade since)
-            return {name: stored[name] for name in stored.files}
+            return {name: stored[name] for name in stored.files} if arrays else {}
     except (OSError, ValueError, EOFError, KeyError):  # missing, cut short or of another layout
         return None
 
@@ -161,7 +162,7 @@ def write_query_file(store: IndexStore, state: dict, max_rows: int) -> None:
         for left in store.state_dir.glob(f".{name}.*.tmp"):
             left.unlink(missing_ok=True)
     digest = _postings_digest(chunks)
-    if _read_postings(store.state_dir / POSTINGS, digest) is None:
+    if _read_postings(store.state_dir / POSTINGS, digest, arrays=False) is None:
         os.replace(_written_aside(store.state_dir, _postings(chunks, digest)), store.state_dir / POSTINGS)
     table = table.replace_schema_metadata({**_stamp(state), _DIGEST: digest.encode()})
     tmp = target.with_name(f".{NAME}.{os.getpid()}.tmp")
