@@ -147,6 +147,13 @@ def test_the_socket_refuses_what_is_not_a_search_of_this_version(repo_factory):
             raw.sendall(b"GET / HTTP/1.1\r\n\r\n\n")
             assert raw.recv(100) == b""
         assert (ask(root, request) or {}).get("hits") == answer["hits"]  # still serving
+
+        (root / "lib/ledger.ex").write_text(LEDGER, encoding="utf-8")  # indexed by another process: served at once
+        indexer = Indexer(root, load_config(root))
+        indexer.lexical_only = True
+        indexer.run()
+        found = ask(root, {**request, "query": "post a ledger entry"})
+        assert found is not None and found["hits"][0]["path"] == "lib/ledger.ex"
     finally:
         listener.close()
     assert ask(root, request) is None and not (root / ".codekin" / "serve.sock").exists()

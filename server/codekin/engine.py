@@ -44,6 +44,7 @@ class Engine:
         self.store = IndexStore(root)
         self._embedder = embedder
         self._index: SearchIndex | None = None
+        self._owner: Engine | None = None  # the engine a view (with_config) shares its snapshots with
         self._index_stamp: tuple[int, str] | None = None
         self._lock = threading.Lock()
         self._spaces: dict[str, Embedder] = {}  # key -> embedder, for snapshots of an earlier model
@@ -97,6 +98,7 @@ class Engine:
         (a CLI search that the running language server answers: query_socket.py)."""
         view = copy.copy(self)
         view.config = config
+        view._owner = self._owner or self  # snapshots are loaded (and reloaded) once, by the owner
         return view
 
     @property
@@ -105,6 +107,8 @@ class Engine:
 
     def index(self) -> SearchIndex:
         """The current snapshot, reloaded if the index was written since."""
+        if self._owner is not None:
+            return self._owner.index()
         state = self.store.state()
         stamp = (self.store.state_path.stat().st_mtime_ns, state.get("active_key", ""))
         if self._index is None or stamp != self._index_stamp:
@@ -158,7 +162,7 @@ class Engine:
         """Ranked chunks for a symbol, a question or a code snippet (told apart by index/query.py);
         `tests` ranks tests like the code (a query that names tests does so by itself)."""
         check_query_arguments(limit, min_similarity)
-        if self._index is None:
+        if self._index is None and self._owner is None:
             self.load_model_meanwhile(mode)
         index, parsed, keep, mode = self._prepare(query, mode, language, path_glob)
         weights = weights_for(self.config.search, parsed.kind, tests or asks_for_tests(query))
