@@ -41,6 +41,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     # `initialize` is answered from the answer kept for this client when there is one
     # (lsp/early.py); the engine opens on a thread meanwhile, and the session takes it over.
+    # the engine's modules (numpy, pyarrow: a third of a second) load while `initialize` is read
+    threading.Thread(target=importlib.import_module, args=("codekin.engine",), name="codekin-preload",
+                     daemon=True).start()
     early = EarlyStart(sys.stdin.buffer, sys.stdout.buffer)
     early.answer_initialize()
     overrides = {"model": {"primary": args.model, "device": args.device}}
@@ -48,14 +51,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     loaded = threading.Event()
     loading = threading.Thread(target=_load_pygls, args=(loaded,), name="codekin-load")
     if early.answered and warm is not None:
-        # pygls and the engine both hold the GIL: the engine first, pygls once the index is
-        # read, and the searches sent meanwhile are answered without it (lsp/early_search.py)
+        # pygls and the engine both hold the GIL: the engine first, pygls once the model is
+        # loaded (or a request only pygls answers arrives), and the searches sent meanwhile
+        # are answered without it (lsp/early_search.py)
         from codekin.lsp.early_search import answer_searches_until
 
-        warm.index_ready.wait()
-        loading.start()
-        answer_searches_until(early, warm, loaded)
-    else:
+        answer_searches_until(early, warm, loaded, loading.start)
+    if not loading.is_alive() and not loaded.is_set():
         loading.start()
     loading.join()
     from codekin.lsp.server import create_server

@@ -3,7 +3,8 @@
 Importing pygls and lsprotocol costs about half a second of CPU, the engine (index snapshot,
 then the model) about as much again, and both hold the GIL: loaded side by side, the first
 search waited for the sum. When `initialize` was answered early (lsp/early.py), the engine
-opens first and pygls loads once the index is read; meanwhile this loop reads the client's
+opens first and pygls loads once the model is (or at once when a request only pygls answers
+arrives); meanwhile this loop reads the client's
 messages and answers each `workspace/executeCommand` of `codekin.search` itself, exactly as
 the session would (session.search_answer), as soon as the engine (and, for a query that is
 embedded, the model) is ready. Every other message, and any search it cannot answer (bad
@@ -18,6 +19,7 @@ import json
 import logging
 import select
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from codekin.errors import CodekinError
@@ -32,17 +34,26 @@ log = logging.getLogger(__name__)
 POLL_S = 0.05  # how often the loop looks whether pygls has loaded while no message arrives
 
 
-def answer_searches_until(early: EarlyStart, warm: Warmup, loaded: threading.Event) -> None:
-    """Read messages until `loaded` (pygls is ready) or the input ends; answer the searches."""
+def answer_searches_until(early: EarlyStart, warm: Warmup, loaded: threading.Event,
+                          load_pygls: Callable[[], None]) -> None:
+    """Read messages until `loaded` (pygls is ready) or the input ends, answering the searches.
+
+    `load_pygls` (called once) starts pygls loading when the model is ready, or at once when a
+    request arrives that only pygls answers: a search sent first gets the CPU to itself, and
+    nothing else waits for a slow model."""
     from codekin.lsp.options import parse_options
 
     options, _ = parse_options(early.params.get("initializationOptions"))  # pygls reports its problems
     fileno = early.stdin.fileno()
     fresh, early.pending[:] = list(early.pending), []
+    started = False
     while True:
         for item in fresh:  # in order; what is not answered here waits for pygls
             if not _answered(early, warm, options, item):
                 early.pending.append(item)
+        if not started and (warm.model_ready.is_set() or any(_request(item) for item in early.pending)):
+            load_pygls()
+            started = True
         if loaded.is_set():
             return
         ready, _, _ = select.select([fileno], [], [], POLL_S)
@@ -53,6 +64,17 @@ def answer_searches_until(early: EarlyStart, warm: Warmup, loaded: threading.Eve
         if not data:
             return  # the input ended: pygls's loop sees the same
         fresh = list(early.decoder.feed(data))
+
+
+def _request(item: Frame | Fault) -> bool:
+    """A message that expects an answer (a request, or what cannot be read: pygls says so)."""
+    if not isinstance(item, Frame):
+        return False
+    try:
+        message = json.loads(item.body)
+    except ValueError:
+        return True
+    return not isinstance(message, dict) or "id" in message
 
 
 def _answered(early: EarlyStart, warm: Warmup, options: Any, frame: Frame | Fault) -> bool:
