@@ -51,7 +51,7 @@ def answer_searches_until(early: EarlyStart, warm: Warmup, loaded: threading.Eve
         for item in fresh:  # in order; what is not answered here waits for pygls
             if not _answered(early, warm, options, item):
                 early.pending.append(item)
-        if not started and (warm.model_ready.is_set() or any(_request(item) for item in early.pending)):
+        if not started and (warm.model_ready.is_set() or any(_request(early, item) for item in early.pending)):
             load_pygls()
             started = True
         if loaded.is_set():
@@ -66,15 +66,18 @@ def answer_searches_until(early: EarlyStart, warm: Warmup, loaded: threading.Eve
         fresh = list(early.decoder.feed(data))
 
 
-def _request(item: Frame | Fault) -> bool:
-    """A message that expects an answer (a request, or what cannot be read: pygls says so)."""
+def _request(early: EarlyStart, item: Frame | Fault) -> bool:
+    """A message that still expects an answer (a request other than the `initialize` answered
+    early, or what cannot be read: pygls says so)."""
     if not isinstance(item, Frame):
         return False
     try:
         message = json.loads(item.body)
     except ValueError:
         return True
-    return not isinstance(message, dict) or "id" in message
+    if not isinstance(message, dict):
+        return True
+    return "id" in message and not (message.get("method") == "initialize" and message["id"] == early.request_id)
 
 
 def _answered(early: EarlyStart, warm: Warmup, options: Any, frame: Frame | Fault) -> bool:
