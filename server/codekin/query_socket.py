@@ -58,7 +58,7 @@ def search_request(config: Config, query: str, *, limit: int | None, min_similar
 def ask(root: Path, request: dict[str, Any]) -> Answer | None:
     """The running server's answer to `request`, None when there is none to be had (search here)."""
     path = socket_path(root)
-    if not path.exists():
+    if not hasattr(socket, "AF_UNIX") or not path.exists():
         return None
     client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -140,6 +140,8 @@ class QuerySocket:
     def open(cls, root: Path, answer: Callable[[dict[str, Any]], Answer]) -> QuerySocket | None:
         """Listening at `.codekin/serve.sock` (replacing one a killed server left), else None
         (a path too long for a socket, a read-only directory: the CLI searches itself)."""
+        if not hasattr(socket, "AF_UNIX"):  # no Unix sockets here: the CLI searches itself
+            return None
         listener = cls(socket_path(root), answer)
         try:
             listener._bind()
