@@ -99,19 +99,66 @@ def test_the_bm25_is_kept_beside_the_query_file_and_used_only_for_its_own_rows(r
     indexer.run()
     assert postings.read_bytes() != old
     expected = [h.to_dict() for h in Engine(root, load_config(root)).search("post a ledger entry", mode="lexical")]
-    postings.write_bytes(old)  # the BM25 of other rows: not used, the search builds its own
-    assert QueryFile.open(store.state_dir, store.state()).load_bm25() is None  # type: ignore[union-attr]
+    current = _stored_arrays(postings)
+    postings.write_bytes(old)  # the BM25 of other rows: not used; the search builds its own and keeps it
     assert [h.to_dict() for h in Engine(root, load_config(root)).search("post a ledger entry",
                                                                         mode="lexical")] == expected
+    assert _same_arrays(_stored_arrays(postings), current)
 
-    write_query_file(store, store.write_state(), 50_000)  # this rows' BM25 again
-    assert QueryFile.open(store.state_dir, store.state()).load_bm25() is not None  # type: ignore[union-attr]
-    with np.load(postings) as stored:
-        arrays = {name: stored[name] for name in stored.files}
-    arrays["code"] = np.frombuffer(b"an older lexical.py", dtype=np.uint8)  # built before an upgrade
+    arrays = dict(current, code=np.frombuffer(b"an older lexical.py", dtype=np.uint8))  # built before an upgrade
     with postings.open("wb") as sink:
         np.savez(sink, **arrays)
-    assert QueryFile.open(store.state_dir, store.state()).load_bm25() is None  # type: ignore[union-attr]
+    assert QueryFile.open(store.state_dir, store.state()).load_bm25() is not None  # type: ignore[union-attr]
+    assert _same_arrays(_stored_arrays(postings), current)  # rebuilt by this code, and kept
+
+
+def test_the_file_ranking_from_the_kept_summaries_equals_the_one_built_from_the_rows(repo_factory):
+    from codekin.config import load_config
+    from codekin.engine import Engine
+    from codekin.index.files import FileRanking, FileWeights
+    from codekin.index.lexical import terms
+    from codekin.index.query_file import NAME, QueryFile
+    from codekin.index.search import SearchIndex
+    from codekin.index.store import IndexStore
+    from codekin.indexer import Indexer
+
+    root = repo_factory({"lib/cart.ex": CART, "lib/retry.ex": RETRY, "lib/ledger.ex": LEDGER,
+                         "test/cart_test.exs": CART.replace("defmodule Shop.Cart", "defmodule Shop.CartTest")})
+    indexer = Indexer(root, load_config(root))
+    indexer.lexical_only = True
+    indexer.run()
+    store = IndexStore(root)
+    state = store.state()
+    mapped = QueryFile.open(store.state_dir, state)
+    assert mapped is not None
+    index = SearchIndex(mapped, state["active_key"])
+    kept, built = index.files(), FileRanking(index)  # built: from the rows, as before the copy was kept
+    assert kept.bm25 is not built.bm25 and kept.paths == built.paths
+    weights = FileWeights(0.5, 1.0, 0.0)
+    priors = np.ones(8, dtype=np.float32)
+    for query in ("retry with exponential backoff", "shopping cart items", "ledger entries balance", "Shop.Cart"):
+        assert np.array_equal(kept.bm25.scores(terms(query)), built.bm25.scores(terms(query)))
+        rank = index.bm25.scores(terms(query))
+        assert np.array_equal(kept.rank(rank, None, terms(query), kept.keep(index.mask()), weights, priors),
+                              built.rank(rank, None, terms(query), built.keep(index.mask()), weights, priors))
+
+    questions = ("how does the cart add an item", "retry with exponential backoff", "post a ledger entry")
+    config = load_config(root)
+    from_kept = [[f.to_dict() for f in Engine(root, config).search_files(q, mode="lexical")] for q in questions] \
+        + [[h.to_dict() for h in Engine(root, config).search(q, mode="lexical")] for q in questions]
+    (store.state_dir / NAME).unlink()  # no query file: LanceDB's rows, each ranking built from them
+    from_rows = [[f.to_dict() for f in Engine(root, config).search_files(q, mode="lexical")] for q in questions] \
+        + [[h.to_dict() for h in Engine(root, config).search(q, mode="lexical")] for q in questions]
+    assert from_kept == from_rows and all(from_kept)
+
+
+def _stored_arrays(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as stored:
+        return {name: stored[name] for name in stored.files}
+
+
+def _same_arrays(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
 def test_a_repository_of_one_file_indexes_searches_and_reports(repo_factory):
@@ -192,6 +239,61 @@ def test_initialize_is_answered_from_pygls_own_answer_kept_for_the_same_client(r
             path.unlink()
 
 
+def _searches(root: Path, capabilities: dict, options: dict, searches: list[dict]) -> tuple[dict, str]:
+    """Spawn `codekin serve` (log level INFO), send initialize, initialized and each search at
+    once; return the answers by id (results, or the error's code) and the server's log."""
+    server = subprocess.Popen([sys.executable, "-m", "codekin.cli", "serve", "--no-watch", "--log-level", "INFO"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+    assert server.stdin is not None and server.stdout is not None and server.stderr is not None
+    params = {"processId": os.getpid(), "rootUri": root.as_uri(), "capabilities": capabilities,
+              "initializationOptions": options}
+    messages = [{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params},
+                {"jsonrpc": "2.0", "method": "initialized", "params": {}}]
+    messages += [{"jsonrpc": "2.0", "id": 10 + n, "method": "workspace/executeCommand",
+                  "params": {"command": "codekin.search", "arguments": [search]}} for n, search in enumerate(searches)]
+    server.stdin.write(b"".join(_frame(m) for m in messages))
+    server.stdin.flush()
+    answers: dict = {}
+    while len(answers) < len(searches):
+        message = _read_message(server.stdout)
+        if message.get("id", 0) >= 10 and "method" not in message:
+            answers[message["id"]] = message.get("result", {"error": message.get("error", {}).get("code")})
+    server.stdin.write(_frame({"jsonrpc": "2.0", "id": 2, "method": "shutdown"}))
+    server.stdin.write(_frame({"jsonrpc": "2.0", "method": "exit"}))
+    server.stdin.flush()
+    while _read_message(server.stdout).get("id") != 2:
+        pass
+    assert server.wait(timeout=60) == 0
+    return answers, server.stderr.read().decode()
+
+
+def test_searches_sent_before_pygls_loads_are_answered_as_the_session_answers_them(repo_factory):
+    from codekin.config import cache_root
+
+    root = repo_factory({"lib/cart.ex": CART, "lib/retry.ex": RETRY, "lib/ledger.ex": LEDGER})
+    out = codekin("index", str(root))
+    assert out.returncode == 0, out.stderr
+    capabilities = {"experimental": {"codekinTest": uuid.uuid4().hex}}  # a new client: pygls answers first
+    options = {"search": {"limit": 2}}
+    searches = [{"query": "retry with exponential backoff"}, {"query": "add an item", "mode": "lexical"},
+                {"query": "ledger", "files": True}, {"query": "Shop.Cart", "limit": 1}, {"query": "  "},
+                {"query": "cart", "colour": "red"}]
+    kept = cache_root() / "lsp"
+    before = set(kept.glob("initialize-*.json")) if kept.is_dir() else set()
+    try:
+        by_pygls, log = _searches(root, capabilities, options, searches)
+        assert "before pygls loaded" not in log
+        early, log = _searches(root, capabilities, options, searches)  # initialize answered from the kept answer
+        assert log.count("answered codekin.search before pygls loaded") == 4  # the bad two are left to pygls
+    finally:
+        for path in (set(kept.glob("initialize-*.json")) if kept.is_dir() else set()) - before:
+            path.unlink()
+    assert early == by_pygls
+    assert [len(by_pygls[10 + n]["results"]) for n in range(4)] == [2, 2, 2, 1]
+    assert by_pygls[10]["results"][0]["path"] == "lib/retry.ex"
+    assert by_pygls[14] == by_pygls[15] == {"error": -32602}
+
+
 @pytest.mark.storm
 def test_a_repository_of_20000_files_is_searchable_and_status_stays_off_lancedb(repo_factory):
     files = {f"lib/part_{n // 500}/mod_{n}.ex": f"defmodule Big.Mod{n} do\n  def run_{n}(x), do: x + {n}\nend\n"
@@ -205,3 +307,18 @@ def test_a_repository_of_20000_files_is_searchable_and_status_stays_off_lancedb(
     out, heavy = run_and_list_heavy(["status", str(root), "--json"])
     status = json.loads(out)
     assert heavy == [] and status["indexed_files"] == 20_000 and status["pending"]["changed"] == 0
+
+
+def test_file_vectors_are_summed_to_the_bit_as_numpy_add_at_sums_them():
+    from codekin.index.files import _add_by_group
+
+    rng = np.random.default_rng(7)
+    for rows, groups in ((0, 3), (1, 1), (500, 40), (3000, 7)):
+        group_of_row = rng.integers(0, groups, rows)
+        keep = rng.random(rows) > 0.2
+        values = rng.standard_normal((rows, 16)).astype(np.float32)
+        expected = np.zeros((groups, 16), dtype=np.float32)
+        np.add.at(expected, group_of_row[keep], values[keep])
+        summed = np.zeros((groups, 16), dtype=np.float32)
+        _add_by_group(summed, group_of_row, keep, values)
+        assert np.array_equal(summed, expected)

@@ -7,6 +7,8 @@ by building the new one before swapping it in (readers never see a half state).
 
 from __future__ import annotations
 
+import copy
+import logging
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +19,7 @@ from codekin.chunking import language_for
 from codekin.chunking.chunk import base_symbol
 from codekin.config import Config, ModelConfig
 from codekin.embedding import Embedder
-from codekin.errors import ConfigError, WorkspaceError
+from codekin.errors import CodekinError, ConfigError, WorkspaceError
 from codekin.index import integrity
 from codekin.index import query as queries
 from codekin.index.files import FileHit, FileWeights
@@ -32,6 +34,8 @@ from codekin.models.serving import load_verified
 from codekin.modes import mode_of
 from codekin.workspace import UnreadableFile, read_text
 
+log = logging.getLogger(__name__)
+
 
 class Engine:
     def __init__(self, root: Path, config: Config, embedder: Embedder | None = None) -> None:
@@ -40,6 +44,7 @@ class Engine:
         self.store = IndexStore(root)
         self._embedder = embedder
         self._index: SearchIndex | None = None
+        self._owner: Engine | None = None  # the engine a view (with_config) shares its snapshots with
         self._index_stamp: tuple[int, str] | None = None
         self._lock = threading.Lock()
         self._spaces: dict[str, Embedder] = {}  # key -> embedder, for snapshots of an earlier model
@@ -70,12 +75,40 @@ class Engine:
                 self._embedder = embedder
                 self._spaces = {e.key: e for e in (previous, embedder) if e is not None}
 
+    def load_model_meanwhile(self, mode: str | None = None) -> None:
+        """Start loading the query model on a thread when a query of `mode` will embed and the
+        index holds vectors, so it loads while the index snapshot does (each ~0.5 s cold)."""
+        if self._embedder is not None or not mode_of(mode or self.config.search.mode).needs_vector:
+            return
+        try:
+            embedded = self.store.state().get("dense", {}).get("embedded_chunks") if self.store.exists() else 0
+        except CodekinError:
+            return  # the query reports it
+        if embedded:
+            threading.Thread(target=self._load_model, name="codekin-model", daemon=True).start()
+
+    def _load_model(self) -> None:
+        try:
+            self.embedder  # noqa: B018 - the property loads it
+        except CodekinError as exc:  # the query loads it again and reports why
+            log.info("the model did not load ahead of the query: %s", exc)
+
+    def with_config(self, config: Config) -> Engine:
+        """This engine's snapshot, model and adapters answering with `config`'s search settings
+        (a CLI search that the running language server answers: query_socket.py)."""
+        view = copy.copy(self)
+        view.config = config
+        view._owner = self._owner or self  # snapshots are loaded (and reloaded) once, by the owner
+        return view
+
     @property
     def embedder_loaded(self) -> bool:
         return self._embedder is not None
 
     def index(self) -> SearchIndex:
         """The current snapshot, reloaded if the index was written since."""
+        if self._owner is not None:
+            return self._owner.index()
         state = self.store.state()
         stamp = (self.store.state_path.stat().st_mtime_ns, state.get("active_key", ""))
         if self._index is None or stamp != self._index_stamp:
@@ -129,6 +162,8 @@ class Engine:
         """Ranked chunks for a symbol, a question or a code snippet (told apart by index/query.py);
         `tests` ranks tests like the code (a query that names tests does so by itself)."""
         check_query_arguments(limit, min_similarity)
+        if self._index is None and self._owner is None:
+            self.load_model_meanwhile(mode)
         index, parsed, keep, mode = self._prepare(query, mode, language, path_glob)
         weights = weights_for(self.config.search, parsed.kind, tests or asks_for_tests(query))
         vector = self._query_vector(parsed, index.key) if mode_of(mode).needs_vector and index.dim else None

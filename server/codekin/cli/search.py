@@ -12,8 +12,9 @@ from codekin.cli.common import config_for, emit, repo_root, shown_path
 from codekin.errors import WorkspaceError
 
 if TYPE_CHECKING:  # imported lazily: LanceDB costs seconds, and `codekin serve` must start fast
+    from codekin.config import Config
     from codekin.engine import Engine
-    from codekin.index.search import Hit
+    from codekin.index.hits import Hit
 
 
 def _engine(args: argparse.Namespace, start: Path) -> Engine:
@@ -30,8 +31,8 @@ _SCORE_MEANING = {"hybrid": "scores are the ranking score: dense + lexical fusio
                   "lexical": "scores are the ranking score: BM25 relative to the best match with the ranking stack"}
 
 
-def _score_note(args: argparse.Namespace, engine: Engine) -> str:
-    return _SCORE_MEANING.get(args.mode or engine.config.search.mode, "")
+def _score_note(args: argparse.Namespace, config: Config) -> str:
+    return _SCORE_MEANING.get(args.mode or config.search.mode, "")
 
 
 def _format_hits(hits: list[Hit], root: Path) -> str:
@@ -55,35 +56,70 @@ def _format_files(files, root: Path) -> str:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    engine = _engine(args, Path.cwd())
+    root = repo_root(args.repo, Path.cwd())
+    config = config_for(root, args)
+    answer = _ask_server(root, config, args)  # a running `codekin serve` has the model loaded
+    if answer is not None:
+        _print_search(args, root, config, answer, answer["seconds"])
+        return 0
+    from codekin.engine import Engine
+
+    engine = Engine(root, config)
     started = time.perf_counter()
     if args.files:
         files = engine.search_files(args.query, args.limit, args.mode, args.lang, args.path, tests=args.tests)
-        elapsed = time.perf_counter() - started
-        human = _format_files(files, engine.root) + f"\n{len(files)} files in {elapsed * 1000:.0f} ms (ranked by their chunks, " \
-            "summary and mean vector)"
-        emit(args, [{**f.to_dict(), "root": str(engine.root)} for f in files], human)
+        _print_search(args, root, config, {"files": files}, time.perf_counter() - started)
         return 0
     hits = engine.search(args.query, args.limit, args.min_similarity, args.mode, args.lang, args.path,
                          tests=args.tests)
     elapsed = time.perf_counter() - started
-    human = _format_hits(hits, engine.root) + f"\n{len(hits)} results in {elapsed * 1000:.0f} ms ({_score_note(args, engine)})"
-    undefined = engine.undefined_symbol(args.query)
-    if undefined:
-        human = f"No definition of {undefined} in the index; these are the closest text matches.\n{human}"
-    emit(args, _json_hits(hits, engine), human + _dense_note(engine))
+    _print_search(args, root, config, {"hits": hits, "undefined": engine.undefined_symbol(args.query),
+                                       "coverage": engine.dense_coverage()}, elapsed)
     return 0
 
 
-def _json_hits(hits: list[Hit], engine: Engine) -> list[dict]:
+def _ask_server(root: Path, config: Config, args: argparse.Namespace) -> dict | None:
+    """The running language server's answer, with its hits as objects; None: search here."""
+    from codekin import query_socket
+
+    request = query_socket.search_request(config, args.query, limit=args.limit, min_similarity=args.min_similarity,
+                                          mode=args.mode, language=args.lang, path_glob=args.path, tests=args.tests,
+                                          files=args.files)
+    answer = query_socket.ask(root, request)
+    if answer is None:
+        return None
+    try:
+        if args.files:
+            return {"files": query_socket.file_hits_of(answer), "seconds": float(answer["seconds"])}
+        return {"hits": query_socket.hits_of(answer), "undefined": answer.get("undefined"),
+                "coverage": tuple(answer["coverage"]), "seconds": float(answer["seconds"])}
+    except (KeyError, TypeError, ValueError):  # an answer of another shape: search here
+        return None
+
+
+def _print_search(args: argparse.Namespace, root: Path, config: Config, found: dict, elapsed: float) -> None:
+    """The same lines whether this process searched or the language server did."""
+    if args.files:
+        files = found["files"]
+        human = _format_files(files, root) + f"\n{len(files)} files in {elapsed * 1000:.0f} ms (ranked by their " \
+            "chunks, summary and mean vector)"
+        emit(args, [{**f.to_dict(), "root": str(root)} for f in files], human)
+        return
+    hits = found["hits"]
+    human = _format_hits(hits, root) + f"\n{len(hits)} results in {elapsed * 1000:.0f} ms ({_score_note(args, config)})"
+    if found["undefined"]:
+        human = f"No definition of {found['undefined']} in the index; these are the closest text matches.\n{human}"
+    emit(args, _json_hits(hits, root), human + _dense_note(*found["coverage"]))
+
+
+def _json_hits(hits: list[Hit], root: Path) -> list[dict]:
     """Repository-relative paths, each with the root they are relative to."""
-    return [{**h.to_dict(), "root": str(engine.root)} for h in hits]
+    return [{**h.to_dict(), "root": str(root)} for h in hits]
 
 
-def _dense_note(engine: Engine) -> str:
+def _dense_note(embedded: int, total: int) -> str:
     """A line when the dense layer is incomplete (phase 2 of indexing not finished); with
     --json, each such hit says `"embedded": false`."""
-    embedded, total = engine.dense_coverage()
     if embedded >= total:
         return ""
     return (f"\nnote: {total - embedded} of {total} chunks have no vector yet and rank by their words; "
@@ -105,7 +141,8 @@ def cmd_similar(args: argparse.Namespace) -> int:
                                  mode=args.mode)
     about = f"Similar to {query.symbol} ({shown_path(engine.root, query.path)}:{query.start_line}-" \
         f"{query.end_line})" if query else f"Similar to {args.location}"
-    emit(args, _json_hits(hits, engine), f"{about}\n{_format_hits(hits, engine.root)}\n({_score_note(args, engine)})")
+    emit(args, _json_hits(hits, engine.root), f"{about}\n{_format_hits(hits, engine.root)}\n"
+                                               f"({_score_note(args, engine.config)})")
     return 0
 
 

@@ -39,14 +39,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_process()
     from codekin.lsp.early import EarlyStart, Warmup
 
-    # pygls loads on a thread while the first message is read, and answered when the answer
-    # to this client's `initialize` is known (lsp/early.py)
-    loading = threading.Thread(target=importlib.import_module, args=("codekin.lsp.server",), name="codekin-load")
-    loading.start()
+    # `initialize` is answered from the answer kept for this client when there is one
+    # (lsp/early.py); the engine opens on a thread meanwhile, and the session takes it over.
+    # the engine's modules (numpy, pyarrow: a third of a second) load while `initialize` is read
+    threading.Thread(target=importlib.import_module, args=("codekin.engine",), name="codekin-preload",
+                     daemon=True).start()
     early = EarlyStart(sys.stdin.buffer, sys.stdout.buffer)
     early.answer_initialize()
     overrides = {"model": {"primary": args.model, "device": args.device}}
-    warm = Warmup.start(early, overrides)  # the engine opens meanwhile; the session takes it over
+    warm = Warmup.start(early, overrides)
+    loaded = threading.Event()
+    loading = threading.Thread(target=_load_pygls, args=(loaded,), name="codekin-load")
+    if early.answered and warm is not None:
+        # pygls and the engine both hold the GIL: the engine first, pygls once the model is
+        # loaded (or a request only pygls answers arrives), and the searches sent meanwhile
+        # are answered without it (lsp/early_search.py)
+        from codekin.lsp.early_search import answer_searches_until
+
+        answer_searches_until(early, warm, loaded, loading.start)
+    if not loading.is_alive() and not loaded.is_set():
+        loading.start()
     loading.join()
     from codekin.lsp.server import create_server
 
@@ -63,6 +75,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Leave now: the stdin reader thread may still block on a pipe the client keeps open, and
     # interpreter shutdown would join it. Nothing is lost: the index is crash-safe by design.
     os._exit(code)
+
+
+def _load_pygls(loaded: threading.Event) -> None:
+    try:
+        importlib.import_module("codekin.lsp.server")
+    finally:
+        loaded.set()
 
 
 def _children() -> list[int]:

@@ -9,25 +9,33 @@ or the previous one. A reader uses it only when that stamp equals the state file
 indexer's commits, each phase-2 slice and a re-embed's switch rewrite it; any other writer of
 the state makes it stale, and queries read LanceDB as before until the next rewrite.
 
-Beside it, `.codekin/query.bm25.npz` holds the search index's BM25 (index/lexical.py), which
-costs a cold search seconds to build for 10k chunks and milliseconds to load. It is keyed by a
-digest of what it is built from (lexical.py's code, each row's terms, symbol and kind, in
-order), which the Arrow file's metadata names: written before the Arrow file, rewritten only
-when that digest changes (a phase-2 slice adds vectors, not words), and used only when the
-digests agree and the code that built it is the code running now.
+Beside it, `.codekin/query.bm25.npz` holds what a cold search would otherwise build from the
+rows (seconds for 10k chunks, milliseconds to load): the chunks' BM25 (index/lexical.py), the
+file summaries' BM25 of the file ranking (index/files.py) and the stems of the words. It is
+keyed by a digest of what it is built from (lexical.py's and files.py's code, each row's
+terms, symbol, kind, path and context, in order), which the Arrow file's metadata names:
+written before the Arrow file, rewritten only when that digest changes (a phase-2 slice adds
+vectors, not words), and used only when the digests agree and the code that built it is the
+code running now. A reader that finds it missing or stale (codekin was upgraded since the
+last index) builds it and keeps it for the next process, unless another writer replaced the
+file meanwhile.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import threading
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
-from codekin.index import lexical
+from codekin.index import files, lexical
+from codekin.index.files import summary_bm25
 from codekin.index.lexical import Bm25, chunk_bm25
 
 if TYPE_CHECKING:
@@ -36,6 +44,9 @@ if TYPE_CHECKING:
 NAME = "query.arrow"
 POSTINGS = "query.bm25.npz"
 _DIGEST = b"postings_digest"
+_BUILT_FROM = ("terms", "symbol", "kind", "path", "context")  # the columns the stored BM25s are built from
+_FILES = "files_"  # the file summaries' arrays, beside the chunks'
+log = logging.getLogger(__name__)
 # Words whose stems pin the stemmer's behaviour (a library upgrade), beside lexical.py's source.
 _PROBE_WORDS = ("starts", "entries", "handling", "compression", "retries", "connections", "caches", "indexes")
 
@@ -44,52 +55,87 @@ def _stamp(state: dict) -> dict[bytes, bytes]:
     return {b"updated_at": repr(state.get("updated_at")).encode(), b"active_key": str(state.get("active_key")).encode()}
 
 
+@cache
 def _code_stamp() -> str:
-    """The code a stored BM25 was built by: lexical.py (terms, stems, weights) and the stems of
-    a few probe words; a stored BM25 of other code is rebuilt."""
-    digest = hashlib.sha256(Path(lexical.__file__).read_bytes())
+    """The code the stored BM25s were built by: lexical.py (terms, stems, weights), files.py (file
+    summaries) and the stems of a few probe words; stored BM25s of other code are rebuilt."""
+    digest = hashlib.sha256()
+    for module in (lexical, files):
+        digest.update(Path(module.__file__).read_bytes())  # type: ignore[arg-type]
     digest.update(" ".join(lexical.stem(w) for w in _PROBE_WORDS).encode())
     return digest.hexdigest()
 
 
 def _postings_digest(chunks: pa.Table) -> str:
-    """What the BM25 of `chunks` is built from: the code, and each row's terms, symbol and kind."""
+    """What the BM25s of `chunks` are built from: the code, and each row's terms, symbol, kind,
+    path and context."""
     digest = hashlib.sha256(_code_stamp().encode())
-    for name in ("terms", "symbol", "kind"):
+    for name in _BUILT_FROM:
         for value in chunks.column(name).to_pylist():
             digest.update(value.encode("utf-8", "surrogateescape") + b"\0")
         digest.update(b"\1")
     return digest.hexdigest()
 
 
-def _stored_digest(path: Path) -> str:
+def _postings(chunks: pa.Table, digest: str) -> dict[str, np.ndarray]:
+    """What query.bm25.npz holds for `chunks`: the chunks' BM25, the file summaries' BM25 and
+    the stems of their words (for what is still built per process: modules as wholes)."""
+    column = {name: chunks.column(name).to_pylist() for name in _BUILT_FROM}
+    bm25 = chunk_bm25(column["terms"], column["symbol"], column["kind"])
+    summaries = summary_bm25(column["path"], column["path"], column["context"], column["symbol"], column["kind"])
+    words = sorted({t for doc in column["terms"] for t in doc.split()}
+                   | {t for path in set(column["path"]) for t in lexical.terms(path)})
+    stems = "\n".join(f"{w} {lexical.stem(w)}" for w in words)
+    return {"digest": np.frombuffer(digest.encode(), dtype=np.uint8),
+            "code": np.frombuffer(_code_stamp().encode(), dtype=np.uint8),
+            "stems": np.frombuffer(stems.encode("utf-8", "surrogateescape"), dtype=np.uint8),
+            **bm25.arrays(), **{_FILES + name: array for name, array in summaries.arrays().items()}}
+
+
+def _read_postings(path: Path, digest: str, arrays: bool = True) -> dict[str, np.ndarray] | None:
+    """The stored arrays when they are for `digest` and built by the code running now (without
+    `arrays`, only whether they are: {} then)."""
     try:
         with np.load(path) as stored:
-            if bytes(stored["code"]).decode() != _code_stamp():
-                return ""
-            return bytes(stored["digest"]).decode()
-    except (OSError, KeyError, ValueError, EOFError):
-        return ""
+            if bytes(stored["digest"]).decode() != digest or bytes(stored["code"]).decode() != _code_stamp():
+                return None  # other rows, or built by other code (an upgrade since)
+            return {name: stored[name] for name in stored.files} if arrays else {}
+    except (OSError, ValueError, EOFError, KeyError):  # missing, cut short or of another layout
+        return None
 
 
-def _write_postings(state_dir: Path, chunks: pa.Table, digest: str) -> None:
-    """The BM25 of `chunks`, unless the file already holds the one for `digest`."""
-    target = state_dir / POSTINGS
-    if _stored_digest(target) == digest:
-        return
-    bm25 = chunk_bm25(chunks.column("terms").to_pylist(), chunks.column("symbol").to_pylist(),
-                      chunks.column("kind").to_pylist())
-    tmp = target.with_name(f".{POSTINGS}.{os.getpid()}.tmp")
-    words = sorted({t for doc in chunks.column("terms").to_pylist() for t in doc.split()}
-                   | {t for path in set(chunks.column("path").to_pylist()) for t in lexical.terms(path)})
-    stems = "\n".join(f"{w} {lexical.stem(w)}" for w in words)  # for file summaries, built per query process
-    arrays: dict[str, Any] = {"digest": np.frombuffer(digest.encode(), dtype=np.uint8),
-                              "code": np.frombuffer(_code_stamp().encode(), dtype=np.uint8),
-                              "stems": np.frombuffer(stems.encode("utf-8", "surrogateescape"), dtype=np.uint8),
-                              **bm25.arrays()}
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _written_aside(state_dir: Path, arrays: dict[str, Any]) -> Path:
+    """`arrays` in a temporary file beside query.bm25.npz, to be renamed over it."""
+    tmp = state_dir / f".{POSTINGS}.{os.getpid()}.{threading.get_ident()}.tmp"
     with tmp.open("wb") as sink:
         np.savez(sink, **arrays)
-    os.replace(tmp, target)
+    return tmp
+
+
+def _keep(state_dir: Path, arrays: dict[str, Any], found: tuple[int, int, int] | None) -> None:
+    """Keep what a reader built, unless another writer replaced the file since it was `found`
+    stale (an index commit's copy is newer); a read-only index keeps nothing."""
+    path = state_dir / POSTINGS
+    try:
+        tmp = _written_aside(state_dir, arrays)
+    except OSError as exc:
+        log.info("cannot keep %s (%s)", path, exc)
+        return
+    try:
+        if _identity(path) == found:
+            os.replace(tmp, path)
+    except OSError as exc:  # the index run removed our temporary file: its copy wins
+        log.info("cannot keep %s (%s)", path, exc)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_query_file(store: IndexStore, state: dict, max_rows: int) -> None:
@@ -116,7 +162,8 @@ def write_query_file(store: IndexStore, state: dict, max_rows: int) -> None:
         for left in store.state_dir.glob(f".{name}.*.tmp"):
             left.unlink(missing_ok=True)
     digest = _postings_digest(chunks)
-    _write_postings(store.state_dir, chunks, digest)
+    if _read_postings(store.state_dir / POSTINGS, digest, arrays=False) is None:
+        os.replace(_written_aside(store.state_dir, _postings(chunks, digest)), store.state_dir / POSTINGS)
     table = table.replace_schema_metadata({**_stamp(state), _DIGEST: digest.encode()})
     tmp = target.with_name(f".{NAME}.{os.getpid()}.tmp")
     with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
@@ -131,6 +178,7 @@ class QueryFile:
     def __init__(self, table: pa.Table, state_dir: Path | None = None) -> None:
         self.table = table
         self.state_dir = state_dir
+        self._arrays: dict[str, np.ndarray] | None = None
 
     @classmethod
     def open(cls, state_dir: Path, state: dict) -> QueryFile | None:
@@ -146,21 +194,35 @@ class QueryFile:
             return None
         return cls(table, state_dir)
 
-    def load_bm25(self) -> Bm25 | None:
-        """The stored BM25 of these rows, None when there is none for exactly them (build it)."""
+    def _stored(self) -> dict[str, np.ndarray] | None:
+        """The arrays of query.bm25.npz for exactly these rows; built when the file is missing or
+        stale, and kept for the next process (a read-only index: not kept)."""
         digest = (self.table.schema.metadata or {}).get(_DIGEST)
         if self.state_dir is None or digest is None:
             return None
-        try:
-            with np.load(self.state_dir / POSTINGS) as stored:
-                arrays = {name: stored[name] for name in stored.files}
-            if bytes(arrays.pop("digest", b"")) != digest or bytes(arrays.pop("code", b"")).decode() != _code_stamp():
-                return None  # other rows, or built by other code (an upgrade since)
-            stems = bytes(arrays.pop("stems", b"")).decode("utf-8", "surrogateescape")
+        if self._arrays is None:
+            path = self.state_dir / POSTINGS
+            found = _identity(path)
+            arrays = _read_postings(path, digest.decode())
+            if arrays is None:
+                arrays = _postings(self.table, digest.decode())
+                _keep(self.state_dir, arrays, found)
+            stems = bytes(arrays["stems"]).decode("utf-8", "surrogateescape")
             lexical.keep_stems(dict(line.split(" ", 1) for line in stems.split("\n") if " " in line))
-            return Bm25.from_arrays(arrays)
-        except (OSError, ValueError, EOFError, KeyError):  # missing, cut short or of another layout
+            self._arrays = arrays
+        return self._arrays
+
+    def load_bm25(self) -> Bm25 | None:
+        """The chunks' BM25 kept for these rows (None: no digest to key it, build it)."""
+        arrays = self._stored()
+        return Bm25.from_arrays(arrays) if arrays is not None else None
+
+    def load_file_bm25(self) -> Bm25 | None:
+        """The file summaries' BM25 kept for these rows (files in the order of their first row)."""
+        arrays = self._stored()
+        if arrays is None:
             return None
+        return Bm25.from_arrays({name[len(_FILES):]: a for name, a in arrays.items() if name.startswith(_FILES)})
 
     def load_chunks(self) -> pa.Table:
         return self.table

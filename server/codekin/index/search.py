@@ -6,7 +6,6 @@ matmul over 10k x 384 takes about a millisecond where a table scan takes tens.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
@@ -14,6 +13,7 @@ import numpy as np
 from codekin.chunking.chunk import base_symbol
 from codekin.index.definitions import FILLER_KINDS, HEAD_KINDS, Definitions
 from codekin.index.files import FileRanking, FileWeights
+from codekin.index.hits import Hit
 from codekin.index.lexical import chunk_bm25
 from codekin.index.paths import ROLES, is_test_symbol, path_role, twin_key
 from codekin.index.query import Query
@@ -25,36 +25,6 @@ from codekin.workspace import matches
 
 CANDIDATES = 100
 ANN_CANDIDATES = 400
-
-
-@dataclass(frozen=True)
-class Hit:
-    path: str
-    start_line: int
-    end_line: int
-    symbol: str
-    language: str
-    kind: str
-    score: float  # the chunk's own cosine similarity (lexical mode: BM25 relative to the best)
-    text: str = ""
-    rank_score: float | None = None  # what the list is ranked by (the whole ranking stack, spread included)
-    embedded: bool = True  # False: no vector yet (phase 2 pending); it ranked by its words
-
-    @property
-    def shown_score(self) -> float:
-        """The score a list of hits is shown with: the one it is ranked by."""
-        return self.score if self.rank_score is None else self.rank_score
-
-    def to_dict(self, with_text: bool = False) -> dict:
-        """`score` is what the list is ranked by; `cosine` the chunk's own similarity."""
-        out = {"path": self.path, "start_line": self.start_line, "end_line": self.end_line,
-               "symbol": self.symbol, "language": self.language, "kind": self.kind,
-               "score": round(self.shown_score, 4), "cosine": round(self.score, 4)}
-        if with_text:
-            out["text"] = self.text
-        if not self.embedded:
-            out["embedded"] = False
-        return out
 
 
 class SearchIndex(RowReads):
@@ -74,7 +44,8 @@ class SearchIndex(RowReads):
         self.texts: list[str] = table.column("text").to_pylist()
         self.contexts: list[str] = table.column("context").to_pylist()
         self.terms = table.column("terms")  # kept for the module-level text channel (modules())
-        stored = store.load_bm25() if isinstance(store, QueryFile) else None  # built at index time
+        self.mapped = store if isinstance(store, QueryFile) else None
+        stored = self.mapped.load_bm25() if self.mapped is not None else None  # built at index time
         self.bm25 = stored or chunk_bm25(self.terms.to_pylist(), self.symbols, self.kinds)
         vector_hashes, matrix = store.load_vectors(key)
         position = {h: i for i, h in enumerate(vector_hashes)}
@@ -244,7 +215,7 @@ class SearchIndex(RowReads):
 
     def files(self) -> FileRanking:
         if self._files is None:
-            self._files = FileRanking(self)
+            self._files = FileRanking(self, summaries=self.mapped.load_file_bm25() if self.mapped is not None else None)
         return self._files
 
     def modules(self) -> FileRanking:

@@ -176,6 +176,8 @@ class Warmup:
         self.root, self.overrides = root, overrides
         self.engine: Engine | None = None
         self.index_ready = threading.Event()
+        self.model_ready = threading.Event()  # set when the model loaded or failed to (`model_loaded` says)
+        self.model_loaded = False
         self.thread = threading.Thread(target=self._run, name="codekin-warmup", daemon=True)
 
     @classmethod
@@ -196,11 +198,19 @@ class Warmup:
 
     def _run(self) -> None:
         try:
+            self._open()
+        finally:
+            self.index_ready.set()
+            self.model_ready.set()
+
+    def _open(self) -> None:
+        try:
             from codekin.config import load_config
             from codekin.engine import Engine
 
             engine = Engine(self.root, load_config(self.root, self.overrides))
             if engine.store.exists():
+                engine.load_model_meanwhile()  # compiled on its own thread while the index loads
                 engine.index()
             self.engine = engine
         except CodekinError as exc:
@@ -210,6 +220,7 @@ class Warmup:
             self.index_ready.set()
         try:
             engine.embedder.encode(["warm-up"])  # loads the model; its first inference is the slowest
+            self.model_loaded = True
         except CodekinError as exc:
             log.info("warm-up could not load the model: %s", exc)
 

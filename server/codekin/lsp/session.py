@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from codekin.jobs.loop import LearningLoop
     from codekin.lsp.early import Warmup
     from codekin.lsp.neighbours import Relatives
+    from codekin.query_socket import QuerySocket
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class Session:
         self.jobs: LearningLoop | None = None  # the served loop: schedule, retrain, hot reload, dashboard
         self._idle_loop: LearningLoop | None = None  # retrains when the model did not load (never started)
         self._loop_lock = threading.Lock()
+        self.socket: QuerySocket | None = None  # where `codekin search` asks this server (query_socket.py)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -108,6 +110,7 @@ class Session:
             release_free_memory()  # the loading temporaries of the snapshot and the model
         embedder = None if self._model_error is not None else engine.embedder
         if embedder is not None:
+            self._open_socket(engine)
             from codekin.jobs.loop import LearningLoop
 
             self.jobs = LearningLoop(self.root, engine.config, engine, embedder, self.progress, self.warn).start()
@@ -121,6 +124,14 @@ class Session:
                 self._index_on_open()
             else:
                 self.on_no_index()
+
+    def _open_socket(self, engine: Engine) -> None:
+        """`codekin search` in this workspace asks this server, which has the model loaded."""
+        from functools import partial
+
+        from codekin.query_socket import QuerySocket, answer_search
+
+        self.socket = QuerySocket.open(self.root, partial(answer_search, engine))
 
     def _index_on_open(self) -> None:
         try:
@@ -149,16 +160,14 @@ class Session:
 
         warmed = self.warm.take(self.root, STARTUP_WAIT_S) if self.warm is not None else None
         config = warmed.config if warmed is not None else load_config(self.root, self.overrides)
-        sent = self.options.search  # only what the client sent overrides the configuration
-        config.search.limit = sent.limit if sent.limit is not None else config.search.limit
-        if sent.min_similarity is not None:
-            config.search.min_similarity = sent.min_similarity
-        config.search.mode = sent.mode or config.search.mode
+        apply_search_options(config, self.options)
         self.config = config
         self._engine = warmed if warmed is not None else Engine(self.root, config)
         return self._engine
 
     def close(self) -> None:
+        if self.socket is not None:
+            self.socket.close()
         if self.jobs is not None:
             self.jobs.stop()
         if self.freshness is not None:
@@ -228,18 +237,8 @@ class Session:
                                 "ranges are 0-based LSP positions inside the document")
 
     def search(self, args: SearchArgs) -> dict[str, Any]:
-        if args.files:
-            self._ready(args.mode)
-            files = self.engine.search_files(args.query, args.limit, args.mode, tests=args.tests)
-            return self._with_coverage({"results": [file_result(self.root, f) for f in files]})
-        return self._with_coverage({"results": [result(self.root, h) for h in self._search(args)]})
-
-    def _with_coverage(self, answer: dict[str, Any]) -> dict[str, Any]:
-        """Say when the dense layer is incomplete (indexing's phase 2 still running)."""
-        embedded, total = self.engine.dense_coverage()
-        if embedded < total:
-            answer["denseIncomplete"] = {"embeddedChunks": embedded, "chunks": total}
-        return answer
+        self._ready(args.mode)
+        return search_answer(self.engine, self.root, args)
 
     def _ready(self, mode: str | None) -> None:
         """Wait for the model only when the query will be embedded (not lexical, vectors exist)."""
@@ -357,3 +356,27 @@ class Session:
         idle = self._idle_loop
         values = training_status(self.root, self.jobs, running_here=idle is not None and idle.running is not None)
         return {k: values.get(k) for k in TRAINING_KEYS}
+
+
+def apply_search_options(config: Config, options: ServerOptions) -> None:
+    """Only what the client sent in initializationOptions overrides the configuration."""
+    sent = options.search
+    config.search.limit = sent.limit if sent.limit is not None else config.search.limit
+    if sent.min_similarity is not None:
+        config.search.min_similarity = sent.min_similarity
+    config.search.mode = sent.mode or config.search.mode
+
+
+def search_answer(engine: Engine, root: Path, args: SearchArgs) -> dict[str, Any]:
+    """The answer to `codekin.search` (the model, when the query needs it, is loaded): the
+    results, and whether the dense layer is incomplete (indexing's phase 2 still running)."""
+    if args.files:
+        files = engine.search_files(args.query, args.limit, args.mode, tests=args.tests)
+        answer: dict[str, Any] = {"results": [file_result(root, f) for f in files]}
+    else:
+        hits = engine.search(args.query, args.limit, args.min_similarity, args.mode, tests=args.tests)
+        answer = {"results": [result(root, h) for h in hits]}
+    embedded, total = engine.dense_coverage()
+    if embedded < total:
+        answer["denseIncomplete"] = {"embeddedChunks": embedded, "chunks": total}
+    return answer
