@@ -45,8 +45,9 @@ def pipeline_options(config: Config, options: RetrainOptions) -> Any:
     from codekin.training.pipeline import PipelineOptions
     from codekin.training.trainer.args import TrainingArguments
 
-    args = TrainingArguments().replace(epochs=options.epochs, learning_rate=options.learning_rate,
-                                       batch_size=options.batch_size, device=config.model.device)
+    args = TrainingArguments.from_config(config.training).replace(
+        epochs=options.epochs, learning_rate=options.learning_rate, batch_size=options.batch_size,
+        device=config.model.device)
     model = config.model
     overrides = {"model": {"primary": model.primary, "fallback": model.fallback, "device": model.device,
                            "backend": model.backend, "max_tokens": model.max_tokens}}

@@ -210,7 +210,7 @@ def _train_and_decide(run: _Run, trainer_factory: Callable[..., Trainer], starte
     trainer = trainer_factory(run.parent_path, device=run.device, args=args, out=run.out, model_name=base_model
                               if parent == BASE else f"{base_model} ({parent})")
     trained = trainer.train(
-        data.train, checkpoint_dir=version.checkpoints_dir, run=version.id, parent=parent,
+        data.train, pairs=data.pairs, checkpoint_dir=version.checkpoints_dir, run=version.id, parent=parent,
         checkpoint_meta={"base_model": base_model},
         on_epoch=lambda e: metrics.record_epoch(run.run_id, e.epoch, e.loss, e.accuracy, e.seconds))
     active_metrics, candidate_metrics, decision = _evaluate(run, version, data, active.model, trainer.model)
@@ -242,7 +242,8 @@ def _version_and_data(run: _Run, active: Any) -> tuple[ModelVersion, TrainingDat
     if version is not None:
         return version, read_triplets_file(version.path / "triplets.jsonl")
     phase(run.out, "triplets")
-    data = given or generate_training_data(run.root, run.config, options.count, args.seed, active, run.out)
+    signals = args.signals if args.recipe == "signals" else ()
+    data = given or generate_training_data(run.root, run.config, options.count, args.seed, active, run.out, signals)
     version = run.version = run.registry.create(run.base_model, run.parent, args=args.to_dict(),
                                                 triplets=len(data.train), eval_triplets=len(data.eval),
                                                 device=run.device)
