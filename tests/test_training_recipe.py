@@ -154,7 +154,8 @@ def test_pipeline_mines_stores_and_trains_on_pairs(tiny_model_dir: Path, repo_fa
     args = TrainingArguments(learning_rate=2e-3, batch_size=8, epochs=1, device="cpu", max_seq_length=64)
     lines: list[str] = []
     result = run_pipeline(root, config, PipelineOptions(args=args, count=40, resume=False), lines.append)
-    assert result.status in ("promoted", "rejected")
+    assert result.status in ("promoted", "rejected") and result.adapter == {}  # mode finetune: no adapter
+    assert not any(line.startswith("Adapter pairs: ") for line in lines)
     mined = next(line for line in lines if line.startswith("Training pairs: "))
     header = next(line for line in lines if line.startswith("Fine-tuning "))
     assert "doc " in mined and "renamed " in mined and "seed 40" in header and " pairs (" in header

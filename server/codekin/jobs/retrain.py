@@ -52,7 +52,8 @@ def pipeline_options(config: Config, options: RetrainOptions) -> Any:
     overrides = {"model": {"primary": model.primary, "fallback": model.fallback, "device": model.device,
                            "backend": model.backend, "max_tokens": model.max_tokens}}
     return PipelineOptions(args=args, count=config.schedule.triplets, triplets_file=config.schedule.triplets_file,
-                           min_improvement=config.schedule.min_improvement, config_overrides=overrides).validate()
+                           min_improvement=config.schedule.min_improvement, config_overrides=overrides,
+                           mode=config.training.mode).validate()
 
 
 def run_training(root: Path, config: Config, options: RetrainOptions, progress: ProgressFactory = no_progress,

@@ -85,6 +85,7 @@ class AdapterRun:
     active_metrics: dict[str, float] = field(default_factory=dict)
     candidate_metrics: dict[str, float] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    run_id: int = 0  # its run in metrics.db
 
     @property
     def promoted(self) -> bool:
@@ -153,7 +154,7 @@ def run_adapter(root: Path, config: Config, embedder: Any, min_improvement: floa
         metrics.record_evals(run_id, version, "eval", candidate)
         metrics.finish_run(run_id, "completed", promoted=int(decision.promote), reason=decision.reason)
     return AdapterRun(version, "promoted" if decision.promote else "rejected", decision.reason, embedder.key,
-                      len(queries), active, candidate, seconds)
+                      len(queries), active, candidate, seconds, run_id)
 
 
 def adapter_training(root: Path, config: Config, min_improvement: float = 0.01, seed: int = 13,
