@@ -62,6 +62,9 @@ def test_auto_mode_fits_the_adapter_then_fine_tunes(tiny_model_dir: Path, repo_f
     assert result.adapter["version"].startswith("adapter-") and result.adapter["status"] in ("promoted", "rejected")
     assert result.message().startswith(f"query adapter {result.adapter['version']} {result.adapter['status']}: ")
     assert f"; fine-tune v1 {result.status}: " in result.message()
+    # one encoder scores every candidate: the adapter's and the fine-tune's gate see the same active model
+    search = {k: v for k, v in result.active_metrics.items() if k.startswith("search_")}
+    assert search and {k: result.adapter["active_metrics"][k] for k in search} == search
     served = result.adapter["promoted"] or result.promoted
     assert result.outcome == ("promoted" if served else "rejected")
 

@@ -114,7 +114,7 @@ def run_adapter(root: Path, config: Config, embedder: Any, min_improvement: floa
     from codekin.metrics import MetricsStore
     from codekin.training.judging.judge import held_out_files, search_table
     from codekin.training.judging.queries import build_eval_set
-    from codekin.training.judging.search import SearchEvaluator, SearchGate
+    from codekin.training.judging.search import SearchEvaluator, SearchGate, model_encoder
     from codekin.training.pipeline import phase
 
     seconds: dict[str, float] = {}
@@ -127,7 +127,7 @@ def run_adapter(root: Path, config: Config, embedder: Any, min_improvement: floa
                             "add docs to functions, or run a full fine-tune: `codekin train`")
     out(f"Adapter pairs: {len(queries)} (doc and comment text -> its function) from the training split")
     phase(out, "training")
-    encode: Encode = embedder.encode
+    encode = model_encoder(embedder.model, embedder.batch_size)  # the encoder every gate scores with (search.py)
     adapter = train_adapter(encode(queries), encode(codes), seed=seed)
     seconds["train"] = round(time.perf_counter() - started, 1)
     phase(out, "evaluation")
