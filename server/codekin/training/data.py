@@ -100,7 +100,7 @@ def generate_training_data(root: Path, config: Config, count: int, seed: int, em
 
 
 def signal_pairs(generator: Any, signals: Sequence[str], seed: int) -> list[TextPair]:
-    """The training split's pairs of the wanted kinds (mining/signals.py, mining/tests.py)."""
+    """The training split's pairs of the wanted kinds (mining/signals.py)."""
     from codekin.training.mining.signals import text_pairs
 
     wanted = set(signals)

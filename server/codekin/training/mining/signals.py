@@ -20,9 +20,9 @@ import random
 import re
 
 from codekin.training.mining.cutting import MIN_DOC_WORDS, cut
-from codekin.training.mining.snippets import Snippet
 from codekin.training.mining.pairs import TextPair
 from codekin.training.mining.renaming import IDENT, renamed
+from codekin.training.mining.snippets import Snippet
 from codekin.training.mining.texts import doc_query
 
 FUNCTION_KINDS = ("function", "macro", "method", "guard", "template")

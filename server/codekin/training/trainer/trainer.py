@@ -27,12 +27,12 @@ from codekin.embedding.torch_encode import (
     transformer,
 )
 from codekin.errors import TrainingError
+from codekin.training.mining.pairs import TextPair
 from codekin.training.trainer.args import TrainingArguments
 from codekin.training.trainer.checkpointing import (
     CHECKPOINT_PREFIX,
     EpochCheckpoints,
 )
-from codekin.training.mining.pairs import TextPair
 from codekin.training.trainer.fp8 import FP8_MIN_PARAMS, fp8_unavailable, from_fp8, to_fp8
 from codekin.training.trainer.model import (
     cpu_bf16_pays,
