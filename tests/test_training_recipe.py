@@ -165,3 +165,30 @@ def test_pipeline_mines_stores_and_trains_on_pairs(tiny_model_dir: Path, repo_fa
     first_pair = next(json.loads(line) for line in (root / ".codekin/models/v1/triplets.jsonl").read_text().splitlines()
                       if '"signal"' in line)
     assert set(first_pair) == {"signal", "query", "code", "group"}
+
+
+def test_a_test_pairs_with_the_one_function_of_its_subject_it_calls(repo_factory) -> None:
+    from codekin.training.mining.snippets import collect
+    from codekin.training.mining.tested import tested_pairs
+
+    files = {
+        "lib/kin/ledger.ex": "defmodule Kin.Ledger do\n  def add(a, b) do\n    a + b\n  end\n\n"
+                             "  def clamp(x) do\n    min(x, 1000)\n  end\nend\n",
+        "test/kin/ledger_test.exs": 'defmodule Kin.LedgerTest do\n  use ExUnit.Case\n  alias Kin.Ledger\n\n'
+                                    '  test "adds two amounts" do\n    assert Ledger.add(1, 2) == 3\n  end\n\n'
+                                    '  test "adds and clamps" do\n    assert Ledger.clamp(Ledger.add(999, 2)) == 1000\n  end\n\n'
+                                    '  test "other modules" do\n    assert Enum.sum([1]) == 1\n  end\nend\n',
+        "src/ledger.erl": "-module(ledger).\n-export([add/2]).\n\nadd(A, B) ->\n    Sum = A + B,\n    Sum.\n",
+        "test/ledger_tests.erl": '-module(ledger_tests).\n-include_lib("eunit/include/eunit.hrl").\n\n'
+                                 "add_test() ->\n    ?assertEqual(3, ledger:add(1, 2)).\n",
+    }
+    root = repo_factory(files)
+    config = load_config(root)
+    functions = [s for found in collect(root, config).snippets.values() for s in found if s.kind == "function"]
+    pairs = tested_pairs(root, config, functions)
+    assert {s.symbol for s in functions} >= {"Kin.Ledger.add/2", "ledger:add/2"}, [s.symbol for s in functions]
+    assert sorted((p.query.split("\n")[0].strip(), p.group) for p in pairs) == [
+        ("add_test() ->", "src/ledger.erl:4"), ('test "adds two amounts" do', "lib/kin/ledger.ex:2")]
+    assert all(p.kind == "test" and "def add" in p.code or "add(A, B)" in p.code for p in pairs)
+    without_add = [s for s in functions if "add" not in s.symbol]
+    assert tested_pairs(root, config, without_add) == []  # only functions of the given split answer

@@ -143,7 +143,8 @@ class TrainingConfig:
     # the seed's triplets with `loss`
     signals: list[str] = field(default_factory=lambda: ["doc", "comment", "renamed", "seed"])  # the signals
     # recipe's pairs: doc (doc sentence -> function), comment (in-function comment -> function), renamed
-    # (renamed copy -> original), seed (the seed triplets' anchor -> positive)
+    # (renamed copy -> original), test (a test -> the one function of its subject it calls; not yet
+    # measured, so not a default), seed (the seed triplets' anchor -> positive)
     loss: str = "triplet"  # the triplets recipe's loss: triplet (with margin) | mnrl (in-batch + hard negatives)
     epochs: int = 3
     learning_rate: float = 2e-5  # the triplets recipe was measured at 1e-5
@@ -184,7 +185,7 @@ DEVICES = ("auto", "cuda", "mps", "cpu")
 TRAINING_MODES = ("auto", "adapter", "finetune")
 RECIPES = ("signals", "triplets")
 TRIPLET_LOSSES = ("triplet", "mnrl")
-SIGNAL_KINDS = ("doc", "comment", "renamed", "seed")  # the signals recipe's pairs (training/trainer/recipe.py)
+SIGNAL_KINDS = ("doc", "comment", "renamed", "test", "seed")  # the signals recipe's pairs (training/trainer/recipe.py)
 CHOICES = {("search", "mode"): SEARCH_MODES, ("model", "device"): DEVICES, ("index", "chunker"): ("syntax", "windows"),
            ("training", "mode"): TRAINING_MODES, ("training", "recipe"): RECIPES,
            ("training", "loss"): TRIPLET_LOSSES}

@@ -92,18 +92,20 @@ def generate_training_data(root: Path, config: Config, count: int, seed: int, em
     out(f"Generated {len(train)} training and {len(held_out)} held-out triplets "
         f"({len(generator.split_paths()['eval'])} held-out files, {len(corpus)} held-out snippets)")
     held_out_files = {p: generator.files.texts[p] for p in sorted(generator.split_paths()["eval"])}
-    pairs = signal_pairs(generator, signals, seed)
+    pairs = signal_pairs(root, config, generator, signals, seed)
     if pairs:
         kinds = Counter(p.kind for p in pairs)
         out(f"Training pairs: {len(pairs)} (" + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) + ")")
     return TrainingData(list(train), list(held_out), corpus, held_out_files, pairs)
 
 
-def signal_pairs(generator: Any, signals: Sequence[str], seed: int) -> list[TextPair]:
-    """The training split's pairs of the wanted kinds (mining/signals.py)."""
+def signal_pairs(root: Path, config: Config, generator: Any, signals: Sequence[str], seed: int) -> list[TextPair]:
+    """The training split's pairs of the wanted kinds (mining/signals.py, mining/tested.py)."""
     from codekin.training.mining.signals import text_pairs
+    from codekin.training.mining.tested import tested_pairs
 
     wanted = set(signals)
-    if not wanted & {"doc", "comment", "renamed"}:
-        return []
-    return [p for p in text_pairs(generator.snippets("train"), seed=seed) if p.kind in wanted]
+    train = generator.snippets("train")
+    pairs = [p for p in text_pairs(train, seed=seed) if p.kind in wanted] if wanted & {"doc", "comment", "renamed"} \
+        else []
+    return pairs + (tested_pairs(root, config, train) if "test" in wanted else [])

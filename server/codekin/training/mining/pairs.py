@@ -20,7 +20,7 @@ class TextPair:
     query: str
     code: str
     group: str  # the function both sides come from (path:start)
-    kind: str  # doc | comment | renamed (config.SIGNAL_KINDS)
+    kind: str  # doc | comment | renamed | test (config.SIGNAL_KINDS)
 
     def to_dict(self) -> dict[str, str]:
         """One line of a run's training data (data.py): `signal` tells it from a triplet."""
