@@ -11,7 +11,7 @@ import pytest
 from codekin.config import load_config
 from codekin.errors import TrainingError
 from codekin.indexer import Indexer
-from codekin.jobs.retrain import RetrainOptions, pipeline_options
+from codekin.jobs.retrain import RetrainOptions, pipeline_options, progress_step, retrain_steps
 from codekin.models.adapters import AdapterStore
 from codekin.models.registry import BASE, ModelRegistry
 from codekin.training.pipeline import PipelineOptions, run_pipeline
@@ -40,6 +40,10 @@ def _options(mode: str) -> PipelineOptions:
     return PipelineOptions(args=args, count=40, resume=False, mode=mode)
 
 
+def _steps(lines: list[str]) -> int:
+    return sum(step[0] for step in (progress_step(line, 1) for line in lines) if step is not None)
+
+
 def test_adapter_mode_fits_the_adapter_and_leaves_the_model(tiny_model_dir: Path, repo_factory) -> None:
     root, config = _indexed(repo_factory, tiny_model_dir)
     lines: list[str] = []
@@ -50,6 +54,7 @@ def test_adapter_mode_fits_the_adapter_and_leaves_the_model(tiny_model_dir: Path
     assert not any(line.startswith("Fine-tuning ") for line in lines)
     assert ModelRegistry(root).versions() == [] and ModelRegistry(root).active_ref() == BASE
     assert result.message() == result.reason
+    assert _steps(lines) == retrain_steps("adapter", 1)  # the editor's progress ends full
 
 
 def test_auto_mode_fits_the_adapter_then_fine_tunes(tiny_model_dir: Path, repo_factory) -> None:
@@ -65,6 +70,7 @@ def test_auto_mode_fits_the_adapter_then_fine_tunes(tiny_model_dir: Path, repo_f
     # one encoder scores every candidate: the adapter's and the fine-tune's gate see the same active model
     search = {k: v for k, v in result.active_metrics.items() if k.startswith("search_")}
     assert search and {k: result.adapter["active_metrics"][k] for k in search} == search
+    assert _steps(lines) == retrain_steps("auto", 1)
     served = result.adapter["promoted"] or result.promoted
     assert result.outcome == ("promoted" if served else "rejected")
 
