@@ -71,6 +71,10 @@ def test_auto_mode_fits_the_adapter_then_fine_tunes(tiny_model_dir: Path, repo_f
     search = {k: v for k, v in result.active_metrics.items() if k.startswith("search_")}
     assert search and {k: result.adapter["active_metrics"][k] for k in search} == search
     assert _steps(lines) == retrain_steps("auto", 1)
+    # fitted for the table search answers from, so a promoted adapter moves the user's queries
+    from codekin.index.store import IndexStore
+
+    assert result.adapter["applies_to"] == IndexStore(root).state()["active_key"]
     served = result.adapter["promoted"] or result.promoted
     assert result.outcome == ("promoted" if served else "rejected")
 

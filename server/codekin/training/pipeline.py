@@ -227,7 +227,7 @@ def _train_and_decide(run: _Run, trainer_factory: Callable[..., Trainer], starte
                                batch_size=args.eval_batch_size, max_tokens=args.max_seq_length,
                                trust_remote_code=run.config.model.trust_remote_code)
     active = load_embedder(model_config)
-    adapter = _fit_adapter(run, active) if run.options.mode == "auto" else {}
+    adapter = _fit_adapter(run) if run.options.mode == "auto" else {}
     version, data = _version_and_data(run, active)
     metrics.update_run(run.run_id, new_version=version.id, triplets=len(data.train))
     phase(run.out, "training")
@@ -238,8 +238,9 @@ def _train_and_decide(run: _Run, trainer_factory: Callable[..., Trainer], starte
         checkpoint_meta={"base_model": base_model},
         on_epoch=lambda e: metrics.record_epoch(run.run_id, e.epoch, e.loss, e.accuracy, e.seconds))
     active_metrics, candidate_metrics, decision = _evaluate(run, version, data, active.model, trainer.model)
-    if run.options.mode == "auto":
-        decision = _weigh_adapter(run, active.key, decision, active_metrics, candidate_metrics)
+    if run.options.mode == "auto":  # the served table's key: `active` loads the model from its path
+        decision = _weigh_adapter(run, adapter.get("applies_to") or active.key, decision, active_metrics,
+                                  candidate_metrics)
     _drop_trainer_state(version)
     run.registry.seal(version, Path(trained.checkpoint).name, status="trained",
                       dim=int(candidate_metrics.get("dim") or _dimension(trainer.model)),
@@ -257,14 +258,16 @@ def _train_and_decide(run: _Run, trainer_factory: Callable[..., Trainer], starte
                           trained.to_dict(), time.perf_counter() - started, adapter=adapter)
 
 
-def _fit_adapter(run: _Run, active: Any) -> dict[str, Any]:
-    """Mode auto: the query adapter on the active model first (training/adapter.py), judged by
+def _fit_adapter(run: _Run) -> dict[str, Any]:
+    """Mode auto: the query adapter first (training/adapter.py) on the model that answers
+    queries, under the key of its vectors table (the one it will move queries for), judged by
     the same gate; {} (and a note) when it cannot be fitted: the fine-tune still runs."""
+    from codekin.engine import Engine
     from codekin.training.adapter import run_adapter
 
     try:
-        fitted = run_adapter(run.root, run.config, active, run.options.min_improvement, run.options.args.seed,
-                             run.out)
+        fitted = run_adapter(run.root, run.config, Engine(run.root, run.config).embedder,
+                             run.options.min_improvement, run.options.args.seed, run.out)
     except CodekinError as exc:
         run.out(f"  note: no query adapter this run: {exc.message}")
         return {}
