@@ -67,7 +67,7 @@ def prepare(out: Path, names: list[str]) -> None:
 def recipe_data(data: dict, recipe: str, rng: random.Random) -> tuple[list, list]:
     """(triplets, pairs) the Trainer gets for `recipe`: the doc pairs repeated, or every pair's
     code shuffled for a harmed recipe."""
-    from codekin.training.mining.pairs import TextPair
+    from codekin.training.pairs.batches import TextPair
 
     copies = RECIPES[recipe][5]
     pairs = [TextPair.from_dict(p) for p in data["pairs"]]

@@ -13,7 +13,7 @@ from codekin.config import load_config
 from codekin.errors import ConfigError
 from codekin.jobs.retrain import RetrainOptions, pipeline_options
 from codekin.training.data import read_triplets_file
-from codekin.training.mining.pairs import TextPair, near_duplicate_key
+from codekin.training.pairs.batches import TextPair, near_duplicate_key
 from codekin.training.pipeline import PipelineOptions, run_pipeline
 from codekin.training.trainer.args import TrainingArguments
 from codekin.training.trainer.recipe import recipe_rows

@@ -109,7 +109,7 @@ class DistributedTrainer(Trainer):
               pairs: Sequence[Any] = (), checkpoint_dir: Path | None = None, run: str = "candidate",
               parent: str = "base", checkpoint_meta: dict[str, Any] | None = None,
               on_epoch: Any = None) -> TrainResult:
-        from codekin.training.mining.pairs import TextPair
+        from codekin.training.pairs.batches import TextPair
 
         texts = [triplet_texts(t) for t in triplets]
         pairs = [p if isinstance(p, TextPair) else TextPair.from_dict(p) for p in pairs]

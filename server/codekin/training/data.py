@@ -14,7 +14,7 @@ from typing import Any
 
 from codekin.config import Config
 from codekin.errors import TrainingError
-from codekin.training.mining.pairs import TextPair
+from codekin.training.pairs.batches import TextPair
 from codekin.training.trainer.results import triplet_texts
 
 Out = Callable[[str], None]

@@ -25,8 +25,8 @@ from codekin.config import Config
 from codekin.index.definitions import HEAD_KINDS
 from codekin.training.mining.cutting import MIN_DOC_WORDS, cut
 from codekin.training.mining.positives import _ERL_BEHAVIOUR, _EX_USE
-from codekin.training.mining.renaming import IDENT, renamed
 from codekin.training.mining.texts import _WORD, doc_query
+from codekin.training.pairs.renaming import IDENT, renamed
 
 DOC_TO_CODE, SYMBOL, CODE_TO_CODE, COMMIT = "doc_to_code", "symbol", "code_to_code", "commit"
 QUERY_KINDS = (DOC_TO_CODE, SYMBOL, CODE_TO_CODE, COMMIT)

@@ -10,7 +10,7 @@ those alone gained little doc->code and lost symbol/code->code. These miners add
 - renamed copies: the function with its identifiers renamed and comments dropped -> the
   function (the code->code question the gate asks, so a fine-tune keeps answering it).
 
-`text_pairs` gives them as (query text, code text, group) rows (pairs.py) for the
+`text_pairs` gives them as (query text, code text, group) rows (training/pairs/batches.py) for the
 multiple-negatives ranking loss.
 """
 
@@ -20,10 +20,10 @@ import random
 import re
 
 from codekin.training.mining.cutting import MIN_DOC_WORDS, cut
-from codekin.training.mining.pairs import TextPair
-from codekin.training.mining.renaming import IDENT, renamed
 from codekin.training.mining.snippets import Snippet
 from codekin.training.mining.texts import doc_query
+from codekin.training.pairs.batches import TextPair
+from codekin.training.pairs.renaming import IDENT, renamed
 
 FUNCTION_KINDS = ("function", "macro", "method", "guard", "template")
 _WORD = re.compile(r"[A-Za-z]{2,}")

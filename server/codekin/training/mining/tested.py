@@ -18,8 +18,8 @@ from codekin.chunking.chunk import base_symbol
 from codekin.chunking.languages import language_for
 from codekin.config import Config
 from codekin.index.paths import path_role
-from codekin.training.mining.pairs import TextPair
 from codekin.training.mining.snippets import Snippet
+from codekin.training.pairs.batches import TextPair
 from codekin.workspace import UnreadableFile, read_text, scan
 
 _EX_CALL = re.compile(r"(?<![\w.:])((?:[A-Z]\w*\.)*[A-Z]\w*)\.([a-z_]\w*[!?]?)\s*\(")

@@ -1,5 +1,5 @@
 """A doc as a user would type it, shared by the miners and the held-out queries (a function's
-renamed copy is in renaming.py)."""
+renamed copy is in training/pairs/renaming.py)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ on 6 of 6; the seed's triplet loss alone was promoted on 1 of 6. lr 5e-5 or more
 helped some repositories and hurt others, so the defaults stay 2e-5, 3 epochs, batch 32.
 
 The batches are fixed once per run and only their order changes by epoch: the pairs' (one
-kind each, never two rows of one function or of near-duplicates: mining/pairs.py
+kind each, never two rows of one function or of near-duplicates: pairs/batches.py
 mnrl_batches), then the seed triplets' (anchor, positive) rows, shuffled, in slices of
 `batch_size` (their negatives are not used: the batch supplies negatives).
 """
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from codekin.config import SIGNAL_KINDS
-from codekin.training.mining.pairs import TextPair, mnrl_batches
+from codekin.training.pairs.batches import TextPair, mnrl_batches
 from codekin.training.trainer.results import triplet_texts
 
 SEED = "seed"  # the seed triplets as (anchor, positive) pairs (one of config.SIGNAL_KINDS)

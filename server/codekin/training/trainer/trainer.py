@@ -27,7 +27,7 @@ from codekin.embedding.torch_encode import (
     transformer,
 )
 from codekin.errors import TrainingError
-from codekin.training.mining.pairs import TextPair
+from codekin.training.pairs.batches import TextPair
 from codekin.training.trainer.args import TrainingArguments
 from codekin.training.trainer.checkpointing import (
     CHECKPOINT_PREFIX,

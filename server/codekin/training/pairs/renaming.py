@@ -1,6 +1,6 @@
 """A function's renamed copy: identifiers renamed consistently, comment lines dropped.
 
-Plain regular expressions (no parser), so the trainer's batching (mining/pairs.py) can use it
+Plain regular expressions (no parser), so the trainer's batching (pairs/batches.py) can use it
 on a machine without tree-sitter.
 """
 

@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from codekin.training.mining.renaming import renamed
+from codekin.training.pairs.renaming import renamed
 
 
 @dataclass(frozen=True)
