@@ -271,7 +271,7 @@ def test_train_on_two_gloo_processes_writes_a_valid_version_equal_to_one_process
     data.write_text("".join(json.dumps(t) + "\n" for t in train + held_out), encoding="utf-8")
     command = [sys.executable, "-m", "codekin.cli", "train", "--gpus", "2", "--device", "cpu", "--repo", str(root),
                "--triplets", str(data), "--epochs", "2", "--batch-size", "4", "--lr", "2e-3", "--json",
-               "--strategy", strategy]
+               "--strategy", strategy, "--recipe", "triplets"]  # a per-row loss: equal to one process
     # no OMP_NUM_THREADS from the caller: codekin sets torchrun's default so that it prints no banner
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
@@ -295,7 +295,7 @@ def test_train_on_two_gloo_processes_writes_a_valid_version_equal_to_one_process
     assert manifest["args"]["batch_size"] == 8 and result["candidate_metrics"]["dim"] == 32
 
     torch.set_num_threads(1)
-    args = TrainingArguments(epochs=2, batch_size=8, learning_rate=2e-3, device="cpu")
+    args = TrainingArguments(epochs=2, batch_size=8, learning_rate=2e-3, device="cpu", recipe="triplets")
     single = Trainer(str(tiny_model), "cpu", args, out=lambda s: None, show_progress=False)
     single.train(train, checkpoint_dir=tmp_path / "single", run="single", parent="base")
     ddp_weights = load_file(str(final / "model.safetensors"))

@@ -44,7 +44,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     (xdg / "codekin").mkdir(parents=True)
     (xdg / "codekin/config.toml").write_text(
         f'[model]\nprimary = "{base}"\nfallback = "{base}"\ndevice = "cpu"\nbackend = "torch"\nmax_tokens = 96\n'
-        f'[schedule]\ntriplets_file = "{triplets}"\nmin_improvement = 0.01\n', encoding="utf-8")
+        f'[schedule]\ntriplets_file = "{triplets}"\nmin_improvement = 0.01\n'
+        '[training]\nrecipe = "triplets"\nmode = "finetune"\n', encoding="utf-8")  # curated triplets, no adapter
     root = copy_examples(work / "examples")
     os.environ["XDG_CONFIG_HOME"] = str(xdg)  # this process builds the index with the same config
     try:

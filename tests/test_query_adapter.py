@@ -20,8 +20,9 @@ from codekin.engine import Engine
 from codekin.index import query as queries
 from codekin.indexer import Indexer
 from codekin.models.adapters import WEIGHTS, AdapterStore, QueryAdapter
-from codekin.training.mining.signals import doc_views, mnrl_batches, text_pairs
+from codekin.training.mining.signals import doc_views, text_pairs
 from codekin.training.mining.snippets import Snippet
+from codekin.training.pairs.batches import mnrl_batches
 from tests.tiny_model import build_tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -82,7 +82,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def tiny_args(**changes) -> TrainingArguments:
     return TrainingArguments(learning_rate=2e-3, batch_size=16, epochs=3, device="cpu", max_seq_length=96,
-                             warmup_ratio=0.0).replace(**changes)
+                             warmup_ratio=0.0, recipe="triplets").replace(**changes)  # signals: test_training_recipe
 
 
 def test_format_lr_and_argument_errors():

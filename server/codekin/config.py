@@ -46,7 +46,8 @@ RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("training", "beam_ratio"): (0.0, 1.0), ("training", "cross_language_ratio"): (0.0, 1.0),
     ("training", "eval_fraction"): (0.01, 0.99), ("training", "seed"): (0, 2**32 - 1),
     ("training", "hard_negative_ratio"): (0.0, 1.0), ("training", "history_commits"): (0, 1_000_000),
-    ("training", "embed_budget"): (0, 1 << 32),
+    ("training", "embed_budget"): (0, 1 << 32), ("training", "epochs"): (1, 1000),
+    ("training", "learning_rate"): (1e-8, 0.5), ("training", "batch_size"): (2, 65536),
     ("schedule", "triplets"): (1, 1 << 32), ("schedule", "min_improvement"): (0.0, 0.999),
     ("schedule", "dashboard_port"): (-1, 65535),
 }
@@ -137,6 +138,21 @@ class TrainingConfig:
     hard_negative_ratio: float = 0.5  # the rest are random negatives from other patterns
     history_commits: int = 50  # how far back `git log` is read for before/after pairs
     embed_budget: int = 1500  # most texts embedded fresh to mine hard negatives (index vectors are free)
+    # What a training run (`codekin train`, the nightly, `codekin.retrain`) does. The flags of
+    # `codekin train` and the retrain command's options override these.
+    mode: str = "auto"  # the nightly and retrain: auto (fit the query adapter and fine-tune; the better
+    # one that passes the gate serves) | adapter (the adapter only: minutes on a CPU, no re-embed) | finetune
+    recipe: str = "signals"  # signals: in-batch-negative loss over the repository's own pairs, plus the
+    # seed triplets (training/trainer/recipe.py: promoted on 6 of 6 benchmark repositories) | triplets:
+    # the seed's triplets with `loss`
+    signals: list[str] = field(default_factory=lambda: ["doc", "comment", "renamed", "seed"])  # the signals
+    # recipe's pairs: doc (doc sentence -> function), comment (in-function comment -> function), renamed
+    # (renamed copy -> original), test (a test -> the one function of its subject it calls; not yet
+    # measured, so not a default), seed (the seed triplets' anchor -> positive)
+    loss: str = "triplet"  # the triplets recipe's loss: triplet (with margin) | mnrl (in-batch + hard negatives)
+    epochs: int = 3
+    learning_rate: float = 2e-5  # the triplets recipe was measured at 1e-5
+    batch_size: int = 32  # rows per step; the signals recipe's in-batch negatives (the triplets recipe: 16)
 
 
 @dataclass
@@ -170,7 +186,14 @@ class Config:
 
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
-CHOICES = {("search", "mode"): SEARCH_MODES, ("model", "device"): DEVICES, ("index", "chunker"): ("syntax", "windows")}
+TRAINING_MODES = ("auto", "adapter", "finetune")
+RECIPES = ("signals", "triplets")
+TRIPLET_LOSSES = ("triplet", "mnrl")
+SIGNAL_KINDS = ("doc", "comment", "renamed", "test", "seed")  # the signals recipe's pairs (training/trainer/recipe.py)
+CHOICES = {("search", "mode"): SEARCH_MODES, ("model", "device"): DEVICES, ("index", "chunker"): ("syntax", "windows"),
+           ("training", "mode"): TRAINING_MODES, ("training", "recipe"): RECIPES,
+           ("training", "loss"): TRIPLET_LOSSES}
+LIST_CHOICES = {("training", "signals"): SIGNAL_KINDS}  # every item one of these
 
 
 def cache_root() -> Path:
@@ -231,6 +254,12 @@ def _check_value(source: str, section: str, key: str, value: Any, trusted: bool)
     name = f"{source}: {section}.{key}"
     if (section, key) in CHOICES and value not in CHOICES[(section, key)]:
         raise ConfigError(f"{name} must be one of {', '.join(CHOICES[(section, key)])}, got {value!r}")
+    if (section, key) in LIST_CHOICES:
+        allowed = LIST_CHOICES[(section, key)]
+        unknown = [item for item in value if item not in allowed]
+        if unknown or not value:
+            raise ConfigError(f"{name}: {', '.join(map(repr, unknown)) or 'an empty list'} is not a signal",
+                              f"pick from {', '.join(allowed)}")
     if (section, key) in RANGES:
         low, high = RANGES[(section, key)]
         if isinstance(value, float) and not math.isfinite(value):

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from codekin.cli.common import config_for, emit, repo_root
+from codekin.config import RECIPES
 from codekin.training.trainer.args import LOSSES, PRECISIONS, TrainingArguments
 
 
@@ -17,9 +18,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.adapter:
         return _train_adapter(args)
-    training = TrainingArguments().replace(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-                                           margin=args.margin, loss=args.loss, device=args.device, seed=args.seed,
-                                           precision=args.precision)
+    root = repo_root(args.repo)
+    training = TrainingArguments.from_config(config_for(root, args).training).replace(
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, margin=args.margin, loss=args.loss,
+        recipe=args.recipe, device=args.device, seed=args.seed, precision=args.precision)
     launch = None
     if getattr(args, "gpus", None) and args.gpus > 1:  # torchrun, one process per GPU (DDP/FSDP)
         from codekin.distributed.torchrun import check_launch, effective_arguments, launch_command
@@ -30,7 +32,6 @@ def cmd_train(args: argparse.Namespace) -> int:
                               min_improvement=args.min_improvement, allow_dim_change=args.allow_dim_change,
                               resume=not args.no_resume,
                               config_overrides={"model": {"device": args.device}} if args.device else {})
-    root = repo_root(args.repo)
     result = run_in_child(root, options, human_to_stderr=args.json, launch=launch)
     search = serve_active_model(root, config_for(root, args), BarProgress, reembed_now=not args.no_reembed)
     emit(args, {**result.to_dict(), "search": search}, f"Active model: {result.active}\n{search['message']}")
@@ -54,11 +55,14 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
     common, model = parents["common"], parents["model"]
     p = subparsers.add_parser("train", parents=[common, model],
                               help="fine-tune the model on this repository, promote it if it is better")
-    p.add_argument("--epochs", type=int, help="passes over the triplets (default 3)")
-    p.add_argument("--batch-size", type=int, help="triplets per step (default 16)")
-    p.add_argument("--lr", type=float, help="learning rate (default 1e-5)")
+    p.add_argument("--epochs", type=int, help="passes over the training data (default: training.epochs, 3)")
+    p.add_argument("--batch-size", type=int, help="rows per step (default: training.batch_size, 32)")
+    p.add_argument("--lr", type=float, help="learning rate (default: training.learning_rate, 2e-5)")
+    p.add_argument("--recipe", choices=RECIPES, help="signals (default: in-batch negatives over the repository's "
+                   "doc/comment/renamed pairs plus the seed triplets) or triplets (the seed's, with --loss)")
     p.add_argument("--margin", type=float, help="triplet-loss margin on cosine distance (default 0.3)")
-    p.add_argument("--loss", choices=LOSSES, help="triplet (default) or mnrl (in-batch + hard negatives)")
+    p.add_argument("--loss", choices=LOSSES, help="the triplets recipe's loss: triplet (default) or mnrl "
+                   "(in-batch + hard negatives)")
     p.add_argument("--count", type=int, default=1000, help="training triplets to generate (default 1000)")
     p.add_argument("--seed", type=int, help="seed for data order and generation (default 13)")
     p.add_argument("--precision", choices=PRECISIONS, help="auto (default): fp8 for big models on fp8 GPUs, "

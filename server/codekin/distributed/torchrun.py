@@ -106,12 +106,17 @@ class DistributedTrainer(Trainer):
     # -- the job rank 0 hands to the others ------------------------------------------------------
     def train(self, triplets: Sequence[Any], epochs: int | None = None, learning_rate: float | None = None,
               batch_size: int | None = None, margin: float | None = None, loss: str | None = None, *,
-              checkpoint_dir: Path | None = None, run: str = "candidate", parent: str = "base",
-              checkpoint_meta: dict[str, Any] | None = None, on_epoch: Any = None) -> TrainResult:
+              pairs: Sequence[Any] = (), checkpoint_dir: Path | None = None, run: str = "candidate",
+              parent: str = "base", checkpoint_meta: dict[str, Any] | None = None,
+              on_epoch: Any = None) -> TrainResult:
+        from codekin.training.pairs.batches import TextPair
+
         texts = [triplet_texts(t) for t in triplets]
+        pairs = [p if isinstance(p, TextPair) else TextPair.from_dict(p) for p in pairs]
         if self.rank == 0:
             job = {"model": self.source, "model_name": self.model_name, "device": self.device,
                    "args": self.args.to_dict(), "texts": texts, "strategy": self.strategy,
+                   "pairs": [p.to_dict() for p in pairs],
                    "kwargs": {"epochs": epochs, "learning_rate": learning_rate, "batch_size": batch_size,
                               "margin": margin, "loss": loss, "run": run, "parent": parent,
                               "checkpoint_meta": checkpoint_meta,
@@ -120,7 +125,7 @@ class DistributedTrainer(Trainer):
         self.sharded = self._choose_sharding()
         if self.sharded:
             self.args = self.args.replace(save_optimizer_state=False)
-        result = super().train(texts, epochs, learning_rate, batch_size, margin, loss,
+        result = super().train(texts, epochs, learning_rate, batch_size, margin, loss, pairs=pairs,
                                checkpoint_dir=checkpoint_dir, run=run, parent=parent,
                                checkpoint_meta=checkpoint_meta, on_epoch=on_epoch)
         if self.sharded and self.rank == 0 and result.checkpoint:
@@ -250,7 +255,8 @@ def _follow(rank: int, world: int) -> int:
     directory = kwargs.pop("checkpoint_dir")
     trainer = DistributedTrainer(job["model"], job["device"], TrainingArguments.from_dict(job["args"]),
                                  model_name=job["model_name"], strategy=job["strategy"])
-    result = trainer.train(job["texts"], checkpoint_dir=Path(directory) if directory else None, **kwargs)
+    result = trainer.train(job["texts"], pairs=job.get("pairs", ()), checkpoint_dir=Path(directory) if directory
+                           else None, **kwargs)
     steps = sum(e.steps for e in result.epochs)
     print(f"rank {rank}/{world}: trained {steps} steps on its share of {len(job['texts'])} triplets",
           file=sys.stderr, flush=True)

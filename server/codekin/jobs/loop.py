@@ -144,7 +144,7 @@ class LearningLoop:
             write_jobs_state(self.root, last_run=_record(trigger, "running", options.describe()))
             result = run_training(self.root, self.config, options, self.progress)
             write_jobs_state(self.root, trained_head=head,
-                             last_run=_record(trigger, result.status, result.reason, version=result.version))
+                             last_run=_record(trigger, result.outcome, result.message(), version=result.version))
             if result.promoted:
                 self.hot_reload()
         except TrainingRunningError as exc:  # `codekin train` in a terminal got there first

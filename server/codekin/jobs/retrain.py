@@ -45,13 +45,15 @@ def pipeline_options(config: Config, options: RetrainOptions) -> Any:
     from codekin.training.pipeline import PipelineOptions
     from codekin.training.trainer.args import TrainingArguments
 
-    args = TrainingArguments().replace(epochs=options.epochs, learning_rate=options.learning_rate,
-                                       batch_size=options.batch_size, device=config.model.device)
+    args = TrainingArguments.from_config(config.training).replace(
+        epochs=options.epochs, learning_rate=options.learning_rate, batch_size=options.batch_size,
+        device=config.model.device)
     model = config.model
     overrides = {"model": {"primary": model.primary, "fallback": model.fallback, "device": model.device,
                            "backend": model.backend, "max_tokens": model.max_tokens}}
     return PipelineOptions(args=args, count=config.schedule.triplets, triplets_file=config.schedule.triplets_file,
-                           min_improvement=config.schedule.min_improvement, config_overrides=overrides).validate()
+                           min_improvement=config.schedule.min_improvement, config_overrides=overrides,
+                           mode=config.training.mode).validate()
 
 
 def run_training(root: Path, config: Config, options: RetrainOptions, progress: ProgressFactory = no_progress,
@@ -74,7 +76,7 @@ def run_training(root: Path, config: Config, options: RetrainOptions, progress: 
     child = start_training(root, pipeline, result_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            stdin=subprocess.DEVNULL, text=True, errors="replace")
     # Steps: the triplets, each epoch, the evaluation; each phase and the verdict are noted.
-    with progress(f"codekin: retraining ({options.describe()})", epochs + 2) as bar:
+    with progress(f"codekin: retraining ({options.describe()})", retrain_steps(pipeline.mode, epochs)) as bar:
         note = getattr(bar, "note", None) or (lambda message: None)
         note("starting")
         for line in child.stdout or ():  # the child's human output; stdout of the server is the LSP channel
@@ -87,6 +89,12 @@ def run_training(root: Path, config: Config, options: RetrainOptions, progress: 
                 note(step[1])
         code = child.wait()
     return read_child_result(result_path, code)
+
+
+def retrain_steps(mode: str, epochs: int) -> int:
+    """The steps progress_step counts in a run of training.mode `mode`: the fine-tune's
+    training phase, epochs and verdict; the adapter's training phase and verdict."""
+    return {"finetune": epochs + 2, "adapter": 2}.get(mode, epochs + 4)
 
 
 def progress_step(line: str, epochs: int) -> tuple[int, str] | None:

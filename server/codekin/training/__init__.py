@@ -1,4 +1,5 @@
-"""Training, by role: triplet mining (mining/), fine-tuning (trainer/), evaluation
+"""Training, by role: triplet mining (mining/), the (query, code) pairs the trainer and the
+miners share (pairs/), fine-tuning (trainer/), evaluation
 (evaluation/), and the run that ties them together (pipeline.py). Model versions live in
 codekin.models.
 

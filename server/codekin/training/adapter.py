@@ -85,6 +85,7 @@ class AdapterRun:
     active_metrics: dict[str, float] = field(default_factory=dict)
     candidate_metrics: dict[str, float] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    run_id: int = 0  # its run in metrics.db
 
     @property
     def promoted(self) -> bool:
@@ -113,7 +114,7 @@ def run_adapter(root: Path, config: Config, embedder: Any, min_improvement: floa
     from codekin.metrics import MetricsStore
     from codekin.training.judging.judge import held_out_files, search_table
     from codekin.training.judging.queries import build_eval_set
-    from codekin.training.judging.search import SearchEvaluator, SearchGate
+    from codekin.training.judging.search import SearchEvaluator, SearchGate, model_encoder
     from codekin.training.pipeline import phase
 
     seconds: dict[str, float] = {}
@@ -126,7 +127,7 @@ def run_adapter(root: Path, config: Config, embedder: Any, min_improvement: floa
                             "add docs to functions, or run a full fine-tune: `codekin train`")
     out(f"Adapter pairs: {len(queries)} (doc and comment text -> its function) from the training split")
     phase(out, "training")
-    encode: Encode = embedder.encode
+    encode = model_encoder(embedder.model, embedder.batch_size)  # the encoder every gate scores with (search.py)
     adapter = train_adapter(encode(queries), encode(codes), seed=seed)
     seconds["train"] = round(time.perf_counter() - started, 1)
     phase(out, "evaluation")
@@ -153,7 +154,7 @@ def run_adapter(root: Path, config: Config, embedder: Any, min_improvement: floa
         metrics.record_evals(run_id, version, "eval", candidate)
         metrics.finish_run(run_id, "completed", promoted=int(decision.promote), reason=decision.reason)
     return AdapterRun(version, "promoted" if decision.promote else "rejected", decision.reason, embedder.key,
-                      len(queries), active, candidate, seconds)
+                      len(queries), active, candidate, seconds, run_id)
 
 
 def adapter_training(root: Path, config: Config, min_improvement: float = 0.01, seed: int = 13,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from codekin.config import Config
+from codekin.config import TRAINING_MODES, Config
 from codekin.errors import CodekinError, TrainingError, TrainingRunningError
 from codekin.locks import FileLock, lock_holder
 from codekin.models.checkpoints import rewrite_manifest
@@ -69,9 +69,13 @@ class PipelineOptions:
     allow_dim_change: bool = False
     resume: bool = True
     config_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    mode: str = "finetune"  # training.mode (the nightly, retrain): auto | adapter | finetune; see _run
 
     def validate(self) -> PipelineOptions:
         self.args.validate()
+        if self.mode not in TRAINING_MODES:
+            raise TrainingError(f"training mode must be one of {', '.join(TRAINING_MODES)}, got {self.mode!r}",
+                                "set training.mode in .codekin/config.toml")
         if self.count < 1:
             raise TrainingError(f"--count must be >= 1, got {self.count}", "1000 is the default")
         if not 0 <= self.min_improvement < 1:
@@ -101,10 +105,24 @@ class PipelineResult:
     candidate_metrics: dict[str, float] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    kind: str = "finetune"  # finetune | adapter (training.mode = "adapter")
+    adapter: dict[str, Any] = field(default_factory=dict)  # the query adapter fitted first (mode auto)
 
     @property
     def promoted(self) -> bool:
         return self.status == "promoted"
+
+    @property
+    def outcome(self) -> str:
+        """promoted when the fine-tune or the query adapter fitted in the same run now serves."""
+        return "promoted" if self.promoted or self.adapter.get("promoted") else self.status
+
+    def message(self) -> str:
+        """The verdict in one line: the fine-tune's reason, after the adapter's when one was fitted."""
+        if not self.adapter:
+            return self.reason
+        return (f"query adapter {self.adapter['version']} {self.adapter['status']}: {self.adapter['reason']}; "
+                f"fine-tune {self.version} {self.status}: {self.reason}")
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "promoted": self.promoted}
@@ -163,10 +181,15 @@ class _Run:
 
 def _run(root: Path, config: Config, options: PipelineOptions, out: Out,
          trainer_factory: Callable[..., Trainer] = Trainer) -> PipelineResult:
+    """training.mode: `adapter` fits only the query adapter on the served model; `finetune`
+    only fine-tunes; `auto` fits the adapter first, then fine-tunes, and the fine-tune is
+    promoted only if it passes the gate and gains more than the adapter (_weigh_adapter)."""
     from codekin.embedding import choose_device
     from codekin.metrics import MetricsStore
 
     started = time.perf_counter()
+    if options.mode == "adapter":
+        return _adapter_only(root, config, options, out, started)
     registry = ModelRegistry(root)
     args = options.args
     device = choose_device(args.device if args.device != "auto" else config.model.device)
@@ -204,17 +227,20 @@ def _train_and_decide(run: _Run, trainer_factory: Callable[..., Trainer], starte
                                batch_size=args.eval_batch_size, max_tokens=args.max_seq_length,
                                trust_remote_code=run.config.model.trust_remote_code)
     active = load_embedder(model_config)
+    adapter = _fit_adapter(run) if run.options.mode == "auto" else {}
     version, data = _version_and_data(run, active)
     metrics.update_run(run.run_id, new_version=version.id, triplets=len(data.train))
     phase(run.out, "training")
     trainer = trainer_factory(run.parent_path, device=run.device, args=args, out=run.out, model_name=base_model
                               if parent == BASE else f"{base_model} ({parent})")
     trained = trainer.train(
-        data.train, checkpoint_dir=version.checkpoints_dir, run=version.id, parent=parent,
+        data.train, pairs=data.pairs, checkpoint_dir=version.checkpoints_dir, run=version.id, parent=parent,
         checkpoint_meta={"base_model": base_model},
         on_epoch=lambda e: metrics.record_epoch(run.run_id, e.epoch, e.loss, e.accuracy, e.seconds))
     active_metrics, candidate_metrics, decision = _evaluate(run, version, data, active.model, trainer.model)
-    decision = _weigh_adapter(run, active.key, decision, active_metrics, candidate_metrics)
+    if run.options.mode == "auto":  # the served table's key: `active` loads the model from its path
+        decision = _weigh_adapter(run, adapter.get("applies_to") or active.key, decision, active_metrics,
+                                  candidate_metrics)
     _drop_trainer_state(version)
     run.registry.seal(version, Path(trained.checkpoint).name, status="trained",
                       dim=int(candidate_metrics.get("dim") or _dimension(trainer.model)),
@@ -229,7 +255,36 @@ def _train_and_decide(run: _Run, trainer_factory: Callable[..., Trainer], starte
     metrics.finish_run(run.run_id, "completed", promoted=int(decision.promote), reason=decision.reason)
     return PipelineResult(run.run_id, version.id, parent, "promoted" if decision.promote else "rejected",
                           decision.reason, run.registry.active_ref(), active_metrics, candidate_metrics,
-                          trained.to_dict(), time.perf_counter() - started)
+                          trained.to_dict(), time.perf_counter() - started, adapter=adapter)
+
+
+def _fit_adapter(run: _Run) -> dict[str, Any]:
+    """Mode auto: the query adapter first (training/adapter.py) on the model that answers
+    queries, under the key of its vectors table (the one it will move queries for), judged by
+    the same gate; {} (and a note) when it cannot be fitted: the fine-tune still runs."""
+    from codekin.engine import Engine
+    from codekin.training.adapter import run_adapter
+
+    try:
+        fitted = run_adapter(run.root, run.config, Engine(run.root, run.config).embedder,
+                             run.options.min_improvement, run.options.args.seed, run.out)
+    except CodekinError as exc:
+        run.out(f"  note: no query adapter this run: {exc.message}")
+        return {}
+    return fitted.to_dict()
+
+
+def _adapter_only(root: Path, config: Config, options: PipelineOptions, out: Out, started: float) -> PipelineResult:
+    """Mode adapter: the query adapter on the model that answers queries, nothing else."""
+    from codekin.engine import Engine
+    from codekin.training.adapter import run_adapter
+
+    fitted = run_adapter(root, config, Engine(root, config).embedder, options.min_improvement, options.args.seed,
+                         out)
+    return PipelineResult(fitted.run_id, fitted.version, fitted.applies_to, fitted.status, fitted.reason,
+                          ModelRegistry(root).active_ref(), fitted.active_metrics, fitted.candidate_metrics,
+                          {"pairs": fitted.pairs, "seconds": fitted.seconds}, time.perf_counter() - started,
+                          kind="adapter")
 
 
 def _version_and_data(run: _Run, active: Any) -> tuple[ModelVersion, TrainingData]:
@@ -242,7 +297,8 @@ def _version_and_data(run: _Run, active: Any) -> tuple[ModelVersion, TrainingDat
     if version is not None:
         return version, read_triplets_file(version.path / "triplets.jsonl")
     phase(run.out, "triplets")
-    data = given or generate_training_data(run.root, run.config, options.count, args.seed, active, run.out)
+    signals = args.signals if args.recipe == "signals" else ()
+    data = given or generate_training_data(run.root, run.config, options.count, args.seed, active, run.out, signals)
     version = run.version = run.registry.create(run.base_model, run.parent, args=args.to_dict(),
                                                 triplets=len(data.train), eval_triplets=len(data.eval),
                                                 device=run.device)

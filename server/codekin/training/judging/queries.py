@@ -25,7 +25,8 @@ from codekin.config import Config
 from codekin.index.definitions import HEAD_KINDS
 from codekin.training.mining.cutting import MIN_DOC_WORDS, cut
 from codekin.training.mining.positives import _ERL_BEHAVIOUR, _EX_USE
-from codekin.training.mining.texts import _IDENT, _WORD, doc_query, renamed
+from codekin.training.mining.texts import _WORD, doc_query
+from codekin.training.pairs.renaming import IDENT, renamed
 
 DOC_TO_CODE, SYMBOL, CODE_TO_CODE, COMMIT = "doc_to_code", "symbol", "code_to_code", "commit"
 QUERY_KINDS = (DOC_TO_CODE, SYMBOL, CODE_TO_CODE, COMMIT)
@@ -130,7 +131,7 @@ def _symbol_queries(functions: list[Chunk], elsewhere: set[str]) -> list[EvalQue
 
 def _renamed_copy(chunk: Chunk) -> EvalQuery | None:
     copy = renamed(chunk.text)
-    if copy.strip() == chunk.text.strip() or len(_IDENT.findall(copy)) < 6:
+    if copy.strip() == chunk.text.strip() or len(IDENT.findall(copy)) < 6:
         return None
     return EvalQuery(CODE_TO_CODE, copy, (_span(chunk),), search_kind="code")
 

@@ -10,20 +10,20 @@ those alone gained little doc->code and lost symbol/code->code. These miners add
 - renamed copies: the function with its identifiers renamed and comments dropped -> the
   function (the code->code question the gate asks, so a fine-tune keeps answering it).
 
-`text_pairs` gives them as (query text, code text, group) rows for the multiple-negatives
-ranking loss; `group` names the function, so `mnrl_batches` never puts two rows of one
-function, or two near-duplicate functions, into one batch (false in-batch negatives).
+`text_pairs` gives them as (query text, code text, group) rows (training/pairs/batches.py) for the
+multiple-negatives ranking loss.
 """
 
 from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass
 
 from codekin.training.mining.cutting import MIN_DOC_WORDS, cut
 from codekin.training.mining.snippets import Snippet
-from codekin.training.mining.texts import _IDENT, doc_query, renamed
+from codekin.training.mining.texts import doc_query
+from codekin.training.pairs.batches import TextPair
+from codekin.training.pairs.renaming import IDENT, renamed
 
 FUNCTION_KINDS = ("function", "macro", "method", "guard", "template")
 _WORD = re.compile(r"[A-Za-z]{2,}")
@@ -35,14 +35,6 @@ _LINE_COMMENT = {  # a comment line's marker per language; group 1: its text
 _CODE_LIKE = re.compile(r"[{};=]|->|=>|::|\w\(|^\W*$")
 _LICENSE = re.compile(r"copyright|licen[cs]e|TODO|FIXME|XXX", re.IGNORECASE)
 MAX_VIEWS = 3  # doc paragraphs used per function
-
-
-@dataclass(frozen=True)
-class TextPair:
-    query: str
-    code: str
-    group: str  # the function both sides come from (path:start)
-    kind: str  # doc | comment | renamed
 
 
 def doc_views(doc: str) -> list[str]:
@@ -108,39 +100,6 @@ def text_pairs(snippets: list[Snippet], renamed_share: float = 1.0, seed: int = 
             kept = "\n".join(line for i, line in enumerate(lines) if i not in drop)
             out.append(TextPair(prose, header + kept, group, "comment"))
         copy = renamed(code)
-        if rng.random() < renamed_share and copy.strip() != code.strip() and len(_IDENT.findall(copy)) >= 6:
+        if rng.random() < renamed_share and copy.strip() != code.strip() and len(IDENT.findall(copy)) >= 6:
             out.append(TextPair(copy, header + code, group, "renamed"))
     return out
-
-
-def near_duplicate_key(code: str) -> str:
-    """Two functions equal after renaming identifiers and dropping comments are near-duplicates."""
-    return " ".join(renamed(code).split())
-
-
-def mnrl_batches(pairs: list[TextPair], batch_size: int, seed: int = 13) -> list[list[TextPair]]:
-    """Shuffled batches of one kind each, with no two rows of one function or of two
-    near-duplicate functions in a batch (a row left over waits for the next batch)."""
-    rng = random.Random(f"mnrl:{seed}")
-    duplicate = {p.group: near_duplicate_key(p.code.split("\n", 1)[-1]) for p in pairs}  # without the header
-    batches: list[list[TextPair]] = []
-    for kind in sorted({p.kind for p in pairs}):
-        pending = [p for p in pairs if p.kind == kind]
-        rng.shuffle(pending)
-        while len(pending) >= 2:
-            batch: list[TextPair] = []
-            seen: set[str] = set()
-            rest = []
-            for p in pending:
-                keys = {p.group, duplicate[p.group]}
-                if len(batch) < batch_size and not keys & seen:
-                    batch.append(p)
-                    seen |= keys
-                else:
-                    rest.append(p)
-            if len(batch) < 2:
-                break
-            batches.append(batch)
-            pending = rest
-    rng.shuffle(batches)
-    return batches

@@ -1,5 +1,5 @@
-"""Text shapes shared by the miners and the held-out queries: a doc as a user would type it,
-and a function's renamed copy (identifiers renamed, comments dropped)."""
+"""A doc as a user would type it, shared by the miners and the held-out queries (a function's
+renamed copy is in training/pairs/renaming.py)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,6 @@ import re
 from codekin.training.mining.cutting import MIN_DOC_WORDS
 
 _WORD = re.compile(r"[A-Za-z]{2,}")
-_IDENT = re.compile(r"(?<![\w.:@%?#$'])[A-Za-z_][A-Za-z0-9_]*(?![\w.])")
-_KEYWORDS = frozenset("""
-def defp defmacro defmacrop defmodule defstruct defguard defdelegate do end fn case cond with when if else
-unless receive after try rescue catch raise throw true false nil and or not in use import alias require quote
-unquote for of fun begin andalso orelse div rem band bor bxor bsl bsr xor return int char void const static
-struct class public private protected unsigned signed long short double float bool auto size_t while switch
-break continue default enum union typedef template typename namespace using new delete this nullptr sizeof
-inline virtual override extern goto uint8_t uint16_t uint32_t uint64_t int32_t int64_t std ok error
-""".split())
-_COMMENT_LINE = re.compile(r"^\s*(#|%|//|/\*|\*)")
 
 
 def doc_query(doc: str, max_words: int = 40) -> str:
@@ -30,18 +20,3 @@ def doc_query(doc: str, max_words: int = 40) -> str:
         if len(words) >= max_words or (word.endswith(".") and len(_WORD.findall(" ".join(words))) >= MIN_DOC_WORDS):
             break
     return " ".join(words)
-
-
-def renamed(text: str) -> str:
-    """The code with comment lines dropped and its own identifiers renamed consistently
-    (names after `.`/`:` -- remote calls, atoms -- and keywords stay)."""
-    names: dict[str, str] = {}
-
-    def rename(match: re.Match[str]) -> str:
-        word = match.group()
-        if word.lower() in _KEYWORDS or len(word) < 2 or word[0].isupper() and "_" not in word:
-            return word
-        return names.setdefault(word, f"{'vw'[len(names) % 2]}{len(names)}")
-
-    lines = [line for line in text.split("\n") if not _COMMENT_LINE.match(line)]
-    return _IDENT.sub(rename, "\n".join(lines))

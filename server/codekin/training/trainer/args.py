@@ -6,10 +6,11 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from codekin.config import DEVICES
+from codekin.config import DEVICES, RECIPES, SIGNAL_KINDS, TRIPLET_LOSSES, TrainingConfig
 from codekin.errors import ConfigError
 
-LOSSES = ("triplet", "mnrl")
+LOSSES = TRIPLET_LOSSES
+_DEFAULTS = TrainingConfig()  # the recipe's defaults live in config.py ([training]), once
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "fp8")
 SWITCHES = ("auto", "on", "off")
 COMPILE_MODES = ("parts", "layers")  # see codekin.embedding.torch_encode.compile_layers
@@ -17,10 +18,12 @@ COMPILE_MODES = ("parts", "layers")  # see codekin.embedding.torch_encode.compil
 
 @dataclass
 class TrainingArguments:
-    epochs: int = 3
-    learning_rate: float = 1e-5
-    batch_size: int = 16
-    loss: str = "triplet"  # triplet (with margin) | mnrl (in-batch + hard negatives)
+    epochs: int = _DEFAULTS.epochs
+    learning_rate: float = _DEFAULTS.learning_rate
+    batch_size: int = _DEFAULTS.batch_size
+    recipe: str = _DEFAULTS.recipe  # signals (training/trainer/recipe.py) | triplets (the seed's, with `loss`)
+    signals: list[str] = dataclasses.field(default_factory=lambda: list(_DEFAULTS.signals))  # the signals recipe's
+    loss: str = _DEFAULTS.loss  # the triplets recipe: triplet (with margin) | mnrl (in-batch + hard negatives)
     margin: float = 0.3  # triplet margin on cosine distance (1 - cos)
     mnrl_scale: float = 20.0  # inverse temperature of MultipleNegativesRankingLoss
     warmup_ratio: float = 0.1  # share of the steps with a linear learning-rate warmup
@@ -49,6 +52,11 @@ class TrainingArguments:
                               "typical fine-tuning rates are 1e-5 to 5e-5")
         if self.loss not in LOSSES:
             raise ConfigError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.recipe not in RECIPES:
+            raise ConfigError(f"recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
+        unknown = [kind for kind in self.signals if kind not in SIGNAL_KINDS]
+        if unknown or not self.signals:
+            raise ConfigError(f"signals must be some of {', '.join(SIGNAL_KINDS)}, got {self.signals!r}")
         if self.margin < 0 or self.margin > 2:
             raise ConfigError(f"margin must be between 0 and 2 (a cosine distance), got {self.margin}",
                               "0.3 is the default")
@@ -77,6 +85,13 @@ class TrainingArguments:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_config(cls, training: TrainingConfig) -> TrainingArguments:
+        """The run's arguments as the [training] section sets them."""
+        return cls(epochs=training.epochs, learning_rate=training.learning_rate, batch_size=training.batch_size,
+                   recipe=training.recipe, signals=list(training.signals), loss=training.loss,
+                   seed=training.seed).validate()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainingArguments:

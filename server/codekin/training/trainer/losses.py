@@ -51,7 +51,30 @@ class MultipleNegativesRankingLoss(torch.nn.Module):
         return F.cross_entropy(scores, labels)
 
 
-def build_loss(name: str, margin: float, scale: float) -> torch.nn.Module:
+def in_batch_correct(anchor: Tensor, positive: Tensor) -> Tensor:
+    """1 where the anchor's closest positive in the batch (cosine) is its own."""
+    a, p = (F.normalize(x.float(), dim=-1) for x in (anchor, positive))
+    return ((a @ p.T).argmax(-1) == torch.arange(a.shape[0], device=a.device)).float()
+
+
+class SymmetricRankingLoss(torch.nn.Module):
+    """The multiple-negatives ranking loss over (query, code) pairs, both ways: each query
+    against every code of the batch and each code against every query (the signals recipe)."""
+
+    def __init__(self, scale: float = 20.0) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, anchor: Tensor, positive: Tensor) -> Tensor:
+        a, p = (F.normalize(x.float(), dim=-1) for x in (anchor, positive))
+        scores = self.scale * a @ p.T
+        labels = torch.arange(a.shape[0], device=a.device)
+        return (F.cross_entropy(scores, labels) + F.cross_entropy(scores.T, labels)) / 2
+
+
+def build_loss(name: str, margin: float, scale: float, recipe: str = "triplets") -> torch.nn.Module:
+    if recipe == "signals":
+        return SymmetricRankingLoss(scale)
     if name == "mnrl":
         return MultipleNegativesRankingLoss(scale)
     return TripletLoss(margin)

@@ -64,13 +64,15 @@ class TrainResult:
         return {**asdict(self), **self.metrics}
 
 
-def data_key(texts: Iterable[tuple[str, str, str]], args: TrainingArguments) -> str:
-    """Identifies a run's data and hyper-parameters: a checkpoint only resumes the same run."""
+def data_key(texts: Iterable[tuple[str, ...]], args: TrainingArguments) -> str:
+    """Identifies a run's data (triplets, or the signals recipe's pairs) and hyper-parameters:
+    a checkpoint only resumes the same run."""
     digest = hashlib.sha256()
-    for triple in texts:
-        for text in triple:
+    for row in texts:
+        for text in row:
             digest.update(text.encode("utf-8", "replace") + b"\0")
-    keep = ("epochs", "learning_rate", "batch_size", "loss", "margin", "mnrl_scale", "warmup_ratio",
-            "weight_decay", "seed", "max_seq_length", "train_seq_length", "bucket_size")
+        digest.update(b"\1")
+    keep = ("epochs", "learning_rate", "batch_size", "recipe", "signals", "loss", "margin", "mnrl_scale",
+            "warmup_ratio", "weight_decay", "seed", "max_seq_length", "train_seq_length", "bucket_size")
     digest.update(json.dumps({k: getattr(args, k) for k in keep}, sort_keys=True).encode())
     return digest.hexdigest()[:16]

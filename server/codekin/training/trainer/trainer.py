@@ -1,4 +1,5 @@
-"""Fine-tune a sentence-transformers model on (anchor, positive, negative) triplets.
+"""Fine-tune a sentence-transformers model: the signals recipe (recipe.py: in-batch negatives
+over (query, code) pairs, the default) or the seed's (anchor, positive, negative) triplets.
 
 A lean loop rather than SentenceTransformerTrainer (which needs `accelerate` and
 `datasets` and runs three forward passes per batch): one forward pass over anchors,
@@ -26,6 +27,7 @@ from codekin.embedding.torch_encode import (
     transformer,
 )
 from codekin.errors import TrainingError
+from codekin.training.pairs.batches import TextPair
 from codekin.training.trainer.args import TrainingArguments
 from codekin.training.trainer.checkpointing import (
     CHECKPOINT_PREFIX,
@@ -38,6 +40,7 @@ from codekin.training.trainer.model import (
     load_model,
     needs_gradient_checkpointing,
 )
+from codekin.training.trainer.recipe import recipe_rows
 from codekin.training.trainer.results import (
     EpochResult,
     TrainResult,
@@ -53,7 +56,7 @@ CPU_TRAIN_TOKENS = 128  # see Trainer._train_length
 class _Loop:
     """What the epochs of one `Trainer.train` run share (built by `Trainer._prepare`)."""
 
-    texts: list[tuple[str, str, str]]
+    texts: list[tuple[str, ...]]  # (anchor, positive, negative) triplets, or (query, code) pairs
     model: Any
     wrapped: Any  # what forward/backward run through: the model, or its DDP/FSDP wrapper
     lengths: list[int]
@@ -81,6 +84,8 @@ class Trainer(EpochCheckpoints):
         self.args = (args or TrainingArguments()).replace(device=device if device != "auto" else None)
         self.device = choose_device(self.args.device)
         self._drop_partial = False  # set per run: compiled runs drop a short last batch
+        self._fixed: list[list[int]] | None = None  # set per run: the signals recipe's batches
+        self._kinds = ""  # set per run: the signals recipe's rows per kind, for the header
         if isinstance(model, str | Path):
             self.model_name = model_name or str(model)
             model = load_model(str(model), self.device, self.args.max_seq_length)
@@ -149,8 +154,13 @@ class Trainer(EpochCheckpoints):
         return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
     def _batches(self, lengths: Sequence[int], epoch: int) -> list[list[int]]:
-        """Shuffled, then sorted by length inside groups of `bucket_size` batches (less padding)."""
+        """Shuffled, then sorted by length inside groups of `bucket_size` batches (less padding);
+        the signals recipe's fixed batches in a shuffled order."""
         rng = random.Random(self.args.seed * 1000 + epoch)
+        if self._fixed is not None:
+            fixed = [list(batch) for batch in self._fixed]
+            rng.shuffle(fixed)
+            return fixed
         order = list(range(len(lengths)))
         rng.shuffle(order)
         size = self.args.batch_size
@@ -167,14 +177,14 @@ class Trainer(EpochCheckpoints):
     # -- the loop --------------------------------------------------------------------------
     def train(self, triplets: Sequence[Any], epochs: int | None = None, learning_rate: float | None = None,
               batch_size: int | None = None, margin: float | None = None, loss: str | None = None, *,
-              checkpoint_dir: Path | None = None, run: str = "candidate", parent: str = "base",
-              checkpoint_meta: dict[str, Any] | None = None,
+              pairs: Sequence[TextPair] = (), checkpoint_dir: Path | None = None, run: str = "candidate",
+              parent: str = "base", checkpoint_meta: dict[str, Any] | None = None,
               on_epoch: Callable[[EpochResult], None] | None = None) -> TrainResult:
+        """Train on `triplets` (the triplets recipe) or on `pairs` plus the triplets' (anchor,
+        positive) rows (the signals recipe: which kinds is `args.signals`)."""
         self.args = self.args.replace(epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
                                       margin=margin, loss=loss)
-        texts = [triplet_texts(t) for t in triplets]
-        if not texts:
-            raise TrainingError("no triplets to train on", "generate some with `codekin triplets generate`")
+        texts = self._rows(triplets, pairs)
         key = data_key(texts, self.args)
         started = time.perf_counter()
         done, state = (0, None)
@@ -209,7 +219,22 @@ class Trainer(EpochCheckpoints):
         self.out("Fine-tuning complete")
         return result
 
-    def _prepare(self, texts: list[tuple[str, str, str]], result: TrainResult) -> _Loop:
+    def _rows(self, triplets: Sequence[Any], pairs: Sequence[TextPair]) -> list[tuple[str, ...]]:
+        """The run's training rows; for the signals recipe also its fixed batches (self._fixed)."""
+        self._fixed, self._kinds = None, ""
+        if self.args.recipe == "triplets":
+            texts: list[tuple[str, ...]] = [triplet_texts(t) for t in triplets]
+            if not texts:
+                raise TrainingError("no triplets to train on", "generate some with `codekin triplets generate`")
+            return texts
+        made = recipe_rows(pairs, triplets, self.args.signals, self.args.batch_size, self.args.seed)
+        if not made.rows:
+            raise TrainingError(f"no training pairs of the kinds {', '.join(self.args.signals)}",
+                                "add `seed` to training.signals, or set training.recipe = \"triplets\"")
+        self._fixed, self._kinds = made.batches, made.describe()
+        return list(made.rows)
+
+    def _prepare(self, texts: list[tuple[str, ...]], result: TrainResult) -> _Loop:
         """Model on its device in fp32 master weights, precision, checkpointing, compilation,
         optimizer and loss: everything the epochs share."""
         import torch
@@ -232,10 +257,11 @@ class Trainer(EpochCheckpoints):
         if compiled:
             compile_layers(model, args.compile_mode)
         wrapped = self._wrap_model(model)  # DDP/FSDP under `codekin train --gpus N`; the model itself otherwise
-        lengths = [max(len(a), len(p), len(n)) for a, p, n in texts]
+        lengths = [max(len(text) for text in row) for row in texts]
         # A compiled model would compile a second graph (~20 s) for a short last batch: drop it
-        # (a different remainder every epoch, as the order is shuffled).
-        self._drop_partial = compiled and len(texts) > args.batch_size
+        # (a different remainder every epoch, as the order is shuffled). The signals recipe's
+        # batches are fixed and each holds rows no other batch has: none is dropped.
+        self._drop_partial = compiled and len(texts) > args.batch_size and self._fixed is None
         steps_per_epoch = len(self._batches(lengths, 1))
         optimizer, scheduler = self._optimizer(steps_per_epoch * args.epochs)
         scaler = torch.amp.GradScaler("cuda") if result.precision == "fp16" else None
@@ -243,7 +269,7 @@ class Trainer(EpochCheckpoints):
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp8": torch.bfloat16}.get(result.precision)
         return _Loop(texts, model, wrapped, lengths, full_length, self._train_length(full_length), fp8,
                      steps_per_epoch, optimizer, scheduler, scaler,
-                     build_loss(args.loss, args.margin, args.mnrl_scale), dtype,
+                     build_loss(args.loss, args.margin, args.mnrl_scale, args.recipe), dtype,
                      "cuda" if self.device == "cuda" else "cpu",
                      getattr(model, "preprocess", None) or model.tokenize)  # preprocess: sentence-transformers 6
 
@@ -262,7 +288,7 @@ class Trainer(EpochCheckpoints):
     def _epoch(self, loop: _Loop, epoch: int) -> EpochResult:
         import torch
 
-        from codekin.training.trainer.losses import triplet_correct
+        from codekin.training.trainer.losses import in_batch_correct, triplet_correct
 
         torch.manual_seed(self.args.seed * 1000 + epoch)
         loop.wrapped.train()
@@ -278,7 +304,8 @@ class Trainer(EpochCheckpoints):
                 self._check_finite(total_loss + value.detach(), epoch, step)
             self._backward(loop, value)
             with torch.no_grad():
-                correct += triplet_correct(anchor, positive, negative).sum()
+                correct += (in_batch_correct(anchor, positive) if negative is None
+                            else triplet_correct(anchor, positive, negative)).sum()
             total_loss += value.detach() * len(batch)
             seen += len(batch)
             bar.update(1)
@@ -290,17 +317,18 @@ class Trainer(EpochCheckpoints):
         return result
 
     def _forward(self, loop: _Loop, batch: list[int]) -> tuple[Any, Any, Any, Any]:
-        """(anchor, positive, negative embeddings, loss) of one batch: one pass over all three."""
+        """(anchor, positive, negative embeddings or None for pairs, loss) of one batch: one
+        pass over all its columns."""
         import torch
 
         texts = loop.texts
-        a_texts = [texts[i][0] for i in batch]
-        features = loop.tokenize(a_texts + [texts[i][1] for i in batch] + [texts[i][2] for i in batch])
+        columns = len(texts[batch[0]])
+        features = loop.tokenize([texts[i][column] for column in range(columns) for i in batch])
         features = to_device(features, self.device)
         with torch.autocast(loop.autocast_device, dtype=loop.dtype or torch.float32, enabled=loop.dtype is not None):
             embeddings = loop.wrapped(features)["sentence_embedding"]
-        anchor, positive, negative = embeddings.float().split(len(batch))
-        return anchor, positive, negative, loop.loss_fn(anchor, positive, negative)
+        parts = embeddings.float().split(len(batch))
+        return parts[0], parts[1], parts[2] if columns == 3 else None, loop.loss_fn(*parts)
 
     def _backward(self, loop: _Loop, value: Any) -> None:
         import torch
@@ -352,7 +380,10 @@ class Trainer(EpochCheckpoints):
     def _header(self, count: int) -> None:
         a = self.args
         loss = f"triplet (margin {a.margin:g})" if a.loss == "triplet" else "mnrl (in-batch + hard negatives)"
-        self.out(f"Fine-tuning {self.model_name} on {count} triplets\n  Epochs: {a.epochs}\n"
+        what = f"{count} triplets"
+        if a.recipe == "signals":
+            loss, what = "ranking over pairs (in-batch negatives, both ways)", f"{count} pairs ({self._kinds})"
+        self.out(f"Fine-tuning {self.model_name} on {what}\n  Epochs: {a.epochs}\n"
                  f"  Batch size: {a.batch_size}\n  Learning rate: {format_lr(a.learning_rate)}\n"
                  f"  Device: {self.device}\n  Loss: {loss}\n  Precision: {self._precision()}")
 

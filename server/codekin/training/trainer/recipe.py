@@ -1,0 +1,63 @@
+"""The rows and batches of the `signals` recipe, the default one (`triplets` is the seed's).
+
+Measured through the user's hybrid search on six repositories (bench_learning_signals.py,
+benchmarks/results/learning.jsonl): the symmetric multiple-negatives ranking loss over the
+repository's own pairs -- a doc sentence -> its function, an in-function comment -> its
+function, a renamed copy -> the original (mining/signals.py) -- plus the seed triplets'
+(anchor, positive) pairs: trained by this Trainer on an H100, the gate promoted it on 5 of
+6 (doc->code +0.013 to +0.082, the sixth +0.009; no kind down) and rejected shuffled pairs
+on 6 of 6; the seed's triplet loss alone was promoted on 1 of 6. lr 5e-5 or more epochs
+helped some repositories and hurt others, so the defaults stay 2e-5, 3 epochs, batch 32.
+
+The batches are fixed once per run and only their order changes by epoch: the pairs' (one
+kind each, never two rows of one function or of near-duplicates: pairs/batches.py
+mnrl_batches), then the seed triplets' (anchor, positive) rows, shuffled, in slices of
+`batch_size` (their negatives are not used: the batch supplies negatives).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from codekin.config import SIGNAL_KINDS
+from codekin.training.pairs.batches import TextPair, mnrl_batches
+from codekin.training.trainer.results import triplet_texts
+
+SEED = "seed"  # the seed triplets as (anchor, positive) pairs (one of config.SIGNAL_KINDS)
+
+
+@dataclass
+class RecipeRows:
+    rows: list[tuple[str, str]]  # (query, code)
+    batches: list[list[int]]  # indices into rows; fixed for the run
+    counts: dict[str, int]  # rows per signal kind
+
+    def describe(self) -> str:
+        return ", ".join(f"{kind} {n}" for kind, n in self.counts.items())
+
+
+def recipe_rows(pairs: Sequence[TextPair], triplets: Sequence[Any], kinds: Sequence[str], batch_size: int,
+                seed: int) -> RecipeRows:
+    """The run's (query, code) rows of the wanted `kinds` and their batches (see the module doc)."""
+    wanted = set(kinds)
+    rows: list[tuple[str, str]] = []
+    batches: list[list[int]] = []
+    counts: Counter[str] = Counter()
+
+    def add(batch: list[tuple[str, str]], kind: str) -> None:
+        batches.append(list(range(len(rows), len(rows) + len(batch))))
+        rows.extend(batch)
+        counts[kind] += len(batch)
+
+    for batch in mnrl_batches([p for p in pairs if p.kind in wanted], batch_size, seed):
+        add([(p.query, p.code) for p in batch], batch[0].kind)
+    if SEED in wanted:
+        seeded = [triplet_texts(t)[:2] for t in triplets]
+        random.Random(f"seed-rows:{seed}").shuffle(seeded)
+        for start in range(0, len(seeded) - 1, batch_size):  # a last row alone would have no negative
+            add(seeded[start:start + batch_size], SEED)
+    return RecipeRows(rows, batches, {kind: counts[kind] for kind in SIGNAL_KINDS if counts[kind]})
