@@ -47,6 +47,16 @@ def make_repo(root: Path, files: dict[str, str | bytes], commit: bool = True) ->
     return root
 
 
+def index_words_only(root: Path):
+    """Phase 1 only: `root` indexed and searchable by its words, no vectors yet; the run's result."""
+    from codekin.config import load_config
+    from codekin.indexer import Indexer
+
+    indexer = Indexer(root, load_config(root))
+    indexer.lexical_only = True
+    return indexer.run()
+
+
 @pytest.fixture
 def repo_factory(tmp_path: Path) -> Callable[..., Path]:
     counter = iter(range(1000))

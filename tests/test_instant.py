@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import index_words_only
 from tests.samples import CART, LEDGER, RETRY
 
 pytestmark = pytest.mark.slow
@@ -158,12 +159,9 @@ def test_the_query_file_answers_like_lancedb_and_only_for_the_state_it_was_writt
     from codekin.index.query_file import QueryFile
     from codekin.index.search import SearchIndex
     from codekin.index.store import IndexStore
-    from codekin.indexer import Indexer
 
     root = repo_factory({"lib/cart.ex": CART, "lib/retry.ex": RETRY, "lib/ledger.ex": LEDGER})
-    indexer = Indexer(root, load_config(root))
-    indexer.lexical_only = True
-    indexer.run()
+    index_words_only(root)
     store = IndexStore(root)
     state = store.state()
     mapped = QueryFile.open(store.state_dir, state)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import index_words_only
 from tests.samples import CART, LEDGER, RETRY
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -71,12 +72,9 @@ def test_the_bm25_is_kept_beside_the_query_file_and_used_only_for_its_own_rows(r
     from codekin.index.lexical import chunk_bm25, terms
     from codekin.index.query_file import POSTINGS, QueryFile, write_query_file
     from codekin.index.store import IndexStore
-    from codekin.indexer import Indexer
 
     root = repo_factory({"lib/cart.ex": CART, "lib/retry.ex": RETRY})
-    indexer = Indexer(root, load_config(root))
-    indexer.lexical_only = True
-    indexer.run()
+    index_words_only(root)
     store = IndexStore(root)
     mapped = QueryFile.open(store.state_dir, store.state())
     assert mapped is not None
@@ -94,9 +92,7 @@ def test_the_bm25_is_kept_beside_the_query_file_and_used_only_for_its_own_rows(r
     old = postings.read_bytes()
 
     (root / "lib/ledger.ex").write_text(LEDGER, encoding="utf-8")
-    indexer = Indexer(root, load_config(root))
-    indexer.lexical_only = True
-    indexer.run()
+    index_words_only(root)
     assert postings.read_bytes() != old
     expected = [h.to_dict() for h in Engine(root, load_config(root)).search("post a ledger entry", mode="lexical")]
     current = _stored_arrays(postings)
@@ -120,13 +116,10 @@ def test_the_file_ranking_from_the_kept_summaries_equals_the_one_built_from_the_
     from codekin.index.query_file import NAME, QueryFile
     from codekin.index.search import SearchIndex
     from codekin.index.store import IndexStore
-    from codekin.indexer import Indexer
 
     root = repo_factory({"lib/cart.ex": CART, "lib/retry.ex": RETRY, "lib/ledger.ex": LEDGER,
                          "test/cart_test.exs": CART.replace("defmodule Shop.Cart", "defmodule Shop.CartTest")})
-    indexer = Indexer(root, load_config(root))
-    indexer.lexical_only = True
-    indexer.run()
+    index_words_only(root)
     store = IndexStore(root)
     state = store.state()
     mapped = QueryFile.open(store.state_dir, state)

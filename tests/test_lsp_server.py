@@ -20,7 +20,7 @@ from codekin.engine import Engine
 from codekin.index.store import IndexStore
 from codekin.indexer import Indexer
 from codekin.lsp.options import LENS_MIN_SIMILARITY
-from tests.conftest import make_repo
+from tests.conftest import index_words_only, make_repo
 from tests.samples import CART, LEDGER, RETRY, STOCK
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
@@ -318,9 +318,7 @@ async def test_no_index_is_an_error_and_exit_is_clean(bare_client: LanguageClien
 @pytest.fixture
 def words_only(tmp_path: Path) -> Path:
     root = make_repo(tmp_path / "words", {"lib/shop/cart.ex": CART, "lib/shop/retry.ex": RETRY})
-    indexer = Indexer(root, load_config(root))
-    indexer.lexical_only = True  # phase 1 only: no vectors yet
-    assert indexer.run().missing_vectors == 4
+    assert index_words_only(root).missing_vectors == 4
     return root
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import index_words_only
 from tests.samples import CART, LEDGER, RETRY
 from tests.test_instant_start import ENV, _frame, _read_message, codekin
 
@@ -123,13 +124,10 @@ def test_search_asks_the_running_server_and_prints_what_it_would_print_itself(re
 def test_the_socket_refuses_what_is_not_a_search_of_this_version(repo_factory):
     from codekin.config import load_config
     from codekin.engine import Engine
-    from codekin.indexer import Indexer
     from codekin.query_socket import VERSION, QuerySocket, answer_search, ask, search_request
 
     root = repo_factory({"lib/cart.ex": CART, "lib/retry.ex": RETRY})
-    indexer = Indexer(root, load_config(root))
-    indexer.lexical_only = True
-    indexer.run()
+    index_words_only(root)
     config = load_config(root)
     engine = Engine(root, config)
     listener = QuerySocket.open(root, lambda request: answer_search(engine, request))
@@ -149,9 +147,7 @@ def test_the_socket_refuses_what_is_not_a_search_of_this_version(repo_factory):
         assert (ask(root, request) or {}).get("hits") == answer["hits"]  # still serving
 
         (root / "lib/ledger.ex").write_text(LEDGER, encoding="utf-8")  # indexed by another process: served at once
-        indexer = Indexer(root, load_config(root))
-        indexer.lexical_only = True
-        indexer.run()
+        index_words_only(root)
         found = ask(root, {**request, "query": "post a ledger entry"})
         assert found is not None and found["hits"][0]["path"] == "lib/ledger.ex"
     finally:
