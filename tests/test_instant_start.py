@@ -197,13 +197,19 @@ def _initialize(root: Path, capabilities: dict, options: dict | None = None) -> 
     server.stdin.flush()
     answer = _read_message(server.stdout)
     server.stdin.write(_frame({"jsonrpc": "2.0", "method": "initialized", "params": {}}))
+    stop_server(server)
+    return answer
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    """`shutdown`, then `exit`; the server must end cleanly."""
+    assert server.stdin is not None and server.stdout is not None
     server.stdin.write(_frame({"jsonrpc": "2.0", "id": 2, "method": "shutdown"}))
     server.stdin.write(_frame({"jsonrpc": "2.0", "method": "exit"}))
     server.stdin.flush()
     while _read_message(server.stdout).get("id") != 2:  # notifications and progress
         pass
     assert server.wait(timeout=60) == 0
-    return answer
 
 
 def test_initialize_is_answered_from_pygls_own_answer_kept_for_the_same_client(repo_factory):

@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import index_words_only
 from tests.samples import CART, LEDGER, RETRY
-from tests.test_instant_start import ENV, _frame, _read_message, codekin
+from tests.test_instant_start import ENV, _frame, _read_message, codekin, stop_server
 
 pytestmark = pytest.mark.slow
 
@@ -57,16 +57,6 @@ def _listening(path: Path) -> bool:
         return False
     finally:
         probe.close()
-
-
-def _stop(server: subprocess.Popen) -> None:
-    assert server.stdin is not None and server.stdout is not None
-    server.stdin.write(_frame({"jsonrpc": "2.0", "id": 2, "method": "shutdown"}))
-    server.stdin.write(_frame({"jsonrpc": "2.0", "method": "exit"}))
-    server.stdin.flush()
-    while _read_message(server.stdout).get("id") != 2:  # notifications and progress
-        pass
-    assert server.wait(timeout=60) == 0
 
 
 def _search(root: Path, args: list[str]) -> tuple[str, str, bool]:
@@ -117,7 +107,7 @@ def test_search_asks_the_running_server_and_prints_what_it_would_print_itself(re
     try:
         assert _search(root, SEARCHES[1]) == (*alone[1][:2], False)
     finally:
-        _stop(server)
+        stop_server(server)
     assert not path.exists()  # a server that stops takes its socket with it
 
 
