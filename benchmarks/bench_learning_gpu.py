@@ -125,31 +125,24 @@ def train_on_device(here: Path) -> None:
 
 
 def score(here: Path, vectors_dir: Path, log: Path) -> None:
-    import numpy as np
+    from bench_learning_signals import (  # here only: it imports codekin
+        kinds,
+        scoring_inputs,
+        stored_encoder,
+    )
 
-    from codekin.config import load_config
     from codekin.training.judging.search import SearchEvaluator, SearchGate
-
-    def kinds(metrics: dict) -> dict:
-        out = {k: round(metrics[f"search_{k}_mrr@10"], 4) for k in KINDS if f"search_{k}_mrr@10" in metrics}
-        return {**out, "mean": round(metrics["search_mrr@10"], 4)}
 
     for line in log.read_text().splitlines():
         if not line.startswith("{"):
             continue
         info = json.loads(line)
         repo = info["repo"]
-        eval_set = pickle.loads((here / f"{repo}.evalset.pkl").read_bytes())
-        data = json.loads(gzip.decompress((here / "data" / f"{repo}.json.gz").read_bytes()))
-        texts = data["corpus"] + data["queries"]
-        stored = np.load(vectors_dir / f"{repo}.npz")
-        config = load_config(here / "repos" / repo)
+        eval_set, texts, stored, config = scoring_inputs(here, vectors_dir, repo)
         found = {}
         with SearchEvaluator(eval_set, config.search) as evaluator:
             for name in ("base", "full", "harmed"):
-                table = {t: v.astype(np.float32) / np.linalg.norm(v.astype(np.float32))
-                         for t, v in zip(texts, stored[name], strict=True)}
-                found[name] = evaluator(lambda ts, table=table: np.stack([table[t] for t in ts]), name)
+                found[name] = evaluator(stored_encoder(texts, stored[name]), name)
         gate = SearchGate(min_improvement=0.01)
         full, harmed = gate(found["base"], found["full"]), gate(found["base"], found["harmed"])
         print(json.dumps({

@@ -136,23 +136,39 @@ def score(here: Path, vectors_dir: Path, log: Path, out: Path | None) -> None:
                     f.write(json.dumps(row) + "\n")
 
 
-def _kinds(metrics: dict) -> dict:
+def kinds(metrics: dict) -> dict:
+    """MRR@10 per query kind and overall, rounded, from a search evaluation's metrics."""
     found = {k: round(metrics[f"search_{k}_mrr@10"], 4) for k in KINDS if f"search_{k}_mrr@10" in metrics}
     return {**found, "mean": round(metrics["search_mrr@10"], 4)}
 
 
-def score_repo(here: Path, vectors_dir: Path, info: dict) -> dict:
+def scoring_inputs(here: Path, vectors_dir: Path, repo: str):
+    """What scoring one repository reads here (also bench_learning_gpu.py's score): its held-out
+    set, its texts in the order the device encoded them, the vectors the device sent back per
+    model, and the repository's config."""
     import numpy as np
 
     from codekin.config import load_config
+
+    eval_set = pickle.loads((here / f"{repo}.evalset.pkl").read_bytes())
+    data = json.loads(gzip.decompress((here / "data" / f"{repo}.json.gz").read_bytes()))
+    return (eval_set, data["corpus"] + data["queries"], np.load(vectors_dir / f"{repo}.npz"),
+            load_config(here / "repos" / repo))
+
+
+def stored_encoder(texts: list[str], vectors):
+    """An encode function over vectors computed elsewhere: each text's row, normalized."""
+    import numpy as np
+
+    table = dict(zip(texts, vectors.astype(np.float32), strict=True))
+    return lambda batch: np.stack([table[t] / np.linalg.norm(table[t]) for t in batch])
+
+
+def score_repo(here: Path, vectors_dir: Path, info: dict) -> dict:
     from codekin.training.judging.search import SearchEvaluator, SearchGate
 
     repo = info["repo"]
-    eval_set = pickle.loads((here / f"{repo}.evalset.pkl").read_bytes())
-    data = json.loads(gzip.decompress((here / "data" / f"{repo}.json.gz").read_bytes()))
-    texts = data["corpus"] + data["queries"]
-    stored = np.load(vectors_dir / f"{repo}.npz")
-    config = load_config(here / "repos" / repo)
+    eval_set, texts, stored, config = scoring_inputs(here, vectors_dir, repo)
     gate = SearchGate(min_improvement=0.01)
     row: dict = {"bench": "learning_recipes", "repo": repo, "card": info["card"],
                  "trainer": "codekin Trainer (training/trainer/recipe.py batches), compile off",
@@ -160,16 +176,14 @@ def score_repo(here: Path, vectors_dir: Path, info: dict) -> dict:
 
     with SearchEvaluator(eval_set, config.search) as evaluator:
         def run(name: str) -> dict:
-            vectors = dict(zip(texts, stored[name].astype(np.float32), strict=True))
-            encode = lambda ts: np.stack([vectors[t] / np.linalg.norm(vectors[t]) for t in ts])  # noqa: E731
-            return evaluator(encode, name)
+            return evaluator(stored_encoder(texts, stored[name]), name)
 
         base = run("base")
-        row["base"] = _kinds(base)
+        row["base"] = kinds(base)
         row["queries"] = {k: int(base.get(f"search_{k}_queries", 0)) for k in KINDS}
         for recipe, meta in info["recipes"].items():
             found = run(recipe)
-            row[recipe] = {**_kinds(found), **meta, "promoted": gate(base, found).promote}
+            row[recipe] = {**kinds(found), **meta, "promoted": gate(base, found).promote}
     return row
 
 
