@@ -48,10 +48,10 @@ def answer_searches_until(early: EarlyStart, warm: Warmup, loaded: threading.Eve
     fresh, early.pending[:] = list(early.pending), []
     started = False
     while True:
-        for item in fresh:  # in order; what is not answered here waits for pygls
-            if not _answered(early, warm, options, item):
-                early.pending.append(item)
-        if not started and (warm.model_ready.is_set() or any(_request(early, item) for item in early.pending)):
+        waiting = [item for item in fresh if not _answered(early, warm, options, item)]  # in order
+        early.pending.extend(waiting)  # what is not answered here waits for pygls
+        # only the new ones: an earlier request would have started pygls when it came
+        if not started and (warm.model_ready.is_set() or any(_request(early, item) for item in waiting)):
             load_pygls()
             started = True
         if loaded.is_set():
@@ -66,29 +66,30 @@ def answer_searches_until(early: EarlyStart, warm: Warmup, loaded: threading.Eve
         fresh = list(early.decoder.feed(data))
 
 
+def _decoded(frame: Frame) -> dict | None:
+    """The frame's JSON object; None when it holds something else or cannot be read."""
+    try:
+        message = json.loads(frame.body)
+    except ValueError:
+        return None
+    return message if isinstance(message, dict) else None
+
+
 def _request(early: EarlyStart, item: Frame | Fault) -> bool:
     """A message that still expects an answer (a request other than the `initialize` answered
     early, or what cannot be read: pygls says so)."""
     if not isinstance(item, Frame):
         return False
-    try:
-        message = json.loads(item.body)
-    except ValueError:
-        return True
-    if not isinstance(message, dict):
+    message = _decoded(item)
+    if message is None:
         return True
     return "id" in message and not (message.get("method") == "initialize" and message["id"] == early.request_id)
 
 
 def _answered(early: EarlyStart, warm: Warmup, options: Any, frame: Frame | Fault) -> bool:
     """Answer `frame` when it is a `codekin.search` this engine can answer; False leaves it to pygls."""
-    if not isinstance(frame, Frame):
-        return False
-    try:
-        message = json.loads(frame.body)
-    except ValueError:
-        return False
-    if not (isinstance(message, dict) and message.get("method") == "workspace/executeCommand" and "id" in message
+    message = _decoded(frame) if isinstance(frame, Frame) else None
+    if not (message is not None and message.get("method") == "workspace/executeCommand" and "id" in message
             and isinstance(message.get("params"), dict) and message["params"].get("command") == "codekin.search"):
         return False
     arguments = message["params"].get("arguments") or []
