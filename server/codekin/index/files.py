@@ -10,6 +10,7 @@ of its chunk vectors (a module compared as a whole).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -72,16 +73,13 @@ class FileRanking:
         """Per group, the Jaccard overlap of the names it defines with those `rows` define: modules
         that implement one behaviour (`-behaviour`, `use`, a base class) share their callbacks."""
         if self._names is None:
-            pairs = sorted({(self.file_of_row[r], _member_name(self.index, r)) for r in range(len(self.index))
-                            if self.index.kinds[r] not in FILLER_KINDS and self.index.kinds[r] not in HEAD_KINDS})
+            pairs = sorted({(self.file_of_row[r], name) for r, name in _members(self.index, range(len(self.index)))})
             ids: dict[str, int] = {}
             groups = np.array([g for g, _ in pairs], dtype=np.int64)
             names = np.array([ids.setdefault(n, len(ids)) for _, n in pairs], dtype=np.int64)
             self._names = groups, names, np.bincount(groups, minlength=len(self.paths)), ids
         groups, names, sizes, ids = self._names
-        wanted = {ids[n] for n in (_member_name(self.index, r) for r in rows
-                                   if self.index.kinds[r] not in FILLER_KINDS and self.index.kinds[r] not in HEAD_KINDS)
-                  if n in ids}
+        wanted = {ids[name] for _, name in _members(self.index, rows) if name in ids}
         if not wanted:
             return np.zeros(len(self.paths), dtype=np.float32)
         shared = np.bincount(groups[np.isin(names, list(wanted))], minlength=len(self.paths))
@@ -140,9 +138,12 @@ class FileRanking:
         return out
 
 
-def _member_name(index: SearchIndex, row: int) -> str:
-    """A definition's own name with its arity, without its module or class: `accept/2`."""
-    return _OWNER.split(base_symbol(index.symbols[row]))[-1]
+def _members(index: SearchIndex, rows: Iterable[int]) -> Iterator[tuple[int, str]]:
+    """(row, its own name with its arity, without its module or class: `accept/2`) for the
+    rows that define a member (not a module head, not a stretch of lines)."""
+    for row in rows:
+        if index.kinds[row] not in FILLER_KINDS and index.kinds[row] not in HEAD_KINDS:
+            yield row, _OWNER.split(base_symbol(index.symbols[row]))[-1]
 
 
 def _add_by_group(out: np.ndarray, group_of_row: np.ndarray, keep: np.ndarray, values: np.ndarray) -> None:
