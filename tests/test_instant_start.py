@@ -238,9 +238,42 @@ def test_initialize_is_answered_from_pygls_own_answer_kept_for_the_same_client(r
             path.unlink()
 
 
-def _searches(root: Path, capabilities: dict, options: dict, searches: list[dict]) -> tuple[dict, str]:
+# the capabilities the VS Code extension (vscode-languageclient) sends, from its trace in the e2e test
+VSCODE_CAPABILITIES = json.loads((Path(__file__).parent / "data" / "vscode_capabilities.json").read_text())
+
+
+@pytest.mark.parametrize("capabilities, options", [
+    (VSCODE_CAPABILITIES, {"codeLens": {"enabled": True, "minSimilarity": 0.7},  # as the extension sends them
+                           "search": {"limit": 10, "minSimilarity": 0, "mode": "hybrid"}}),
+    ({"general": {"positionEncodings": ["utf-16"]}, "textDocument": {"codeLens": {}}}, None),
+    ({"general": {"positionEncodings": ["utf-8", "utf-16", "utf-32"]}}, {"codeLens": {"enabled": True}}),  # Neovim
+    ({"general": {"positionEncodings": ["utf-7"]}}, {"codeLens": {"enabled": False}}),
+    ({"notebookDocument": {"synchronization": {}}, "workspace": {"fileOperations": {"didCreate": True}},
+      "textDocument": {"rename": {"prepareSupport": True}, "synchronization": {"willSave": True}}}, {"codeLens": 3}),
+])
+def test_a_first_start_is_answered_before_pygls_loads_as_pygls_answers_it(repo_factory, capabilities, options):
+    from codekin.config import cache_root
+
+    root = repo_factory({"lib/cart.ex": CART})
+    assert codekin("index", str(root), "--lexical-only").returncode == 0
+    capabilities = {**capabilities, "experimental": {"codekinTest": uuid.uuid4().hex}}  # never seen: a first start
+    kept = cache_root() / "lsp"
+    before = set(kept.glob("initialize-*.json")) if kept.is_dir() else set()
+    try:
+        first = _initialize(root, capabilities, options)  # built by codekin (early.built_answer)
+        added = set(kept.glob("initialize-*.json")) - before
+        assert len(added) == 1
+        assert json.loads(added.pop().read_text()) == first["result"]  # pygls's own answer, kept, is the same
+    finally:
+        for path in (set(kept.glob("initialize-*.json")) if kept.is_dir() else set()) - before:
+            path.unlink()
+
+
+def _searches(root: Path, capabilities: dict, options: dict, searches: list[dict],
+              after_pygls: bool = False) -> tuple[dict, str]:
     """Spawn `codekin serve` (log level INFO), send initialize, initialized and each search at
-    once; return the answers by id (results, or the error's code) and the server's log."""
+    once (`after_pygls`: once pygls answered a workspace/symbol, so pygls answers them too);
+    return the answers by id (results, or the error's code) and the server's log."""
     server = subprocess.Popen([sys.executable, "-m", "codekin.cli", "serve", "--no-watch", "--log-level", "INFO"],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
     assert server.stdin is not None and server.stdout is not None and server.stderr is not None
@@ -248,6 +281,13 @@ def _searches(root: Path, capabilities: dict, options: dict, searches: list[dict
               "initializationOptions": options}
     messages = [{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params},
                 {"jsonrpc": "2.0", "method": "initialized", "params": {}}]
+    if after_pygls:
+        messages.append({"jsonrpc": "2.0", "id": 5, "method": "workspace/symbol", "params": {"query": "Cart"}})
+        server.stdin.write(b"".join(_frame(m) for m in messages))
+        server.stdin.flush()
+        while _read_message(server.stdout).get("id") != 5:
+            pass
+        messages = []
     messages += [{"jsonrpc": "2.0", "id": 10 + n, "method": "workspace/executeCommand",
                   "params": {"command": "codekin.search", "arguments": [search]}} for n, search in enumerate(searches)]
     server.stdin.write(b"".join(_frame(m) for m in messages))
@@ -272,7 +312,7 @@ def test_searches_sent_before_pygls_loads_are_answered_as_the_session_answers_th
     root = repo_factory({"lib/cart.ex": CART, "lib/retry.ex": RETRY, "lib/ledger.ex": LEDGER})
     out = codekin("index", str(root))
     assert out.returncode == 0, out.stderr
-    capabilities = {"experimental": {"codekinTest": uuid.uuid4().hex}}  # a new client: pygls answers first
+    capabilities = {"experimental": {"codekinTest": uuid.uuid4().hex}}  # a new client
     options = {"search": {"limit": 2}}
     searches = [{"query": "retry with exponential backoff"}, {"query": "add an item", "mode": "lexical"},
                 {"query": "ledger", "files": True}, {"query": "Shop.Cart", "limit": 1}, {"query": "  "},
@@ -280,10 +320,13 @@ def test_searches_sent_before_pygls_loads_are_answered_as_the_session_answers_th
     kept = cache_root() / "lsp"
     before = set(kept.glob("initialize-*.json")) if kept.is_dir() else set()
     try:
-        by_pygls, log = _searches(root, capabilities, options, searches)
+        by_pygls, log = _searches(root, capabilities, options, searches, after_pygls=True)
         assert "before pygls loaded" not in log
-        early, log = _searches(root, capabilities, options, searches)  # initialize answered from the kept answer
+        capabilities = {"experimental": {"codekinTest": uuid.uuid4().hex}}  # another new client
+        early, log = _searches(root, capabilities, options, searches)  # a first start: initialize built early
         assert log.count("answered codekin.search before pygls loaded") == 4  # the bad two are left to pygls
+        again, log = _searches(root, capabilities, options, searches)  # initialize answered from the kept answer
+        assert log.count("answered codekin.search before pygls loaded") == 4 and again == early
     finally:
         for path in (set(kept.glob("initialize-*.json")) if kept.is_dir() else set()) - before:
             path.unlink()

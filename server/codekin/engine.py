@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
+import sys
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -35,6 +37,17 @@ from codekin.modes import mode_of
 from codekin.workspace import UnreadableFile, read_text
 
 log = logging.getLogger(__name__)
+BACKGROUND_NICE = 10  # a server's model loads in spare CPU: the editor starting beside it comes first
+
+
+def lower_thread_priority(nice: int = BACKGROUND_NICE) -> None:
+    """Lower the CPU priority of the calling thread and of the threads it starts (Linux sets it
+    per thread; elsewhere it would lower the whole process, so it does nothing)."""
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        except OSError:
+            pass
 
 
 class Engine:
@@ -75,9 +88,10 @@ class Engine:
                 self._embedder = embedder
                 self._spaces = {e.key: e for e in (previous, embedder) if e is not None}
 
-    def load_model_meanwhile(self, mode: str | None = None) -> None:
+    def load_model_meanwhile(self, mode: str | None = None, background: bool = False) -> None:
         """Start loading the query model on a thread when a query of `mode` will embed and the
-        index holds vectors, so it loads while the index snapshot does (each ~0.5 s cold)."""
+        index holds vectors, so it loads while the index snapshot does (each ~0.5 s cold);
+        `background`: at low CPU priority (a language server: code lenses need no model)."""
         if self._embedder is not None or not mode_of(mode or self.config.search.mode).needs_vector:
             return
         try:
@@ -85,9 +99,11 @@ class Engine:
         except CodekinError:
             return  # the query reports it
         if embedded:
-            threading.Thread(target=self._load_model, name="codekin-model", daemon=True).start()
+            threading.Thread(target=self._load_model, args=(background,), name="codekin-model", daemon=True).start()
 
-    def _load_model(self) -> None:
+    def _load_model(self, background: bool = False) -> None:
+        if background:
+            lower_thread_priority()
         try:
             self.embedder  # noqa: B018 - the property loads it
         except CodekinError as exc:  # the query loads it again and reports why

@@ -9,6 +9,11 @@ files); every later start reads the first frame itself, sends the kept answer at
 imports pygls meanwhile. pygls then handles the same `initialize` as always (workspace,
 options, session) with its response dropped, since it is the one already sent.
 
+A client's first start (no kept answer yet: a new client, or a new codekin) is answered at once
+too, from `built_answer`: what pygls answers for codekin's features, built without it. pygls's
+own answer still comes, is compared (a difference is logged) and kept for the next start, so
+pygls stays the authority. Importing pygls first cost a first VS Code start 1.5-2 s.
+
 `Warmup` opens the workspace's engine on another thread meanwhile (index snapshot, then the
 model), which the session takes over: the first request does not wait for pygls and the
 engine one after the other.
@@ -39,6 +44,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HEADER = "Content-Length: {}\r\nContent-Type: application/vscode-jsonrpc; charset=utf-8\r\n\r\n"  # as pygls
+# codekin's commands in the order the server registers them (similar.py, then commands.py), and
+# the position encodings pygls supports: what `built_answer` needs to answer as pygls does
+COMMANDS = ("codekin.findSimilar", "codekin.search", "codekin.status", "codekin.retrain", "codekin.index")
+POSITION_ENCODINGS = ("utf-8", "utf-16", "utf-32")
 
 
 def _code_stamp() -> list[Any]:
@@ -66,6 +75,36 @@ def answer_key(params: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
+def built_answer(params: dict[str, Any]) -> dict[str, Any] | None:
+    """pygls's answer to `initialize` with these params for codekin's features, without pygls;
+    None for params pygls may refuse (no `capabilities` object): pygls answers those itself.
+    tests/test_instant_start.py checks it against pygls's own answer for several clients."""
+    from codekin.lsp.options import parse_options
+
+    capabilities = params.get("capabilities")
+    if not isinstance(capabilities, dict) or "processId" not in params:
+        return None
+    general = capabilities.get("general")
+    encodings = general.get("positionEncodings") if isinstance(general, dict) else None
+    encoding = next((e for e in encodings if e in POSITION_ENCODINGS), "utf-16") if isinstance(encodings, list) \
+        else "utf-16"  # pygls: the client's first supported choice, else utf-16
+    options, _ = parse_options(params.get("initializationOptions"))
+    sync: dict[str, Any] = {"openClose": True, "change": 2}
+    document = capabilities.get("textDocument")
+    client_sync = document.get("synchronization") if isinstance(document, dict) else None
+    for name in ("willSave", "willSaveWaitUntil"):  # pygls: the client's flag `and` a feature codekin lacks
+        if isinstance(client_sync, dict) and client_sync.get(name) is not None:
+            sync[name] = False
+    sync["save"] = {"includeText": False}
+    answer: dict[str, Any] = {"positionEncoding": encoding, "textDocumentSync": sync}
+    if options.code_lens.enabled:
+        answer["codeLensProvider"] = {"resolveProvider": True}
+    answer["workspaceSymbolProvider"] = {"resolveProvider": False}
+    answer["executeCommandProvider"] = {"commands": list(COMMANDS)}
+    answer["workspace"] = {"workspaceFolders": {"supported": True, "changeNotifications": True}, "fileOperations": {}}
+    return {"capabilities": answer, "serverInfo": {"name": "codekin", "version": __version__}}
+
+
 def _answer_path(key: str) -> Path:
     return cache_root() / "lsp" / f"initialize-{key}.json"
 
@@ -78,7 +117,8 @@ class EarlyStart:
         self.decoder = FrameDecoder()
         self.pending: list[Frame | Fault] = []  # decoded, for the server's loop to handle first
         self.request_id: Any = None  # of `initialize`, when the first message is one
-        self.answered = False        # the kept answer was sent: pygls's own is dropped
+        self.answered = False        # the kept (or built) answer was sent: pygls's own is dropped
+        self.built: dict[str, Any] | None = None  # the built answer sent, to compare with pygls's
         self.key = ""
         self.params: dict[str, Any] = {}
 
@@ -102,8 +142,10 @@ class EarlyStart:
         self.request_id, self.key, self.params = message["id"], answer_key(params), params
         try:
             result = json.loads(_answer_path(self.key).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return  # not seen before: pygls answers, and its answer is kept (keep())
+        except (OSError, ValueError):  # not seen before: built now, pygls's answer kept (keep())
+            result = self.built = built_answer(params)
+            if result is None:
+                return
         body = json.dumps({"id": self.request_id, "jsonrpc": "2.0", "result": result})
         self.stdout.write(HEADER.format(len(body)).encode() + body.encode())
         self.stdout.flush()
@@ -111,8 +153,11 @@ class EarlyStart:
 
     def keep(self, result: Any) -> None:
         """pygls's answer to this `initialize`, kept for the next start with the same inputs."""
-        if not self.key or self.answered:
+        if not self.key or (self.answered and self.built is None):
             return
+        if self.built is not None and result != self.built:
+            log.warning("the early answer to initialize differs from pygls's, which the next start sends: "
+                        "%s != %s", json.dumps(self.built), json.dumps(result))
         path = _answer_path(self.key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -206,11 +251,14 @@ class Warmup:
     def _open(self) -> None:
         try:
             from codekin.config import load_config
-            from codekin.engine import Engine
+            from codekin.engine import Engine, lower_thread_priority
 
             engine = Engine(self.root, load_config(self.root, self.overrides))
             if engine.store.exists():
-                engine.load_model_meanwhile()  # compiled on its own thread while the index loads
+                # compiled on its own thread while the index loads, in spare CPU: an editor starting
+                # beside the server, and the first code lenses (no model needed), come first;
+                # VS Code e2e, load 3-6: first lens 11.6 -> 10.7 s (3 rounds each, model not loaded)
+                engine.load_model_meanwhile(background=True)
                 engine.index()
             self.engine = engine
         except CodekinError as exc:
@@ -218,6 +266,7 @@ class Warmup:
             return
         finally:
             self.index_ready.set()
+        lower_thread_priority()
         try:
             engine.embedder.encode(["warm-up"])  # loads the model; its first inference is the slowest
             self.model_loaded = True
