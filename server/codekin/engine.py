@@ -10,13 +10,11 @@ from __future__ import annotations
 import copy
 import logging
 import threading
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from codekin.chunking import language_for
-from codekin.chunking.chunk import base_symbol
 from codekin.config import Config, ModelConfig
 from codekin.embedding import Embedder
 from codekin.errors import CodekinError, ConfigError, WorkspaceError
@@ -32,6 +30,7 @@ from codekin.index.store import IndexStore
 from codekin.models.adapters import AdapterStore, adapted, served_adapter
 from codekin.models.serving import load_verified
 from codekin.modes import mode_of
+from codekin.parts import base_symbol
 from codekin.workspace import UnreadableFile, read_text
 
 log = logging.getLogger(__name__)
@@ -49,6 +48,7 @@ class Engine:
         self._lock = threading.Lock()
         self._spaces: dict[str, Embedder] = {}  # key -> embedder, for snapshots of an earlier model
         self.adapters = AdapterStore(root)  # a promoted query-side adapter moves text queries
+        self._ahead: _Ahead | None = None  # a query's text being embedded while the index loads
 
     # -- lazily loaded parts ---------------------------------------------------------------
     @property
@@ -75,9 +75,10 @@ class Engine:
                 self._embedder = embedder
                 self._spaces = {e.key: e for e in (previous, embedder) if e is not None}
 
-    def load_model_meanwhile(self, mode: str | None = None) -> None:
+    def load_model_meanwhile(self, mode: str | None = None, text: str | None = None) -> None:
         """Start loading the query model on a thread when a query of `mode` will embed and the
-        index holds vectors, so it loads while the index snapshot does (each ~0.5 s cold)."""
+        index holds vectors, so it loads while the index snapshot does (each ~0.2 s cold); with
+        `text`, the thread embeds it too (the query's own text: _embed takes that vector)."""
         if self._embedder is not None or not mode_of(mode or self.config.search.mode).needs_vector:
             return
         try:
@@ -85,13 +86,28 @@ class Engine:
         except CodekinError:
             return  # the query reports it
         if embedded:
-            threading.Thread(target=self._load_model, name="codekin-model", daemon=True).start()
+            ahead = _Ahead(text)
+            self._ahead = ahead if text is not None else None
+            ahead.thread = threading.Thread(target=self._load_model, args=(ahead,), name="codekin-model",
+                                            daemon=True)
+            ahead.thread.start()
 
-    def _load_model(self) -> None:
+    def _load_model(self, ahead: _Ahead) -> None:
         try:
-            self.embedder  # noqa: B018 - the property loads it
-        except CodekinError as exc:  # the query loads it again and reports why
+            embedder = self.embedder
+            if ahead.text is not None:
+                ahead.key, ahead.vector = embedder.key, embedder.encode([ahead.text])[0]
+        except (CodekinError, OSError, RuntimeError, ValueError) as exc:  # the query tries again and reports it
             log.info("the model did not load ahead of the query: %s", exc)
+
+    def _embedded_ahead(self, text: str, key: str | None) -> np.ndarray | None:
+        """The vector load_model_meanwhile's thread made of `text` in the space `key` (waiting for
+        it), else None. Taken once: a later query embeds as usual."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None or ahead.text != text or ahead.thread is None:
+            return None
+        ahead.thread.join()
+        return ahead.vector if key is None or ahead.key == key else None
 
     def with_config(self, config: Config) -> Engine:
         """This engine's snapshot, model and adapters answering with `config`'s search settings
@@ -124,6 +140,9 @@ class Engine:
         return self._index
 
     def _embed(self, text: str, key: str | None = None) -> np.ndarray:
+        ahead = self._embedded_ahead(text, key) if self._ahead is not None else None
+        if ahead is not None:
+            return ahead
         embedder = self._spaces.get(key) if key is not None else None
         if embedder is None:
             embedder = self.embedder
@@ -162,8 +181,8 @@ class Engine:
         """Ranked chunks for a symbol, a question or a code snippet (told apart by index/query.py);
         `tests` ranks tests like the code (a query that names tests does so by itself)."""
         check_query_arguments(limit, min_similarity)
-        if self._index is None and self._owner is None:
-            self.load_model_meanwhile(mode)
+        if self._index is None and self._owner is None:  # a cold process: embed while the index loads
+            self.load_model_meanwhile(mode, queries.parse(query).text if query.strip() else None)
         index, parsed, keep, mode = self._prepare(query, mode, language, path_glob)
         weights = weights_for(self.config.search, parsed.kind, tests or asks_for_tests(query))
         vector = self._query_vector(parsed, index.key) if mode_of(mode).needs_vector and index.dim else None
@@ -176,6 +195,8 @@ class Engine:
                      tests: bool = False) -> list[FileHit]:
         """Files as answers: each file's best chunks, its summary and its mean vector."""
         check_query_arguments(limit, None)
+        if self._index is None and self._owner is None:
+            self.load_model_meanwhile(mode, queries.parse(query).text if query.strip() else None)
         index, parsed, keep, mode = self._prepare(query, mode, language, path_glob)
         weights = weights_for(self.config.search, parsed.kind, tests or asks_for_tests(query))
         vector = self._query_vector(parsed, index.key) if mode_of(mode).needs_vector and index.dim else None
@@ -252,6 +273,9 @@ class Engine:
             vector = index.vector(query_row) if mode_of(mode).needs_vector else None
             lo, hi = index.span(query_row)
         else:
+            # imported here: a free span's language is the only use of the chunkers in queries
+            from codekin.chunking import language_for
+
             query_text = text if text is not None else self._span_text(rel, start_line, end_line)
             vector = self._embed(f"{language_for(rel)} code\n{query_text}", index.key) if mode_of(mode).needs_vector else None
             lo, hi = start_line, end
@@ -380,6 +404,16 @@ class Engine:
         if self._embedder is not None:
             out.update({"device": self._embedder.device, "fallback_reason": self._embedder.fallback_reason})
         return out
+
+
+@dataclass
+class _Ahead:
+    """A query text that load_model_meanwhile's thread embeds, and its vector once made."""
+
+    text: str | None
+    thread: threading.Thread | None = None
+    key: str | None = None
+    vector: np.ndarray | None = None
 
 
 def check_query_arguments(limit: int | None, min_similarity: float | None) -> None:

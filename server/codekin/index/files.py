@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from codekin.chunking.chunk import base_symbol
 from codekin.index.definitions import FILLER_KINDS, HEAD_KINDS
 from codekin.index.hits import FileHit
 from codekin.index.lexical import Bm25, terms
+from codekin.parts import base_symbol
 
 if TYPE_CHECKING:
     from codekin.index.search import SearchIndex

@@ -24,6 +24,7 @@ file meanwhile.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import os
 import threading
@@ -47,8 +48,6 @@ _DIGEST = b"postings_digest"
 _BUILT_FROM = ("terms", "symbol", "kind", "path", "context")  # the columns the stored BM25s are built from
 _FILES = "files_"  # the file summaries' arrays, beside the chunks'
 log = logging.getLogger(__name__)
-# Words whose stems pin the stemmer's behaviour (a library upgrade), beside lexical.py's source.
-_PROBE_WORDS = ("starts", "entries", "handling", "compression", "retries", "connections", "caches", "indexes")
 
 
 def _stamp(state: dict) -> dict[bytes, bytes]:
@@ -58,12 +57,23 @@ def _stamp(state: dict) -> dict[bytes, bytes]:
 @cache
 def _code_stamp() -> str:
     """The code the stored BM25s were built by: lexical.py (terms, stems, weights), files.py (file
-    summaries) and the stems of a few probe words; stored BM25s of other code are rebuilt."""
+    summaries) and the English Snowball stemmer's source (read, not imported: a library upgrade
+    may stem otherwise); stored BM25s of other code are rebuilt."""
     digest = hashlib.sha256()
     for module in (lexical, files):
         digest.update(Path(module.__file__).read_bytes())  # type: ignore[arg-type]
-    digest.update(" ".join(lexical.stem(w) for w in _PROBE_WORDS).encode())
+    digest.update(_stemmer_source())
     return digest.hexdigest()
+
+
+def _stemmer_source() -> bytes:
+    spec = importlib.util.find_spec("snowballstemmer")
+    if spec is None or spec.origin is None:
+        return b""
+    try:
+        return Path(spec.origin).with_name("english_stemmer.py").read_bytes()
+    except OSError:
+        return b""
 
 
 def _postings_digest(chunks: pa.Table) -> str:
@@ -207,8 +217,7 @@ class QueryFile:
             if arrays is None:
                 arrays = _postings(self.table, digest.decode())
                 _keep(self.state_dir, arrays, found)
-            stems = bytes(arrays["stems"]).decode("utf-8", "surrogateescape")
-            lexical.keep_stems(dict(line.split(" ", 1) for line in stems.split("\n") if " " in line))
+            lexical.keep_stems(bytes(arrays["stems"]).decode("utf-8", "surrogateescape"))
             self._arrays = arrays
         return self._arrays
 

@@ -10,7 +10,6 @@ from functools import cached_property
 
 import numpy as np
 
-from codekin.chunking.chunk import base_symbol
 from codekin.index.definitions import FILLER_KINDS, HEAD_KINDS, Definitions
 from codekin.index.files import FileRanking, FileWeights
 from codekin.index.hits import Hit
@@ -21,6 +20,7 @@ from codekin.index.query_file import QueryFile
 from codekin.index.ranking import Weights, spread_order, spread_scores
 from codekin.index.rows import RowReads
 from codekin.index.store import IndexStore
+from codekin.parts import base_symbol
 from codekin.workspace import matches
 
 CANDIDATES = 100
