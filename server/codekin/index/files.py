@@ -48,7 +48,7 @@ class FileRanking:
         else it is built here (most of the cost of a cold search's first file ranking)."""
         self.index = index
         keys = group_of_row if group_of_row is not None else index.paths
-        self.rows = _groups(keys)
+        self.rows = _groups(keys) if group_of_row is not None else index.by_path  # files: the index's own
         self.paths = list(self.rows)  # group keys: a file's path, or path#head-row for a module
         position = {p: n for n, p in enumerate(self.paths)}
         self.file_of_row = np.array([position[k] for k in keys], dtype=np.int64)

@@ -9,11 +9,13 @@ or the previous one. A reader uses it only when that stamp equals the state file
 indexer's commits, each phase-2 slice and a re-embed's switch rewrite it; any other writer of
 the state makes it stale, and queries read LanceDB as before until the next rewrite.
 
-Beside it, `.codekin/query.bm25.npz` holds what a cold search would otherwise build from the
-rows (seconds for 10k chunks, milliseconds to load): the chunks' BM25 (index/lexical.py), the
-file summaries' BM25 of the file ranking (index/files.py) and the stems of the words. It is
-keyed by a digest of what it is built from (lexical.py's and files.py's code, each row's
-terms, symbol, kind, path and context, in order), which the Arrow file's metadata names:
+Beside it, `.codekin/query.rows` (an arrays file, arrays_file.py: mapped, not read) holds what
+a cold search would otherwise build from the rows (seconds for 10k chunks, a millisecond to
+map): the chunks' BM25 (index/lexical.py), the file summaries' BM25 of the file ranking
+(index/files.py), each row's module head, path role and twin group (index/row_facts.py) and
+the stems of the words. It is keyed by a digest of what it is built from (the code of those
+modules, each row's terms, symbol, kind, path and context, in order), which the Arrow file's
+metadata names:
 written before the Arrow file, rewritten only when that digest changes (a phase-2 slice adds
 vectors, not words), and used only when the digests agree and the code that built it is the
 code running now. A reader that finds it missing or stale (codekin was upgraded since the
@@ -28,6 +30,7 @@ import importlib.util
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +38,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from codekin.index import files, lexical
+from codekin.index import definitions, files, lexical, paths, row_facts
+from codekin.index.arrays_file import read_arrays, write_arrays
 from codekin.index.files import summary_bm25
 from codekin.index.lexical import Bm25, chunk_bm25
 
@@ -43,10 +47,12 @@ if TYPE_CHECKING:
     from codekin.index.store import IndexStore
 
 NAME = "query.arrow"
-POSTINGS = "query.bm25.npz"
+POSTINGS = "query.rows"
+OLD_POSTINGS = "query.bm25.npz"  # its .npz predecessor, removed by the next write
 _DIGEST = b"postings_digest"
 _BUILT_FROM = ("terms", "symbol", "kind", "path", "context")  # the columns the stored BM25s are built from
 _FILES = "files_"  # the file summaries' arrays, beside the chunks'
+_FACTS = "rows_"  # row_facts' arrays
 log = logging.getLogger(__name__)
 
 
@@ -56,11 +62,12 @@ def _stamp(state: dict) -> dict[bytes, bytes]:
 
 @cache
 def _code_stamp() -> str:
-    """The code the stored BM25s were built by: lexical.py (terms, stems, weights), files.py (file
-    summaries) and the English Snowball stemmer's source (read, not imported: a library upgrade
+    """The code the stored arrays were built by: lexical.py (terms, stems, weights), files.py (file
+    summaries), row_facts.py with paths.py and definitions.py (what it reads) and the English
+    Snowball stemmer's source (read, not imported: a library upgrade
     may stem otherwise); stored BM25s of other code are rebuilt."""
     digest = hashlib.sha256()
-    for module in (lexical, files):
+    for module in (lexical, files, row_facts, paths, definitions):
         digest.update(Path(module.__file__).read_bytes())  # type: ignore[arg-type]
     digest.update(_stemmer_source())
     return digest.hexdigest()
@@ -96,21 +103,22 @@ def _postings(chunks: pa.Table, digest: str) -> dict[str, np.ndarray]:
     words = sorted({t for doc in column["terms"] for t in doc.split()}
                    | {t for path in set(column["path"]) for t in lexical.terms(path)})
     stems = "\n".join(f"{w} {lexical.stem(w)}" for w in words)
+    facts = row_facts.row_facts(column["path"], column["kind"], column["symbol"])
     return {"digest": np.frombuffer(digest.encode(), dtype=np.uint8),
             "code": np.frombuffer(_code_stamp().encode(), dtype=np.uint8),
             "stems": np.frombuffer(stems.encode("utf-8", "surrogateescape"), dtype=np.uint8),
-            **bm25.arrays(), **{_FILES + name: array for name, array in summaries.arrays().items()}}
+            **bm25.arrays(), **{_FILES + name: array for name, array in summaries.arrays().items()},
+            **{_FACTS + name: array for name, array in facts.items()}}
 
 
-def _read_postings(path: Path, digest: str, arrays: bool = True) -> dict[str, np.ndarray] | None:
-    """The stored arrays when they are for `digest` and built by the code running now (without
-    `arrays`, only whether they are: {} then)."""
+def _read_postings(path: Path, digest: str) -> dict[str, np.ndarray] | None:
+    """The stored arrays (mapped) when they are for `digest` and built by the code running now."""
     try:
-        with np.load(path) as stored:
-            if bytes(stored["digest"]).decode() != digest or bytes(stored["code"]).decode() != _code_stamp():
-                return None  # other rows, or built by other code (an upgrade since)
-            return {name: stored[name] for name in stored.files} if arrays else {}
-    except (OSError, ValueError, EOFError, KeyError):  # missing, cut short or of another layout
+        stored = read_arrays(path)
+        if bytes(stored["digest"]).decode() != digest or bytes(stored["code"]).decode() != _code_stamp():
+            return None  # other rows, or built by other code (an upgrade since)
+        return stored
+    except (OSError, ValueError, KeyError, UnicodeDecodeError):  # missing, cut short or of another layout
         return None
 
 
@@ -125,8 +133,7 @@ def _identity(path: Path) -> tuple[int, int, int] | None:
 def _written_aside(state_dir: Path, arrays: dict[str, Any]) -> Path:
     """`arrays` in a temporary file beside query.bm25.npz, to be renamed over it."""
     tmp = state_dir / f".{POSTINGS}.{os.getpid()}.{threading.get_ident()}.tmp"
-    with tmp.open("wb") as sink:
-        np.savez(sink, **arrays)
+    write_arrays(tmp, arrays)
     return tmp
 
 
@@ -153,6 +160,7 @@ def write_query_file(store: IndexStore, state: dict, max_rows: int) -> None:
     for an index of `max_rows` rows or more (it searches through LanceDB's ANN index)."""
     target = store.state_dir / NAME
     chunks = store.load_chunks()
+    (store.state_dir / OLD_POSTINGS).unlink(missing_ok=True)
     if chunks.num_rows >= max_rows:
         target.unlink(missing_ok=True)
         (store.state_dir / POSTINGS).unlink(missing_ok=True)
@@ -172,13 +180,21 @@ def write_query_file(store: IndexStore, state: dict, max_rows: int) -> None:
         for left in store.state_dir.glob(f".{name}.*.tmp"):
             left.unlink(missing_ok=True)
     digest = _postings_digest(chunks)
-    if _read_postings(store.state_dir / POSTINGS, digest, arrays=False) is None:
+    if _read_postings(store.state_dir / POSTINGS, digest) is None:
         os.replace(_written_aside(store.state_dir, _postings(chunks, digest)), store.state_dir / POSTINGS)
     table = table.replace_schema_metadata({**_stamp(state), _DIGEST: digest.encode()})
     tmp = target.with_name(f".{NAME}.{os.getpid()}.tmp")
     with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
     os.replace(tmp, target)
+
+
+@dataclass(frozen=True)
+class KeptRows:
+    """What query.rows keeps for the chunk rows: their BM25, and row_facts' parent, roles, groups."""
+
+    bm25: Bm25
+    facts: dict[str, np.ndarray]
 
 
 class QueryFile:
@@ -205,7 +221,7 @@ class QueryFile:
         return cls(table, state_dir)
 
     def _stored(self) -> dict[str, np.ndarray] | None:
-        """The arrays of query.bm25.npz for exactly these rows; built when the file is missing or
+        """The arrays of query.rows for exactly these rows; built when the file is missing or
         stale, and kept for the next process (a read-only index: not kept)."""
         digest = (self.table.schema.metadata or {}).get(_DIGEST)
         if self.state_dir is None or digest is None:
@@ -221,10 +237,18 @@ class QueryFile:
             self._arrays = arrays
         return self._arrays
 
+    def kept_rows(self) -> KeptRows | None:
+        """The chunks' BM25 and the row facts kept for these rows (None: no digest to key them)."""
+        arrays = self._stored()
+        if arrays is None:
+            return None
+        return KeptRows(Bm25.from_arrays(arrays),
+                        {name[len(_FACTS):]: a for name, a in arrays.items() if name.startswith(_FACTS)})
+
     def load_bm25(self) -> Bm25 | None:
         """The chunks' BM25 kept for these rows (None: no digest to key it, build it)."""
-        arrays = self._stored()
-        return Bm25.from_arrays(arrays) if arrays is not None else None
+        kept = self.kept_rows()
+        return kept.bm25 if kept is not None else None
 
     def load_file_bm25(self) -> Bm25 | None:
         """The file summaries' BM25 kept for these rows (files in the order of their first row)."""
@@ -232,6 +256,19 @@ class QueryFile:
         if arrays is None:
             return None
         return Bm25.from_arrays({name[len(_FILES):]: a for name, a in arrays.items() if name.startswith(_FILES)})
+
+    def row_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """(has a vector, the vectors) in row order, mapped from the file (read-only)."""
+        rows = self.table.num_rows
+        if "vector" not in self.table.column_names:
+            return np.zeros(rows, dtype=bool), np.zeros((rows, 0), dtype=np.float32)
+        flags = self.table.column("has_vector").combine_chunks()
+        bits = np.frombuffer(flags.buffers()[1], dtype=np.uint8)  # booleans are bit-packed, LSB first
+        has_vector = np.unpackbits(bits, bitorder="little", count=flags.offset + rows)[flags.offset:].astype(bool)
+        column = self.table.column("vector").combine_chunks()
+        values = column.values
+        floats = np.frombuffer(values.buffers()[1], dtype=np.float32)[values.offset:values.offset + len(values)]
+        return has_vector, floats.reshape(-1, column.type.list_size)[column.offset:column.offset + rows]
 
     def load_chunks(self) -> pa.Table:
         return self.table

@@ -14,10 +14,11 @@ from codekin.index.definitions import FILLER_KINDS, HEAD_KINDS, Definitions
 from codekin.index.files import FileRanking, FileWeights
 from codekin.index.hits import Hit
 from codekin.index.lexical import chunk_bm25
-from codekin.index.paths import ROLES, is_test_symbol, path_role, twin_key
+from codekin.index.paths import path_role
 from codekin.index.query import Query
 from codekin.index.query_file import QueryFile
 from codekin.index.ranking import Weights, spread_order, spread_scores
+from codekin.index.row_facts import row_facts, rows_by_path
 from codekin.index.rows import RowReads
 from codekin.index.store import IndexStore
 from codekin.parts import base_symbol
@@ -33,6 +34,7 @@ class SearchIndex(RowReads):
     def __init__(self, store: IndexStore | QueryFile, key: str) -> None:
         table = store.load_chunks()
         self.key = key
+        self._table = table  # texts, contexts and hashes are read from it when first asked for
         self.paths: list[str] = table.column("path").to_pylist()
         self.languages: list[str] = table.column("language").to_pylist()
         self.kinds: list[str] = table.column("kind").to_pylist()
@@ -40,33 +42,17 @@ class SearchIndex(RowReads):
         # not .to_numpy(): pyarrow imports pandas for it (a second of a cold start)
         self.starts = np.array(table.column("start_line").to_pylist(), dtype=np.int32)
         self.ends = np.array(table.column("end_line").to_pylist(), dtype=np.int32)
-        self.hashes: list[str] = table.column("content_hash").to_pylist()
-        self.texts: list[str] = table.column("text").to_pylist()
-        self.contexts: list[str] = table.column("context").to_pylist()
         self.terms = table.column("terms")  # kept for the module-level text channel (modules())
         self.mapped = store if isinstance(store, QueryFile) else None
-        stored = self.mapped.load_bm25() if self.mapped is not None else None  # built at index time
-        self.bm25 = stored or chunk_bm25(self.terms.to_pylist(), self.symbols, self.kinds)
-        vector_hashes, matrix = store.load_vectors(key)
-        position = {h: i for i, h in enumerate(vector_hashes)}
-        rows = np.array([position.get(h, -1) for h in self.hashes], dtype=np.int64)
-        self.has_vector = rows >= 0
-        dim = matrix.shape[1] if matrix.size else 0
-        self.vectors = np.zeros((len(rows), dim), dtype=np.float32)
-        if matrix.size:
-            self.vectors[self.has_vector] = matrix[rows[self.has_vector]]
-        self.by_path: dict[str, list[int]] = {}
-        for i, path in enumerate(self.paths):
-            self.by_path.setdefault(path, []).append(i)
-        self.parent = self._parents()
-        role_of = {p: ROLES.index(path_role(p)) for p in self.by_path}
-        test = ROLES.index("test")
-        self.roles = np.array([test if is_test_symbol(s) else role_of[p] for p, s in zip(self.paths, self.symbols,
-                                                                                         strict=True)], dtype=np.int8)
-        group_of: dict[str, int] = {}
-        twin_of = {p: twin_key(p) for p in self.by_path}  # once per file, not per chunk
-        self.groups = np.array([group_of.setdefault(twin_of[p], len(group_of)) for p in self.paths],
-                               dtype=np.int64)
+        kept = self.mapped.kept_rows() if self.mapped is not None else None  # built at index time
+        self.bm25 = kept.bm25 if kept is not None else chunk_bm25(self.terms.to_pylist(), self.symbols, self.kinds)
+        if self.mapped is not None:  # the file's vectors are in row order already
+            self.has_vector, self.vectors = self.mapped.row_vectors()
+        else:
+            self.has_vector, self.vectors = _row_vectors(store, key, self.hashes)
+        self.by_path: dict[str, list[int]] = rows_by_path(self.paths)
+        facts = kept.facts if kept is not None else row_facts(self.paths, self.kinds, self.symbols)
+        self.parent, self.roles, self.groups = facts["parent"], facts["roles"], facts["groups"]
         self._files: FileRanking | None = None
         self._modules: FileRanking | None = None
         # Large indexes ask LanceDB's ANN index for candidates, then rescore them exactly.
@@ -75,6 +61,24 @@ class SearchIndex(RowReads):
         if self.store is not None:
             for i, h in enumerate(self.hashes):
                 self.rows_by_hash.setdefault(h, []).append(i)
+
+    @cached_property
+    def texts(self) -> list[str]:
+        return self._table.column("text").to_pylist()
+
+    @cached_property
+    def contexts(self) -> list[str]:
+        return self._table.column("context").to_pylist()
+
+    @cached_property
+    def hashes(self) -> list[str]:
+        return self._table.column("content_hash").to_pylist()
+
+    def text(self, row: int) -> str:
+        """One chunk's text (a hit's), without reading the whole column."""
+        if "texts" in self.__dict__:
+            return self.texts[row]
+        return self._table.column("text")[row].as_py()
 
     @cached_property
     def definitions(self) -> Definitions:
@@ -92,18 +96,6 @@ class SearchIndex(RowReads):
         scores[rows] = self.vectors[rows] @ query_vector
         return scores
 
-    def _parents(self) -> np.ndarray:
-        """For each chunk, the head chunk (module/class/attributes) of its file that encloses it."""
-        parent = np.arange(len(self.paths))
-        for rows in self.by_path.values():
-            heads = [r for r in rows if self.kinds[r] in HEAD_KINDS]
-            if not heads:
-                continue
-            for r in rows:
-                owners = [h for h in heads if self.symbols[r].startswith(self.symbols[h])] or heads[:1]
-                parent[r] = max(owners, key=lambda h: len(self.symbols[h]))
-        return parent
-
     def _with_context(self, scores: np.ndarray, weight: float) -> np.ndarray:
         """Blend each chunk's score with its module head's: a function inherits the
         context its module documents (the `@moduledoc` says what the code is for)."""
@@ -117,7 +109,7 @@ class SearchIndex(RowReads):
 
     def hit(self, i: int, score: float, rank_score: float | None = None) -> Hit:
         return Hit(self.paths[i], int(self.starts[i]), int(self.ends[i]), self.symbols[i],
-                   self.languages[i], self.kinds[i], float(score), self.texts[i],
+                   self.languages[i], self.kinds[i], float(score), self.text(i),
                    None if rank_score is None else float(rank_score), bool(self.has_vector[i]))
 
     def enclosing(self, path: str, start: int, end: int) -> int | None:
@@ -226,6 +218,19 @@ class SearchIndex(RowReads):
             self._modules = FileRanking(self, [f"{path}#{parent}" if head else path for path, parent, head
                                                in zip(self.paths, self.parent, heads, strict=True)], text=True)
         return self._modules
+
+
+def _row_vectors(store: IndexStore, key: str, hashes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(has a vector, the vectors) in row order, from the table of `key` (by content hash)."""
+    vector_hashes, matrix = store.load_vectors(key)
+    position = {h: i for i, h in enumerate(vector_hashes)}
+    rows = np.array([position.get(h, -1) for h in hashes], dtype=np.int64)
+    has_vector = rows >= 0
+    dim = matrix.shape[1] if matrix.size else 0
+    vectors = np.zeros((len(rows), dim), dtype=np.float32)
+    if matrix.size:
+        vectors[has_vector] = matrix[rows[has_vector]]
+    return has_vector, vectors
 
 
 def _fuse(dense: np.ndarray, lexical: np.ndarray, lexical_weight: float) -> np.ndarray:

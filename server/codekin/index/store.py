@@ -21,7 +21,6 @@ import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
 from codekin.atomic import write_json_atomic  # noqa: E402
-from codekin.chunking import Chunk, header_line  # noqa: E402
 from codekin.errors import IndexForeignError, IndexFormatError  # noqa: E402
 from codekin.index import provenance  # noqa: E402
 from codekin.index.lexical import terms  # noqa: E402
@@ -34,6 +33,8 @@ if TYPE_CHECKING:
 
     import lancedb
     from lancedb.query import LanceVectorQueryBuilder
+
+    from codekin.chunking import Chunk
 
 DELETE_BATCH = 400
 
@@ -163,6 +164,8 @@ class IndexStore:
 
     def chunk_texts(self, hashes: set[str]) -> dict[str, str]:
         """The text the model sees for each wanted hash (header + code)."""
+        from codekin.chunking import header_line  # the chunkers: a writer's import, not a query's
+
         table = self._table("chunks", CHUNKS_SCHEMA).to_arrow()
         out: dict[str, str] = {}
         contexts = (table.column("context").to_pylist() if "context" in table.column_names
