@@ -10,11 +10,12 @@ from __future__ import annotations
 import copy
 import logging
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from codekin.ahead import Ahead
 from codekin.config import Config, ModelConfig
 from codekin.embedding import Embedder
 from codekin.errors import CodekinError, ConfigError, WorkspaceError
@@ -37,7 +38,10 @@ log = logging.getLogger(__name__)
 
 
 class Engine:
-    def __init__(self, root: Path, config: Config, embedder: Embedder | None = None) -> None:
+    def __init__(self, root: Path, config: Config, embedder: Embedder | None = None,
+                 ahead: Ahead | None = None) -> None:
+        """`ahead`: the query model loading on a thread (ahead.embed_ahead), taken when a query
+        needs the model."""
         self.root = root
         self.config = config
         self.store = IndexStore(root)
@@ -48,12 +52,14 @@ class Engine:
         self._lock = threading.Lock()
         self._spaces: dict[str, Embedder] = {}  # key -> embedder, for snapshots of an earlier model
         self.adapters = AdapterStore(root)  # a promoted query-side adapter moves text queries
-        self._ahead: _Ahead | None = None  # a query's text being embedded while the index loads
+        self._ahead = ahead  # the model loading (and a query's text embedded) on a thread
 
     # -- lazily loaded parts ---------------------------------------------------------------
     @property
     def embedder(self) -> Embedder:
         with self._lock:
+            if self._embedder is None and self._ahead is not None:  # loading on its thread: take it
+                self._embedder, self._ahead = self._ahead.wait(), None
             if self._embedder is None:
                 self._embedder = load_verified(self.root, self._query_model())
             return self._embedder
@@ -69,6 +75,8 @@ class Engine:
         also for new queries. The previous model keeps answering for its own snapshots, so a
         query never embeds with one model and searches the table of another."""
         with self._lock:
+            if self._embedder is None and self._ahead is not None:
+                self._embedder, self._ahead = self._ahead.wait(), None
             previous = self._embedder
             self._spaces[embedder.key] = embedder
             if current:
@@ -79,35 +87,16 @@ class Engine:
         """Start loading the query model on a thread when a query of `mode` will embed and the
         index holds vectors, so it loads while the index snapshot does (each ~0.2 s cold); with
         `text`, the thread embeds it too (the query's own text: _embed takes that vector)."""
-        if self._embedder is not None or not mode_of(mode or self.config.search.mode).needs_vector:
+        if self._embedder is not None or self._ahead is not None \
+                or not mode_of(mode or self.config.search.mode).needs_vector:
             return
         try:
             embedded = self.store.state().get("dense", {}).get("embedded_chunks") if self.store.exists() else 0
         except CodekinError:
             return  # the query reports it
         if embedded:
-            ahead = _Ahead(text)
-            self._ahead = ahead if text is not None else None
-            ahead.thread = threading.Thread(target=self._load_model, args=(ahead,), name="codekin-model",
-                                            daemon=True)
-            ahead.thread.start()
-
-    def _load_model(self, ahead: _Ahead) -> None:
-        try:
-            embedder = self.embedder
-            if ahead.text is not None:
-                ahead.key, ahead.vector = embedder.key, embedder.encode([ahead.text])[0]
-        except (CodekinError, OSError, RuntimeError, ValueError) as exc:  # the query tries again and reports it
-            log.info("the model did not load ahead of the query: %s", exc)
-
-    def _embedded_ahead(self, text: str, key: str | None) -> np.ndarray | None:
-        """The vector load_model_meanwhile's thread made of `text` in the space `key` (waiting for
-        it), else None. Taken once: a later query embeds as usual."""
-        ahead, self._ahead = self._ahead, None
-        if ahead is None or ahead.text != text or ahead.thread is None:
-            return None
-        ahead.thread.join()
-        return ahead.vector if key is None or ahead.key == key else None
+            self._ahead = Ahead(lambda: load_verified(self.root, self._query_model()),
+                                (lambda: text) if text is not None else None)
 
     def with_config(self, config: Config) -> Engine:
         """This engine's snapshot, model and adapters answering with `config`'s search settings
@@ -140,9 +129,12 @@ class Engine:
         return self._index
 
     def _embed(self, text: str, key: str | None = None) -> np.ndarray:
-        ahead = self._embedded_ahead(text, key) if self._ahead is not None else None
+        ahead = self._ahead
         if ahead is not None:
-            return ahead
+            vector = ahead.vector_for(text, key)  # the query's text, embedded while the index loaded
+            self.embedder  # noqa: B018 - takes the model the thread loaded
+            if vector is not None:
+                return vector
         embedder = self._spaces.get(key) if key is not None else None
         if embedder is None:
             embedder = self.embedder
@@ -404,16 +396,6 @@ class Engine:
         if self._embedder is not None:
             out.update({"device": self._embedder.device, "fallback_reason": self._embedder.fallback_reason})
         return out
-
-
-@dataclass
-class _Ahead:
-    """A query text that load_model_meanwhile's thread embeds, and its vector once made."""
-
-    text: str | None
-    thread: threading.Thread | None = None
-    key: str | None = None
-    vector: np.ndarray | None = None
 
 
 def check_query_arguments(limit: int | None, min_similarity: float | None) -> None:

@@ -182,7 +182,8 @@ def write_query_file(store: IndexStore, state: dict, max_rows: int) -> None:
     digest = _postings_digest(chunks)
     if _read_postings(store.state_dir / POSTINGS, digest) is None:
         os.replace(_written_aside(store.state_dir, _postings(chunks, digest)), store.state_dir / POSTINGS)
-    table = table.replace_schema_metadata({**_stamp(state), _DIGEST: digest.encode()})
+    # one record batch: a reader maps the vectors as they are (several batches are copied to join them)
+    table = table.combine_chunks().replace_schema_metadata({**_stamp(state), _DIGEST: digest.encode()})
     tmp = target.with_name(f".{NAME}.{os.getpid()}.tmp")
     with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
