@@ -80,9 +80,7 @@ def test_the_bm25_is_kept_beside_the_query_file_and_used_only_for_its_own_rows(r
     mapped = QueryFile.open(store.state_dir, store.state())
     assert mapped is not None
     kept = mapped.load_bm25()
-    table = mapped.load_chunks()
-    built = chunk_bm25(table.column("terms").to_pylist(), table.column("symbol").to_pylist(),
-                       table.column("kind").to_pylist())
+    built = chunk_bm25(mapped.strings("terms"), mapped.strings("symbol"), mapped.strings("kind"))
     for query in ("retry with exponential backoff", "add an item to the cart", "Shop.Cart.add/3"):
         assert kept is not None and np.array_equal(kept.scores(terms(query), 0.5), built.scores(terms(query), 0.5))
 

@@ -57,7 +57,7 @@ class FileRanking:
             summary_bm25(keys, index.paths, index.contexts, index.symbols, index.kinds)
         self.text_bm25 = None
         if text:
-            row_terms = index.terms.to_pylist()
+            row_terms = index.terms
             self.text_bm25 = Bm25([[t for r in self.rows[p] for t in row_terms[r].split()] for p in self.paths],
                                   prose=True)
         self.vectors = np.zeros((len(self.paths), index.dim), dtype=np.float32)

@@ -16,7 +16,7 @@ from codekin.index.hits import Hit
 from codekin.index.lexical import chunk_bm25
 from codekin.index.paths import path_role
 from codekin.index.query import Query
-from codekin.index.query_file import QueryFile
+from codekin.index.query_file import QueryFile, TableRows
 from codekin.index.ranking import Weights, spread_order, spread_scores
 from codekin.index.row_facts import row_facts, rows_by_path
 from codekin.index.rows import RowReads
@@ -32,20 +32,18 @@ class SearchIndex(RowReads):
     """A read-only snapshot: chunk rows, their vectors (one model space) and BM25."""
 
     def __init__(self, store: IndexStore | QueryFile, key: str) -> None:
-        table = store.load_chunks()
+        rows = store if isinstance(store, QueryFile) else TableRows(store.load_chunks())
         self.key = key
-        self._table = table  # texts, contexts and hashes are read from it when first asked for
-        self.paths: list[str] = table.column("path").to_pylist()
-        self.languages: list[str] = table.column("language").to_pylist()
-        self.kinds: list[str] = table.column("kind").to_pylist()
-        self.symbols: list[str] = table.column("symbol").to_pylist()
-        # not .to_numpy(): pyarrow imports pandas for it (a second of a cold start)
-        self.starts = np.array(table.column("start_line").to_pylist(), dtype=np.int32)
-        self.ends = np.array(table.column("end_line").to_pylist(), dtype=np.int32)
-        self.terms = table.column("terms")  # kept for the module-level text channel (modules())
+        self._rows = rows  # texts, contexts, hashes and terms are read from it when first asked for
+        self.paths: list[str] = rows.strings("path")
+        self.languages: list[str] = rows.strings("language")
+        self.kinds: list[str] = rows.strings("kind")
+        self.symbols: list[str] = rows.strings("symbol")
+        self.starts = rows.ints("start_line")
+        self.ends = rows.ints("end_line")
         self.mapped = store if isinstance(store, QueryFile) else None
         kept = self.mapped.kept_rows() if self.mapped is not None else None  # built at index time
-        self.bm25 = kept.bm25 if kept is not None else chunk_bm25(self.terms.to_pylist(), self.symbols, self.kinds)
+        self.bm25 = kept.bm25 if kept is not None else chunk_bm25(self.terms, self.symbols, self.kinds)
         if self.mapped is not None:  # the file's vectors are in row order already
             self.has_vector, self.vectors = self.mapped.row_vectors()
         else:
@@ -64,21 +62,26 @@ class SearchIndex(RowReads):
 
     @cached_property
     def texts(self) -> list[str]:
-        return self._table.column("text").to_pylist()
+        return self._rows.strings("text")
 
     @cached_property
     def contexts(self) -> list[str]:
-        return self._table.column("context").to_pylist()
+        return self._rows.strings("context")
 
     @cached_property
     def hashes(self) -> list[str]:
-        return self._table.column("content_hash").to_pylist()
+        return self._rows.strings("content_hash")
+
+    @cached_property
+    def terms(self) -> list[str]:
+        """Each row's terms, space-separated (BM25 built here, the module-level text channel)."""
+        return self._rows.strings("terms")
 
     def text(self, row: int) -> str:
         """One chunk's text (a hit's), without reading the whole column."""
         if "texts" in self.__dict__:
             return self.texts[row]
-        return self._table.column("text")[row].as_py()
+        return self._rows.string("text", row)
 
     @cached_property
     def definitions(self) -> Definitions:
