@@ -177,6 +177,8 @@ class Engine:
             self.load_model_meanwhile(mode, queries.parse(query).text if query.strip() else None)
         index, parsed, keep, mode = self._prepare(query, mode, language, path_glob)
         weights = weights_for(self.config.search, parsed.kind, tests or asks_for_tests(query))
+        if weights.files and self._ahead is not None:
+            index.files()  # built while the model still loads on its thread, not after
         vector = self._query_vector(parsed, index.key) if mode_of(mode).needs_vector and index.dim else None
         return index.search(vector, parsed, mode, limit or self.config.search.limit,
                             _min(min_similarity, self.config.search.min_similarity), keep, weights,

@@ -75,9 +75,10 @@ def main(argv: list[str] | None = None, exit_quickly: bool = False) -> int:
     """Run one command; a reader that stops early (`codekin status | head -1`) ends it quietly.
 
     With `exit_quickly` (the program itself, never a caller in the same process), a command whose
-    parser sets `quick_exit` (a search) ends the process once its output is flushed: the
-    interpreter's teardown (numpy, pyarrow, OpenVINO's compiled model and threads) would add
-    ~50 ms to a cold search, and nothing is left to write."""
+    parser sets `quick_exit` (a search) ends the process once its output is flushed: freeing the
+    model (OpenVINO's compiled model and threads; the command leaves its engine on `args` so it
+    is not freed on return) and the interpreter's teardown would add ~100 ms to a cold search,
+    and nothing is left to write."""
     try:
         try:
             args = build_parser().parse_args(argv)

@@ -67,7 +67,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     ahead = embed_ahead(root, config, args.query, args.mode)  # compiles while the search code imports
     from codekin.engine import Engine
 
-    engine = Engine(root, config, ahead=ahead)
+    engine = args.engine = Engine(root, config, ahead=ahead)  # on args: lives until a quick exit (main.main)
     started = time.perf_counter()
     if args.files:
         files = engine.search_files(args.query, args.limit, args.mode, args.lang, args.path, tests=args.tests)
@@ -141,7 +141,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
     if not match:
         raise WorkspaceError(f"cannot read location {args.location!r}", "use FILE:LINE or FILE:START-END")
     path = match["path"]
-    engine = _engine(args, Path(path) if not args.repo else Path.cwd())
+    engine = args.engine = _engine(args, Path(path) if not args.repo else Path.cwd())
     start = int(match["start"])
     end = int(match["end"]) if match["end"] else None
     query, hits = engine.similar(path, start, end, limit=args.limit, min_similarity=args.min_similarity,

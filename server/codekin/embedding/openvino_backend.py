@@ -290,8 +290,8 @@ def load_cached_int8(model_path: str, max_tokens: int,
     record = read_record(target, model_path, max_tokens)
     if record is None:
         return None
+    compiled = _compile(onnx_file, record.dim, activations)  # first: it runs without the GIL, beside a loading index
     tokenizer = TextTokenizer.from_file(target / TOKENIZER_FILE, record.tokenizer)
-    compiled = _compile(onnx_file, record.dim, activations)
     spec = record.tokenizer
     encoder = OpenVinoEncoder(compiled, tokenizer, list(spec.inputs), record.pooling, record.dim, spec.max_length,
                               {"input_ids": spec.pad_id, "token_type_ids": spec.pad_type_id}, tokenizer.left_padded)
