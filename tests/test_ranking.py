@@ -210,6 +210,36 @@ FORMATS = "\n".join(f'''  @doc "Formats {unit} amounts."
   def format_{unit}(value), do: "#{{value}} {unit}"
 ''' for unit in ("cents", "euros", "dollars", "pounds", "yen"))
 
+RING_H = """#ifndef RING_H
+#define RING_H
+#include <stddef.h>
+
+/* Drops the oldest entry when the ring buffer is full, so that a writer never blocks. */
+int ring_push_overwrite(struct ring *r, int value);
+
+/* How many entries the ring holds. */
+size_t ring_count(const struct ring *r);
+#endif
+"""
+RING_C = """#include "ring.h"
+
+int ring_push_overwrite(struct ring *r, int value)
+{
+    if (r->count == r->size) {
+        r->head = (r->head + 1) % r->size;
+        r->count--;
+    }
+    r->items[(r->head + r->count) % r->size] = value;
+    r->count++;
+    return 0;
+}
+
+size_t ring_count(const struct ring *r)
+{
+    return r->count;
+}
+"""
+
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
@@ -217,7 +247,7 @@ def engine(tmp_path_factory):
 
     files = {"lib/shop/channel.ex": CHANNEL, "lib/shop/socket.ex": SOCKET, "lib/shop/backoff.ex": BACKOFF,
              "test/shop/backoff_test.exs": BACKOFF_TEST,
-             "shop/keys.py": KEYS,
+             "shop/keys.py": KEYS, "c_src/ring.h": RING_H, "c_src/ring.c": RING_C,
              "lib/shop/money_format.ex": f"defmodule Shop.MoneyFormat do\n{FORMATS}end\n",
              "lib/shop/cart_worker.ex": WORKER.format(name="Cart", what="the cart"),
              "lib/shop/stock_worker.ex": WORKER.format(name="Stock", what="stock levels"),
@@ -239,6 +269,12 @@ def test_tests_are_weighed_down_for_questions_but_come_back_when_asked(engine):
     assert engine.search(question, limit=1)[0].path == "lib/shop/backoff.ex"
     assert engine.search("tests of " + question, limit=1)[0].path.startswith("test/")
     assert engine.search(question, limit=1, tests=True)[0].path.startswith("test/")
+
+
+def test_a_question_answered_by_a_prototypes_doc_finds_the_function_it_declares(engine):
+    hits = engine.search("drop the oldest entry when the ring buffer is full so a writer never blocks", limit=5)
+    assert (hits[0].path, hits[0].kind) == ("c_src/ring.c", "function"), hits
+    assert any(h.path == "c_src/ring.h" and h.kind == "declaration" for h in hits), hits  # still listed
 
 
 def test_files_answer_whole_file_questions(engine):

@@ -39,6 +39,7 @@ GRID = {  # around the fitted defaults in config.py (the first pass walked wider
     "code_lexical_weight": [1.5, 2.5, 4.0, 6.0],
     "prior_test": [0.4, 0.55, 0.7],
     "prior_other": [0.85, 1.0],
+    "declaration_share": [0.4, 0.6, 0.8, 1.0],
     "spread": [0.8, 0.9, 0.95, 1.0],
     "concept_spread": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.95],
     "file_evidence_weight": [0.0, 0.3, 0.5, 0.8, 1.2, 1.6, 2.0],

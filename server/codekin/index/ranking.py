@@ -27,6 +27,7 @@ class Weights:
     priors: dict[str, float] = field(default_factory=dict)  # path role -> multiplier (missing: 1)
     spread: float = 1.0  # the n-th chunk of one file (or twin group) counts spread^(n-1)
     files: float = 0.0  # a chunk gains this x its file's score over the best file's (files.py)
+    declared: float = 1.0  # a declaration keeps this share of its score, passed to its definition
 
     def prior_vector(self) -> np.ndarray:
         return np.array([self.priors.get(role, 1.0) for role in ROLES], dtype=np.float32)
@@ -41,15 +42,17 @@ def weights_for(search, kind: str, tests: bool = False) -> Weights:
         priors["test"] = 1.0
     if kind == SYMBOL:
         return Weights(search.symbol_lexical_weight, 0.0, search.definition_weight, search.context_weight,
-                       priors, search.spread)
+                       priors, search.spread, declared=search.declaration_share)
     if kind == CODE:
         return Weights(search.code_lexical_weight, 0.0, 0.0, 0.0, priors, search.spread)
     if kind == CONCEPT:
         return Weights(search.concept_lexical_weight, search.name_weight, search.question_definition_weight,
-                       search.context_weight, priors, search.concept_spread, search.file_evidence_weight)
+                       search.context_weight, priors, search.concept_spread, search.file_evidence_weight,
+                       search.declaration_share)
     name = search.passage_name_weight if kind == PASSAGE else search.name_weight
     return Weights(search.lexical_weight, name, search.question_definition_weight,
-                   search.context_weight, priors, search.spread, search.file_evidence_weight)
+                   search.context_weight, priors, search.spread, search.file_evidence_weight,
+                   search.declaration_share)
 
 
 def spread_scores(rank: np.ndarray, order: list[int], groups: np.ndarray, decay: float) -> list[float]:

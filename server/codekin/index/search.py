@@ -25,6 +25,7 @@ from codekin.parts import base_symbol
 from codekin.workspace import matches
 
 CANDIDATES = 100
+DEFINED_KINDS = frozenset({"function", "method", "macro", "template"})  # what a declaration declares
 ANN_CANDIDATES = 400
 
 
@@ -192,7 +193,35 @@ class SearchIndex(RowReads):
             if lexical is not None and not self.has_vector.all():  # phase 2 pending: words rank the rest
                 bonus = weights.definition * definitions if definitions is not None else 0.0
                 rank, shown = _words_for_missing(rank, shown, lexical, bonus, self.has_vector)
-        return rank * weights.prior_vector()[self.roles], shown
+        rank = rank * weights.prior_vector()[self.roles]
+        if weights.declared < 1.0 and mode != "dense":
+            rank = self._to_definitions(rank, weights.declared)
+        return rank, shown
+
+    @cached_property
+    def declared(self) -> tuple[np.ndarray, np.ndarray]:
+        """(declaration row, definition row) pairs: a C/C++ prototype (kind `declaration`, in a
+        header, where the doc comment usually is) and the function it declares, defined elsewhere."""
+        defined: dict[str, list[int]] = {}
+        for i, (symbol, kind) in enumerate(zip(self.symbols, self.kinds, strict=True)):
+            if kind in DEFINED_KINDS:
+                defined.setdefault(base_symbol(symbol), []).append(i)
+        pairs = [(i, d) for i, (symbol, kind) in enumerate(zip(self.symbols, self.kinds, strict=True))
+                 if kind == "declaration" for d in defined.get(symbol, ())]
+        rows = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+        return rows[:, 0], rows[:, 1]
+
+    def _to_definitions(self, rank: np.ndarray, share: float) -> np.ndarray:
+        """A declaration's score passes to its definition (the doc above a prototype describes
+        the function), and the declaration keeps `share` of it: the answer is the code."""
+        declarations, definitions = self.declared
+        passing = np.isfinite(rank[declarations]) & np.isfinite(rank[definitions])
+        if not passing.any():
+            return rank
+        out = rank.copy()
+        np.maximum.at(out, definitions[passing], rank[declarations[passing]])
+        out[np.unique(declarations[passing])] *= share
+        return out
 
     def _with_file_evidence(self, rank: np.ndarray, query_vector: np.ndarray | None, query: Query,
                             keep: np.ndarray, weights: Weights, file_weights: FileWeights) -> np.ndarray:
