@@ -201,6 +201,8 @@ def _runtime():
     search, more on a busy machine) that inference never calls. The package stands in as an
     empty shell only while the extension loads; a later `import openvino` runs as usual and
     reuses the loaded extension."""
+    if "openvino" in sys.modules and sys.modules["openvino"] is None:  # blocked: as if not installed
+        raise ExportError("openvino is not installed (pip install openvino==2026.4.1)")
     if RUNTIME in sys.modules:
         return sys.modules[RUNTIME]
     spec = importlib.util.find_spec("openvino")
@@ -291,7 +293,7 @@ def load_cached_int8(model_path: str, max_tokens: int,
     if record is None:
         return None
     compiled = _compile(onnx_file, record.dim, activations)  # first: it runs without the GIL, beside a loading index
-    tokenizer = TextTokenizer.from_file(target / TOKENIZER_FILE, record.tokenizer)
+    tokenizer = TextTokenizer.from_file(target / TOKENIZER_FILE, record.tokenizer, lazy=True)
     spec = record.tokenizer
     encoder = OpenVinoEncoder(compiled, tokenizer, list(spec.inputs), record.pooling, record.dim, spec.max_length,
                               {"input_ids": spec.pad_id, "token_type_ids": spec.pad_type_id}, tokenizer.left_padded)
