@@ -197,7 +197,7 @@ def test_the_mapped_snapshot_ranks_exactly_as_the_one_built_from_lancedb(indexed
     assert mapped_file is not None and mapped_file.kept_rows() is not None
     mapped, built = SearchIndex(mapped_file, state["active_key"]), SearchIndex(store, state["active_key"])
     assert mapped.has_vector.all() and np.array_equal(mapped.has_vector, built.has_vector)
-    for name in ("vectors", "parent", "roles", "groups", "starts", "ends"):
+    for name in ("vectors", "parent", "roles", "groups", "_declared", "starts", "ends"):
         assert np.array_equal(getattr(mapped, name), getattr(built, name)), name
     assert mapped.texts == built.texts and mapped.hashes == built.hashes and mapped.contexts == built.contexts
     search = load_config(indexed_examples).search

@@ -1,5 +1,5 @@
 """What ranking knows of each chunk row beyond its columns: the module head that encloses it,
-the role of its path, its group of twin files. Functions of the rows' paths, kinds and symbols
+the role of its path, its group of twin files, the definitions a declaration declares. Functions of the rows' paths, kinds and symbols
 only, so the index keeps them beside the query file (query_file.py) and a cold search maps
 them instead of computing them (~30-80 ms for 10k chunks); SearchIndex computes them for an
 index without that copy.
@@ -11,6 +11,9 @@ import numpy as np
 
 from codekin.index.definitions import HEAD_KINDS
 from codekin.index.paths import ROLES, is_test_symbol, path_role, twin_key
+from codekin.parts import base_symbol
+
+DEFINED_KINDS = frozenset({"function", "method", "macro", "template"})  # what a declaration declares
 
 
 def rows_by_path(paths: list[str]) -> dict[str, list[int]]:
@@ -49,8 +52,20 @@ def twin_groups(paths: list[str], by_path: dict[str, list[int]]) -> np.ndarray:
     return np.array([group_of.setdefault(twin_of[p], len(group_of)) for p in paths], dtype=np.int64)
 
 
+def declared(symbols: list[str], kinds: list[str]) -> np.ndarray:
+    """(2, pairs): a C/C++ prototype's row (kind `declaration`) over the row of each function
+    it declares (defined elsewhere, under its own name)."""
+    defined: dict[str, list[int]] = {}
+    for i, (symbol, kind) in enumerate(zip(symbols, kinds, strict=True)):
+        if kind in DEFINED_KINDS:
+            defined.setdefault(base_symbol(symbol), []).append(i)
+    pairs = [(i, d) for i, (symbol, kind) in enumerate(zip(symbols, kinds, strict=True))
+             if kind == "declaration" for d in defined.get(symbol, ())]
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2).T.copy()
+
+
 def row_facts(paths: list[str], kinds: list[str], symbols: list[str]) -> dict[str, np.ndarray]:
-    """parent, roles and groups of the rows, as the query file keeps them."""
+    """parent, roles, groups and declared of the rows, as the query file keeps them."""
     by_path = rows_by_path(paths)
     return {"parent": parents(by_path, kinds, symbols), "roles": roles(paths, symbols, by_path),
-            "groups": twin_groups(paths, by_path)}
+            "groups": twin_groups(paths, by_path), "declared": declared(symbols, kinds)}

@@ -25,7 +25,6 @@ from codekin.parts import base_symbol
 from codekin.workspace import matches
 
 CANDIDATES = 100
-DEFINED_KINDS = frozenset({"function", "method", "macro", "template"})  # what a declaration declares
 ANN_CANDIDATES = 400
 
 
@@ -52,6 +51,7 @@ class SearchIndex(RowReads):
         self.by_path: dict[str, list[int]] = rows_by_path(self.paths)
         facts = kept.facts if kept is not None else row_facts(self.paths, self.kinds, self.symbols)
         self.parent, self.roles, self.groups = facts["parent"], facts["roles"], facts["groups"]
+        self._declared = facts["declared"]  # (2, pairs): declaration rows over the rows they declare
         self._files: FileRanking | None = None
         self._modules: FileRanking | None = None
         # Large indexes ask LanceDB's ANN index for candidates, then rescore them exactly.
@@ -198,18 +198,11 @@ class SearchIndex(RowReads):
             rank = self._to_definitions(rank, weights.declared)
         return rank, shown
 
-    @cached_property
+    @property
     def declared(self) -> tuple[np.ndarray, np.ndarray]:
         """(declaration row, definition row) pairs: a C/C++ prototype (kind `declaration`, in a
         header, where the doc comment usually is) and the function it declares, defined elsewhere."""
-        defined: dict[str, list[int]] = {}
-        for i, (symbol, kind) in enumerate(zip(self.symbols, self.kinds, strict=True)):
-            if kind in DEFINED_KINDS:
-                defined.setdefault(base_symbol(symbol), []).append(i)
-        pairs = [(i, d) for i, (symbol, kind) in enumerate(zip(self.symbols, self.kinds, strict=True))
-                 if kind == "declaration" for d in defined.get(symbol, ())]
-        rows = np.array(pairs, dtype=np.int64).reshape(-1, 2)
-        return rows[:, 0], rows[:, 1]
+        return self._declared[0], self._declared[1]
 
     def _to_definitions(self, rank: np.ndarray, share: float) -> np.ndarray:
         """A declaration's score passes to its definition (the doc above a prototype describes
