@@ -213,7 +213,7 @@ class SearchIndex(RowReads):
             return rank
         out = rank.copy()
         np.maximum.at(out, definitions[passing], rank[declarations[passing]])
-        out[np.unique(declarations[passing])] *= share
+        out[declarations[passing]] *= share  # once per row, repeated or not (not np.unique: it imports numpy.ma, ~40 ms)
         return out
 
     def _with_file_evidence(self, rank: np.ndarray, query_vector: np.ndarray | None, query: Query,
