@@ -27,13 +27,15 @@ import threading
 import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from codekin.embedding.int8_record import TOKENIZER_FILE, read_record
 from codekin.embedding.probe import PROBE_TEXTS
 from codekin.embedding.quantize import ExportError, build_int8_export, export_dir, model_file
 from codekin.embedding.tokenizer import TextTokenizer, engine_json, matches, spec_of, st_tokenize
+
+if TYPE_CHECKING:  # numpy is imported where arrays are made: the query model's thread (ahead.py)
+    import numpy as np  # reaches OpenVINO's compile while the search imports numpy beside it
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +86,7 @@ def _pooling_mode(st_model) -> str:
     return mode
 
 
-Tokenize = Callable[[Sequence[str]], dict[str, np.ndarray]]
+Tokenize = Callable[[Sequence[str]], dict[str, "np.ndarray"]]
 
 
 class OpenVinoEncoder:
@@ -120,6 +122,8 @@ class OpenVinoEncoder:
         lengths grew a server by 370 MB. With widths in steps of 16 there are at most 16
         widths up to 256 tokens; the extra positions are padding, masked out of attention
         and pooling, so the vectors do not change (beyond float rounding)."""
+        import numpy as np
+
         arrays = self.tokenize(list(texts))
         lengths = arrays["attention_mask"].sum(axis=1)
         total = self._width(int(lengths.max()))
@@ -145,6 +149,8 @@ class OpenVinoEncoder:
 
     def _widen(self, name: str, array: np.ndarray, width: int) -> np.ndarray:
         """`array` padded to `width` columns with its input's padding value."""
+        import numpy as np
+
         extra = width - array.shape[1]
         if extra <= 0:
             return array
@@ -154,6 +160,8 @@ class OpenVinoEncoder:
 
     def encode_features(self, features: dict[str, np.ndarray]) -> np.ndarray:
         """Unit vectors for one padded batch of token ids."""
+        import numpy as np
+
         tensors = {name: self._tensor(np.ascontiguousarray(array)) for name, array in features.items()}
         with self._infer_lock:
             hidden = next(iter(self.request.infer(tensors, False, False).values()))  # a copy: the request's own

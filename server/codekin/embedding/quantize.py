@@ -41,11 +41,13 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from codekin.config import cache_root
 from codekin.progress import Heartbeat
+
+if TYPE_CHECKING:  # numpy is imported where arrays are made: the query model's thread (ahead.py)
+    import numpy as np  # reaches OpenVINO's compile while the search imports numpy beside it
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +194,8 @@ def _set_attention(auto_model, implementation: str) -> None:
 
 def int8_weights(src: Path, dest: Path) -> int:
     """Store every constant MatMul weight as per-output-channel symmetric int8; returns how many."""
+    import numpy as np
+
     try:
         import onnx
         from onnx import helper, numpy_helper

@@ -14,11 +14,13 @@ import importlib.util
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from codekin.embedding.quantize import ExportError
 from codekin.embedding.wordpiece import WordPiece
+
+if TYPE_CHECKING:  # numpy is imported where arrays are made: the query model's thread (ahead.py)
+    import numpy as np  # reaches OpenVINO's compile while the search imports numpy beside it
 
 # Texts whose ids must agree between sentence-transformers and TextTokenizer (with the
 # probe snippets): empty, whitespace, unicode, and one longer than any max_seq_length.
@@ -115,6 +117,8 @@ class TextTokenizer:
         return cls(path.read_text(encoding="utf-8"), spec, lazy)
 
     def __call__(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        import numpy as np
+
         if self._wordpiece is not None and len(texts) == 1:
             ids = self._wordpiece.ids(texts[0], self.spec.max_length)
             if ids is not None:
@@ -129,6 +133,8 @@ class TextTokenizer:
 def st_tokenize(st_model, inputs: Sequence[str]):
     """sentence-transformers' own tokenization as int64 arrays (the reference)."""
     def tokenize(texts: Sequence[str]) -> dict[str, np.ndarray]:
+        import numpy as np
+
         features = st_model.preprocess(list(texts))
         return {name: features[name].numpy().astype(np.int64, copy=False) for name in inputs}
 
