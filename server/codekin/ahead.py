@@ -15,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from codekin.errors import CodekinError
 from codekin.modes import mode_of
 
 if TYPE_CHECKING:
@@ -46,7 +45,7 @@ class Ahead:
                 self.text = text_of()
                 self.key, self.vector = embedder.key, embedder.encode([self.text])[0]
             self.embedder = embedder
-        except (CodekinError, OSError, RuntimeError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - never a thread's traceback: the query loads again and reports it
             log.info("the model did not load ahead of the query: %s", exc)
 
     def wait(self) -> Embedder | None:
