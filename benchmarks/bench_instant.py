@@ -17,11 +17,15 @@ Each step runs in its own process (wall time includes interpreter start and impo
 - `codekin search` from a cold process while that server runs (it answers over its socket).
 
 `--repo DIR` times only the cold commands and the server on an index that already exists
-(e.g. a 10k-chunk one), without building a corpus or indexing.
+(e.g. a 10k-chunk one), without building a corpus or indexing. With `--base-code SERVER_DIR`
+and `--base-repo DIR` (another checkout's server/ folder, e.g. main's, and its own copy of the
+index), the same cold commands of that code run interleaved with these, run for run, and the
+line carries them as `baseline` (the ratios of both from the same minutes of a shared machine).
 
 The machine is shared (2 cores, other work beside it): compare the ratios, not the seconds;
 `load_average` says how busy it was. Prints one JSON line.
-Usage: python benchmarks/bench_instant.py [--lines 30000] [--runs 5] [--no-naive] [--repo DIR]
+Usage: python benchmarks/bench_instant.py [--lines 30000] [--runs 5] [--no-naive] [--repo DIR
+       [--base-code SERVER_DIR --base-repo DIR]]
 """
 
 from __future__ import annotations
@@ -109,6 +113,39 @@ def p50(args: list[str], runs: int, cwd: Path, queries: list[str] | None = None)
     return round(statistics.median(times), 3)
 
 
+def p50_pair(args: list[str], runs: int, sides: dict[str, tuple[Path, dict]],
+             queries: list[str] | None = None) -> dict[str, float]:
+    """p50 of `args` for each side (its repository and environment), the sides taking turns run
+    by run, so both see the same load."""
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    for i in range(runs):
+        extra = [queries[i % len(queries)]] if queries else []
+        for name, (cwd, env) in sides.items():
+            started = time.perf_counter()
+            subprocess.run([*args, *extra], cwd=cwd, env=env, check=True, capture_output=True)
+            times[name].append(time.perf_counter() - started)
+    return {name: round(statistics.median(values), 3) for name, values in times.items()}
+
+
+def cold_pair(repo: Path, base_code: Path, base_repo: Path, runs: int) -> tuple[dict, dict]:
+    """The cold commands of this code and of `base_code` (on its own copy of the index), interleaved."""
+    base_env = {**os.environ, "PYTHONPATH": str(base_code)}
+    sides = {"this": (repo, dict(os.environ)), "base": (base_repo, base_env)}
+    out: dict[str, dict] = {"this": {}, "base": {}}
+    commands = {"version_p50_s": ([*CODEKIN, "--version"], None), "status_p50_s": ([*CODEKIN, "status"], None),
+                "search_p50_s": ([*CODEKIN, "search", "--limit", "5"], QUERIES),
+                "search_lexical_p50_s": ([*CODEKIN, "search", "--limit", "5", "--mode", "lexical"], QUERIES)}
+    for field, (args, queries) in commands.items():
+        for name, value in p50_pair(args, runs, sides, queries).items():
+            out[name][field] = value
+    for side in out.values():
+        version = side["version_p50_s"]
+        side.update(search_vs_version=round(side["search_p50_s"] / version, 2),
+                    lexical_vs_version=round(side["search_lexical_p50_s"] / version, 2),
+                    status_vs_version=round(side["status_p50_s"] / version, 2))
+    return out["this"], out["base"]
+
+
 async def lsp(repo: Path, served_runs: int = 0) -> dict:
     """initialize, the first codekin.search after it, the idle RSS; with `served_runs`, also the
     p50 of a cold `codekin search` that this running server answers (over its socket)."""
@@ -171,8 +208,22 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--no-naive", action="store_true", help="skip the naive indexer (no ratios)")
     parser.add_argument("--repo", type=Path, help="only time the cold commands on this existing index")
+    parser.add_argument("--base-code", type=Path, help="with --repo: the server/ folder of the code to compare")
+    parser.add_argument("--base-repo", type=Path, help="with --base-code: its own copy of the index")
     args = parser.parse_args()
     load = os.getloadavg()[0]
+    if args.repo is not None and args.base_code is not None:
+        if args.base_repo is None:
+            parser.error("--base-code needs --base-repo (the base code's own copy of the index)")
+        this, base = cold_pair(args.repo.resolve(), args.base_code.resolve(), args.base_repo.resolve(), args.runs)
+        state = json.loads((args.repo / ".codekin" / "state.json").read_text(encoding="utf-8"))
+        out = {"bench": "instant-cold", "repo": str(args.repo.resolve()), "chunks": state.get("dense", {}).get("chunks"),
+               "embedded_chunks": state.get("dense", {}).get("embedded_chunks"), **this,
+               "baseline": {"code": str(args.base_code.resolve()), "repo": str(args.base_repo.resolve()), **base},
+               "load_average_start": round(load, 2), "load_average_end": round(os.getloadavg()[0], 2),
+               "cpus": os.cpu_count(), "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        print(json.dumps(out))
+        return
     if args.repo is not None:
         out = {"bench": "instant-cold", **existing(args.repo.resolve(), args.runs)}
         out.update(load_average_start=round(load, 2), load_average_end=round(os.getloadavg()[0], 2),

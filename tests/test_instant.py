@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import index_words_only
@@ -177,3 +178,35 @@ def test_the_query_file_answers_like_lancedb_and_only_for_the_state_it_was_writt
     assert QueryFile.open(store.state_dir, store.state()) is None
     assert [h.to_dict() for h in Engine(root, load_config(root)).search("retry with exponential backoff",
                                                                         mode="lexical")] == from_file
+
+
+def test_the_mapped_snapshot_ranks_exactly_as_the_one_built_from_lancedb(indexed_examples, minilm):
+    """A cold search maps the query file's vectors and the rows' kept BM25, module heads, roles and
+    twin groups (query.rows) instead of building them: the same arrays, the same hits to the bit."""
+    from codekin.config import load_config
+    from codekin.index import query as queries
+    from codekin.index.files import FileWeights
+    from codekin.index.query_file import QueryFile
+    from codekin.index.ranking import weights_for
+    from codekin.index.search import SearchIndex
+    from codekin.index.store import IndexStore
+
+    store = IndexStore(indexed_examples)
+    state = store.state()
+    mapped_file = QueryFile.open(store.state_dir, state)
+    assert mapped_file is not None and mapped_file.kept_rows() is not None
+    mapped, built = SearchIndex(mapped_file, state["active_key"]), SearchIndex(store, state["active_key"])
+    assert mapped.has_vector.all() and np.array_equal(mapped.has_vector, built.has_vector)
+    for name in ("vectors", "parent", "roles", "groups", "_declared", "starts", "ends"):
+        assert np.array_equal(getattr(mapped, name), getattr(built, name)), name
+    assert mapped.texts == built.texts and mapped.hashes == built.hashes and mapped.contexts == built.contexts
+    search = load_config(indexed_examples).search
+    for text in ("retry with exponential backoff", "how does the cart add an item", "Shop.Cart",
+                 "defp backoff(attempt), do: attempt * 100"):
+        parsed = queries.parse(text)
+        vector = minilm.encode([parsed.text])[0]
+        weights = weights_for(search, parsed.kind)
+        files = FileWeights(search.file_chunk_decay, search.file_summary_weight, search.file_dense_weight)
+        for mode in ("hybrid", "dense", "lexical"):
+            hits = mapped.search(vector, parsed, mode, 10, -1.0, mapped.mask(), weights, files)
+            assert hits and hits == built.search(vector, parsed, mode, 10, -1.0, built.mask(), weights, files), (text, mode)

@@ -69,6 +69,7 @@ def test_status_and_doctor_answer_from_the_state_file_and_agree_with_the_index(r
 def test_the_bm25_is_kept_beside_the_query_file_and_used_only_for_its_own_rows(repo_factory):
     from codekin.config import load_config
     from codekin.engine import Engine
+    from codekin.index.arrays_file import write_arrays
     from codekin.index.lexical import chunk_bm25, terms
     from codekin.index.query_file import POSTINGS, QueryFile, write_query_file
     from codekin.index.store import IndexStore
@@ -79,9 +80,7 @@ def test_the_bm25_is_kept_beside_the_query_file_and_used_only_for_its_own_rows(r
     mapped = QueryFile.open(store.state_dir, store.state())
     assert mapped is not None
     kept = mapped.load_bm25()
-    table = mapped.load_chunks()
-    built = chunk_bm25(table.column("terms").to_pylist(), table.column("symbol").to_pylist(),
-                       table.column("kind").to_pylist())
+    built = chunk_bm25(mapped.strings("terms"), mapped.strings("symbol"), mapped.strings("kind"))
     for query in ("retry with exponential backoff", "add an item to the cart", "Shop.Cart.add/3"):
         assert kept is not None and np.array_equal(kept.scores(terms(query), 0.5), built.scores(terms(query), 0.5))
 
@@ -102,8 +101,7 @@ def test_the_bm25_is_kept_beside_the_query_file_and_used_only_for_its_own_rows(r
     assert _same_arrays(_stored_arrays(postings), current)
 
     arrays = dict(current, code=np.frombuffer(b"an older lexical.py", dtype=np.uint8))  # built before an upgrade
-    with postings.open("wb") as sink:
-        np.savez(sink, **arrays)
+    write_arrays(postings, arrays)
     assert QueryFile.open(store.state_dir, store.state()).load_bm25() is not None  # type: ignore[union-attr]
     assert _same_arrays(_stored_arrays(postings), current)  # rebuilt by this code, and kept
 
@@ -146,8 +144,9 @@ def test_the_file_ranking_from_the_kept_summaries_equals_the_one_built_from_the_
 
 
 def _stored_arrays(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path) as stored:
-        return {name: stored[name] for name in stored.files}
+    from codekin.index.arrays_file import read_arrays
+
+    return {name: np.array(array) for name, array in read_arrays(path).items()}
 
 
 def _same_arrays(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:

@@ -2,6 +2,6 @@
 
 import sys
 
-from codekin.cli.main import main
+from codekin.cli.main import run
 
-sys.exit(main())
+sys.exit(run())

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codekin.chunking import language_for
-from codekin.chunking.chunk import base_symbol
+from codekin.ahead import Ahead
 from codekin.config import Config, ModelConfig
 from codekin.embedding import Embedder
 from codekin.errors import CodekinError, ConfigError, WorkspaceError
@@ -34,6 +33,7 @@ from codekin.index.store import IndexStore
 from codekin.models.adapters import AdapterStore, adapted, served_adapter
 from codekin.models.serving import load_verified
 from codekin.modes import mode_of
+from codekin.parts import base_symbol
 from codekin.workspace import UnreadableFile, read_text
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,10 @@ def lower_thread_priority(nice: int = BACKGROUND_NICE) -> None:
 
 
 class Engine:
-    def __init__(self, root: Path, config: Config, embedder: Embedder | None = None) -> None:
+    def __init__(self, root: Path, config: Config, embedder: Embedder | None = None,
+                 ahead: Ahead | None = None) -> None:
+        """`ahead`: the query model loading on a thread (ahead.embed_ahead), taken when a query
+        needs the model."""
         self.root = root
         self.config = config
         self.store = IndexStore(root)
@@ -62,11 +65,14 @@ class Engine:
         self._lock = threading.Lock()
         self._spaces: dict[str, Embedder] = {}  # key -> embedder, for snapshots of an earlier model
         self.adapters = AdapterStore(root)  # a promoted query-side adapter moves text queries
+        self._ahead = ahead  # the model loading (and a query's text embedded) on a thread
 
     # -- lazily loaded parts ---------------------------------------------------------------
     @property
     def embedder(self) -> Embedder:
         with self._lock:
+            if self._embedder is None and self._ahead is not None:  # loading on its thread: take it
+                self._embedder, self._ahead = self._ahead.wait(), None
             if self._embedder is None:
                 self._embedder = load_verified(self.root, self._query_model())
             return self._embedder
@@ -82,32 +88,34 @@ class Engine:
         also for new queries. The previous model keeps answering for its own snapshots, so a
         query never embeds with one model and searches the table of another."""
         with self._lock:
+            if self._embedder is None and self._ahead is not None:
+                self._embedder, self._ahead = self._ahead.wait(), None
             previous = self._embedder
             self._spaces[embedder.key] = embedder
             if current:
                 self._embedder = embedder
                 self._spaces = {e.key: e for e in (previous, embedder) if e is not None}
 
-    def load_model_meanwhile(self, mode: str | None = None, background: bool = False) -> None:
+    def load_model_meanwhile(self, mode: str | None = None, text: str | None = None,
+                             background: bool = False) -> None:
         """Start loading the query model on a thread when a query of `mode` will embed and the
-        index holds vectors, so it loads while the index snapshot does (each ~0.5 s cold);
+        index holds vectors, so it loads while the index snapshot does (each ~0.2 s cold); with
+        `text`, the thread embeds it too (the query's own text: _embed takes that vector);
         `background`: at low CPU priority (a language server: code lenses need no model)."""
-        if self._embedder is not None or not mode_of(mode or self.config.search.mode).needs_vector:
+        if self._embedder is not None or self._ahead is not None \
+                or not mode_of(mode or self.config.search.mode).needs_vector:
             return
         try:
             embedded = self.store.state().get("dense", {}).get("embedded_chunks") if self.store.exists() else 0
         except CodekinError:
             return  # the query reports it
         if embedded:
-            threading.Thread(target=self._load_model, args=(background,), name="codekin-model", daemon=True).start()
+            def load() -> Embedder:
+                if background:
+                    lower_thread_priority()
+                return load_verified(self.root, self._query_model())
 
-    def _load_model(self, background: bool = False) -> None:
-        if background:
-            lower_thread_priority()
-        try:
-            self.embedder  # noqa: B018 - the property loads it
-        except CodekinError as exc:  # the query loads it again and reports why
-            log.info("the model did not load ahead of the query: %s", exc)
+            self._ahead = Ahead(load, (lambda: text) if text is not None else None)
 
     def with_config(self, config: Config) -> Engine:
         """This engine's snapshot, model and adapters answering with `config`'s search settings
@@ -140,6 +148,12 @@ class Engine:
         return self._index
 
     def _embed(self, text: str, key: str | None = None) -> np.ndarray:
+        ahead = self._ahead
+        if ahead is not None:
+            vector = ahead.vector_for(text, key)  # the query's text, embedded while the index loaded
+            self.embedder  # noqa: B018 - takes the model the thread loaded
+            if vector is not None:
+                return vector
         embedder = self._spaces.get(key) if key is not None else None
         if embedder is None:
             embedder = self.embedder
@@ -178,10 +192,12 @@ class Engine:
         """Ranked chunks for a symbol, a question or a code snippet (told apart by index/query.py);
         `tests` ranks tests like the code (a query that names tests does so by itself)."""
         check_query_arguments(limit, min_similarity)
-        if self._index is None and self._owner is None:
-            self.load_model_meanwhile(mode)
+        if self._index is None and self._owner is None:  # a cold process: embed while the index loads
+            self.load_model_meanwhile(mode, queries.parse(query).text if query.strip() else None)
         index, parsed, keep, mode = self._prepare(query, mode, language, path_glob)
         weights = weights_for(self.config.search, parsed.kind, tests or asks_for_tests(query))
+        if weights.files and self._ahead is not None:
+            index.files()  # built while the model still loads on its thread, not after
         vector = self._query_vector(parsed, index.key) if mode_of(mode).needs_vector and index.dim else None
         return index.search(vector, parsed, mode, limit or self.config.search.limit,
                             _min(min_similarity, self.config.search.min_similarity), keep, weights,
@@ -192,6 +208,8 @@ class Engine:
                      tests: bool = False) -> list[FileHit]:
         """Files as answers: each file's best chunks, its summary and its mean vector."""
         check_query_arguments(limit, None)
+        if self._index is None and self._owner is None:
+            self.load_model_meanwhile(mode, queries.parse(query).text if query.strip() else None)
         index, parsed, keep, mode = self._prepare(query, mode, language, path_glob)
         weights = weights_for(self.config.search, parsed.kind, tests or asks_for_tests(query))
         vector = self._query_vector(parsed, index.key) if mode_of(mode).needs_vector and index.dim else None
@@ -268,6 +286,9 @@ class Engine:
             vector = index.vector(query_row) if mode_of(mode).needs_vector else None
             lo, hi = index.span(query_row)
         else:
+            # imported here: a free span's language is the only use of the chunkers in queries
+            from codekin.chunking import language_for
+
             query_text = text if text is not None else self._span_text(rel, start_line, end_line)
             vector = self._embed(f"{language_for(rel)} code\n{query_text}", index.key) if mode_of(mode).needs_vector else None
             lo, hi = start_line, end

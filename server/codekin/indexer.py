@@ -26,7 +26,7 @@ from codekin.index import integrity, provenance
 from codekin.index.engines import IndexEngine, LocalEngine
 from codekin.index.lock import IndexLock
 from codekin.index.phases import DenseLayer, scan_digest
-from codekin.index.query_file import write_query_file
+from codekin.index.query_file import query_file_current, write_query_file
 from codekin.index.recorded import files_entry
 from codekin.index.store import FileRecord, IndexStore
 from codekin.progress import ProgressFactory, no_progress
@@ -129,6 +129,9 @@ class Indexer:
             digest = self._scan_digest(found, self.engine.key(model)) if paths is None else ""
             state = self.store.state() if self.store.exists() else {}
             if digest and state.get("scan_digest") == digest:  # nothing changed since the last full pass
+                if state.get("dense", {}).get("chunks", 0) < self.config.index.ann_min_rows \
+                        and not query_file_current(self.store.state_dir, state):  # e.g. of an older layout
+                    write_query_file(self.store, state, self.config.index.ann_min_rows)
                 counts = state.get("last_counts", {})
                 summary.files, summary.chunks = counts.get("files", 0), counts.get("chunks", 0)
                 summary.skipped = counts.get("skipped", {})

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codekin.index.hits import FileHit, Hit
-from codekin.state import STATE_DIR
+from codekin.state import SERVE_SOCKET, STATE_DIR
 
 if TYPE_CHECKING:
     from codekin.config import Config
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SOCKET = "serve.sock"
+SOCKET = SERVE_SOCKET
 VERSION = 1  # of the messages; a server of another version is not asked
 CONNECT_TIMEOUT_S = 0.5
 ANSWER_TIMEOUT_S = 10.0  # a warm server answers in milliseconds; past this the CLI searches itself

@@ -24,6 +24,7 @@ ADAPTERS_DIR = "adapters"  # inside MODELS_DIR: query-side adapters, one folder 
 RUNS_DIR = "runs"  # results of training children
 TRIPLETS_FILE = "triplets.jsonl"  # `codekin triplets` writes here by default
 DASHBOARD_FILE = "dashboard.html"  # `codekin dashboard` writes the report here by default
+SERVE_SOCKET = "serve.sock"  # where a running `codekin serve` answers CLI searches (query_socket.py)
 
 INDEX_LOCK = "index.lock"  # one index writer
 SYNC_LOCK = "sync.lock"  # one `codekin sync` at a time

@@ -163,7 +163,7 @@ def shipped_index(bench: StateBench, how: str, index: Callable[[Path], None]) ->
     root = bench.repo(promoted=False)
     index(root)
     if how == "tracked":
-        git(root, "add", "-f", *(f".codekin/{n}" for n in ("state.json", "index.lance", "query.arrow",
+        git(root, "add", "-f", *(f".codekin/{n}" for n in ("state.json", "index.lance", "query.chunks",
                                                             "index.sums.json") if (root / ".codekin" / n).exists()))
         git(root, "commit", "-q", "-m", "ship an index")
         needle = "git tracks .codekin/"

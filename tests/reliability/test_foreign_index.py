@@ -1,5 +1,5 @@
 """An index that this machine did not make is never used (issue 19, item 5): one a repository
-commits (LanceDB tables, state.json, query.arrow, checksums), or one in a copied tree written
+commits (LanceDB tables, state.json, query.chunks, checksums), or one in a copied tree written
 on another machine. Commands ignore it with a message that says why, `status` and `doctor`
 say so, and `codekin index` rebuilds it from the files at hand.
 """
@@ -49,7 +49,7 @@ def cloned(tmp_path: Path, minilm) -> Path:
     restamp(origin, "e" * 32)
     git(origin, "rm", "-q", "lib/planted.ex")
     git(origin, "add", "-f", ".codekin/state.json", ".codekin/index.lance", ".codekin/index.sums.json",
-        ".codekin/query.arrow")
+        ".codekin/query.chunks")
     git(origin, "commit", "-q", "-m", "ship an index")
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(origin), str(clone)], check=True, capture_output=True)

@@ -6,7 +6,10 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-_PART = re.compile(r" \(part \d+/\d+\)$")
+# re-exported: the chunkers import them from here; their home is parts.py
+from codekin.parts import base_symbol as base_symbol
+from codekin.parts import part_symbol as part_symbol
+
 # Lines that carry no meaning alone: a run made only of these is not worth a chunk
 # (a C `#define` is code, not a `#` comment).
 _CLOSER = re.compile(r"^\s*(end|[})\].;,]+|#(?!\s*(define|undef)\b).*|//.*|%.*)?\s*$")
@@ -41,16 +44,6 @@ def header_line(language: str, kind: str, symbol: str, context: str = "") -> str
     e.g. `elixir function Shop.Cache.fetch/2: Read-through cache of stock per SKU.`"""
     head = f"{language} {kind} {symbol}"
     return f"{head}: {context}" if context else head
-
-
-def part_symbol(symbol: str, number: int, total: int) -> str:
-    """The symbol of piece `number` of an over-long unit split in `total` pieces."""
-    return f"{symbol} (part {number}/{total})"
-
-
-def base_symbol(symbol: str) -> str:
-    """The symbol without the ` (part i/n)` that part_symbol adds."""
-    return _PART.sub("", symbol)
 
 
 def content_hash(text: str) -> str:

@@ -6,6 +6,6 @@ what the groups share. Nothing outside this package imports it.
 
 from __future__ import annotations
 
-from codekin.cli.main import build_parser, main
+from codekin.cli.main import build_parser, main, run
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "run"]

@@ -62,9 +62,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     if answer is not None:
         _print_search(args, root, config, answer, answer["seconds"])
         return 0
+    from codekin.ahead import embed_ahead
+
+    ahead = embed_ahead(root, config, args.query, args.mode)  # compiles while the search code imports
     from codekin.engine import Engine
 
-    engine = Engine(root, config)
+    engine = args.engine = Engine(root, config, ahead=ahead)  # on args: lives until a quick exit (main.main)
     started = time.perf_counter()
     if args.files:
         files = engine.search_files(args.query, args.limit, args.mode, args.lang, args.path, tests=args.tests)
@@ -80,6 +83,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def _ask_server(root: Path, config: Config, args: argparse.Namespace) -> dict | None:
     """The running language server's answer, with its hits as objects; None: search here."""
+    from codekin.state import SERVE_SOCKET, state_path
+
+    if not state_path(root, SERVE_SOCKET).exists():  # no server: skip the socket code's imports
+        return None
     from codekin import query_socket
 
     request = query_socket.search_request(config, args.query, limit=args.limit, min_similarity=args.min_similarity,
@@ -134,7 +141,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
     if not match:
         raise WorkspaceError(f"cannot read location {args.location!r}", "use FILE:LINE or FILE:START-END")
     path = match["path"]
-    engine = _engine(args, Path(path) if not args.repo else Path.cwd())
+    engine = args.engine = _engine(args, Path(path) if not args.repo else Path.cwd())
     start = int(match["start"])
     end = int(match["end"]) if match["end"] else None
     query, hits = engine.similar(path, start, end, limit=args.limit, min_similarity=args.min_similarity,
@@ -155,9 +162,9 @@ def register(subparsers: argparse._SubParsersAction, parents: dict[str, argparse
     p.add_argument("--files", action="store_true", help="rank files instead of chunks (whole-file questions)")
     p.add_argument("--tests", action="store_true",
                    help="rank tests, fixtures and examples like the code (default: weighed down for questions)")
-    p.set_defaults(func=cmd_search)
+    p.set_defaults(func=cmd_search, quick_exit=True)  # see main.main
 
     p = subparsers.add_parser("similar", parents=[common, model, query],
                               help="code similar to FILE:LINE or FILE:START-END")
     p.add_argument("location")
-    p.set_defaults(func=cmd_similar)
+    p.set_defaults(func=cmd_similar, quick_exit=True)

@@ -30,13 +30,15 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from codekin.config import DEFAULT_MODEL, ModelConfig
 from codekin.embedding.device import choose_device
 from codekin.embedding.probe import MIN_AGREEMENT, PROBE_TEXTS
 from codekin.errors import CodekinError, ConfigError, ModelLoadError
+
+if TYPE_CHECKING:  # numpy is imported where arrays are made: the query model's thread (ahead.py)
+    import numpy as np  # reaches OpenVINO's compile while the search imports numpy beside it
 
 log = logging.getLogger(__name__)
 ENCODE_SLAB = 1024  # texts per encode call: bounds memory and lets progress move
@@ -150,6 +152,8 @@ class Embedder:
 
     def encode(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Unit-length float32 vectors; texts are sorted by length so batches pad little."""
+        import numpy as np
+
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))

@@ -18,19 +18,24 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import importlib
+import importlib.util
 import logging
 import os
 import sys
 import threading
+import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from codekin.embedding.int8_record import TOKENIZER_FILE, read_record
 from codekin.embedding.probe import PROBE_TEXTS
 from codekin.embedding.quantize import ExportError, build_int8_export, export_dir, model_file
 from codekin.embedding.tokenizer import TextTokenizer, engine_json, matches, spec_of, st_tokenize
+
+if TYPE_CHECKING:  # numpy is imported where arrays are made: the query model's thread (ahead.py)
+    import numpy as np  # reaches OpenVINO's compile while the search imports numpy beside it
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +86,7 @@ def _pooling_mode(st_model) -> str:
     return mode
 
 
-Tokenize = Callable[[Sequence[str]], dict[str, np.ndarray]]
+Tokenize = Callable[[Sequence[str]], dict[str, "np.ndarray"]]
 
 
 class OpenVinoEncoder:
@@ -93,8 +98,9 @@ class OpenVinoEncoder:
         self.dim = dim
         self.max_length = max_length
         self.pads = {"attention_mask": 0, **pads}  # the padding value of each input
-        self.compiled = compiled
+        self.compiled = compiled  # the runtime's own CompiledModel (_runtime), not the Python wrapper's
         self.request = compiled.create_infer_request()
+        self._tensor = _runtime().Tensor
         self._infer_lock = threading.Lock()  # one request: server queries and syncs take turns per batch
         self.tokenize = tokenize
         self.text_tokenizer = tokenize if isinstance(tokenize, TextTokenizer) else None  # torch-free
@@ -116,6 +122,8 @@ class OpenVinoEncoder:
         lengths grew a server by 370 MB. With widths in steps of 16 there are at most 16
         widths up to 256 tokens; the extra positions are padding, masked out of attention
         and pooling, so the vectors do not change (beyond float rounding)."""
+        import numpy as np
+
         arrays = self.tokenize(list(texts))
         lengths = arrays["attention_mask"].sum(axis=1)
         total = self._width(int(lengths.max()))
@@ -141,6 +149,8 @@ class OpenVinoEncoder:
 
     def _widen(self, name: str, array: np.ndarray, width: int) -> np.ndarray:
         """`array` padded to `width` columns with its input's padding value."""
+        import numpy as np
+
         extra = width - array.shape[1]
         if extra <= 0:
             return array
@@ -150,8 +160,11 @@ class OpenVinoEncoder:
 
     def encode_features(self, features: dict[str, np.ndarray]) -> np.ndarray:
         """Unit vectors for one padded batch of token ids."""
+        import numpy as np
+
+        tensors = {name: self._tensor(np.ascontiguousarray(array)) for name, array in features.items()}
         with self._infer_lock:
-            hidden = self.request.infer(features)[0]
+            hidden = next(iter(self.request.infer(tensors, False, False).values()))  # a copy: the request's own
         if self.pooling == "cls":
             pooled = hidden[:, 0, :]
         else:
@@ -182,11 +195,45 @@ def _openvino():
     finally:
         if skip and sys.modules.get(CONVERTER, ...) is None:
             del sys.modules[CONVERTER]
+    if not hasattr(ov, "_pyopenvino"):  # _runtime loaded the extension before the package
+        ov._pyopenvino = sys.modules[RUNTIME]
     return ov
 
 
+RUNTIME = "openvino._pyopenvino"
+
+
+def _runtime():
+    """OpenVINO's extension module (Core, CompiledModel, Tensor), loaded without running the
+    package's __init__, which also builds the Python factories of every opset (~40 ms of a cold
+    search, more on a busy machine) that inference never calls. The package stands in as an
+    empty shell only while the extension loads; a later `import openvino` runs as usual and
+    reuses the loaded extension."""
+    if "openvino" in sys.modules and sys.modules["openvino"] is None:  # blocked: as if not installed
+        raise ExportError("openvino is not installed (pip install openvino==2026.4.1)")
+    if RUNTIME in sys.modules:
+        return sys.modules[RUNTIME]
+    spec = importlib.util.find_spec("openvino")
+    if spec is None or not spec.submodule_search_locations:
+        raise ExportError("openvino is not installed (pip install openvino==2026.4.1)")
+    shell = types.ModuleType("openvino")
+    shell.__spec__, shell.__path__ = spec, list(spec.submodule_search_locations)
+    sys.modules["openvino"] = shell
+    try:
+        from openvino.package_utils import _add_openvino_libs_to_search_path
+
+        _add_openvino_libs_to_search_path()  # Windows only: where the extension finds its DLLs
+        runtime = importlib.import_module(RUNTIME)
+    except ImportError as exc:
+        raise ExportError(f"openvino does not load: {exc}") from exc
+    finally:
+        if sys.modules.get("openvino") is shell:
+            del sys.modules["openvino"]
+    return runtime
+
+
 def _compile(onnx_file: Path, hidden: int, activations: str = "static"):
-    ov = _openvino()
+    runtime = _runtime()
     config = {
         "INFERENCE_NUM_THREADS": _threads(),
         "PERFORMANCE_HINT": "LATENCY",
@@ -201,11 +248,11 @@ def _compile(onnx_file: Path, hidden: int, activations: str = "static"):
     _limit_heap_growth()
     try:
         try:
-            return ov.Core().compile_model(str(onnx_file), "CPU", cached)
+            return runtime.Core().compile_model(str(onnx_file), "CPU", cached)
         except RuntimeError as exc:  # e.g. a read-only cache folder: compile as before
             log.info("OpenVINO's compiled-model cache is not usable (%s); compiling without it",
                      str(exc).splitlines()[0])
-            return ov.Core().compile_model(str(onnx_file), "CPU", config)
+            return runtime.Core().compile_model(str(onnx_file), "CPU", config)
     except RuntimeError as exc:
         raise ExportError(f"OpenVINO cannot compile {onnx_file}: {str(exc).splitlines()[0]}") from exc
 
@@ -253,8 +300,8 @@ def load_cached_int8(model_path: str, max_tokens: int,
     record = read_record(target, model_path, max_tokens)
     if record is None:
         return None
-    tokenizer = TextTokenizer.from_file(target / TOKENIZER_FILE, record.tokenizer)
-    compiled = _compile(onnx_file, record.dim, activations)
+    compiled = _compile(onnx_file, record.dim, activations)  # first: it runs without the GIL, beside a loading index
+    tokenizer = TextTokenizer.from_file(target / TOKENIZER_FILE, record.tokenizer, lazy=True)
     spec = record.tokenizer
     encoder = OpenVinoEncoder(compiled, tokenizer, list(spec.inputs), record.pooling, record.dim, spec.max_length,
                               {"input_ids": spec.pad_id, "token_type_ids": spec.pad_type_id}, tokenizer.left_padded)

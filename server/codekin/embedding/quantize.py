@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.metadata
 import io
 import json
 import logging
@@ -42,11 +41,13 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from codekin.config import cache_root
 from codekin.progress import Heartbeat
+
+if TYPE_CHECKING:  # numpy is imported where arrays are made: the query model's thread (ahead.py)
+    import numpy as np  # reaches OpenVINO's compile while the search imports numpy beside it
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +84,42 @@ def _fingerprint(model_dir: Path) -> list[tuple[str, int, int]]:
 
 def _torch_version() -> str:
     """torch's version string without importing torch (the same text as torch.__version__)."""
+    found = _dist_info_version("torch")
+    if found is not None:
+        return found
+    import importlib.metadata  # ~20 ms (the email package): only where the plain read fails
+
     try:
         return importlib.metadata.version("torch")
     except importlib.metadata.PackageNotFoundError:
         return "none"
+
+
+def _dist_info_version(name: str) -> str | None:
+    """The `Version:` of `name`'s METADATA in the first sys.path folder holding its metadata,
+    which is what importlib.metadata reads; None when that folder holds anything but exactly one
+    `<name>-*.dist-info` (egg-info, several copies, no such folder): ask importlib.metadata."""
+    for entry in sys.path:
+        try:
+            names = [n for n in os.listdir(entry or ".") if n.lower().startswith((f"{name}-", f"{name}."))
+                     and n.lower().endswith((".dist-info", ".egg-info", ".egg"))]
+        except OSError:
+            continue
+        if not names:
+            continue
+        if len(names) != 1 or not names[0].endswith(".dist-info"):
+            return None
+        try:
+            with open(os.path.join(entry or ".", names[0], "METADATA"), encoding="utf-8") as metadata:
+                for line in metadata:
+                    if line.startswith("Version:"):
+                        return line.split(":", 1)[1].strip()
+                    if not line.strip():
+                        break  # the headers end at the first empty line
+        except OSError:
+            return None
+        return None
+    return None
 
 
 def _check_activations(activations: str) -> None:
@@ -161,6 +194,8 @@ def _set_attention(auto_model, implementation: str) -> None:
 
 def int8_weights(src: Path, dest: Path) -> int:
     """Store every constant MatMul weight as per-output-channel symmetric int8; returns how many."""
+    import numpy as np
+
     try:
         import onnx
         from onnx import helper, numpy_helper
@@ -284,7 +319,7 @@ def static_int8(src: Path, dest: Path, tokenize: Callable[[Sequence[str]], dict[
         raise ExportError(f"static int8 quantization failed: {first_line}") from exc
     return {"calibration_texts": len(texts), "calibration_sha256": hashlib.sha256(
         "\0".join(texts).encode()).hexdigest()[:16], "smooth_quant_alpha": SMOOTH_QUANT_ALPHA,
-        "preset": "mixed", "nncf": importlib.metadata.version("nncf")}
+        "preset": "mixed", "nncf": nncf.__version__}
 
 
 def model_file(target: Path, activations: str = "static") -> Path:

@@ -15,7 +15,7 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
-from codekin.chunking.chunk import base_symbol
+from codekin.parts import base_symbol
 
 # Chunk kinds that define something (windows and gap blocks do not).
 DEFINING_KINDS = frozenset({"module", "attributes", "class", "function", "method", "macro", "guard",

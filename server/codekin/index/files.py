@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from codekin.chunking.chunk import base_symbol
 from codekin.index.definitions import FILLER_KINDS, HEAD_KINDS
 from codekin.index.hits import FileHit
 from codekin.index.lexical import Bm25, terms
+from codekin.parts import base_symbol
 
 if TYPE_CHECKING:
     from codekin.index.search import SearchIndex
@@ -48,7 +48,7 @@ class FileRanking:
         else it is built here (most of the cost of a cold search's first file ranking)."""
         self.index = index
         keys = group_of_row if group_of_row is not None else index.paths
-        self.rows = _groups(keys)
+        self.rows = _groups(keys) if group_of_row is not None else index.by_path  # files: the index's own
         self.paths = list(self.rows)  # group keys: a file's path, or path#head-row for a module
         position = {p: n for n, p in enumerate(self.paths)}
         self.file_of_row = np.array([position[k] for k in keys], dtype=np.int64)
@@ -57,7 +57,7 @@ class FileRanking:
             summary_bm25(keys, index.paths, index.contexts, index.symbols, index.kinds)
         self.text_bm25 = None
         if text:
-            row_terms = index.terms.to_pylist()
+            row_terms = index.terms
             self.text_bm25 = Bm25([[t for r in self.rows[p] for t in row_terms[r].split()] for p in self.paths],
                                   prose=True)
         self.vectors = np.zeros((len(self.paths), index.dim), dtype=np.float32)

@@ -22,9 +22,8 @@ from collections import Counter
 from functools import lru_cache
 
 import numpy as np
-import snowballstemmer
 
-from codekin.chunking.chunk import base_symbol
+from codekin.parts import base_symbol
 
 # Chunk kinds whose symbol ends in a callable's own name (heads, windows and tests have none).
 NAMED_KINDS = frozenset({"function", "method", "macro", "guard", "delegate"})
@@ -65,16 +64,48 @@ them their our your my me us his her him via per eg ie e.g i.e
 """.split())
 
 
-_ENGLISH = snowballstemmer.stemmer("english")
 _STEMMING = threading.Lock()  # the stemmer keeps the word it works on in itself: one thread at a time
+_ENGLISH: list = []  # the Snowball stemmer, made on first use (`import snowballstemmer` loads every
+# language's stemmer: ~30 ms of a cold search, whose words are usually all among the kept stems)
 
 
-_KEPT_STEMS: dict[str, str] = {}  # stems an index commit kept (query_file.py): a cold process reuses them
+class _KeptStems:
+    """Stems an index commit kept ("word stem" lines, query_file.py), so a cold process reuses
+    them (pure-Python Snowball costs ~0.3 ms a word). A query's few words are found in the
+    text itself; the lines become a dict only once many words are asked for (building a BM25)."""
+
+    LOOKUPS_BEFORE_DICT = 64
+
+    def __init__(self) -> None:
+        self.text = "\n"
+        self.stems: dict[str, str] = {}
+        self.lookups = 0
+
+    def keep(self, text: str) -> None:
+        self.text, self.stems, self.lookups = "\n" + text + "\n", {}, 0
+
+    def get(self, term: str) -> str | None:
+        if self.stems:
+            return self.stems.get(term)
+        if len(self.text) < 2:
+            return None
+        self.lookups += 1
+        if self.lookups > self.LOOKUPS_BEFORE_DICT:
+            self.stems = dict(line.split(" ", 1) for line in self.text.split("\n") if " " in line)
+            return self.stems.get(term)
+        start = self.text.find(f"\n{term} ")
+        if start < 0:
+            return None
+        start += len(term) + 2
+        return self.text[start:self.text.index("\n", start)]
 
 
-def keep_stems(stems: dict[str, str]) -> None:
-    """Stems computed by an earlier process (pure-Python Snowball costs ~0.3 ms a word)."""
-    _KEPT_STEMS.update(stems)
+_KEPT_STEMS = _KeptStems()
+
+
+def keep_stems(lines: str) -> None:
+    """Stems computed by an earlier process, as "word stem" lines."""
+    _KEPT_STEMS.keep(lines)
 
 
 def stem(term: str) -> str:
@@ -89,7 +120,11 @@ def stem(term: str) -> str:
 def _stem(term: str) -> str:
     if term.isalpha():
         with _STEMMING:
-            return _ENGLISH.stemWord(term)
+            if not _ENGLISH:
+                import snowballstemmer
+
+                _ENGLISH.append(snowballstemmer.stemmer("english"))
+            return _ENGLISH[0].stemWord(term)
     if len(term) <= 3 or not term.endswith("s") or term.endswith(("ss", "us", "is")):
         return term
     if term.endswith("ies") and len(term) > 4:

@@ -1,4 +1,4 @@
-"""Whose index is this: index content (LanceDB tables, `state.json`, `query.arrow`, the
+"""Whose index is this: index content (LanceDB tables, `state.json`, `query.chunks`, the
 checksums) counts only when this machine wrote it.
 
 A repository can commit `.codekin/`, and a copied tree carries it along; such an index was

@@ -16,7 +16,6 @@ class RowReads:
     languages: list[str]
     kinds: list[str]
     symbols: list[str]
-    texts: list[str]
     starts: np.ndarray
     ends: np.ndarray
     has_vector: np.ndarray
@@ -24,6 +23,10 @@ class RowReads:
     roles: np.ndarray
     parent: np.ndarray  # each row's module head (itself when it has none)
     by_path: dict[str, list[int]]
+
+    @property
+    def texts(self) -> list[str]:  # a snapshot may read them only when first asked for
+        raise NotImplementedError
 
     def __len__(self) -> int:
         return len(self.paths)

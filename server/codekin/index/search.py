@@ -10,21 +10,21 @@ from functools import cached_property
 
 import numpy as np
 
-from codekin.chunking.chunk import base_symbol
 from codekin.index.definitions import FILLER_KINDS, HEAD_KINDS, Definitions
 from codekin.index.files import FileRanking, FileWeights
 from codekin.index.hits import Hit
 from codekin.index.lexical import chunk_bm25
-from codekin.index.paths import ROLES, is_test_symbol, path_role, twin_key
+from codekin.index.paths import path_role
 from codekin.index.query import Query
-from codekin.index.query_file import QueryFile
+from codekin.index.query_file import QueryFile, TableRows
 from codekin.index.ranking import Weights, spread_order, spread_scores
+from codekin.index.row_facts import row_facts, rows_by_path
 from codekin.index.rows import RowReads
 from codekin.index.store import IndexStore
+from codekin.parts import base_symbol
 from codekin.workspace import matches
 
 CANDIDATES = 100
-DEFINED_KINDS = frozenset({"function", "method", "macro", "template"})  # what a declaration declares
 ANN_CANDIDATES = 400
 
 
@@ -32,42 +32,26 @@ class SearchIndex(RowReads):
     """A read-only snapshot: chunk rows, their vectors (one model space) and BM25."""
 
     def __init__(self, store: IndexStore | QueryFile, key: str) -> None:
-        table = store.load_chunks()
+        rows = store if isinstance(store, QueryFile) else TableRows(store.load_chunks())
         self.key = key
-        self.paths: list[str] = table.column("path").to_pylist()
-        self.languages: list[str] = table.column("language").to_pylist()
-        self.kinds: list[str] = table.column("kind").to_pylist()
-        self.symbols: list[str] = table.column("symbol").to_pylist()
-        # not .to_numpy(): pyarrow imports pandas for it (a second of a cold start)
-        self.starts = np.array(table.column("start_line").to_pylist(), dtype=np.int32)
-        self.ends = np.array(table.column("end_line").to_pylist(), dtype=np.int32)
-        self.hashes: list[str] = table.column("content_hash").to_pylist()
-        self.texts: list[str] = table.column("text").to_pylist()
-        self.contexts: list[str] = table.column("context").to_pylist()
-        self.terms = table.column("terms")  # kept for the module-level text channel (modules())
+        self._rows = rows  # texts, contexts, hashes and terms are read from it when first asked for
+        self.paths: list[str] = rows.strings("path")
+        self.languages: list[str] = rows.strings("language")
+        self.kinds: list[str] = rows.strings("kind")
+        self.symbols: list[str] = rows.strings("symbol")
+        self.starts = rows.ints("start_line")
+        self.ends = rows.ints("end_line")
         self.mapped = store if isinstance(store, QueryFile) else None
-        stored = self.mapped.load_bm25() if self.mapped is not None else None  # built at index time
-        self.bm25 = stored or chunk_bm25(self.terms.to_pylist(), self.symbols, self.kinds)
-        vector_hashes, matrix = store.load_vectors(key)
-        position = {h: i for i, h in enumerate(vector_hashes)}
-        rows = np.array([position.get(h, -1) for h in self.hashes], dtype=np.int64)
-        self.has_vector = rows >= 0
-        dim = matrix.shape[1] if matrix.size else 0
-        self.vectors = np.zeros((len(rows), dim), dtype=np.float32)
-        if matrix.size:
-            self.vectors[self.has_vector] = matrix[rows[self.has_vector]]
-        self.by_path: dict[str, list[int]] = {}
-        for i, path in enumerate(self.paths):
-            self.by_path.setdefault(path, []).append(i)
-        self.parent = self._parents()
-        role_of = {p: ROLES.index(path_role(p)) for p in self.by_path}
-        test = ROLES.index("test")
-        self.roles = np.array([test if is_test_symbol(s) else role_of[p] for p, s in zip(self.paths, self.symbols,
-                                                                                         strict=True)], dtype=np.int8)
-        group_of: dict[str, int] = {}
-        twin_of = {p: twin_key(p) for p in self.by_path}  # once per file, not per chunk
-        self.groups = np.array([group_of.setdefault(twin_of[p], len(group_of)) for p in self.paths],
-                               dtype=np.int64)
+        kept = self.mapped.kept_rows() if self.mapped is not None else None  # built at index time
+        self.bm25 = kept.bm25 if kept is not None else chunk_bm25(self.terms, self.symbols, self.kinds)
+        if isinstance(store, QueryFile):  # the file's vectors are in row order already
+            self.has_vector, self.vectors = store.row_vectors()
+        else:
+            self.has_vector, self.vectors = _row_vectors(store, key, self.hashes)
+        self.by_path: dict[str, list[int]] = rows_by_path(self.paths)
+        facts = kept.facts if kept is not None else row_facts(self.paths, self.kinds, self.symbols)
+        self.parent, self.roles, self.groups = facts["parent"], facts["roles"], facts["groups"]
+        self._declared = facts["declared"]  # (2, pairs): declaration rows over the rows they declare
         self._files: FileRanking | None = None
         self._modules: FileRanking | None = None
         # Large indexes ask LanceDB's ANN index for candidates, then rescore them exactly.
@@ -76,6 +60,29 @@ class SearchIndex(RowReads):
         if self.store is not None:
             for i, h in enumerate(self.hashes):
                 self.rows_by_hash.setdefault(h, []).append(i)
+
+    @cached_property
+    def texts(self) -> list[str]:
+        return self._rows.strings("text")
+
+    @cached_property
+    def contexts(self) -> list[str]:
+        return self._rows.strings("context")
+
+    @cached_property
+    def hashes(self) -> list[str]:
+        return self._rows.strings("content_hash")
+
+    @cached_property
+    def terms(self) -> list[str]:
+        """Each row's terms, space-separated (BM25 built here, the module-level text channel)."""
+        return self._rows.strings("terms")
+
+    def text(self, row: int) -> str:
+        """One chunk's text (a hit's), without reading the whole column."""
+        if "texts" in self.__dict__:
+            return self.texts[row]
+        return self._rows.string("text", row)
 
     @cached_property
     def definitions(self) -> Definitions:
@@ -93,18 +100,6 @@ class SearchIndex(RowReads):
         scores[rows] = self.vectors[rows] @ query_vector
         return scores
 
-    def _parents(self) -> np.ndarray:
-        """For each chunk, the head chunk (module/class/attributes) of its file that encloses it."""
-        parent = np.arange(len(self.paths))
-        for rows in self.by_path.values():
-            heads = [r for r in rows if self.kinds[r] in HEAD_KINDS]
-            if not heads:
-                continue
-            for r in rows:
-                owners = [h for h in heads if self.symbols[r].startswith(self.symbols[h])] or heads[:1]
-                parent[r] = max(owners, key=lambda h: len(self.symbols[h]))
-        return parent
-
     def _with_context(self, scores: np.ndarray, weight: float) -> np.ndarray:
         """Blend each chunk's score with its module head's: a function inherits the
         context its module documents (the `@moduledoc` says what the code is for)."""
@@ -118,7 +113,7 @@ class SearchIndex(RowReads):
 
     def hit(self, i: int, score: float, rank_score: float | None = None) -> Hit:
         return Hit(self.paths[i], int(self.starts[i]), int(self.ends[i]), self.symbols[i],
-                   self.languages[i], self.kinds[i], float(score), self.texts[i],
+                   self.languages[i], self.kinds[i], float(score), self.text(i),
                    None if rank_score is None else float(rank_score), bool(self.has_vector[i]))
 
     def enclosing(self, path: str, start: int, end: int) -> int | None:
@@ -203,18 +198,11 @@ class SearchIndex(RowReads):
             rank = self._to_definitions(rank, weights.declared)
         return rank, shown
 
-    @cached_property
+    @property
     def declared(self) -> tuple[np.ndarray, np.ndarray]:
         """(declaration row, definition row) pairs: a C/C++ prototype (kind `declaration`, in a
         header, where the doc comment usually is) and the function it declares, defined elsewhere."""
-        defined: dict[str, list[int]] = {}
-        for i, (symbol, kind) in enumerate(zip(self.symbols, self.kinds, strict=True)):
-            if kind in DEFINED_KINDS:
-                defined.setdefault(base_symbol(symbol), []).append(i)
-        pairs = [(i, d) for i, (symbol, kind) in enumerate(zip(self.symbols, self.kinds, strict=True))
-                 if kind == "declaration" for d in defined.get(symbol, ())]
-        rows = np.array(pairs, dtype=np.int64).reshape(-1, 2)
-        return rows[:, 0], rows[:, 1]
+        return self._declared[0], self._declared[1]
 
     def _to_definitions(self, rank: np.ndarray, share: float) -> np.ndarray:
         """A declaration's score passes to its definition (the doc above a prototype describes
@@ -225,7 +213,7 @@ class SearchIndex(RowReads):
             return rank
         out = rank.copy()
         np.maximum.at(out, definitions[passing], rank[declarations[passing]])
-        out[np.unique(declarations[passing])] *= share
+        out[declarations[passing]] *= share  # once per row, repeated or not (not np.unique: it imports numpy.ma, ~40 ms)
         return out
 
     def _with_file_evidence(self, rank: np.ndarray, query_vector: np.ndarray | None, query: Query,
@@ -255,6 +243,19 @@ class SearchIndex(RowReads):
             self._modules = FileRanking(self, [f"{path}#{parent}" if head else path for path, parent, head
                                                in zip(self.paths, self.parent, heads, strict=True)], text=True)
         return self._modules
+
+
+def _row_vectors(store: IndexStore, key: str, hashes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(has a vector, the vectors) in row order, from the table of `key` (by content hash)."""
+    vector_hashes, matrix = store.load_vectors(key)
+    position = {h: i for i, h in enumerate(vector_hashes)}
+    rows = np.array([position.get(h, -1) for h in hashes], dtype=np.int64)
+    has_vector = rows >= 0
+    dim = matrix.shape[1] if matrix.size else 0
+    vectors = np.zeros((len(rows), dim), dtype=np.float32)
+    if matrix.size:
+        vectors[has_vector] = matrix[rows[has_vector]]
+    return has_vector, vectors
 
 
 def _fuse(dense: np.ndarray, lexical: np.ndarray, lexical_weight: float) -> np.ndarray:

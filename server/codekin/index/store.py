@@ -12,16 +12,15 @@ import itertools
 import os
 import time
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 os.environ.setdefault("LANCE_LOG", "error")  # lance warns on stderr when it creates a table
 
 import numpy as np  # noqa: E402
-import pyarrow as pa  # noqa: E402
 
 from codekin.atomic import write_json_atomic  # noqa: E402
-from codekin.chunking import Chunk, header_line  # noqa: E402
 from codekin.errors import IndexForeignError, IndexFormatError  # noqa: E402
 from codekin.index import provenance  # noqa: E402
 from codekin.index.lexical import terms  # noqa: E402
@@ -33,24 +32,49 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
     import lancedb
+    import pyarrow as pa
     from lancedb.query import LanceVectorQueryBuilder
+
+    from codekin.chunking import Chunk
 
 DELETE_BATCH = 400
 
-FILES_SCHEMA = pa.schema([
-    pa.field("path", pa.string()), pa.field("size", pa.int64()), pa.field("mtime_ns", pa.int64()),
-    pa.field("file_hash", pa.string()), pa.field("chunks", pa.int32()), pa.field("skip_reason", pa.string()),
-])
-CHUNKS_SCHEMA = pa.schema([
-    pa.field("path", pa.string()), pa.field("language", pa.string()), pa.field("kind", pa.string()),
-    pa.field("symbol", pa.string()), pa.field("start_line", pa.int32()), pa.field("end_line", pa.int32()),
-    pa.field("content_hash", pa.string()), pa.field("text", pa.string()), pa.field("terms", pa.string()),
-    pa.field("context", pa.string()),  # the chunk's module summary (Chunk.context), part of its header
-])
+# pyarrow (~40 ms) is imported where a table is read or written, not by a query that reads
+# the state file and the query files only: the schemas are built on first use.
+@cache
+def files_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema([
+        pa.field("path", pa.string()), pa.field("size", pa.int64()), pa.field("mtime_ns", pa.int64()),
+        pa.field("file_hash", pa.string()), pa.field("chunks", pa.int32()), pa.field("skip_reason", pa.string()),
+    ])
+
+
+@cache
+def chunks_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema([
+        pa.field("path", pa.string()), pa.field("language", pa.string()), pa.field("kind", pa.string()),
+        pa.field("symbol", pa.string()), pa.field("start_line", pa.int32()), pa.field("end_line", pa.int32()),
+        pa.field("content_hash", pa.string()), pa.field("text", pa.string()), pa.field("terms", pa.string()),
+        pa.field("context", pa.string()),  # the chunk's module summary (Chunk.context), part of its header
+    ])
 
 
 def vectors_schema(dim: int) -> pa.Schema:
+    import pyarrow as pa
+
     return pa.schema([pa.field("content_hash", pa.string()), pa.field("vector", pa.list_(pa.float32(), dim))])
+
+
+def __getattr__(name: str) -> object:
+    """FILES_SCHEMA and CHUNKS_SCHEMA, as before the schemas were built on first use."""
+    schemas = {"FILES_SCHEMA": files_schema, "CHUNKS_SCHEMA": chunks_schema}
+    if name in schemas:
+        return schemas[name]()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -148,11 +172,11 @@ class IndexStore:
         return f"vectors_{key}"
 
     def file_records(self) -> dict[str, FileRecord]:
-        table = self._table("files", FILES_SCHEMA).to_arrow().to_pylist()
+        table = self._table("files", files_schema()).to_arrow().to_pylist()
         return {row["path"]: FileRecord(**row) for row in table}
 
     def chunk_hashes(self) -> set[str]:
-        table = self._table("chunks", CHUNKS_SCHEMA)
+        table = self._table("chunks", chunks_schema())
         return set(table.to_arrow().column("content_hash").to_pylist())
 
     def vector_hashes(self, key: str) -> set[str]:
@@ -163,7 +187,9 @@ class IndexStore:
 
     def chunk_texts(self, hashes: set[str]) -> dict[str, str]:
         """The text the model sees for each wanted hash (header + code)."""
-        table = self._table("chunks", CHUNKS_SCHEMA).to_arrow()
+        from codekin.chunking import header_line  # the chunkers: a writer's import, not a query's
+
+        table = self._table("chunks", chunks_schema()).to_arrow()
         out: dict[str, str] = {}
         contexts = (table.column("context").to_pylist() if "context" in table.column_names
                     else [""] * table.num_rows)  # an index written before chunks had a context
@@ -178,6 +204,8 @@ class IndexStore:
     def add_vectors(self, key: str, hashes: list[str], vectors: np.ndarray) -> None:
         if not hashes:
             return
+        import pyarrow as pa
+
         dim = vectors.shape[1]
         table = self._table(self.vectors_table_name(key), vectors_schema(dim))
         flat = pa.array(vectors.astype(np.float32, copy=False).ravel())
@@ -188,6 +216,8 @@ class IndexStore:
         """Append streamed (hashes, vectors) batches as ONE new table version: readers see all
         of them or none, and a stream that fails leaves the table as it was (its error is raised).
         An empty stream writes nothing."""
+        import pyarrow as pa
+
         schema = vectors_schema(dim)
         failure: list[BaseException] = []
 
@@ -224,25 +254,27 @@ class IndexStore:
         Crash-safe by order: the files table is written last, so an interrupted run
         sees the old file hash and redoes these files.
         """
-        chunks_table = self._table("chunks", CHUNKS_SCHEMA)
+        import pyarrow as pa
+
+        chunks_table = self._table("chunks", chunks_schema())
         if "context" not in chunks_table.schema.names:  # written before chunks had a context: old rows get ""
             chunks_table.add_columns({"context": "CAST('' AS STRING)"})
-        files_table = self._table("files", FILES_SCHEMA)
+        files_table = self._table("files", files_schema())
         for i in range(0, len(paths), DELETE_BATCH):
             chunks_table.delete(f"path IN ({_quoted(paths[i:i + DELETE_BATCH])})")
         if chunks:
-            chunks_table.add(pa.Table.from_pylist([_chunk_row(c) for c in chunks], schema=CHUNKS_SCHEMA))
+            chunks_table.add(pa.Table.from_pylist([_chunk_row(c) for c in chunks], schema=chunks_schema()))
         stale = sorted(set(paths) | {r.path for r in records})
         for i in range(0, len(stale), DELETE_BATCH):
             files_table.delete(f"path IN ({_quoted(stale[i:i + DELETE_BATCH])})")
         if records:
-            files_table.add(pa.Table.from_pylist([r.__dict__ for r in records], schema=FILES_SCHEMA))
+            files_table.add(pa.Table.from_pylist([r.__dict__ for r in records], schema=files_schema()))
 
     def remove_files(self, paths: list[str]) -> None:
         self.replace_files(paths, [], [])
 
     def load_chunks(self) -> pa.Table:
-        return self._table("chunks", CHUNKS_SCHEMA).to_arrow()
+        return self._table("chunks", chunks_schema()).to_arrow()
 
     def load_vectors(self, key: str) -> tuple[list[str], np.ndarray]:
         name = self.vectors_table_name(key)
