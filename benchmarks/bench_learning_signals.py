@@ -15,11 +15,12 @@ sentence-transformers only); scoring runs here (LanceDB, tree-sitter):
     PYTHONPATH=server python benchmarks/bench_learning_signals.py score DIR VECTORS GPU_LOG [--out FILE]
 
 `DEVICE=cpu` runs the same Trainer on the CPU; `REPOS=a,b` limits the repositories. A recipe
-(RECIPES) is `name: (recipe, signals, lr, epochs, batch, doc copies)`: recipe `signals` (the
-product default: in-batch negatives over the pairs of the kinds named, plus the seed
-triplets' (anchor, positive) with `seed`) or `triplets` (the seed's, triplet loss); `doc
-copies` repeats the doc pairs (each copy in another batch). `harmed` recipes shuffle the code
-side of the pairs: the gate must reject them.
+(RECIPES) is a name and what it changes of DEFAULT: TrainingArguments fields (recipe
+`signals`, the product default: in-batch negatives over the pairs of the kinds named, plus
+the seed triplets' (anchor, positive) with `seed`; or `triplets`, the seed's triplet loss),
+`doc_copies` (the doc pairs repeated, each copy in another batch) and `pairs` (which stored
+pair set: `pairs`, written by prepare with today's miners, or an older one kept beside it).
+`harmed` recipes shuffle the code side of the pairs: the gate must reject them.
 """
 
 from __future__ import annotations
@@ -33,13 +34,31 @@ import sys
 from pathlib import Path
 
 KINDS = ("doc_to_code", "symbol", "code_to_code", "commit")
-RECIPES = {  # name: (recipe, signals, lr, epochs, batch, doc copies)
-    "triplet": ("triplets", "seed", 1e-5, 3, 16, 1),
-    "doc_ren_seed": ("signals", "doc+comment+renamed+seed", 2e-5, 3, 32, 1),  # the product default
-    "doc_ren_seed_5e5_5ep": ("signals", "doc+comment+renamed+seed", 5e-5, 5, 32, 1),
-    "doc3_ren_seed_5e5": ("signals", "doc+comment+renamed+seed", 5e-5, 3, 32, 3),
-    "harmed": ("signals", "doc+comment+renamed", 2e-5, 3, 32, 1),
+DEFAULT = {"recipe": "signals", "signals": "doc+comment+renamed+seed", "learning_rate": 2e-5, "epochs": 3,
+           "batch_size": 32, "doc_copies": 1, "pairs": "pairs"}
+RECIPES = {  # name: what it changes of DEFAULT
+    "triplet": {"recipe": "triplets", "signals": "seed", "learning_rate": 1e-5, "batch_size": 16},
+    "doc_ren_seed": {},  # the product default
+    "doc_ren_seed_5e5_5ep": {"learning_rate": 5e-5, "epochs": 5},
+    "doc3_ren_seed_5e5": {"learning_rate": 5e-5, "doc_copies": 3},
+    "harmed": {"signals": "doc+comment+renamed"},
+    # session 9: the doc pairs of every kind the held-out queries ask for (`pairs`) against
+    # session 8's function-only ones (`pairs_s8`), module docs, same-file batches, rates, epochs
+    "s8_pairs": {"pairs": "pairs_s8"},
+    "seed14": {"seed": 14},  # run-to-run spread: the same recipe with other batches
+    "moduledoc": {"signals": "doc+moduledoc+comment+renamed+seed"},
+    "by_file": {"batch_by_file": True},
+    "lr5e5": {"learning_rate": 5e-5},
+    "lr1e4": {"learning_rate": 1e-4},
+    "ep8": {"epochs": 8},
+    "lr5e5_ep6_file_md": {"learning_rate": 5e-5, "epochs": 6, "batch_by_file": True,
+                          "signals": "doc+moduledoc+comment+renamed+seed"},
 }
+
+
+def recipe(name: str) -> dict:
+    """The recipe's whole setting: DEFAULT with its changes."""
+    return {**DEFAULT, **RECIPES[name]}
 
 
 def prepare(out: Path, names: list[str]) -> None:
@@ -64,15 +83,15 @@ def prepare(out: Path, names: list[str]) -> None:
         print(name, "signal pairs", len(pairs), flush=True)
 
 
-def recipe_data(data: dict, recipe: str, rng: random.Random) -> tuple[list, list]:
-    """(triplets, pairs) the Trainer gets for `recipe`: the doc pairs repeated, or every pair's
-    code shuffled for a harmed recipe."""
+def recipe_data(data: dict, name: str, rng: random.Random) -> tuple[list, list]:
+    """(triplets, pairs) the Trainer gets for recipe `name`: the doc pairs repeated, or every
+    pair's code shuffled for a harmed recipe."""
     from codekin.training.pairs.batches import TextPair
 
-    copies = RECIPES[recipe][5]
-    pairs = [TextPair.from_dict(p) for p in data["pairs"]]
-    pairs += [p for p in pairs if p.kind == "doc"] * (copies - 1)
-    if recipe.startswith("harmed"):
+    setting = recipe(name)
+    pairs = [TextPair.from_dict(p) for p in data[setting["pairs"]]]
+    pairs += [p for p in pairs if p.kind == "doc"] * (setting["doc_copies"] - 1)
+    if name.startswith("harmed"):
         codes = [p.code for p in pairs]
         rng.shuffle(codes)
         pairs = [TextPair(p.query, code, p.group, p.kind) for p, code in zip(pairs, codes, strict=True)]
@@ -95,11 +114,11 @@ def train_on_device(here: Path, recipes: list[str]) -> None:
     def encode(model: SentenceTransformer, texts: list[str]) -> np.ndarray:
         return model.encode(texts, batch_size=256, normalize_embeddings=True, convert_to_numpy=True).astype(np.float16)
 
-    def fit(data: dict, recipe: str) -> tuple[SentenceTransformer, dict]:
-        kind, signals, lr, epochs, size, _ = RECIPES[recipe]
-        args = TrainingArguments(recipe=kind, signals=signals.split("+"), learning_rate=lr, epochs=epochs,
-                                 batch_size=size, device=device, compile="off", save_optimizer_state=False)
-        triplets, pairs = recipe_data(data, recipe, random.Random(13))
+    def fit(data: dict, name: str) -> tuple[SentenceTransformer, dict]:
+        fields = {k: v for k, v in recipe(name).items() if k not in ("doc_copies", "pairs")}
+        args = TrainingArguments(**{**fields, "signals": fields["signals"].split("+")}, device=device,
+                                 compile="off", save_optimizer_state=False)
+        triplets, pairs = recipe_data(data, name, random.Random(13))
         trainer = Trainer(model_dir, device, args, out=lambda line: None, show_progress=False)
         result = trainer.train(triplets, pairs=pairs)
         return trainer.model, {"train_s": round(result.seconds, 1), "rows": result.triplets,
@@ -119,21 +138,25 @@ def train_on_device(here: Path, recipes: list[str]) -> None:
         base.float()
         base.max_seq_length = 256
         vectors, info = {"base": encode(base, texts)}, {}
-        for recipe in recipes:
-            model, info[recipe] = fit(data, recipe)
-            vectors[recipe] = encode(model, texts)
-        np.savez_compressed(out_dir / f"{repo}.npz", **vectors)
-        print(json.dumps({"repo": repo, "card": card, "recipes": info}), flush=True)
+        for name in recipes:  # saved after each recipe: a run cut off at its limit keeps the ones done
+            model, info[name] = fit(data, name)
+            vectors[name] = encode(model, texts)
+            np.savez_compressed(out_dir / f"{repo}.npz", **vectors)
+            print(json.dumps({"repo": repo, "card": card, "recipes": info}), flush=True)
 
 
 def score(here: Path, vectors_dir: Path, log: Path, out: Path | None) -> None:
+    done = {}  # a repository's last line names all its recipes
     for line in log.read_text().splitlines():
         if line.startswith('{"repo"'):
-            row = score_repo(here, vectors_dir, json.loads(line))
-            print(json.dumps(row), flush=True)
-            if out:
-                with out.open("a") as f:
-                    f.write(json.dumps(row) + "\n")
+            info = json.loads(line)
+            done[info["repo"]] = info
+    for info in done.values():
+        row = score_repo(here, vectors_dir, info)
+        print(json.dumps(row), flush=True)
+        if out:
+            with out.open("a") as f:
+                f.write(json.dumps(row) + "\n")
 
 
 def kinds(metrics: dict) -> dict:
@@ -172,7 +195,7 @@ def score_repo(here: Path, vectors_dir: Path, info: dict) -> dict:
     gate = SearchGate(min_improvement=0.01)
     row: dict = {"bench": "learning_recipes", "repo": repo, "card": info["card"],
                  "trainer": "codekin Trainer (training/trainer/recipe.py batches), compile off",
-                 "recipes": {r: RECIPES[r] for r in info["recipes"]}}
+                 "recipes": {r: RECIPES.get(r) for r in info["recipes"]}}
 
     with SearchEvaluator(eval_set, config.search) as evaluator:
         def run(name: str) -> dict:
@@ -181,9 +204,9 @@ def score_repo(here: Path, vectors_dir: Path, info: dict) -> dict:
         base = run("base")
         row["base"] = kinds(base)
         row["queries"] = {k: int(base.get(f"search_{k}_queries", 0)) for k in KINDS}
-        for recipe, meta in info["recipes"].items():
-            found = run(recipe)
-            row[recipe] = {**kinds(found), **meta, "promoted": gate(base, found).promote}
+        for name, meta in info["recipes"].items():
+            found = run(name)
+            row[name] = {**kinds(found), **meta, "promoted": gate(base, found).promote}
     return row
 
 

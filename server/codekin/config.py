@@ -153,6 +153,7 @@ class TrainingConfig:
     epochs: int = 3
     learning_rate: float = 2e-5  # the triplets recipe was measured at 1e-5
     batch_size: int = 32  # rows per step; the signals recipe's in-batch negatives (the triplets recipe: 16)
+    batch_by_file: bool = False  # the signals recipe: fill a batch from few files (harder in-batch negatives)
 
 
 @dataclass
@@ -189,7 +190,7 @@ DEVICES = ("auto", "cuda", "mps", "cpu")
 TRAINING_MODES = ("auto", "adapter", "finetune")
 RECIPES = ("signals", "triplets")
 TRIPLET_LOSSES = ("triplet", "mnrl")
-SIGNAL_KINDS = ("doc", "comment", "renamed", "test", "seed")  # the signals recipe's pairs (training/trainer/recipe.py)
+SIGNAL_KINDS = ("doc", "moduledoc", "comment", "renamed", "test", "seed")  # the signals recipe's pairs (training/trainer/recipe.py)
 CHOICES = {("search", "mode"): SEARCH_MODES, ("model", "device"): DEVICES, ("index", "chunker"): ("syntax", "windows"),
            ("training", "mode"): TRAINING_MODES, ("training", "recipe"): RECIPES,
            ("training", "loss"): TRIPLET_LOSSES}
