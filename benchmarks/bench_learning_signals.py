@@ -14,7 +14,10 @@ sentence-transformers only); scoring runs here (LanceDB, tree-sitter):
     # here: base and each recipe through hybrid search, and the gate
     PYTHONPATH=server python benchmarks/bench_learning_signals.py score DIR VECTORS GPU_LOG [--out FILE]
 
-`DEVICE=cpu` runs the same Trainer on the CPU; `REPOS=a,b` limits the repositories. A recipe
+`DEVICE=cpu` runs the same Trainer on the CPU; `REPOS=a,b` limits the repositories;
+`VECTORS=int8` sends the vectors back as int8 rows (half the bytes, for many recipes; scoring
+normalizes each row again); `PART=x` names the file <repo>x.npz (one repository's recipes
+split over processes: merge the files before scoring). A recipe
 (RECIPES) is a name and what it changes of DEFAULT: TrainingArguments fields (recipe
 `signals`, the product default: in-batch negatives over the pairs of the kinds named, plus
 the seed triplets' (anchor, positive) with `seed`; or `triplets`, the seed's triplet loss),
@@ -53,6 +56,14 @@ RECIPES = {  # name: what it changes of DEFAULT
     "ep8": {"epochs": 8},
     "lr5e5_ep6_file_md": {"learning_rate": 5e-5, "epochs": 6, "batch_by_file": True,
                           "signals": "doc+moduledoc+comment+renamed+seed"},
+    "b64_lr5e5_ep5": {"batch_size": 64, "learning_rate": 5e-5, "epochs": 5},
+    "b16": {"batch_size": 16},
+    "scale50": {"mnrl_scale": 50.0},
+    "file_lr5e5_ep5": {"batch_by_file": True, "learning_rate": 5e-5, "epochs": 5},
+    "doc2_file_lr5e5_ep5": {"doc_copies": 2, "batch_by_file": True, "learning_rate": 5e-5, "epochs": 5},
+    "noseed_lr5e5_ep5": {"signals": "doc+comment+renamed", "learning_rate": 5e-5, "epochs": 5},
+    "lr3e5_ep5": {"learning_rate": 3e-5, "epochs": 5},
+    "file_lr1e4_ep5": {"batch_by_file": True, "learning_rate": 1e-4, "epochs": 5},
 }
 
 
@@ -112,7 +123,10 @@ def train_on_device(here: Path, recipes: list[str]) -> None:
     model_dir = os.environ.get("MODEL", str(here / "minilm16"))
 
     def encode(model: SentenceTransformer, texts: list[str]) -> np.ndarray:
-        return model.encode(texts, batch_size=256, normalize_embeddings=True, convert_to_numpy=True).astype(np.float16)
+        found = model.encode(texts, batch_size=256, normalize_embeddings=True, convert_to_numpy=True)
+        if os.environ.get("VECTORS") == "int8":  # half the bytes back; scoring normalizes each row again
+            return np.round(found / np.abs(found).max(axis=1, keepdims=True) * 127).astype(np.int8)
+        return found.astype(np.float16)
 
     def fit(data: dict, name: str) -> tuple[SentenceTransformer, dict]:
         fields = {k: v for k, v in recipe(name).items() if k not in ("doc_copies", "pairs")}
@@ -141,7 +155,7 @@ def train_on_device(here: Path, recipes: list[str]) -> None:
         for name in recipes:  # saved after each recipe: a run cut off at its limit keeps the ones done
             model, info[name] = fit(data, name)
             vectors[name] = encode(model, texts)
-            np.savez_compressed(out_dir / f"{repo}.npz", **vectors)
+            np.savez_compressed(out_dir / f"{repo}{os.environ.get('PART', '')}.npz", **vectors)
             print(json.dumps({"repo": repo, "card": card, "recipes": info}), flush=True)
 
 
