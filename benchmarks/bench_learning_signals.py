@@ -13,6 +13,8 @@ sentence-transformers only); scoring runs here (LanceDB, tree-sitter):
     python3 bench_learning_signals.py train DIR [RECIPE ...]   # vectors to $OUT/<repo>.npz, JSON lines
     # here: base and each recipe through hybrid search, and the gate
     PYTHONPATH=server python benchmarks/bench_learning_signals.py score DIR VECTORS GPU_LOG [--out FILE]
+    # here: the most a better dense side could lift doc->code through the same search
+    PYTHONPATH=server python benchmarks/bench_learning_signals.py ceiling DIR VECTORS REPO ...
 
 `DEVICE=cpu` runs the same Trainer on the CPU; `REPOS=a,b` limits the repositories;
 `VECTORS=int8` sends the vectors back as int8 rows (half the bytes, for many recipes; scoring
@@ -224,12 +226,40 @@ def score_repo(here: Path, vectors_dir: Path, info: dict) -> dict:
     return row
 
 
+def ceiling(here: Path, vectors_dir: Path, repos: list[str]) -> None:
+    """How far a better dense side can lift doc->code through hybrid search: each doc query's
+    base vector moved towards its answer's vector by `mix` (1: the answer's own vector), the
+    lexical side and ranking unchanged. A gain the search cannot show at mix 1 no training can."""
+    import numpy as np
+
+    from codekin.training.judging.search import SearchEvaluator
+
+    for repo in repos:
+        eval_set, texts, stored, config = scoring_inputs(here, vectors_dir, repo)
+        base = stored["base"].astype(np.float32)
+        row = {t: i for i, t in enumerate(texts)}
+        answer = {(c.path, c.start_line, c.end_line): row[c.embed_text] for c in eval_set.chunks}
+        found = {}
+        with SearchEvaluator(eval_set, config.search) as evaluator:
+            for mix in (0.0, 0.25, 0.5, 1.0):
+                moved = base.copy()
+                for q in eval_set.queries:
+                    if q.kind == "doc_to_code":
+                        i = row[q.text]
+                        moved[i] = (1 - mix) * base[i] + mix * base[answer[q.targets[0]]]
+                metrics = evaluator(stored_encoder(texts, moved), f"mix{mix}")
+                found[mix] = round(metrics["search_doc_to_code_mrr@10"], 4)
+        print(json.dumps({"bench": "doc_to_code_ceiling", "repo": repo, "doc_to_code_by_mix": found}), flush=True)
+
+
 if __name__ == "__main__":
     command, rest = sys.argv[1], sys.argv[2:]
     if command == "prepare":
         prepare(Path(rest[0]), rest[1:])
     elif command == "train":
         train_on_device(Path(rest[0]), rest[1:] or list(RECIPES))
+    elif command == "ceiling":
+        ceiling(Path(rest[0]), Path(rest[1]), rest[2:])
     else:
         target = Path(rest[rest.index("--out") + 1]) if "--out" in rest else None
         score(Path(rest[0]), Path(rest[1]), Path(rest[2]), target)
