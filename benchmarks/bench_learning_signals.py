@@ -13,13 +13,19 @@ sentence-transformers only); scoring runs here (LanceDB, tree-sitter):
     python3 bench_learning_signals.py train DIR [RECIPE ...]   # vectors to $OUT/<repo>.npz, JSON lines
     # here: base and each recipe through hybrid search, and the gate
     PYTHONPATH=server python benchmarks/bench_learning_signals.py score DIR VECTORS GPU_LOG [--out FILE]
+    # here: the most a better dense side could lift doc->code through the same search
+    PYTHONPATH=server python benchmarks/bench_learning_signals.py ceiling DIR VECTORS REPO ...
 
-`DEVICE=cpu` runs the same Trainer on the CPU; `REPOS=a,b` limits the repositories. A recipe
-(RECIPES) is `name: (recipe, signals, lr, epochs, batch, doc copies)`: recipe `signals` (the
-product default: in-batch negatives over the pairs of the kinds named, plus the seed
-triplets' (anchor, positive) with `seed`) or `triplets` (the seed's, triplet loss); `doc
-copies` repeats the doc pairs (each copy in another batch). `harmed` recipes shuffle the code
-side of the pairs: the gate must reject them.
+`DEVICE=cpu` runs the same Trainer on the CPU; `REPOS=a,b` limits the repositories;
+`VECTORS=int8` sends the vectors back as int8 rows (half the bytes, for many recipes; scoring
+normalizes each row again); `PART=x` names the file <repo>x.npz (one repository's recipes
+split over processes: merge the files before scoring). A recipe
+(RECIPES) is a name and what it changes of DEFAULT: TrainingArguments fields (recipe
+`signals`, the product default: in-batch negatives over the pairs of the kinds named, plus
+the seed triplets' (anchor, positive) with `seed`; or `triplets`, the seed's triplet loss),
+`doc_copies` (the doc pairs repeated, each copy in another batch) and `pairs` (which stored
+pair set: `pairs`, written by prepare with today's miners, or an older one kept beside it).
+`harmed` recipes shuffle the code side of the pairs: the gate must reject them.
 """
 
 from __future__ import annotations
@@ -33,13 +39,39 @@ import sys
 from pathlib import Path
 
 KINDS = ("doc_to_code", "symbol", "code_to_code", "commit")
-RECIPES = {  # name: (recipe, signals, lr, epochs, batch, doc copies)
-    "triplet": ("triplets", "seed", 1e-5, 3, 16, 1),
-    "doc_ren_seed": ("signals", "doc+comment+renamed+seed", 2e-5, 3, 32, 1),  # the product default
-    "doc_ren_seed_5e5_5ep": ("signals", "doc+comment+renamed+seed", 5e-5, 5, 32, 1),
-    "doc3_ren_seed_5e5": ("signals", "doc+comment+renamed+seed", 5e-5, 3, 32, 3),
-    "harmed": ("signals", "doc+comment+renamed", 2e-5, 3, 32, 1),
+DEFAULT = {"recipe": "signals", "signals": "doc+comment+renamed+seed", "learning_rate": 2e-5, "epochs": 3,
+           "batch_size": 32, "doc_copies": 1, "pairs": "pairs"}
+RECIPES = {  # name: what it changes of DEFAULT
+    "triplet": {"recipe": "triplets", "signals": "seed", "learning_rate": 1e-5, "batch_size": 16},
+    "doc_ren_seed": {},  # the product default
+    "doc_ren_seed_5e5_5ep": {"learning_rate": 5e-5, "epochs": 5},
+    "doc3_ren_seed_5e5": {"learning_rate": 5e-5, "doc_copies": 3},
+    "harmed": {"signals": "doc+comment+renamed"},
+    # session 9: the doc pairs of every kind the held-out queries ask for (`pairs`) against
+    # session 8's function-only ones (`pairs_s8`), module docs, same-file batches, rates, epochs
+    "s8_pairs": {"pairs": "pairs_s8"},
+    "seed14": {"seed": 14},  # run-to-run spread: the same recipe with other batches
+    "moduledoc": {"signals": "doc+moduledoc+comment+renamed+seed"},
+    "by_file": {"batch_by_file": True},
+    "lr5e5": {"learning_rate": 5e-5},
+    "lr1e4": {"learning_rate": 1e-4},
+    "ep8": {"epochs": 8},
+    "lr5e5_ep6_file_md": {"learning_rate": 5e-5, "epochs": 6, "batch_by_file": True,
+                          "signals": "doc+moduledoc+comment+renamed+seed"},
+    "b64_lr5e5_ep5": {"batch_size": 64, "learning_rate": 5e-5, "epochs": 5},
+    "b16": {"batch_size": 16},
+    "scale50": {"mnrl_scale": 50.0},
+    "file_lr5e5_ep5": {"batch_by_file": True, "learning_rate": 5e-5, "epochs": 5},
+    "doc2_file_lr5e5_ep5": {"doc_copies": 2, "batch_by_file": True, "learning_rate": 5e-5, "epochs": 5},
+    "noseed_lr5e5_ep5": {"signals": "doc+comment+renamed", "learning_rate": 5e-5, "epochs": 5},
+    "lr3e5_ep5": {"learning_rate": 3e-5, "epochs": 5},
+    "file_lr1e4_ep5": {"batch_by_file": True, "learning_rate": 1e-4, "epochs": 5},
 }
+
+
+def recipe(name: str) -> dict:
+    """The recipe's whole setting: DEFAULT with its changes."""
+    return {**DEFAULT, **RECIPES[name]}
 
 
 def prepare(out: Path, names: list[str]) -> None:
@@ -64,15 +96,15 @@ def prepare(out: Path, names: list[str]) -> None:
         print(name, "signal pairs", len(pairs), flush=True)
 
 
-def recipe_data(data: dict, recipe: str, rng: random.Random) -> tuple[list, list]:
-    """(triplets, pairs) the Trainer gets for `recipe`: the doc pairs repeated, or every pair's
-    code shuffled for a harmed recipe."""
+def recipe_data(data: dict, name: str, rng: random.Random) -> tuple[list, list]:
+    """(triplets, pairs) the Trainer gets for recipe `name`: the doc pairs repeated, or every
+    pair's code shuffled for a harmed recipe."""
     from codekin.training.pairs.batches import TextPair
 
-    copies = RECIPES[recipe][5]
-    pairs = [TextPair.from_dict(p) for p in data["pairs"]]
-    pairs += [p for p in pairs if p.kind == "doc"] * (copies - 1)
-    if recipe.startswith("harmed"):
+    setting = recipe(name)
+    pairs = [TextPair.from_dict(p) for p in data[setting["pairs"]]]
+    pairs += [p for p in pairs if p.kind == "doc"] * (setting["doc_copies"] - 1)
+    if name.startswith("harmed"):
         codes = [p.code for p in pairs]
         rng.shuffle(codes)
         pairs = [TextPair(p.query, code, p.group, p.kind) for p, code in zip(pairs, codes, strict=True)]
@@ -93,13 +125,16 @@ def train_on_device(here: Path, recipes: list[str]) -> None:
     model_dir = os.environ.get("MODEL", str(here / "minilm16"))
 
     def encode(model: SentenceTransformer, texts: list[str]) -> np.ndarray:
-        return model.encode(texts, batch_size=256, normalize_embeddings=True, convert_to_numpy=True).astype(np.float16)
+        found = model.encode(texts, batch_size=256, normalize_embeddings=True, convert_to_numpy=True)
+        if os.environ.get("VECTORS") == "int8":  # half the bytes back; scoring normalizes each row again
+            return np.round(found / np.abs(found).max(axis=1, keepdims=True) * 127).astype(np.int8)
+        return found.astype(np.float16)
 
-    def fit(data: dict, recipe: str) -> tuple[SentenceTransformer, dict]:
-        kind, signals, lr, epochs, size, _ = RECIPES[recipe]
-        args = TrainingArguments(recipe=kind, signals=signals.split("+"), learning_rate=lr, epochs=epochs,
-                                 batch_size=size, device=device, compile="off", save_optimizer_state=False)
-        triplets, pairs = recipe_data(data, recipe, random.Random(13))
+    def fit(data: dict, name: str) -> tuple[SentenceTransformer, dict]:
+        fields = {k: v for k, v in recipe(name).items() if k not in ("doc_copies", "pairs")}
+        args = TrainingArguments(**{**fields, "signals": fields["signals"].split("+")}, device=device,
+                                 compile="off", save_optimizer_state=False)
+        triplets, pairs = recipe_data(data, name, random.Random(13))
         trainer = Trainer(model_dir, device, args, out=lambda line: None, show_progress=False)
         result = trainer.train(triplets, pairs=pairs)
         return trainer.model, {"train_s": round(result.seconds, 1), "rows": result.triplets,
@@ -119,21 +154,25 @@ def train_on_device(here: Path, recipes: list[str]) -> None:
         base.float()
         base.max_seq_length = 256
         vectors, info = {"base": encode(base, texts)}, {}
-        for recipe in recipes:
-            model, info[recipe] = fit(data, recipe)
-            vectors[recipe] = encode(model, texts)
-        np.savez_compressed(out_dir / f"{repo}.npz", **vectors)
-        print(json.dumps({"repo": repo, "card": card, "recipes": info}), flush=True)
+        for name in recipes:  # saved after each recipe: a run cut off at its limit keeps the ones done
+            model, info[name] = fit(data, name)
+            vectors[name] = encode(model, texts)
+            np.savez_compressed(out_dir / f"{repo}{os.environ.get('PART', '')}.npz", **vectors)
+            print(json.dumps({"repo": repo, "card": card, "recipes": info}), flush=True)
 
 
 def score(here: Path, vectors_dir: Path, log: Path, out: Path | None) -> None:
+    done = {}  # a repository's last line names all its recipes
     for line in log.read_text().splitlines():
         if line.startswith('{"repo"'):
-            row = score_repo(here, vectors_dir, json.loads(line))
-            print(json.dumps(row), flush=True)
-            if out:
-                with out.open("a") as f:
-                    f.write(json.dumps(row) + "\n")
+            info = json.loads(line)
+            done[info["repo"]] = info
+    for info in done.values():
+        row = score_repo(here, vectors_dir, info)
+        print(json.dumps(row), flush=True)
+        if out:
+            with out.open("a") as f:
+                f.write(json.dumps(row) + "\n")
 
 
 def kinds(metrics: dict) -> dict:
@@ -172,7 +211,7 @@ def score_repo(here: Path, vectors_dir: Path, info: dict) -> dict:
     gate = SearchGate(min_improvement=0.01)
     row: dict = {"bench": "learning_recipes", "repo": repo, "card": info["card"],
                  "trainer": "codekin Trainer (training/trainer/recipe.py batches), compile off",
-                 "recipes": {r: RECIPES[r] for r in info["recipes"]}}
+                 "recipes": {r: RECIPES.get(r) for r in info["recipes"]}}
 
     with SearchEvaluator(eval_set, config.search) as evaluator:
         def run(name: str) -> dict:
@@ -181,10 +220,36 @@ def score_repo(here: Path, vectors_dir: Path, info: dict) -> dict:
         base = run("base")
         row["base"] = kinds(base)
         row["queries"] = {k: int(base.get(f"search_{k}_queries", 0)) for k in KINDS}
-        for recipe, meta in info["recipes"].items():
-            found = run(recipe)
-            row[recipe] = {**kinds(found), **meta, "promoted": gate(base, found).promote}
+        for name, meta in info["recipes"].items():
+            found = run(name)
+            row[name] = {**kinds(found), **meta, "promoted": gate(base, found).promote}
     return row
+
+
+def ceiling(here: Path, vectors_dir: Path, repos: list[str]) -> None:
+    """How far a better dense side can lift doc->code through hybrid search: each doc query's
+    base vector moved towards its answer's vector by `mix` (1: the answer's own vector), the
+    lexical side and ranking unchanged. A gain the search cannot show at mix 1 no training can."""
+    import numpy as np
+
+    from codekin.training.judging.search import SearchEvaluator
+
+    for repo in repos:
+        eval_set, texts, stored, config = scoring_inputs(here, vectors_dir, repo)
+        base = stored["base"].astype(np.float32)
+        row = {t: i for i, t in enumerate(texts)}
+        answer = {(c.path, c.start_line, c.end_line): row[c.embed_text] for c in eval_set.chunks}
+        found = {}
+        with SearchEvaluator(eval_set, config.search) as evaluator:
+            for mix in (0.0, 0.25, 0.5, 1.0):
+                moved = base.copy()
+                for q in eval_set.queries:
+                    if q.kind == "doc_to_code":
+                        i = row[q.text]
+                        moved[i] = (1 - mix) * base[i] + mix * base[answer[q.targets[0]]]
+                metrics = evaluator(stored_encoder(texts, moved), f"mix{mix}")
+                found[mix] = round(metrics["search_doc_to_code_mrr@10"], 4)
+        print(json.dumps({"bench": "doc_to_code_ceiling", "repo": repo, "doc_to_code_by_mix": found}), flush=True)
 
 
 if __name__ == "__main__":
@@ -193,6 +258,8 @@ if __name__ == "__main__":
         prepare(Path(rest[0]), rest[1:])
     elif command == "train":
         train_on_device(Path(rest[0]), rest[1:] or list(RECIPES))
+    elif command == "ceiling":
+        ceiling(Path(rest[0]), Path(rest[1]), rest[2:])
     else:
         target = Path(rest[rest.index("--out") + 1]) if "--out" in rest else None
         score(Path(rest[0]), Path(rest[1]), Path(rest[2]), target)

@@ -22,7 +22,7 @@ from codekin.indexer import Indexer
 from codekin.models.adapters import WEIGHTS, AdapterStore, QueryAdapter
 from codekin.training.mining.signals import doc_views, text_pairs
 from codekin.training.mining.snippets import Snippet
-from codekin.training.pairs.batches import mnrl_batches
+from codekin.training.pairs.batches import file_of, mnrl_batches
 from tests.tiny_model import build_tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -90,6 +90,36 @@ def test_mnrl_batches_keep_one_function_and_its_near_duplicates_apart() -> None:
         groups = [p.group for p in batch]
         assert len(groups) == len(set(groups))
         assert not {"a.ex:1", "c.ex:1"} <= set(groups)  # near-duplicates are false negatives
+
+
+def test_doc_pairs_cover_every_kind_a_doc_query_asks_for() -> None:
+    """A documented C++ declaration is a doc->code answer (judging/queries.py), so it is a doc
+    pair; a module's @moduledoc is a `moduledoc` pair; attributes never are."""
+    declaration = ("  // Returns the number of capturing groups in the pattern.\n"
+                   "  int NumberOfCapturingGroups() const;")
+    module = '  @moduledoc """\n  Keeps the running totals of every ledger worker.\n  """\n  use GenServer\n'
+    snippets = [Snippet("re2.h", "cpp", "declaration", "RE2::NumberOfCapturingGroups", 10, 11, declaration, "cpp"),
+                Snippet("kin.ex", "elixir", "module", "Kin", 1, 4, module, "beam"),
+                Snippet("a.erl", "erlang", "attributes", "a", 1, 2, "%% Keeps the running totals here.\n-module(a).",
+                        "beam")]
+    pairs = {p.kind: p for p in text_pairs(snippets)}
+    assert set(pairs) == {"doc", "moduledoc"}
+    assert pairs["doc"].query == "Returns the number of capturing groups in the pattern."
+    assert "Returns" not in pairs["doc"].code and "NumberOfCapturingGroups() const;" in pairs["doc"].code
+    assert pairs["moduledoc"].query == "Keeps the running totals of every ledger worker."
+    assert "@moduledoc" not in pairs["moduledoc"].code and "use GenServer" in pairs["moduledoc"].code
+
+
+def test_mnrl_batches_by_file_fill_a_batch_from_few_files() -> None:
+    snippets = [_snippet(f"f{i % 4}.ex", "elixir", f"  def f{i}(x, y) do\n    # Doubles the value {i} before storing it."
+                         f"\n    z = x * {i} + y * {i * i}\n    {{:ok, z, :v{i}}}\n  end\n", start=10 * i)
+                for i in range(16)]
+    pairs = [p for p in text_pairs(snippets) if p.kind == "comment"]
+    spread = {by_file: [len({file_of(p) for p in b}) for b in mnrl_batches(pairs, 4, by_file=by_file)]
+              for by_file in (False, True)}
+    assert spread[True] == [1, 1, 1, 1] and max(spread[False]) > 1
+    for batch in mnrl_batches(pairs, 4, by_file=True):
+        assert len({p.group for p in batch}) == len(batch)
 
 
 WORKER = '''defmodule Kin.{title} do

@@ -150,13 +150,16 @@ class TrainingConfig:
     # seed triplets (training/trainer/recipe.py: promoted on 6 of 6 benchmark repositories) | triplets:
     # the seed's triplets with `loss`
     signals: list[str] = field(default_factory=lambda: ["doc", "comment", "renamed", "seed"])  # the signals
-    # recipe's pairs: doc (doc sentence -> function), comment (in-function comment -> function), renamed
-    # (renamed copy -> original), test (a test -> the one function of its subject it calls; not yet
-    # measured, so not a default), seed (the seed triplets' anchor -> positive)
+    # recipe's pairs: doc (doc sentence -> the function, C/C++ declaration ... it documents), comment
+    # (in-function comment -> function), renamed (renamed copy -> original), seed (the seed triplets'
+    # anchor -> positive); not yet measured through search, so not defaults: test (a test -> the one
+    # function of its subject it calls), moduledoc (a module's or class's doc -> its head)
     loss: str = "triplet"  # the triplets recipe's loss: triplet (with margin) | mnrl (in-batch + hard negatives)
     epochs: int = 3
     learning_rate: float = 2e-5  # the triplets recipe was measured at 1e-5
     batch_size: int = 32  # rows per step; the signals recipe's in-batch negatives (the triplets recipe: 16)
+    batch_by_file: bool = False  # the signals recipe: fill a batch from few files (harder in-batch
+    # negatives: a held-out query competes with its own file's functions); not yet measured, so off
 
 
 @dataclass
@@ -193,7 +196,7 @@ DEVICES = ("auto", "cuda", "mps", "cpu")
 TRAINING_MODES = ("auto", "adapter", "finetune")
 RECIPES = ("signals", "triplets")
 TRIPLET_LOSSES = ("triplet", "mnrl")
-SIGNAL_KINDS = ("doc", "comment", "renamed", "test", "seed")  # the signals recipe's pairs (training/trainer/recipe.py)
+SIGNAL_KINDS = ("doc", "moduledoc", "comment", "renamed", "test", "seed")  # the signals recipe's pairs (training/trainer/recipe.py)
 CHOICES = {("search", "mode"): SEARCH_MODES, ("model", "device"): DEVICES, ("index", "chunker"): ("syntax", "windows"),
            ("training", "mode"): TRAINING_MODES, ("training", "recipe"): RECIPES,
            ("training", "loss"): TRIPLET_LOSSES}

@@ -106,6 +106,6 @@ def signal_pairs(root: Path, config: Config, generator: Any, signals: Sequence[s
 
     wanted = set(signals)
     train = generator.snippets("train")
-    pairs = [p for p in text_pairs(train, seed=seed) if p.kind in wanted] if wanted & {"doc", "comment", "renamed"} \
+    pairs = [p for p in text_pairs(train, seed=seed) if p.kind in wanted] if wanted & {"doc", "moduledoc", "comment", "renamed"} \
         else []
     return pairs + (tested_pairs(root, config, train) if "test" in wanted else [])

@@ -3,8 +3,10 @@
 The seed's positives (positives.py) teach a model that a doc, a spec or a sibling module
 sits near its code. Measured through search (benchmarks/bench_learning*.py), a fine-tune on
 those alone gained little doc->code and lost symbol/code->code. These miners add:
-- doc views: each paragraph's first sentence of a function's doc, as a user would type it
-  (judging/queries.py `doc_query`), -> the function without its doc;
+- doc views: each paragraph's first sentence of a doc, as a user would type it
+  (judging/queries.py `doc_query`), -> the code without its doc: every kind of chunk the
+  held-out doc->code queries ask for (functions, C/C++ declarations and methods ...) as
+  `doc`, a module's or class's head as `moduledoc`;
 - comments: a comment block inside a function (>= MIN_DOC_WORDS words) -> the function with
   that block dropped (most C/C++ and Erlang functions have no doc but do have comments);
 - renamed copies: the function with its identifiers renamed and comments dropped -> the
@@ -19,6 +21,7 @@ from __future__ import annotations
 import random
 import re
 
+from codekin.index.definitions import HEAD_KINDS
 from codekin.training.mining.cutting import MIN_DOC_WORDS, cut
 from codekin.training.mining.snippets import Snippet
 from codekin.training.mining.texts import doc_query
@@ -26,6 +29,7 @@ from codekin.training.pairs.batches import TextPair
 from codekin.training.pairs.renaming import IDENT, renamed
 
 FUNCTION_KINDS = ("function", "macro", "method", "guard", "template")
+NO_DOC_KINDS = ("attributes", "block", "window")  # no doc->code query asks for these (judging/queries.py)
 _WORD = re.compile(r"[A-Za-z]{2,}")
 _LINE_COMMENT = {  # a comment line's marker per language; group 1: its text
     "elixir": re.compile(r"^\s*#+\s?(.*?)\s*$"),
@@ -83,18 +87,20 @@ def comment_blocks(language: str, text: str) -> list[tuple[str, set[int]]]:
 
 
 def text_pairs(snippets: list[Snippet], renamed_share: float = 1.0, seed: int = 13) -> list[TextPair]:
-    """Doc views, comments and renamed copies of the function snippets (one split's)."""
+    """Doc views of the documented snippets, comments and renamed copies of the function
+    snippets (one split's)."""
     rng = random.Random(f"text-pairs:{seed}")
     out: list[TextPair] = []
     for s in snippets:
-        if s.kind not in FUNCTION_KINDS or s.text.count("\n") < 2:
-            continue
         group = f"{s.path}:{s.start_line}"
         parts = cut(s.language, s.text)
         code = parts.code(without_doc=True) if parts.doc else s.text
         header = s.model_text[:len(s.model_text) - len(s.text)]  # the index's header line, as embedded
-        for view in doc_views(parts.doc) if parts.doc else []:
-            out.append(TextPair(view, header + code, group, "doc"))
+        if parts.doc and code.strip() and s.kind not in NO_DOC_KINDS:
+            kind = "moduledoc" if s.kind in HEAD_KINDS else "doc"
+            out.extend(TextPair(view, header + code, group, kind) for view in doc_views(parts.doc))
+        if s.kind not in FUNCTION_KINDS or s.text.count("\n") < 2:
+            continue
         lines = code.split("\n")
         for prose, drop in comment_blocks(s.language, code):
             kept = "\n".join(line for i, line in enumerate(lines) if i not in drop)

@@ -36,15 +36,29 @@ def near_duplicate_key(code: str) -> str:
     return " ".join(renamed(code).split())
 
 
-def mnrl_batches(pairs: list[TextPair], batch_size: int, seed: int = 13) -> list[list[TextPair]]:
+def file_of(pair: TextPair) -> str:
+    """The file a pair's function is in (its group is path:start)."""
+    return pair.group.rsplit(":", 1)[0]
+
+
+def mnrl_batches(pairs: list[TextPair], batch_size: int, seed: int = 13,
+                 by_file: bool = False) -> list[list[TextPair]]:
     """Shuffled batches of one kind each, with no two rows of one function or of two
-    near-duplicate functions in a batch (a row left over waits for the next batch)."""
+    near-duplicate functions in a batch (a row left over waits for the next batch).
+
+    `by_file` fills each batch from as few files as it can (files in a shuffled order), so
+    the in-batch negatives are the neighbours a held-out query competes with in search."""
     rng = random.Random(f"mnrl:{seed}")
     duplicate = {p.group: near_duplicate_key(p.code.split("\n", 1)[-1]) for p in pairs}  # without the header
     batches: list[list[TextPair]] = []
     for kind in sorted({p.kind for p in pairs}):
         pending = [p for p in pairs if p.kind == kind]
         rng.shuffle(pending)
+        if by_file:
+            files = sorted({file_of(p) for p in pending})
+            rng.shuffle(files)
+            rank = {f: i for i, f in enumerate(files)}
+            pending.sort(key=lambda p: rank[file_of(p)])  # stable: shuffled inside a file
         while len(pending) >= 2:
             batch: list[TextPair] = []
             seen: set[str] = set()

@@ -26,6 +26,7 @@ class TrainingArguments:
     loss: str = _DEFAULTS.loss  # the triplets recipe: triplet (with margin) | mnrl (in-batch + hard negatives)
     margin: float = 0.3  # triplet margin on cosine distance (1 - cos)
     mnrl_scale: float = 20.0  # inverse temperature of MultipleNegativesRankingLoss
+    batch_by_file: bool = _DEFAULTS.batch_by_file  # the signals recipe: each batch's rows from few files
     warmup_ratio: float = 0.1  # share of the steps with a linear learning-rate warmup
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
@@ -91,7 +92,7 @@ class TrainingArguments:
         """The run's arguments as the [training] section sets them."""
         return cls(epochs=training.epochs, learning_rate=training.learning_rate, batch_size=training.batch_size,
                    recipe=training.recipe, signals=list(training.signals), loss=training.loss,
-                   seed=training.seed).validate()
+                   batch_by_file=training.batch_by_file, seed=training.seed).validate()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainingArguments:

@@ -41,7 +41,7 @@ class RecipeRows:
 
 
 def recipe_rows(pairs: Sequence[TextPair], triplets: Sequence[Any], kinds: Sequence[str], batch_size: int,
-                seed: int) -> RecipeRows:
+                seed: int, by_file: bool = False) -> RecipeRows:
     """The run's (query, code) rows of the wanted `kinds` and their batches (see the module doc)."""
     wanted = set(kinds)
     rows: list[tuple[str, str]] = []
@@ -53,7 +53,7 @@ def recipe_rows(pairs: Sequence[TextPair], triplets: Sequence[Any], kinds: Seque
         rows.extend(batch)
         counts[kind] += len(batch)
 
-    for batch in mnrl_batches([p for p in pairs if p.kind in wanted], batch_size, seed):
+    for batch in mnrl_batches([p for p in pairs if p.kind in wanted], batch_size, seed, by_file):
         add([(p.query, p.code) for p in batch], batch[0].kind)
     if SEED in wanted:
         seeded = [triplet_texts(t)[:2] for t in triplets]

@@ -227,7 +227,8 @@ class Trainer(EpochCheckpoints):
             if not texts:
                 raise TrainingError("no triplets to train on", "generate some with `codekin triplets generate`")
             return texts
-        made = recipe_rows(pairs, triplets, self.args.signals, self.args.batch_size, self.args.seed)
+        made = recipe_rows(pairs, triplets, self.args.signals, self.args.batch_size, self.args.seed,
+                           self.args.batch_by_file)
         if not made.rows:
             raise TrainingError(f"no training pairs of the kinds {', '.join(self.args.signals)}",
                                 "add `seed` to training.signals, or set training.recipe = \"triplets\"")
