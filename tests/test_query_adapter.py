@@ -92,22 +92,26 @@ def test_mnrl_batches_keep_one_function_and_its_near_duplicates_apart() -> None:
         assert not {"a.ex:1", "c.ex:1"} <= set(groups)  # near-duplicates are false negatives
 
 
-def test_doc_pairs_cover_every_kind_a_doc_query_asks_for() -> None:
-    """A documented C++ declaration is a doc->code answer (judging/queries.py), so it is a doc
-    pair; a module's @moduledoc is a `moduledoc` pair; attributes never are."""
+def test_doc_pairs_are_a_functions_doc_and_a_modules_moduledoc() -> None:
+    """A function's doc is a `doc` pair, a module's @moduledoc a `moduledoc` pair; a documented
+    C++ declaration is not one yet (unmeasured: issue 24's notes), attributes never are."""
     declaration = ("  // Returns the number of capturing groups in the pattern.\n"
                    "  int NumberOfCapturingGroups() const;")
+    function = ('  @doc "Returns the number of items in the cart."\n  def count(cart) do\n'
+                "    length(cart.items)\n  end")
     module = '  @moduledoc """\n  Keeps the running totals of every ledger worker.\n  """\n  use GenServer\n'
     snippets = [Snippet("re2.h", "cpp", "declaration", "RE2::NumberOfCapturingGroups", 10, 11, declaration, "cpp"),
+                Snippet("cart.ex", "elixir", "function", "Cart.count/1", 3, 6, function, "beam"),
                 Snippet("kin.ex", "elixir", "module", "Kin", 1, 4, module, "beam"),
                 Snippet("a.erl", "erlang", "attributes", "a", 1, 2, "%% Keeps the running totals here.\n-module(a).",
                         "beam")]
-    pairs = {p.kind: p for p in text_pairs(snippets)}
+    pairs = {p.kind: p for p in text_pairs(snippets) if p.kind in ("doc", "moduledoc")}
     assert set(pairs) == {"doc", "moduledoc"}
-    assert pairs["doc"].query == "Returns the number of capturing groups in the pattern."
-    assert "Returns" not in pairs["doc"].code and "NumberOfCapturingGroups() const;" in pairs["doc"].code
+    assert pairs["doc"].query == "Returns the number of items in the cart."
+    assert "@doc" not in pairs["doc"].code and "length(cart.items)" in pairs["doc"].code
     assert pairs["moduledoc"].query == "Keeps the running totals of every ledger worker."
     assert "@moduledoc" not in pairs["moduledoc"].code and "use GenServer" in pairs["moduledoc"].code
+    assert not [p for p in text_pairs(snippets) if "capturing groups" in p.query]
 
 
 def test_mnrl_batches_by_file_fill_a_batch_from_few_files() -> None:
