@@ -58,6 +58,7 @@ def test_the_held_out_set_is_the_same_every_time(repo: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.storm  # two whole scorings (about 25 s): CI runs it after the README's command
 def test_two_scorings_of_one_model_give_the_same_numbers(repo: Path, tmp_path: Path) -> None:
     model = build_tiny_model(tmp_path / "tiny")
     runs = []

@@ -104,6 +104,7 @@ def space_of(root: Path, answer: dict, models: dict[str, Path]) -> str:
     return matching[0]
 
 
+@pytest.mark.storm  # a real training run (about 35 s): CI runs it after the README's command
 async def test_retrain_promotes_and_swaps_without_a_failed_request(client: LanguageClient, served):
     root = served["root"]
     status = await wait_for(client, lambda s: s["state"] == "ready", "the server to be ready")

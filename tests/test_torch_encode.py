@@ -45,6 +45,7 @@ def test_compile_modes_pick_blocks_or_their_mlp_and_norms(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.storm  # torch.compile of the model (about 20 s): CI runs it after the README's command
 def test_compiled_blocks_give_the_eager_vectors(tmp_path, monkeypatch, one_torch_thread):
     monkeypatch.setenv("CODEKIN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)

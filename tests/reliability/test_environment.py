@@ -85,6 +85,7 @@ def test_user_config_may_opt_in_to_remote_code(repo_factory, tmp_path, monkeypat
 
 # -- concurrency -----------------------------------------------------------------------------
 @pytest.mark.slow
+@pytest.mark.storm  # two real training runs (about 16 s): CI runs it after the README's command
 @pytest.mark.timeout(300)
 def test_two_trainings_at_once_one_is_refused(crash_bench: CrashBench, tmp_path: Path):
     root = make_repo(tmp_path / "two", {"README.md": "x\n", ".gitignore": ".codekin/\n"})

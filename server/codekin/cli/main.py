@@ -91,8 +91,10 @@ def main(argv: list[str] | None = None, exit_quickly: bool = False) -> int:
             sys.stdout.flush()
             raise
         sys.stdout.flush()  # here, not at interpreter exit, where a closed pipe cannot be caught
-        # not under a profiler or coverage: they write their results at the interpreter's normal end
-        if quick and code == 0 and sys.getprofile() is None and sys.gettrace() is None:
+        # not under a profiler or coverage: they write their results at the interpreter's normal end.
+        # An error ends quickly too: the model's thread may still be inside OpenVINO, and the
+        # interpreter's teardown under it aborts the process (SIGABRT instead of the error's code).
+        if quick and sys.getprofile() is None and sys.gettrace() is None:
             sys.stderr.flush()
             os._exit(code)
         return code
