@@ -27,7 +27,9 @@ from tests.test_reembed import add_version, dense_scores, weights_file
 from tests.test_trainer import make_triplets, write_jsonl
 from tests.tiny_model import build_tiny_model
 
-pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+# a real training run, then a corrupted version on top of the one it promoted (about 40 s together): storms
+# CI runs after the README's command
+pytestmark = [pytest.mark.slow, pytest.mark.storm, pytest.mark.asyncio(loop_scope="module")]
 
 QUERY = "supervisor that restarts a crashed worker"
 TIMEOUT_S = 240.0
@@ -104,7 +106,6 @@ def space_of(root: Path, answer: dict, models: dict[str, Path]) -> str:
     return matching[0]
 
 
-@pytest.mark.storm  # a real training run (about 35 s): CI runs it after the README's command
 async def test_retrain_promotes_and_swaps_without_a_failed_request(client: LanguageClient, served):
     root = served["root"]
     status = await wait_for(client, lambda s: s["state"] == "ready", "the server to be ready")
