@@ -71,8 +71,7 @@ class Engine:
     @property
     def embedder(self) -> Embedder:
         with self._lock:
-            if self._embedder is None and self._ahead is not None:  # loading on its thread: take it
-                self._embedder, self._ahead = self._ahead.wait(), None
+            self._take_ahead()
             if self._embedder is None:
                 self._embedder = load_verified(self.root, self._query_model())
             return self._embedder
@@ -88,13 +87,17 @@ class Engine:
         also for new queries. The previous model keeps answering for its own snapshots, so a
         query never embeds with one model and searches the table of another."""
         with self._lock:
-            if self._embedder is None and self._ahead is not None:
-                self._embedder, self._ahead = self._ahead.wait(), None
+            self._take_ahead()
             previous = self._embedder
             self._spaces[embedder.key] = embedder
             if current:
                 self._embedder = embedder
                 self._spaces = {e.key: e for e in (previous, embedder) if e is not None}
+
+    def _take_ahead(self) -> None:
+        """The model loading on its thread becomes this engine's once loaded (under `_lock`)."""
+        if self._embedder is None and self._ahead is not None:
+            self._embedder, self._ahead = self._ahead.wait(), None
 
     def load_model_meanwhile(self, mode: str | None = None, text: str | None = None,
                              background: bool = False) -> None:
