@@ -316,6 +316,8 @@ class Session:
             return "no-index"
         if not self._model_ready.is_set():
             return "loading-model"
+        if self.freshness is None:  # the learning loop and the sync are still being set up
+            return "starting"
         if self.freshness is not None and self.freshness.busy:
             return "syncing"
         return "ready"
