@@ -73,3 +73,20 @@ def test_doctor_reports_each_check(repo_factory):
     assert checks["grammars"]["ok"] and checks["lancedb"]["ok"]
     assert not checks["index"]["ok"] and checks["index"]["fix"] == f"codekin index {root}"
     assert out.returncode == 1
+
+
+def test_doctor_times_embedding_and_names_the_cpus_int8_instructions(minilm, tmp_path):
+    from codekin.doctor import _embedding_speed_check, cpu_vector_features
+
+    check = _embedding_speed_check(minilm)
+    assert check.ok and " chunks/s (" in check.detail and "a 10,000-chunk index embeds in" in check.detail
+    rate = float(check.detail.split(" chunks/s")[0])
+    assert rate > 0
+    cpuinfo = tmp_path / "cpuinfo"
+    for flags, says in [("fpu avx avx2 avx512f avx512_vnni", "AVX-512 VNNI: int8 runs fast"),
+                        ("fpu avx avx2 avx_vnni", "AVX-VNNI: int8 runs fast"),
+                        ("fpu avx avx2 fma", "AVX2 without VNNI: int8 gains little over fp32"),
+                        ("fpu sse4_2", "no AVX2: embedding is slow on this CPU")]:
+        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        assert cpu_vector_features(cpuinfo) == says
+    assert cpu_vector_features(tmp_path / "missing") == "CPU features unknown"
