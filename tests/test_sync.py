@@ -4,6 +4,7 @@ synced index equals a fresh full index of the same tree; a kill -9 loses nothing
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -270,7 +271,7 @@ def test_codekin_watch_command(indexed: tuple[Path, Config]) -> None:
     root, _ = indexed
     proc = subprocess.Popen([sys.executable, "-m", "codekin.cli", "watch", "--json", "--debounce", "50",
                              "--device", "cpu"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
     try:
         assert proc.stdout is not None
         assert json.loads(proc.stdout.readline()) == {"event": "ready", "root": str(root)}
@@ -279,6 +280,11 @@ def test_codekin_watch_command(indexed: tuple[Path, Config]) -> None:
         assert (event["event"], event["changed"], event["index"]["changed_files"]) == ("sync", 1, 1)
     finally:
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:  # once in CI (busy machine): say where each thread was
+            proc.send_signal(signal.SIGABRT)  # the fault handler prints every thread's stack
+            _, err = proc.communicate(timeout=30)
+            pytest.fail(f"`codekin watch` did not end within 60 s of Ctrl-C; its threads:\n{err[-8000:]}")
     assert proc.returncode == 0, err
     assert "stopping; queued changes are kept" in err
