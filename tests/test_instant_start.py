@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -268,41 +269,75 @@ def test_a_first_start_is_answered_before_pygls_loads_as_pygls_answers_it(repo_f
             path.unlink()
 
 
-def _searches(root: Path, capabilities: dict, options: dict, searches: list[dict],
-              after_pygls: bool = False) -> tuple[dict, str]:
-    """Spawn `codekin serve` (log level INFO), send initialize, initialized and each search at
-    once (`after_pygls`: once pygls answered a workspace/symbol, so pygls answers them too);
-    return the answers by id (results, or the error's code) and the server's log."""
+def _serve(root: Path, capabilities: dict, options: dict, after_pygls: bool = False) -> subprocess.Popen:
+    """Spawn `codekin serve` (log level INFO) and send initialize and initialized; `after_pygls`:
+    wait until pygls answered a workspace/symbol, so pygls answers what comes next too."""
     server = subprocess.Popen([sys.executable, "-m", "codekin.cli", "serve", "--no-watch", "--log-level", "INFO"],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
-    assert server.stdin is not None and server.stdout is not None and server.stderr is not None
     params = {"processId": os.getpid(), "rootUri": root.as_uri(), "capabilities": capabilities,
               "initializationOptions": options}
     messages = [{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params},
                 {"jsonrpc": "2.0", "method": "initialized", "params": {}}]
     if after_pygls:
         messages.append({"jsonrpc": "2.0", "id": 5, "method": "workspace/symbol", "params": {"query": "Cart"}})
-        server.stdin.write(b"".join(_frame(m) for m in messages))
-        server.stdin.flush()
+    _ask(server, messages)
+    if after_pygls:
         while _read_message(server.stdout).get("id") != 5:
             pass
-        messages = []
-    messages += [{"jsonrpc": "2.0", "id": 10 + n, "method": "workspace/executeCommand",
-                  "params": {"command": "codekin.search", "arguments": [search]}} for n, search in enumerate(searches)]
+    return server
+
+
+def _ask(server: subprocess.Popen, messages: list[dict]) -> dict:
+    """Send `messages` at once; the answers to those with an id >= 10, by id (the result, or the
+    error's code)."""
+    assert server.stdin is not None and server.stdout is not None
     server.stdin.write(b"".join(_frame(m) for m in messages))
     server.stdin.flush()
+    asked = {m["id"] for m in messages if m.get("id", 0) >= 10}
     answers: dict = {}
-    while len(answers) < len(searches):
+    while len(answers) < len(asked):
         message = _read_message(server.stdout)
-        if message.get("id", 0) >= 10 and "method" not in message:
+        if message.get("id") in asked and "method" not in message:
             answers[message["id"]] = message.get("result", {"error": message.get("error", {}).get("code")})
-    server.stdin.write(_frame({"jsonrpc": "2.0", "id": 2, "method": "shutdown"}))
-    server.stdin.write(_frame({"jsonrpc": "2.0", "method": "exit"}))
-    server.stdin.flush()
+    return answers
+
+
+def _stop(server: subprocess.Popen) -> str:
+    """shutdown and exit; the server's log."""
+    assert server.stdout is not None and server.stderr is not None
+    _ask(server, [{"jsonrpc": "2.0", "id": 2, "method": "shutdown"}, {"jsonrpc": "2.0", "method": "exit"}])
     while _read_message(server.stdout).get("id") != 2:
         pass
     assert server.wait(timeout=60) == 0
-    return answers, server.stderr.read().decode()
+    return server.stderr.read().decode()
+
+
+def _searches(root: Path, capabilities: dict, options: dict, searches: list[dict],
+              after_pygls: bool = False) -> tuple[dict, str]:
+    """Each search sent at once after initialize (`after_pygls`: once pygls is loaded); the
+    answers by id and the server's log."""
+    server = _serve(root, capabilities, options, after_pygls)
+    answers = _ask(server, [{"jsonrpc": "2.0", "id": 10 + n, "method": "workspace/executeCommand",
+                             "params": {"command": "codekin.search", "arguments": [search]}}
+                            for n, search in enumerate(searches)])
+    return answers, _stop(server)
+
+
+def _lenses(root: Path, capabilities: dict, uris: list[str], known: list[dict] | None = None,
+            after_pygls: bool = False) -> tuple[dict, str]:
+    """The code lenses of each document (ids 10...), each lens resolved (ids 100...), and a lens
+    codekin did not make resolved (the last id): the answers by id, and the server's log. Without
+    `known` lenses to resolve, those of the first answers; with them, all is asked at once."""
+    server = _serve(root, capabilities, {"codeLens": {"minSimilarity": 0.5}}, after_pygls)
+    asks = [{"jsonrpc": "2.0", "id": 10 + n, "method": "textDocument/codeLens",
+             "params": {"textDocument": {"uri": uri}}} for n, uri in enumerate(uris)]
+    answers = {} if known is not None else _ask(server, asks)
+    if known is None:
+        known, asks = [lens for n in range(len(uris)) for lens in answers[10 + n]], []
+    forged = {"range": known[0]["range"], "data": {"uri": uris[0], "startLine": 0, "endLine": 2}}
+    answers |= _ask(server, asks + [{"jsonrpc": "2.0", "id": 100 + n, "method": "codeLens/resolve", "params": lens}
+                                    for n, lens in enumerate([*known, forged])])
+    return answers, _stop(server)
 
 
 def test_searches_sent_before_pygls_loads_are_answered_as_the_session_answers_them(repo_factory):
@@ -334,6 +369,35 @@ def test_searches_sent_before_pygls_loads_are_answered_as_the_session_answers_th
     assert by_pygls[10]["results"][0]["path"] == "lib/retry.ex"
     assert by_pygls[14] == by_pygls[15] == {"error": -32602}
 
+
+
+def test_code_lenses_asked_before_pygls_loads_are_answered_as_pygls_answers_them(repo_factory):
+    """What VS Code asks once a file opens, about a second after `initialize`, while pygls still
+    loads: the file's lenses, then each one resolved. A document outside the workspace and a
+    lens codekin did not make are left to pygls."""
+    from codekin.config import cache_root
+
+    root = repo_factory({"lib/cart.ex": CART, "lib/retry.ex": RETRY, "lib/ledger.ex": LEDGER})
+    out = codekin("index", str(root))
+    assert out.returncode == 0, out.stderr
+    uris = [(root / "lib/retry.ex").as_uri(), (root / "lib/cart.ex").as_uri(), "file:///elsewhere/x.ex"]
+    kept = cache_root() / "lsp"
+    before = set(kept.glob("initialize-*.json")) if kept.is_dir() else set()
+    try:
+        by_pygls, log = _lenses(root, {"experimental": {"codekinTest": uuid.uuid4().hex}}, uris, after_pygls=True)
+        assert "before pygls loaded" not in log
+        lenses = [lens for n in range(2) for lens in by_pygls[10 + n]]
+        early, log = _lenses(root, {"experimental": {"codekinTest": uuid.uuid4().hex}}, uris, lenses)
+    finally:
+        for path in (set(kept.glob("initialize-*.json")) if kept.is_dir() else set()) - before:
+            path.unlink()
+    assert early == by_pygls
+    assert log.count("answered textDocument/codeLens before pygls loaded") == 2  # not the one outside
+    assert log.count("answered codeLens/resolve before pygls loaded") == len(lenses)  # not the forged one
+    assert by_pygls[12] == [] and by_pygls[100 + len(lenses)] == {"error": -32602}
+    titles = [by_pygls[100 + n]["command"]["title"] for n in range(len(lenses))]
+    assert len(titles) >= 2, by_pygls
+    assert all(re.fullmatch(r"\d+ similar · best [01]\.\d\d|no similar code", t) for t in titles), titles
 
 @pytest.mark.storm
 def test_a_repository_of_20000_files_is_searchable_and_status_stays_off_lancedb(repo_factory):

@@ -51,7 +51,11 @@ export function startCodeServer(profile, workspace, timeout) {
     "--disable-update-check", "--disable-workspace-trust", "--disable-getting-started-override", "--disable-proxy",
     "--ignore-last-opened", workspace];
   // Its own process group: the extension host and `codekin serve` are in it, and stop() waits for all.
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: process.env, detached: true });
+  // VSCODE_CLI=1, as `code` sets it when started from a terminal: the environment is this one, so
+  // the server does not first run the user's login shell (`bash -i -l -c node ...`) to read it;
+  // that probe ran before the extension host was launched, 0.5-1 s on the way to the first lens.
+  const env = { ...process.env, VSCODE_CLI: "1" };
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env, detached: true });
   let log = "";
   const url = new Promise((resolveUrl, reject) => {
     const timer = setTimeout(() => reject(new Error(`code-server did not start in ${timeout} ms:\n${log}`)), timeout);

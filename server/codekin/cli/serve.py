@@ -52,8 +52,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     loading = threading.Thread(target=_load_pygls, args=(loaded,), name="codekin-load")
     if early.answered and warm is not None:
         # pygls and the engine both hold the GIL: the engine first, pygls once the model is
-        # loaded (or a request only pygls answers arrives), and the searches sent meanwhile
-        # are answered without it (lsp/early_search.py)
+        # loaded (or a request only pygls answers arrives), and the searches and code lenses
+        # asked meanwhile are answered without it (lsp/early_search.py)
         from codekin.lsp.early_search import answer_searches_until
 
         answer_searches_until(early, warm, loaded, loading.start)

@@ -6,9 +6,9 @@ from typing import Any
 
 from lsprotocol import types
 
-from codekin.errors import ArgumentError
-from codekin.lsp.requests import path_of_uri
+from codekin.lsp.requests import parse_lens_data, path_of_uri
 from codekin.lsp.server import CodekinServer, rpc_errors
+from codekin.lsp.session import lens_data
 from codekin.lsp.similar import FIND_SIMILAR
 
 NOT_INDEXED = "not indexed yet (save to update)"
@@ -21,16 +21,14 @@ async def code_lens(ls: CodekinServer, params: types.CodeLensParams) -> list[typ
     if path is None:
         return []
     chunks = await ls.query(ls.session.lenses, path)
-    return [types.CodeLens(range=_first_line(c["range"]),
-                           data={"uri": params.text_document.uri, "startLine": c["startLine"],
-                                 "endLine": c["endLine"], "range": c["range"]})
+    return [types.CodeLens(range=_first_line(c["range"]), data=lens_data(params.text_document.uri, c))
             for c in chunks]
 
 
 @rpc_errors
 async def resolve_code_lens(ls: CodekinServer, lens: types.CodeLens) -> types.CodeLens:
     """Count the chunk's neighbours above codeLens.minSimilarity; clicking runs findSimilar."""
-    uri, start, end, full_range = _lens_data(lens.data)
+    uri, start, end, full_range = parse_lens_data(lens.data)
     relatives = await ls.query(ls.session.relatives, path_of_uri(uri, ls.session.root), start, end)
     title = relatives.title() if relatives is not None else NOT_INDEXED
     lens.command = types.Command(title=title, command=FIND_SIMILAR, arguments=[{"uri": uri, "range": full_range}])
@@ -40,17 +38,6 @@ async def resolve_code_lens(ls: CodekinServer, lens: types.CodeLens) -> types.Co
 def _first_line(full: dict[str, Any]) -> types.Range:
     line = full["start"]["line"]
     return types.Range(start=types.Position(line=line, character=0), end=types.Position(line=line, character=0))
-
-
-def _lens_data(data: Any) -> tuple[str, int, int, dict[str, Any]]:
-    keys = ("uri", "startLine", "endLine", "range")
-    if not isinstance(data, dict) or any(k not in data for k in keys):
-        raise ArgumentError("codeLens/resolve: this lens was not made by codekin (its data lacks uri/lines)",
-                            "resolve only lenses returned by textDocument/codeLens")
-    start, end = data["startLine"], data["endLine"]
-    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in (start, end)):
-        raise ArgumentError(f"codeLens/resolve: bad lines {start!r}-{end!r} in the lens data")
-    return str(data["uri"]), start, end, data["range"]
 
 
 def register(server: CodekinServer) -> None:

@@ -127,6 +127,18 @@ def _str(command: str, obj: dict[str, Any], name: str, required: bool) -> str | 
     return value
 
 
+def parse_lens_data(data: Any) -> tuple[str, int, int, dict[str, Any]]:
+    """The uri, 1-based lines and full range that `textDocument/codeLens` put in a lens's data."""
+    keys = ("uri", "startLine", "endLine", "range")
+    if not isinstance(data, dict) or any(k not in data for k in keys):
+        raise ArgumentError("codeLens/resolve: this lens was not made by codekin (its data lacks uri/lines)",
+                            "resolve only lenses returned by textDocument/codeLens")
+    start, end = data["startLine"], data["endLine"]
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in (start, end)):
+        raise ArgumentError(f"codeLens/resolve: bad lines {start!r}-{end!r} in the lens data")
+    return str(data["uri"]), start, end, data["range"]
+
+
 def path_of_uri(uri: str, root: Path, what: str = "uri") -> Path:
     """The absolute path of a file:// URI, which must lie inside the workspace root."""
     parsed = urlparse(uri)

@@ -257,14 +257,7 @@ class Session:
 
     def lenses(self, path: Path) -> list[dict[str, Any]]:
         """One entry per function/module chunk of the file: lines and the lens range."""
-        from codekin.lsp.neighbours import lens_rows
-
-        engine = self.engine
-        if not engine.store.exists():
-            return []
-        index = engine.index()
-        rel = self.relative(path)
-        return [result(self.root, index.hit(i, 0.0)) for i in lens_rows(index, rel)]
+        return lens_chunks(self.engine, self.root, path)
 
     def relatives(self, path: Path, start_line: int, end_line: int) -> Relatives | None:
         """Close relatives of the chunk at exactly these lines, None when it is not indexed (now)."""
@@ -358,6 +351,21 @@ class Session:
         idle = self._idle_loop
         values = training_status(self.root, self.jobs, running_here=idle is not None and idle.running is not None)
         return {k: values.get(k) for k in TRAINING_KEYS}
+
+
+def lens_chunks(engine: Engine, root: Path, path: Path) -> list[dict[str, Any]]:
+    """The Results of the chunks of `path` (inside `root`) that get a code lens, in line order."""
+    from codekin.lsp.neighbours import lens_rows
+
+    if not engine.store.exists():
+        return []
+    index = engine.index()
+    return [result(root, index.hit(i, 0.0)) for i in lens_rows(index, path.relative_to(root).as_posix())]
+
+
+def lens_data(uri: str, chunk: dict[str, Any]) -> dict[str, Any]:
+    """What a code lens carries to its resolve: the document, the chunk's lines and full range."""
+    return {"uri": uri, "startLine": chunk["startLine"], "endLine": chunk["endLine"], "range": chunk["range"]}
 
 
 def apply_search_options(config: Config, options: ServerOptions) -> None:
