@@ -266,12 +266,19 @@ def test_watcher_indexes_saved_edits_commits_and_ignores_noise(indexed: tuple[Pa
     assert_like_fresh_index(root, minilm, "watched")
 
 
+def _default_sigint() -> None:
+    """Ctrl-C as in a terminal: a shell that runs the tests in the background without job control
+    starts them with SIGINT ignored, and Python keeps an inherited SIG_IGN."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
-def test_codekin_watch_command(indexed: tuple[Path, Config]) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_codekin_watch_command(indexed: tuple[Path, Config], stop: signal.Signals) -> None:
     root, _ = indexed
     proc = subprocess.Popen([sys.executable, "-m", "codekin.cli", "watch", "--json", "--debounce", "50",
                              "--device", "cpu"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+                            text=True, env={**os.environ, "PYTHONFAULTHANDLER": "1"}, preexec_fn=_default_sigint)
     try:
         assert proc.stdout is not None
         assert json.loads(proc.stdout.readline()) == {"event": "ready", "root": str(root)}
@@ -279,12 +286,12 @@ def test_codekin_watch_command(indexed: tuple[Path, Config]) -> None:
         event = json.loads(proc.stdout.readline())
         assert (event["event"], event["changed"], event["index"]["changed_files"]) == ("sync", 1, 1)
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop)
         try:
             _, err = proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:  # once in CI (busy machine): say where each thread was
+        except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGABRT)  # the fault handler prints every thread's stack
             _, err = proc.communicate(timeout=30)
-            pytest.fail(f"`codekin watch` did not end within 60 s of Ctrl-C; its threads:\n{err[-8000:]}")
+            pytest.fail(f"`codekin watch` did not end within 60 s of {stop.name}; its threads:\n{err[-8000:]}")
     assert proc.returncode == 0, err
     assert "stopping; queued changes are kept" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 
@@ -40,6 +41,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     watcher = Watcher(root, config, debounce_ms=args.debounce, lock_wait=args.wait, on_sync=on_sync,
                       on_error=on_error)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` stops it as Ctrl-C does (a background watcher ignores SIGINT)
     watcher.start()
     try:
         while watcher.running and not watcher.wait_ready(0.2):
@@ -59,6 +61,10 @@ def cmd_watch(args: argparse.Namespace) -> int:
     if isinstance(watcher.error, CodekinError):
         return watcher.error.exit_code  # on_error printed it
     raise watcher.error  # a bug: keep its traceback
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def register(subparsers: argparse._SubParsersAction, parents: dict[str, argparse.ArgumentParser]) -> None:
