@@ -94,10 +94,7 @@ def main(argv: list[str] | None = None, exit_quickly: bool = False) -> int:
         # not under a profiler or coverage: they write their results at the interpreter's normal end.
         # An error ends quickly too: the model's thread may still be inside OpenVINO, and the
         # interpreter's teardown under it aborts the process (SIGABRT instead of the error's code).
-        # A long-running command (`watch`, `skip_teardown`) ends the same way once stopped: its
-        # writes are done, and a teardown under its thread's native code could hang or abort.
-        ends_here = quick or (exit_quickly and getattr(args, "skip_teardown", False))
-        if ends_here and sys.getprofile() is None and sys.gettrace() is None:
+        if quick and sys.getprofile() is None and sys.gettrace() is None:
             sys.stderr.flush()
             os._exit(code)
         return code

@@ -81,4 +81,4 @@ def register(subparsers: argparse._SubParsersAction, parents: dict[str, argparse
     p.add_argument("path", nargs="?", help="repository root (default: found from the current directory)")
     p.add_argument("--debounce", type=int, default=200, metavar="MS", help="quiet time before a sync (ms)")
     p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for another sync or indexer")
-    p.set_defaults(func=cmd_watch, skip_teardown=True)  # see main.main
+    p.set_defaults(func=cmd_watch)
