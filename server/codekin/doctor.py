@@ -103,11 +103,9 @@ def _embedding_speed_check(embedder) -> Check:
     embedder.encode(texts)
     rate = SPEED_TEXTS / max(time.perf_counter() - started, 1e-6)
     minutes = 10_000 / rate / 60
-    detail = (f"{rate:.0f} chunks/s ({embedder.backend} on {embedder.device}"
-              + (f", {cpu_vector_features()}" if embedder.device == "cpu" else "")
-              + f"): a 10,000-chunk index embeds in about {minutes:.0f} min" if minutes >= 1 else
-              f"{rate:.0f} chunks/s ({embedder.backend} on {embedder.device}): a 10,000-chunk index embeds in under a minute")
-    return Check("embedding speed", True, detail)
+    where = f"{embedder.backend} on {embedder.device}" + (f", {cpu_vector_features()}" if embedder.device == "cpu" else "")
+    takes = f"about {minutes:.0f} min" if minutes >= 1 else "under a minute"
+    return Check("embedding speed", True, f"{rate:.0f} chunks/s ({where}): a 10,000-chunk index embeds in {takes}")
 
 
 def cpu_vector_features(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:

@@ -311,7 +311,7 @@ class Session:
             return "loading-model"
         if self.freshness is None:  # the learning loop and the sync are still being set up
             return "starting"
-        if self.freshness is not None and self.freshness.busy:
+        if self.freshness.busy:
             return "syncing"
         return "ready"
 
