@@ -150,7 +150,7 @@ class TrainingConfig:
     # seed triplets (training/trainer/recipe.py: promoted on 6 of 6 benchmark repositories) | triplets:
     # the seed's triplets with `loss`
     signals: list[str] = field(default_factory=lambda: ["doc", "comment", "renamed", "seed"])  # the signals
-    # recipe's pairs: doc (doc sentence -> the function, C/C++ declaration ... it documents), comment
+    # recipe's pairs: doc (doc sentence -> the function of 3+ lines it documents), comment
     # (in-function comment -> function), renamed (renamed copy -> original), seed (the seed triplets'
     # anchor -> positive); not yet measured through search, so not defaults: test (a test -> the one
     # function of its subject it calls), moduledoc (a module's or class's doc -> its head)

@@ -101,11 +101,10 @@ def generate_training_data(root: Path, config: Config, count: int, seed: int, em
 
 def signal_pairs(root: Path, config: Config, generator: Any, signals: Sequence[str], seed: int) -> list[TextPair]:
     """The training split's pairs of the wanted kinds (mining/signals.py, mining/tested.py)."""
-    from codekin.training.mining.signals import text_pairs
+    from codekin.training.mining.signals import TEXT_PAIR_KINDS, text_pairs
     from codekin.training.mining.tested import tested_pairs
 
     wanted = set(signals)
     train = generator.snippets("train")
-    pairs = [p for p in text_pairs(train, seed=seed) if p.kind in wanted] if wanted & {"doc", "moduledoc", "comment", "renamed"} \
-        else []
+    pairs = [p for p in text_pairs(train, seed=seed) if p.kind in wanted] if wanted & set(TEXT_PAIR_KINDS) else []
     return pairs + (tested_pairs(root, config, train) if "test" in wanted else [])

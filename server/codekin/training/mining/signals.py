@@ -29,6 +29,7 @@ from codekin.training.pairs.renaming import IDENT, renamed
 
 FUNCTION_KINDS = ("function", "macro", "method", "guard", "template")
 MODULE_KINDS = HEAD_KINDS - {"attributes"}  # an Erlang attribute block's comment is no module doc
+TEXT_PAIR_KINDS = ("doc", "moduledoc", "comment", "renamed")  # what text_pairs makes
 _WORD = re.compile(r"[A-Za-z]{2,}")
 _LINE_COMMENT = {  # a comment line's marker per language; group 1: its text
     "elixir": re.compile(r"^\s*#+\s?(.*?)\s*$"),
@@ -91,18 +92,20 @@ def text_pairs(snippets: list[Snippet], renamed_share: float = 1.0, seed: int = 
     rng = random.Random(f"text-pairs:{seed}")
     out: list[TextPair] = []
     for s in snippets:
+        function = s.kind in FUNCTION_KINDS and s.text.count("\n") >= 2
+        # `doc` stays the measured default (functions of 3+ lines); a C/C++ declaration's doc, which
+        # held-out doc->code queries ask about too, waits for a GPU measurement (issue 24's notes)
+        kind = "moduledoc" if s.kind in MODULE_KINDS else "doc" if function else ""
+        if not kind:
+            continue  # no pair of any kind: not cut
         group = f"{s.path}:{s.start_line}"
         parts = cut(s.language, s.text)
         code = parts.code(without_doc=True) if parts.doc else s.text
         header = s.model_text[:len(s.model_text) - len(s.text)]  # the index's header line, as embedded
-        # `doc` stays the measured default (functions of 3+ lines); a C/C++ declaration's doc, which
-        # held-out doc->code queries ask about too, waits for a GPU measurement (issue 24's notes)
-        kind = "moduledoc" if s.kind in MODULE_KINDS else \
-            "doc" if s.kind in FUNCTION_KINDS and s.text.count("\n") >= 2 else ""
-        if parts.doc and code.strip() and kind:
+        if parts.doc and code.strip():
             out.extend(TextPair(view, header + code, group, kind) for view in doc_views(parts.doc))
-        if s.kind not in FUNCTION_KINDS or s.text.count("\n") < 2:
-            continue
+        if not function:
+            continue  # a module head: its doc view only
         lines = code.split("\n")
         for prose, drop in comment_blocks(s.language, code):
             kept = "\n".join(line for i, line in enumerate(lines) if i not in drop)
