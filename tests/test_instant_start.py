@@ -212,30 +212,39 @@ def stop_server(server: subprocess.Popen) -> None:
     assert server.wait(timeout=60) == 0
 
 
-def test_initialize_is_answered_from_pygls_own_answer_kept_for_the_same_client(repo_factory):
+@pytest.fixture
+def kept_answers():
+    """The `initialize` answers this test's servers kept (cache_root()/lsp), as a callable that
+    gives those added so far; they are removed after the test."""
     from codekin.config import cache_root
 
+    kept = cache_root() / "lsp"
+
+    def answers() -> set[Path]:
+        return set(kept.glob("initialize-*.json")) if kept.is_dir() else set()
+
+    before = answers()
+    yield lambda: answers() - before
+    for path in answers() - before:
+        path.unlink()
+
+
+def test_initialize_is_answered_from_pygls_own_answer_kept_for_the_same_client(repo_factory, kept_answers):
     root = repo_factory({"lib/cart.ex": CART})
     assert codekin("index", str(root), "--lexical-only").returncode == 0
     marker = uuid.uuid4().hex  # a client never seen before: the first start is a miss
     capabilities = {"experimental": {"codekinTest": marker}, "workspace": {"codeLens": {"refreshSupport": True}}}
-    kept = cache_root() / "lsp"
-    before = set(kept.glob("initialize-*.json")) if kept.is_dir() else set()
-    try:
-        first = _initialize(root, capabilities)
-        added = set(kept.glob("initialize-*.json")) - before
-        assert len(added) == 1  # pygls answered, and its answer was kept
-        second = _initialize(root, capabilities)
-        assert second == first and set(kept.glob("initialize-*.json")) - before == added
-        assert first["result"]["capabilities"]["codeLensProvider"] == {"resolveProvider": True}
-        assert first["result"]["serverInfo"]["name"] == "codekin"
+    first = _initialize(root, capabilities)
+    added = kept_answers()
+    assert len(added) == 1  # pygls answered, and its answer was kept
+    second = _initialize(root, capabilities)
+    assert second == first and kept_answers() == added
+    assert first["result"]["capabilities"]["codeLensProvider"] == {"resolveProvider": True}
+    assert first["result"]["serverInfo"]["name"] == "codekin"
 
-        no_lens = _initialize(root, capabilities, {"codeLens": {"enabled": False}})  # another key, pygls's answer
-        assert "codeLensProvider" not in no_lens["result"]["capabilities"]
-        assert len(set(kept.glob("initialize-*.json")) - before) == 2
-    finally:
-        for path in (set(kept.glob("initialize-*.json")) if kept.is_dir() else set()) - before:
-            path.unlink()
+    no_lens = _initialize(root, capabilities, {"codeLens": {"enabled": False}})  # another key, pygls's answer
+    assert "codeLensProvider" not in no_lens["result"]["capabilities"]
+    assert len(kept_answers()) == 2
 
 
 # the capabilities the VS Code extension (vscode-languageclient) sends, from its trace in the e2e test
@@ -251,22 +260,14 @@ VSCODE_CAPABILITIES = json.loads((Path(__file__).parent / "data" / "vscode_capab
     ({"notebookDocument": {"synchronization": {}}, "workspace": {"fileOperations": {"didCreate": True}},
       "textDocument": {"rename": {"prepareSupport": True}, "synchronization": {"willSave": True}}}, {"codeLens": 3}),
 ])
-def test_a_first_start_is_answered_before_pygls_loads_as_pygls_answers_it(repo_factory, capabilities, options):
-    from codekin.config import cache_root
-
+def test_a_first_start_is_answered_before_pygls_loads_as_pygls_answers_it(repo_factory, kept_answers, capabilities, options):
     root = repo_factory({"lib/cart.ex": CART})
     assert codekin("index", str(root), "--lexical-only").returncode == 0
     capabilities = {**capabilities, "experimental": {"codekinTest": uuid.uuid4().hex}}  # never seen: a first start
-    kept = cache_root() / "lsp"
-    before = set(kept.glob("initialize-*.json")) if kept.is_dir() else set()
-    try:
-        first = _initialize(root, capabilities, options)  # built by codekin (early.built_answer)
-        added = set(kept.glob("initialize-*.json")) - before
-        assert len(added) == 1
-        assert json.loads(added.pop().read_text()) == first["result"]  # pygls's own answer, kept, is the same
-    finally:
-        for path in (set(kept.glob("initialize-*.json")) if kept.is_dir() else set()) - before:
-            path.unlink()
+    first = _initialize(root, capabilities, options)  # built by codekin (early.built_answer)
+    added = kept_answers()
+    assert len(added) == 1
+    assert json.loads(added.pop().read_text()) == first["result"]  # pygls's own answer, kept, is the same
 
 
 def _serve(root: Path, capabilities: dict, options: dict, after_pygls: bool = False) -> subprocess.Popen:
@@ -340,9 +341,7 @@ def _lenses(root: Path, capabilities: dict, uris: list[str], known: list[dict] |
     return answers, _stop(server)
 
 
-def test_searches_sent_before_pygls_loads_are_answered_as_the_session_answers_them(repo_factory):
-    from codekin.config import cache_root
-
+def test_searches_sent_before_pygls_loads_are_answered_as_the_session_answers_them(repo_factory, kept_answers):
     root = repo_factory({"lib/cart.ex": CART, "lib/retry.ex": RETRY, "lib/ledger.ex": LEDGER})
     out = codekin("index", str(root))
     assert out.returncode == 0, out.stderr
@@ -351,46 +350,31 @@ def test_searches_sent_before_pygls_loads_are_answered_as_the_session_answers_th
     searches = [{"query": "retry with exponential backoff"}, {"query": "add an item", "mode": "lexical"},
                 {"query": "ledger", "files": True}, {"query": "Shop.Cart", "limit": 1}, {"query": "  "},
                 {"query": "cart", "colour": "red"}]
-    kept = cache_root() / "lsp"
-    before = set(kept.glob("initialize-*.json")) if kept.is_dir() else set()
-    try:
-        by_pygls, log = _searches(root, capabilities, options, searches, after_pygls=True)
-        assert "before pygls loaded" not in log
-        capabilities = {"experimental": {"codekinTest": uuid.uuid4().hex}}  # another new client
-        early, log = _searches(root, capabilities, options, searches)  # a first start: initialize built early
-        assert log.count("answered codekin.search before pygls loaded") == 4  # the bad two are left to pygls
-        again, log = _searches(root, capabilities, options, searches)  # initialize answered from the kept answer
-        assert log.count("answered codekin.search before pygls loaded") == 4 and again == early
-    finally:
-        for path in (set(kept.glob("initialize-*.json")) if kept.is_dir() else set()) - before:
-            path.unlink()
+    by_pygls, log = _searches(root, capabilities, options, searches, after_pygls=True)
+    assert "before pygls loaded" not in log
+    capabilities = {"experimental": {"codekinTest": uuid.uuid4().hex}}  # another new client
+    early, log = _searches(root, capabilities, options, searches)  # a first start: initialize built early
+    assert log.count("answered codekin.search before pygls loaded") == 4  # the bad two are left to pygls
+    again, log = _searches(root, capabilities, options, searches)  # initialize answered from the kept answer
+    assert log.count("answered codekin.search before pygls loaded") == 4 and again == early
     assert early == by_pygls
     assert [len(by_pygls[10 + n]["results"]) for n in range(4)] == [2, 2, 2, 1]
     assert by_pygls[10]["results"][0]["path"] == "lib/retry.ex"
     assert by_pygls[14] == by_pygls[15] == {"error": -32602}
 
 
-
-def test_code_lenses_asked_before_pygls_loads_are_answered_as_pygls_answers_them(repo_factory):
+def test_code_lenses_asked_before_pygls_loads_are_answered_as_pygls_answers_them(repo_factory, kept_answers):
     """What VS Code asks once a file opens, about a second after `initialize`, while pygls still
     loads: the file's lenses, then each one resolved. A document outside the workspace and a
     lens codekin did not make are left to pygls."""
-    from codekin.config import cache_root
-
     root = repo_factory({"lib/cart.ex": CART, "lib/retry.ex": RETRY, "lib/ledger.ex": LEDGER})
     out = codekin("index", str(root))
     assert out.returncode == 0, out.stderr
     uris = [(root / "lib/retry.ex").as_uri(), (root / "lib/cart.ex").as_uri(), "file:///elsewhere/x.ex"]
-    kept = cache_root() / "lsp"
-    before = set(kept.glob("initialize-*.json")) if kept.is_dir() else set()
-    try:
-        by_pygls, log = _lenses(root, {"experimental": {"codekinTest": uuid.uuid4().hex}}, uris, after_pygls=True)
-        assert "before pygls loaded" not in log
-        lenses = [lens for n in range(2) for lens in by_pygls[10 + n]]
-        early, log = _lenses(root, {"experimental": {"codekinTest": uuid.uuid4().hex}}, uris, lenses)
-    finally:
-        for path in (set(kept.glob("initialize-*.json")) if kept.is_dir() else set()) - before:
-            path.unlink()
+    by_pygls, log = _lenses(root, {"experimental": {"codekinTest": uuid.uuid4().hex}}, uris, after_pygls=True)
+    assert "before pygls loaded" not in log
+    lenses = [lens for n in range(2) for lens in by_pygls[10 + n]]
+    early, log = _lenses(root, {"experimental": {"codekinTest": uuid.uuid4().hex}}, uris, lenses)
     assert early == by_pygls
     assert log.count("answered textDocument/codeLens before pygls loaded") == 2  # not the one outside
     assert log.count("answered codeLens/resolve before pygls loaded") == len(lenses)  # not the forged one
@@ -398,6 +382,7 @@ def test_code_lenses_asked_before_pygls_loads_are_answered_as_pygls_answers_them
     titles = [by_pygls[100 + n]["command"]["title"] for n in range(len(lenses))]
     assert len(titles) >= 2, by_pygls
     assert all(re.fullmatch(r"\d+ similar · best [01]\.\d\d|no similar code", t) for t in titles), titles
+
 
 @pytest.mark.storm
 def test_a_repository_of_20000_files_is_searchable_and_status_stays_off_lancedb(repo_factory):
