@@ -231,12 +231,14 @@ def test_interrupted_run_is_recorded_as_interrupted(tiny_model_dir, repo_factory
 
 
 def test_retrain_progress_names_each_phase_and_the_verdict() -> None:
-    lines = ["Phase: triplets", "Training files under /r: 3 training files: elixir 3", "Phase: training",
+    within = "Training epoch 1/2: 3/6 (50%), 0.5/s, about 6 s left"
+    lines = ["Phase: triplets", "Training files under /r: 3 training files: elixir 3", "Phase: training", within,
              "Epoch 1/2: loss=0.1, accuracy=0.9", "Epoch 2/2: loss=0.1, accuracy=0.9", "Phase: evaluation",
              "Rejected v1 (kept for inspection): search MRR@10 0.5 does not beat 0.5"]
     steps = [step for step in (progress_step(line, 2) for line in lines) if step is not None]
-    assert [s[0] for s in steps] == [0, 1, 1, 1, 0, 1]  # epochs + 2 steps in all
-    assert [s[1] for s in steps][:3] == ["triplets", "training (2 epochs)", "Epoch 1/2: loss=0.1, accuracy=0.9"]
+    assert [s[0] for s in steps] == [0, 1, 0, 1, 1, 0, 1]  # epochs + 2 steps in all
+    assert [s[1] for s in steps][:4] == ["triplets", "training (2 epochs)", within,
+                                         "Epoch 1/2: loss=0.1, accuracy=0.9"]
     assert steps[-1][1].startswith("Rejected v1")
 
 

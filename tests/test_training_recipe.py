@@ -97,14 +97,19 @@ def test_signals_recipe_trains_on_pairs_and_seed_rows(tiny_model_dir: Path, tmp_
     assert (tmp_path / "ck" / "epoch-3" / "model.safetensors").is_file()
 
 
-def test_triplets_recipe_stays_available(tiny_model_dir: Path) -> None:
+def test_triplets_recipe_stays_available(tiny_model_dir: Path, capsys, monkeypatch) -> None:
+    """Also: without a terminal an epoch reports its batches as lines (a CPU epoch takes
+    minutes; a log or the editor's retrain progress must not look hung)."""
+    monkeypatch.setenv("CODEKIN_PROGRESS_EVERY_S", "0")
     lines: list[str] = []
     args = TrainingArguments(learning_rate=2e-3, batch_size=8, epochs=1, device="cpu", max_seq_length=64,
                              recipe="triplets")
-    Trainer(str(tiny_model_dir), "cpu", args, out=lines.append, show_progress=False).train(
-        _triplets(16), pairs=_pairs())
+    Trainer(str(tiny_model_dir), "cpu", args, out=lines.append).train(_triplets(16), pairs=_pairs())
     assert lines[0].startswith(f"Fine-tuning {tiny_model_dir} on 16 triplets\n")
     assert "  Loss: triplet (margin 0.3)" in lines[0]
+    progress = capsys.readouterr().err.splitlines()
+    assert progress[0].startswith("Training epoch 1/1: 1/2 (50%)") and progress[1].startswith(
+        "Training epoch 1/1: 2/2 (100%)"), progress
 
 
 def test_signals_recipe_without_rows_is_a_clear_error(tiny_model_dir: Path) -> None:

@@ -59,7 +59,7 @@ class BarProgress:
     """A tqdm bar in a terminal; elsewhere (logs, CI, an editor's output pane) a line every
     few seconds, so a long step never looks hung."""
 
-    def __init__(self, title: str, total: int) -> None:
+    def __init__(self, title: str, total: int, unit: str = "chunk") -> None:
         self.title, self.total, self.done = title, total, 0
         self.started = self.last = time.monotonic()
         self.lines = not sys.stderr.isatty()
@@ -67,7 +67,7 @@ class BarProgress:
         if not self.lines:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc=title, unit="chunk", file=sys.stderr, leave=False, dynamic_ncols=True)
+            self.bar = tqdm(total=total, desc=title, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True)
 
     def __enter__(self) -> BarProgress:
         return self

@@ -105,6 +105,8 @@ def progress_step(line: str, epochs: int) -> tuple[int, str] | None:
         return (1, f"training ({epochs} epochs)") if name == "training" else (0, name)
     if line.startswith(("Promoted ", "Rejected ")) or line.startswith("Epoch ") and f"/{epochs}:" in line:
         return 1, line
+    if line.startswith("Training epoch "):  # the trainer's progress within an epoch
+        return 0, line
     return None
 
 

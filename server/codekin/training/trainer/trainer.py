@@ -12,7 +12,6 @@ hashes; a killed run resumes from its last good checkpoint, a corrupted one is r
 from __future__ import annotations
 
 import random
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -93,7 +92,7 @@ class Trainer(EpochCheckpoints):
             self.model_name = model_name or type(model).__name__
         self.model = model
         self.out = out
-        self.show_progress = sys.stderr.isatty() if show_progress is None else show_progress
+        self.show_progress = show_progress  # None: a bar in a terminal, lines elsewhere; False: quiet
 
     # -- setup -----------------------------------------------------------------------------
     def _precision(self) -> str:
@@ -298,19 +297,18 @@ class Trainer(EpochCheckpoints):
         correct: Any = 0.0
         seen = 0.0
         batches = self._batches(loop.lengths, epoch)
-        bar = self._bar(len(batches), f"Epoch {epoch}/{self.args.epochs}")
-        for step, batch in enumerate(batches):
-            anchor, positive, negative, value = self._forward(loop, batch)
-            if (step + 1) % 25 == 0 or step + 1 == len(batches):  # a check syncs the GPU: not every step
-                self._check_finite(total_loss + value.detach(), epoch, step)
-            self._backward(loop, value)
-            with torch.no_grad():
-                correct += (in_batch_correct(anchor, positive) if negative is None
-                            else triplet_correct(anchor, positive, negative)).sum()
-            total_loss += value.detach() * len(batch)
-            seen += len(batch)
-            bar.update(1)
-        bar.close()
+        with self._bar(len(batches), f"Training epoch {epoch}/{self.args.epochs}") as bar:
+            for step, batch in enumerate(batches):
+                anchor, positive, negative, value = self._forward(loop, batch)
+                if (step + 1) % 25 == 0 or step + 1 == len(batches):  # a check syncs the GPU: not every step
+                    self._check_finite(total_loss + value.detach(), epoch, step)
+                self._backward(loop, value)
+                with torch.no_grad():
+                    correct += (in_batch_correct(anchor, positive) if negative is None
+                                else triplet_correct(anchor, positive, negative)).sum()
+                total_loss += value.detach() * len(batch)
+                seen += len(batch)
+                bar.advance(1)
         total_loss, correct, seen = self._epoch_totals(total_loss, correct, seen)
         result = EpochResult(epoch, float(total_loss) / seen, float(correct) / seen,
                              time.perf_counter() - started, len(batches))
@@ -389,7 +387,8 @@ class Trainer(EpochCheckpoints):
                  f"  Device: {self.device}\n  Loss: {loss}\n  Precision: {self._precision()}")
 
     def _bar(self, total: int, title: str) -> Any:
-        from tqdm import tqdm
+        """A bar in a terminal, a line every few seconds elsewhere (an epoch on a CPU takes
+        minutes: a log must not look hung); nothing for callers that asked for quiet."""
+        from codekin.progress import BarProgress, NullProgress
 
-        return tqdm(total=total, desc=title, unit="batch", file=sys.stderr, leave=False,
-                    disable=not self.show_progress, dynamic_ncols=True)
+        return NullProgress() if self.show_progress is False else BarProgress(title, total, unit="batch")
