@@ -231,7 +231,7 @@ def test_interrupted_run_is_recorded_as_interrupted(tiny_model_dir, repo_factory
 
 
 def test_retrain_progress_names_each_phase_and_the_verdict() -> None:
-    within = "Training epoch 1/2: 3/6 (50%), 0.5/s, about 6 s left"
+    within = "Training epoch 1/2: 3/6 (50%), 2.0 s each, about 6 s left"
     lines = ["Phase: triplets", "Training files under /r: 3 training files: elixir 3", "Phase: training", within,
              "Epoch 1/2: loss=0.1, accuracy=0.9", "Epoch 2/2: loss=0.1, accuracy=0.9", "Phase: evaluation",
              "Rejected v1 (kept for inspection): search MRR@10 0.5 does not beat 0.5"]
