@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -228,6 +230,52 @@ def test_interrupted_run_is_recorded_as_interrupted(tiny_model_dir, repo_factory
     assert last is not None and last["lastAttempt"]["outcome"] == "interrupted" and last["status"] == "failed"
     assert cli_main(["models", "list", "--repo", str(root)]) == 0
     assert "interrupted: interrupted (the next `codekin train` resumes it)" in capsys.readouterr().out
+
+
+def test_a_killed_codekin_train_stops_its_training_child(tiny_model_dir, repo_factory, tmp_path) -> None:
+    """`kill` of `codekin train` ends its training child too (it trained on, orphaned), which
+    records the run as interrupted; the active model stays."""
+    config = Path(os.environ["XDG_CONFIG_HOME"]) / "codekin" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f'[model]\nprimary = "{tiny_model_dir}"\nfallback = "{tiny_model_dir}"\ndevice = "cpu"\n'
+                      'backend = "torch"\n', encoding="utf-8")
+    root = repo_factory({"README.md": "x\n"})
+    command = [sys.executable, "-m", "codekin", "train", "--repo", str(root), "--device", "cpu", "--recipe",
+               "triplets", "--triplets", str(_triplets(tmp_path / "t.jsonl", 64)), "--epochs", "500",
+               "--batch-size", "4", "--no-reembed"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:  # the child's human lines
+            if line.startswith("Fine-tuning"):
+                break
+        children = [pid for pid in _pids_with("codekin.training.child") if str(root) in _cmdline(pid)]
+        assert len(children) == 1, children
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    assert not Path(f"/proc/{children[0]}").exists() or _is_zombie(children[0])
+    assert ModelRegistry(root).get("v1").status == "interrupted"
+    assert ModelRegistry(root).active_ref() == BASE
+
+
+def _pids_with(text: str) -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and text in _cmdline(int(p.name))]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+    except OSError:
+        return True
 
 
 def test_retrain_progress_names_each_phase_and_the_verdict() -> None:

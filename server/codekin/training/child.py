@@ -67,11 +67,19 @@ def run_in_child(root: Path, options: PipelineOptions, human_to_stderr: bool = F
     remove_orphan_results(runs)
     result_path = runs / f"result-{os.getpid()}-{time.monotonic_ns()}.json"
     child = start_training(root, options, result_path, human_to_stderr, launch)
+
+    def stop_child(signum: int, frame: object) -> None:  # `kill`: the child would train on, orphaned, for hours
+        child.terminate()  # it records the interruption as it does a Ctrl-C
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop_child)
     try:
         code = child.wait()
     except KeyboardInterrupt:
-        child.wait()  # the child got the same Ctrl-C and records the interruption
+        child.wait()  # the child got the same Ctrl-C (or our SIGTERM) and records the interruption
         raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return read_child_result(result_path, code)
 
 
