@@ -24,7 +24,7 @@ from codekin.indexer import Indexer
 from codekin.models.checkpoints import read_manifest, verify_checkpoint
 from codekin.models.registry import ModelRegistry
 from tests.conftest import copy_examples, git
-from tests.tiny_model import build_tiny_model
+from tests.tiny_model import build_tiny_model, use_in_user_config
 
 HAS_RAY = importlib.util.find_spec("ray") is not None
 needs_ray = pytest.mark.skipif(not HAS_RAY, reason="Ray is an optional extra: pip install 'codekin[ray]' "
@@ -40,11 +40,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def tiny_user_config(tiny_model: Path) -> Path:
     """The user's own config (XDG_CONFIG_HOME, a fresh tmp dir per test) picks the tiny model."""
-    path = Path(os.environ["XDG_CONFIG_HOME"]) / "codekin" / "config.toml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f'[model]\nprimary = "{tiny_model}"\nfallback = "{tiny_model}"\ndevice = "cpu"\n'
-                    'backend = "torch"\nbatch_size = 16\n', encoding="utf-8")
-    return path
+    return use_in_user_config(tiny_model, "batch_size = 16\n")
 
 
 @pytest.fixture(scope="module")

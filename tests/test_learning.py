@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -30,7 +29,8 @@ from codekin.training.mining.snippets import collect, describe_selection
 from codekin.training.pipeline import PipelineOptions, run_pipeline
 from codekin.training.trainer.args import TrainingArguments
 from tests.conftest import git
-from tests.tiny_model import build_tiny_model
+from tests.processes import alive, children_of
+from tests.tiny_model import build_tiny_model, use_in_user_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -235,10 +235,7 @@ def test_interrupted_run_is_recorded_as_interrupted(tiny_model_dir, repo_factory
 def test_a_killed_codekin_train_stops_its_training_child(tiny_model_dir, repo_factory, tmp_path) -> None:
     """`kill` of `codekin train` ends its training child too (it trained on, orphaned), which
     records the run as interrupted; the active model stays."""
-    config = Path(os.environ["XDG_CONFIG_HOME"]) / "codekin" / "config.toml"
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(f'[model]\nprimary = "{tiny_model_dir}"\nfallback = "{tiny_model_dir}"\ndevice = "cpu"\n'
-                      'backend = "torch"\n', encoding="utf-8")
+    use_in_user_config(tiny_model_dir)
     root = repo_factory({"README.md": "x\n"})
     command = [sys.executable, "-m", "codekin", "train", "--repo", str(root), "--device", "cpu", "--recipe",
                "triplets", "--triplets", str(_triplets(tmp_path / "t.jsonl", 64)), "--epochs", "500",
@@ -248,34 +245,16 @@ def test_a_killed_codekin_train_stops_its_training_child(tiny_model_dir, repo_fa
         for line in proc.stdout:  # the child's human lines
             if line.startswith("Fine-tuning"):
                 break
-        children = [pid for pid in _pids_with("codekin.training.child") if str(root) in _cmdline(pid)]
+        children = children_of(proc.pid)  # the training child
         assert len(children) == 1, children
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
-    assert not Path(f"/proc/{children[0]}").exists() or _is_zombie(children[0])
+    assert not alive(children[0])
     assert ModelRegistry(root).get("v1").status == "interrupted"
     assert ModelRegistry(root).active_ref() == BASE
-
-
-def _pids_with(text: str) -> list[int]:
-    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and text in _cmdline(int(p.name))]
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
-    except OSError:
-        return True
 
 
 def test_retrain_progress_names_each_phase_and_the_verdict() -> None:
@@ -300,15 +279,10 @@ def test_after_training_the_summary_says_which_vectors_answer(repo_factory) -> N
 
 
 def test_after_a_promotion_search_answers_from_the_promoted_model(repo_factory, tiny_model_dir, tmp_path) -> None:
-    import os
-
     from codekin.indexer import Indexer
     from tests.tiny_model import register_version
 
-    user = Path(os.environ["XDG_CONFIG_HOME"]) / "codekin" / "config.toml"
-    user.parent.mkdir(parents=True, exist_ok=True)
-    user.write_text(f'[model]\nprimary = "{tiny_model_dir}"\nfallback = "{tiny_model_dir}"\ndevice = "cpu"\n'
-                    'backend = "torch"\nmax_tokens = 64\n', encoding="utf-8")
+    use_in_user_config(tiny_model_dir, "max_tokens = 64\n")
     root = repo_factory(_workers(2))
     config = load_config(root)
     Indexer(root, config).run()

@@ -30,6 +30,7 @@ from codekin.mcp.progress import CallProgress
 from codekin.mcp.results import SNIPPET_CHARS, SNIPPET_LINES, snippet
 from codekin.mcp.tools import TOOLS
 from tests.conftest import make_repo
+from tests.processes import alive, children_of
 from tests.samples import CART, LEDGER, RETRY, STOCK
 
 INVALID_PARAMS = -32602
@@ -250,23 +251,6 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def children_of(pid: int) -> list[int]:
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            out.append(int(stat.parent.name))
-    return out
 
 
 def inet_sockets(pid: int) -> list[str]:

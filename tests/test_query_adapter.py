@@ -7,7 +7,6 @@ A tiny random-init model for mechanics; real LanceDB, real git, the real CLI."""
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from codekin.models.adapters import WEIGHTS, AdapterStore, QueryAdapter
 from codekin.training.mining.signals import doc_views, text_pairs
 from codekin.training.mining.snippets import Snippet
 from codekin.training.pairs.batches import file_of, mnrl_batches
-from tests.tiny_model import build_tiny_model
+from tests.tiny_model import build_tiny_model, use_in_user_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -149,17 +148,9 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny"))
 
 
-def _use_model(model: Path) -> None:
-    """The tiny model in this test's own user config (conftest gives each test its XDG_CONFIG_HOME)."""
-    user = Path(os.environ["XDG_CONFIG_HOME"]) / "codekin" / "config.toml"
-    user.parent.mkdir(parents=True, exist_ok=True)
-    user.write_text(f'[model]\nprimary = "{model}"\nfallback = "{model}"\ndevice = "cpu"\n'
-                    'backend = "torch"\nmax_tokens = 64\n', encoding="utf-8")
-
-
 def test_adapter_run_is_judged_recorded_and_served_to_text_queries_only(tiny_model_dir, repo_factory,
                                                                         capsys) -> None:
-    _use_model(tiny_model_dir)
+    use_in_user_config(tiny_model_dir, "max_tokens = 64\n")
     root = repo_factory({f"lib/{n}.ex": WORKER.format(title=n.title(), name=n) for n in NAMES})
     config = load_config(root)
     Indexer(root, config).run()

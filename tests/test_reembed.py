@@ -20,7 +20,7 @@ from codekin.jobs.reembed import load_active_model, reembed
 from codekin.metrics import MetricsStore
 from codekin.models.registry import ModelRegistry
 from codekin.models.serving import serving_model, version_ref
-from tests.tiny_model import build_tiny_model
+from tests.tiny_model import build_tiny_model, use_in_user_config
 from tests.tiny_model import register_version as add_version
 
 QUERY = "retry a failing call with exponential backoff"
@@ -39,16 +39,11 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def write_user_config(base: Path, **schedule: object) -> None:
     """The user's config (trusted): the tiny model on the CPU with the torch backend."""
-    import os
-
-    path = Path(os.environ["XDG_CONFIG_HOME"]) / "codekin" / "config.toml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["[model]", f'primary = "{base}"', f'fallback = "{base}"', 'device = "cpu"', 'backend = "torch"',
-             "max_tokens = 96"]
+    lines = ["max_tokens = 96"]
     if schedule:
         lines.append("[schedule]")
         lines += [f"{k} = {json.dumps(v)}" for k, v in schedule.items()]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    use_in_user_config(base, "\n".join(lines) + "\n")
 
 
 def weights_file(root: Path, version: str) -> Path:

@@ -46,3 +46,15 @@ def register_version(root: Path, model_dir: Path, promote: bool = True, reason: 
     if promote:
         registry.promote(version.id, reason)
     return version.id
+
+
+def use_in_user_config(model: Path, extra: str = "") -> Path:
+    """The user's own config (conftest gives each test a fresh XDG_CONFIG_HOME) picks `model`
+    on the CPU with torch; `extra` adds lines to its [model] table."""
+    import os
+
+    path = Path(os.environ["XDG_CONFIG_HOME"]) / "codekin" / "config.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'[model]\nprimary = "{model}"\nfallback = "{model}"\ndevice = "cpu"\n'
+                    f'backend = "torch"\n{extra}', encoding="utf-8")
+    return path

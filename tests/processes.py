@@ -1,0 +1,29 @@
+"""Linux /proc views of processes, for tests that check what a command leaves running."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _stat_fields(stat: Path) -> list[str]:
+    """The fields after a process's `(name)` in /proc/PID/stat: state, ppid, pgrp, ..."""
+    return stat.read_text().rsplit(")", 1)[1].split()
+
+
+def alive(pid: int) -> bool:
+    try:
+        return _stat_fields(Path(f"/proc/{pid}/stat"))[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def children_of(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = _stat_fields(stat)
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(stat.parent.name))
+    return out
