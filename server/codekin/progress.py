@@ -88,7 +88,7 @@ class BarProgress:
             self.last = now
             rate = self.done / max(now - self.started, 1e-6)
             left = f", about {(self.total - self.done) / rate:.0f} s left" if rate > 0 else ""
-            speed = f"{rate:.1f}/s" if rate >= 1 else f"{1 / rate:.1f} s each"  # a CPU training step: ~9 s
+            speed = f"{1 / rate:.1f} s each" if 0 < rate < 1 else f"{rate:.1f}/s"  # a CPU training step: ~9 s
             say(f"{self.title}: {self.done}/{self.total} ({100 * self.done // max(self.total, 1)}%), "
                 f"{speed}{left}")
 

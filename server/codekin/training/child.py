@@ -106,7 +106,7 @@ def _child_main(argv: list[str]) -> int:
     import torch
 
     # Every core: the child runs at nice 10, so a language server beside it still gets the CPU
-    # when it answers. Leaving a core idle made a 2-core CPU train 1.7x slower (13 s a step).
+    # when it answers. Leaving a core idle made a 2-core CPU train 1.5x slower (13.0 s a step, not 8.7).
     torch.set_num_threads(os.cpu_count() or 1)
 
     def out(line: str) -> None:
