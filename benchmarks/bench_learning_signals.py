@@ -66,6 +66,18 @@ RECIPES = {  # name: what it changes of DEFAULT
     "noseed_lr5e5_ep5": {"signals": "doc+comment+renamed", "learning_rate": 5e-5, "epochs": 5},
     "lr3e5_ep5": {"learning_rate": 3e-5, "epochs": 5},
     "file_lr1e4_ep5": {"batch_by_file": True, "learning_rate": 1e-4, "epochs": 5},
+    # session 12: a CPU's step budget (training.max_steps; every doc batch first, the rest sampled)
+    "cpu96": {"max_steps": 96},
+    "cpu96_1ep": {"max_steps": 96, "epochs": 1},
+    "cpu96_1ep_5e5": {"max_steps": 96, "epochs": 1, "learning_rate": 5e-5},
+    "cpu96_5e5": {"max_steps": 96, "learning_rate": 5e-5},
+    "cpu48_1ep_5e5": {"max_steps": 48, "epochs": 1, "learning_rate": 5e-5},
+    "cpu192_5e5": {"max_steps": 192, "learning_rate": 5e-5},
+    "cpu96_seed14": {"max_steps": 96, "seed": 14},
+    "file_seed14": {"batch_by_file": True, "seed": 14},
+    "cpu96_file": {"max_steps": 96, "batch_by_file": True},
+    "cpu96_file_seed14": {"max_steps": 96, "batch_by_file": True, "seed": 14},
+    "cpu96_file_md": {"max_steps": 96, "batch_by_file": True, "signals": "doc+moduledoc+comment+renamed+seed"},
 }
 
 

@@ -112,6 +112,36 @@ def test_triplets_recipe_stays_available(tiny_model_dir: Path, capsys, monkeypat
         "Training epoch 1/1: 2/2 (100%)"), progress
 
 
+def test_a_step_budget_keeps_every_doc_batch_and_a_share_of_the_rest() -> None:
+    made = recipe_rows([*_pairs("doc"), *_pairs("renamed"), *_pairs("comment")], _triplets(32),
+                       ["doc", "comment", "renamed", "seed"], batch_size=4, seed=13)
+    assert len(made.batches) == 20 and made.counts == {"doc": 16, "comment": 16, "renamed": 16, "seed": 32}
+    cut = made.at_most(7, seed=13)
+    assert len(cut.batches) == 7 and cut.counts["doc"] == 16 and sum(cut.counts.values()) == 28
+    assert sorted(i for batch in cut.batches for i in batch) == list(range(len(cut.rows)))
+    kept = {made.rows[i] for batch in made.batches for i in batch}
+    assert set(cut.rows) <= kept and len(set(cut.rows)) == 28
+    assert made.at_most(7, seed=13).rows == cut.rows and made.at_most(20, seed=13) is made
+
+
+def test_a_cpu_run_trains_within_its_step_budget(tiny_model_dir: Path) -> None:
+    """0 (auto) on a CPU: at most CPU_MAX_STEPS steps; an explicit max_steps is kept on any
+    device; the header says what was cut."""
+    from codekin.training.trainer import trainer as module
+
+    lines: list[str] = []
+    args = TrainingArguments(learning_rate=2e-3, batch_size=4, epochs=2, device="cpu", max_seq_length=64,
+                             signals=["doc", "renamed", "seed"], max_steps=6)
+    result = Trainer(str(tiny_model_dir), "cpu", args, out=lines.append, show_progress=False).train(
+        _triplets(16), pairs=_pairs("doc") + _pairs("renamed"))
+    assert [e.steps for e in result.epochs] == [3, 3]
+    assert "Step budget: 3 of 12 batches an epoch, every doc batch first (training.max_steps = 6)" in lines[0]
+    auto = Trainer(str(tiny_model_dir), "cpu", args.replace(max_steps=0), out=lambda s: None, show_progress=False)
+    assert auto._step_budget() == module.CPU_MAX_STEPS
+    auto.device = "cuda"
+    assert auto._step_budget() == 0
+
+
 def test_signals_recipe_without_rows_is_a_clear_error(tiny_model_dir: Path) -> None:
     args = TrainingArguments(device="cpu", max_seq_length=64, signals=["comment"])
     with pytest.raises(Exception, match="no training pairs of the kinds comment") as caught:
@@ -130,6 +160,7 @@ def _write_config(root: Path, text: str) -> None:
     ('[training]\nsignals = []\n', "training.signals: an empty list is not a signal"),
     ('[training]\nmode = "nightly"\n', "training.mode must be one of auto, adapter, finetune, got 'nightly'"),
     ('[training]\nlearning_rate = 2.0\n', "training.learning_rate must be in"),
+    ('[training]\nmax_steps = -5\n', "training.max_steps must be in [0, "),
 ])
 def test_bad_training_settings_name_the_file_and_key(repo_factory, text: str, message: str) -> None:
     root = repo_factory({"README.md": "x\n"})
@@ -144,10 +175,12 @@ def test_training_settings_reach_the_nightly_arguments(repo_factory) -> None:
     defaults = pipeline_options(load_config(root), RetrainOptions()).args
     assert (defaults.recipe, defaults.signals, defaults.learning_rate, defaults.batch_size, defaults.epochs) == (
         "signals", ["doc", "comment", "renamed", "seed"], 2e-5, 32, 3)
-    _write_config(root, '[training]\nrecipe = "triplets"\nloss = "mnrl"\nlearning_rate = 1e-5\nbatch_size = 16\n')
+    assert defaults.max_steps == 0  # auto: the CPU budget on a CPU, everything on a GPU
+    _write_config(root, '[training]\nrecipe = "triplets"\nloss = "mnrl"\nlearning_rate = 1e-5\nbatch_size = 16\n'
+                        'max_steps = 40\n')
     args = pipeline_options(load_config(root), RetrainOptions(epochs=2)).args
-    assert (args.recipe, args.loss, args.learning_rate, args.batch_size, args.epochs) == ("triplets", "mnrl", 1e-5,
-                                                                                          16, 2)
+    assert (args.recipe, args.loss, args.learning_rate, args.batch_size, args.epochs, args.max_steps) == (
+        "triplets", "mnrl", 1e-5, 16, 2, 40)
 
 
 @pytest.mark.slow

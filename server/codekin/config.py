@@ -48,6 +48,7 @@ RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("training", "eval_fraction"): (0.01, 0.99), ("training", "seed"): (0, 2**32 - 1),
     ("training", "hard_negative_ratio"): (0.0, 1.0), ("training", "history_commits"): (0, 1_000_000),
     ("training", "embed_budget"): (0, 1 << 32), ("training", "epochs"): (1, 1000),
+    ("training", "max_steps"): (0, 1 << 32),
     ("training", "learning_rate"): (1e-8, 0.5), ("training", "batch_size"): (2, 65536),
     ("schedule", "triplets"): (1, 1 << 32), ("schedule", "min_improvement"): (0.0, 0.999),
     ("schedule", "dashboard_port"): (-1, 65535),
@@ -160,6 +161,8 @@ class TrainingConfig:
     batch_size: int = 32  # rows per step; the signals recipe's in-batch negatives (the triplets recipe: 16)
     batch_by_file: bool = False  # the signals recipe: fill a batch from few files (harder in-batch
     # negatives: a held-out query competes with its own file's functions); not yet measured, so off
+    max_steps: int = 0  # steps of a whole run; 0 = auto: no limit on a GPU, CPU_MAX_STEPS on a CPU
+    # (training/trainer/trainer.py: the nightly on 150k lines inside 30 minutes on 2 cores)
 
 
 @dataclass

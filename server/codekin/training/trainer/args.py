@@ -27,6 +27,7 @@ class TrainingArguments:
     margin: float = 0.3  # triplet margin on cosine distance (1 - cos)
     mnrl_scale: float = 20.0  # inverse temperature of MultipleNegativesRankingLoss
     batch_by_file: bool = _DEFAULTS.batch_by_file  # the signals recipe: each batch's rows from few files
+    max_steps: int = _DEFAULTS.max_steps  # steps of the whole run, all epochs; 0 = auto (see Trainer._step_budget)
     warmup_ratio: float = 0.1  # share of the steps with a linear learning-rate warmup
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
@@ -74,6 +75,8 @@ class TrainingArguments:
             raise ConfigError(f"compile must be one of {', '.join(SWITCHES)}, got {self.compile!r}")
         if self.compile_mode not in COMPILE_MODES:
             raise ConfigError(f"compile_mode must be one of {', '.join(COMPILE_MODES)}, got {self.compile_mode!r}")
+        if self.max_steps < 0:
+            raise ConfigError(f"max_steps must be 0 (auto) or more, got {self.max_steps}")
         if self.train_seq_length and self.train_seq_length < 8:
             raise ConfigError(f"train_seq_length must be 0 (auto) or >= 8, got {self.train_seq_length}")
         if self.max_seq_length < 8 or self.eval_batch_size < 1 or self.bucket_size < 1:
@@ -92,7 +95,8 @@ class TrainingArguments:
         """The run's arguments as the [training] section sets them."""
         return cls(epochs=training.epochs, learning_rate=training.learning_rate, batch_size=training.batch_size,
                    recipe=training.recipe, signals=list(training.signals), loss=training.loss,
-                   batch_by_file=training.batch_by_file, seed=training.seed).validate()
+                   batch_by_file=training.batch_by_file, max_steps=training.max_steps,
+                   seed=training.seed).validate()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainingArguments:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from codekin.config import SIGNAL_KINDS
@@ -35,9 +35,29 @@ class RecipeRows:
     rows: list[tuple[str, str]]  # (query, code)
     batches: list[list[int]]  # indices into rows; fixed for the run
     counts: dict[str, int]  # rows per signal kind
+    batch_kinds: list[str] = field(default_factory=list)  # each batch's signal kind
 
     def describe(self) -> str:
         return ", ".join(f"{kind} {n}" for kind, n in self.counts.items())
+
+    def at_most(self, count: int, seed: int) -> RecipeRows:
+        """The first `count` batches in priority order: every doc batch (the signal the held-out
+        doc->code queries ask for), then the other kinds' in a seeded shuffle, so each kind
+        keeps about its share. A CPU run's step budget (Trainer._step_budget) cuts here."""
+        if len(self.batches) <= count:
+            return self
+        order = list(range(len(self.batches)))
+        random.Random(f"at-most:{seed}").shuffle(order)
+        order.sort(key=lambda b: self.batch_kinds[b] != "doc")  # stable: the shuffle stays within each
+        made = RecipeRows([], [], {}, [])
+        counts: Counter[str] = Counter()
+        for b in sorted(order[:count]):
+            made.batches.append(list(range(len(made.rows), len(made.rows) + len(self.batches[b]))))
+            made.rows.extend(self.rows[i] for i in self.batches[b])
+            made.batch_kinds.append(self.batch_kinds[b])
+            counts[self.batch_kinds[b]] += len(self.batches[b])
+        made.counts = {kind: counts[kind] for kind in SIGNAL_KINDS if counts[kind]}
+        return made
 
 
 def recipe_rows(pairs: Sequence[TextPair], triplets: Sequence[Any], kinds: Sequence[str], batch_size: int,
@@ -46,10 +66,12 @@ def recipe_rows(pairs: Sequence[TextPair], triplets: Sequence[Any], kinds: Seque
     wanted = set(kinds)
     rows: list[tuple[str, str]] = []
     batches: list[list[int]] = []
+    batch_kinds: list[str] = []
     counts: Counter[str] = Counter()
 
     def add(batch: list[tuple[str, str]], kind: str) -> None:
         batches.append(list(range(len(rows), len(rows) + len(batch))))
+        batch_kinds.append(kind)
         rows.extend(batch)
         counts[kind] += len(batch)
 
@@ -60,4 +82,4 @@ def recipe_rows(pairs: Sequence[TextPair], triplets: Sequence[Any], kinds: Seque
         random.Random(f"seed-rows:{seed}").shuffle(seeded)
         for start in range(0, len(seeded) - 1, batch_size):  # a last row alone would have no negative
             add(seeded[start:start + batch_size], SEED)
-    return RecipeRows(rows, batches, {kind: counts[kind] for kind in SIGNAL_KINDS if counts[kind]})
+    return RecipeRows(rows, batches, {kind: counts[kind] for kind in SIGNAL_KINDS if counts[kind]}, batch_kinds)
