@@ -13,6 +13,8 @@ sentence-transformers only); scoring runs here (LanceDB, tree-sitter):
     python3 bench_learning_signals.py train DIR [RECIPE ...]   # vectors to $OUT/<repo>.npz, JSON lines
     # here: base and each recipe through hybrid search, and the gate
     PYTHONPATH=server python benchmarks/bench_learning_signals.py score DIR VECTORS GPU_LOG [--out FILE]
+    # there: the GPU phases of a nightly with a Qodo-size model (training, re-embedding every chunk)
+    python3 bench_learning_signals.py gpu-nightly DIR REPO
     # here: the most a better dense side could lift doc->code through the same search
     PYTHONPATH=server python benchmarks/bench_learning_signals.py ceiling DIR VECTORS REPO ...
 
@@ -173,6 +175,56 @@ def train_on_device(here: Path, recipes: list[str]) -> None:
             print(json.dumps({"repo": repo, "card": card, "recipes": info}), flush=True)
 
 
+def gpu_nightly(here: Path, repo: str) -> None:
+    """The GPU phases of a nightly run with a Qodo-size model (gpu_train.build_model: the
+    Qwen2-1.5B shape, random init, the MiniLM tokenizer): the default recipe on the
+    repository's pairs with the product's defaults (compile and precision auto, no step budget
+    on a GPU), then every chunk (DIR/<repo>_chunks.json.gz, the index's embed texts)
+    re-embedded by the Embedder. Mining and the gate's search need LanceDB, which the lent
+    machine lacks: they are timed on the CPU. QODO_MODEL=DIR uses that model instead."""
+    import tempfile
+    import time
+
+    import torch
+
+    sys.path.insert(0, str(here / "server"))
+    sys.path.insert(0, str(here))
+    from gpu_train import build_model, codekin_encoder
+
+    from codekin.training.trainer.args import TrainingArguments
+    from codekin.training.trainer.trainer import Trainer
+
+    data = json.loads(gzip.decompress((here / "data" / f"{repo}.json.gz").read_bytes()))
+    triplets, pairs = recipe_data(data, "doc_ren_seed", random.Random(13))
+    chunks = json.loads(gzip.decompress((here / f"{repo}_chunks.json.gz").read_bytes()))
+    device = os.environ.get("DEVICE", "cuda")
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        path = os.environ.get("QODO_MODEL") or build_model(os.environ.get("MODEL", str(here / "minilm16")), Path(tmp))
+        build_s = time.perf_counter() - started
+        trainer = Trainer(path, device, TrainingArguments(device=device, save_optimizer_state=False),
+                          out=lambda line: print(line, file=sys.stderr), show_progress=False)
+        result = trainer.train(triplets, pairs=pairs)
+        started = time.perf_counter()
+        trainer.model.save(str(Path(tmp) / "trained"))
+        save_s = time.perf_counter() - started
+        del trainer
+        if device == "cuda":
+            torch.cuda.empty_cache()
+        encode = codekin_encoder(str(Path(tmp) / "trained"), 256) if device == "cuda" else None
+        started = time.perf_counter()
+        if encode is not None:
+            encode(chunks)
+            torch.cuda.synchronize()
+        embed_s = time.perf_counter() - started
+    card = torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
+    print(json.dumps({"bench": "nightly_gpu_phases", "repo": repo, "card": card, "model": "qwen2-1.5b-random",
+                      "rows": result.triplets, "steps": sum(e.steps for e in result.epochs),
+                      "precision": result.precision, "build_s": round(build_s, 1), "train_s": round(result.seconds, 1),
+                      "epoch_s": [round(e.seconds, 1) for e in result.epochs], "save_s": round(save_s, 1),
+                      "chunks": len(chunks), "reembed_s": round(embed_s, 1)}), flush=True)
+
+
 def score(here: Path, vectors_dir: Path, log: Path, out: Path | None) -> None:
     done = {}  # a repository's last line names all its recipes
     for line in log.read_text().splitlines():
@@ -270,6 +322,8 @@ if __name__ == "__main__":
         prepare(Path(rest[0]), rest[1:])
     elif command == "train":
         train_on_device(Path(rest[0]), rest[1:] or list(RECIPES))
+    elif command == "gpu-nightly":
+        gpu_nightly(Path(rest[0]), rest[1])
     elif command == "ceiling":
         ceiling(Path(rest[0]), Path(rest[1]), rest[2:])
     else:

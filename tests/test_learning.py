@@ -276,6 +276,10 @@ def test_after_training_the_summary_says_which_vectors_answer(repo_factory) -> N
     out = subprocess.run([sys.executable, "-m", "codekin", "train", "--repo", str(root), "--count", "0"],
                          capture_output=True, text=True, check=False)
     assert out.returncode != 0 and "--count must be >= 1" in out.stderr and "Traceback" not in out.stderr
+    out = subprocess.run([sys.executable, "-m", "codekin", "train", "--repo", str(root), "--max-steps", "-3"],
+                         capture_output=True, text=True, check=False)
+    assert out.returncode != 0 and "max_steps must be 0 (auto) or more, got -3" in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 def test_after_a_promotion_search_answers_from_the_promoted_model(repo_factory, tiny_model_dir, tmp_path) -> None:

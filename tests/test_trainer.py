@@ -91,6 +91,8 @@ def test_format_lr_and_argument_errors():
         TrainingArguments(loss="hinge").validate()
     with pytest.raises(Exception, match="batch size must be >= 2"):
         TrainingArguments(batch_size=1).validate()
+    with pytest.raises(Exception, match=r"max_steps must be 0 \(auto\) or more, got -1"):
+        TrainingArguments(max_steps=-1).validate()
 
 
 def test_loss_decreases_and_checkpoints_every_epoch(tiny_model_dir: Path, tmp_path: Path):

@@ -21,7 +21,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     root = repo_root(args.repo)
     training = TrainingArguments.from_config(config_for(root, args).training).replace(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, margin=args.margin, loss=args.loss,
-        recipe=args.recipe, device=args.device, seed=args.seed, precision=args.precision)
+        recipe=args.recipe, device=args.device, seed=args.seed, precision=args.precision, max_steps=args.max_steps)
     launch = None
     if getattr(args, "gpus", None) and args.gpus > 1:  # torchrun, one process per GPU (DDP/FSDP)
         from codekin.distributed.torchrun import check_launch, effective_arguments, launch_command
@@ -57,6 +57,8 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
                               help="fine-tune the model on this repository, promote it if it is better")
     p.add_argument("--epochs", type=int, help="passes over the training data (default: training.epochs, 3)")
     p.add_argument("--batch-size", type=int, help="rows per step (default: training.batch_size, 32)")
+    p.add_argument("--max-steps", type=int, help="steps of the whole run, all epochs (default: training.max_steps, "
+                   "0 = auto: 96 on a CPU, every batch on a GPU)")
     p.add_argument("--lr", type=float, help="learning rate (default: training.learning_rate, 2e-5)")
     p.add_argument("--recipe", choices=RECIPES, help="signals (default: in-batch negatives over the repository's "
                    "doc/comment/renamed pairs plus the seed triplets) or triplets (the seed's, with --loss)")
