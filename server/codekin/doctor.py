@@ -136,10 +136,11 @@ def _training_check() -> Check:
                   f"{FP8_MIN_PARAMS // 1_000_000}M+ parameters") if not why_not else f"{name}: bf16 autocast ({why_not})"
         return Check("training", True, detail)
     from codekin.training.trainer.model import cpu_has_native_bf16
+    from codekin.training.trainer.trainer import CPU_MAX_STEPS
 
-    detail = "CPU: bf16 autocast (native bf16), 128-token training texts" if cpu_has_native_bf16() else \
-        "CPU: fp32 (no native bf16), 128-token training texts"
-    return Check("training", True, detail)
+    detail = "CPU: bf16 autocast (native bf16)" if cpu_has_native_bf16() else "CPU: fp32 (no native bf16)"
+    return Check("training", True, f"{detail}, 128-token training texts, at most {CPU_MAX_STEPS} steps a run "
+                                   "(training.max_steps)")
 
 
 def _index_check(root: Path, config: Config) -> Check:
