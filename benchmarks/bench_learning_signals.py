@@ -13,6 +13,10 @@ sentence-transformers only); scoring runs here (LanceDB, tree-sitter):
     python3 bench_learning_signals.py train DIR [RECIPE ...]   # vectors to $OUT/<repo>.npz, JSON lines
     # here: base and each recipe through hybrid search, and the gate
     PYTHONPATH=server python benchmarks/bench_learning_signals.py score DIR VECTORS GPU_LOG [--out FILE]
+    # (the 150k-line corpus of the CPU nightly: DIR/repos/c150 = bench_instant.build_corpus(DIR/repos/c150,
+    # 150000), then prepare ... c150)
+    # here, from an indexed copy of REPO: its chunks' embed texts, DIR/<REPO>_chunks.json.gz
+    PYTHONPATH=server python benchmarks/bench_learning_signals.py chunks DIR REPO INDEXED_ROOT
     # there: the GPU phases of a nightly with a Qodo-size model (training, re-embedding every chunk)
     python3 bench_learning_signals.py gpu-nightly DIR REPO
     # here: the most a better dense side could lift doc->code through the same search
@@ -175,6 +179,17 @@ def train_on_device(here: Path, recipes: list[str]) -> None:
             print(json.dumps({"repo": repo, "card": card, "recipes": info}), flush=True)
 
 
+def chunk_texts(here: Path, repo: str, indexed: Path) -> None:
+    """What gpu-nightly re-embeds: the text of every distinct chunk of an indexed copy of
+    `repo`, as a re-embed embeds them (one per content hash)."""
+    from codekin.index.store import IndexStore
+
+    store = IndexStore(indexed)
+    texts = list(store.chunk_texts(store.chunk_hashes()).values())
+    (here / f"{repo}_chunks.json.gz").write_bytes(gzip.compress(json.dumps(texts).encode()))
+    print(repo, "chunks", len(texts))
+
+
 def gpu_nightly(here: Path, repo: str) -> None:
     """The GPU phases of a nightly run with a Qodo-size model (gpu_train.build_model: the
     Qwen2-1.5B shape, random init, the MiniLM tokenizer): the default recipe on the
@@ -322,6 +337,8 @@ if __name__ == "__main__":
         prepare(Path(rest[0]), rest[1:])
     elif command == "train":
         train_on_device(Path(rest[0]), rest[1:] or list(RECIPES))
+    elif command == "chunks":
+        chunk_texts(Path(rest[0]), rest[1], Path(rest[2]))
     elif command == "gpu-nightly":
         gpu_nightly(Path(rest[0]), rest[1])
     elif command == "ceiling":
