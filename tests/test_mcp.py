@@ -30,7 +30,7 @@ from codekin.mcp.progress import CallProgress
 from codekin.mcp.results import SNIPPET_CHARS, SNIPPET_LINES, snippet
 from codekin.mcp.tools import TOOLS
 from tests.conftest import make_repo
-from tests.processes import alive, children_of
+from tests.processes import alive, children_of, group_members
 from tests.samples import CART, LEDGER, RETRY, STOCK
 
 INVALID_PARAMS = -32602
@@ -236,21 +236,6 @@ def server_pid() -> int:
             found.append(int(stat.parent.name))
     assert found, "no codekin mcp process found"
     return max(found)
-
-
-def group_members(pgid: int) -> list[int]:
-    """Processes of the server's process group (stdio_client starts it as a session leader)."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(stat.parent.name))
-    return members
-
-
 
 
 def inet_sockets(pid: int) -> list[str]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from codekin.config import SIGNAL_KINDS
@@ -39,7 +39,7 @@ class RecipeRows:
     rows: list[tuple[str, str]]  # (query, code)
     batches: list[list[int]]  # indices into rows; fixed for the run
     counts: dict[str, int]  # rows per signal kind
-    batch_kinds: list[str] = field(default_factory=list)  # each batch's signal kind
+    batch_kinds: list[str]  # each batch's signal kind
 
     def describe(self) -> str:
         return ", ".join(f"{kind} {n}" for kind, n in self.counts.items())

@@ -127,10 +127,11 @@ class Trainer(EpochCheckpoints):
         return full_length if self.device == "cuda" else min(full_length, CPU_TRAIN_TOKENS)
 
     def _step_budget(self) -> int:
-        """Steps the whole run may take (0: no limit). A CPU step of 32 rows takes ~9 s on 2
+        """Steps the whole run may take (0: no limit). A CPU step of 32 rows takes 5-9 s on 2
         cores, so the default recipe on a 150k-line repository (5,545 pairs, 525 steps) would
-        train 80 minutes; 96 steps keep the whole nightly (mining, training, the gate, the
-        re-embed) near 30 minutes. A GPU trains everything (525 steps: about a minute)."""
+        train about 80 minutes; with 96 steps the whole nightly there (the adapter, mining, the
+        fine-tune, the gate) took 17 minutes, ~19 with a re-embed (results/learning.jsonl). A GPU
+        trains everything (525 steps: under a minute)."""
         if self.args.max_steps:
             return self.args.max_steps
         return 0 if self.device == "cuda" else CPU_MAX_STEPS
