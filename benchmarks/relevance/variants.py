@@ -17,7 +17,16 @@ Variants:
 - own_adapter: the nightly's query adapter (training/adapter.py), fitted on each BEAM/C/C++
   repository's own doc and comment pairs (what `codekin train --adapter` fits, before its gate);
 - shipped_adapter: one adapter fitted on the pairs of other repositories (--pairs-from DIR:
-  git repositories none of the benchmark's, e.g. finch, ex_doc, rebar3, cowlib, zlib, yaml-cpp).
+  git repositories none of the benchmark's, with their history: finch, ex_doc, rebar3, cowlib,
+  zlib, yaml-cpp, httpx, urfave/cli, fastify, hyper), either their doc and comment pairs (the
+  nightly's miner: BEAM and C/C++ only) or each focused commit's subject -> the 1-3 functions
+  it changed (every language: the closest thing to a developer's question in a repository);
+- translation: each question word's code terms (those most over-represented in the code of the
+  chunks whose comments hold the word, top 3) added to BM25 at a small weight (questions only);
+- query_prefix: the question embedded in the chunks' header form ("<language> function: ..."),
+  alone or averaged with the plain question's vector;
+- dense_ceiling: an oracle, not a candidate: each question's vector moved `mix` of the way to
+  the mean vector of its answer's chunks; how much a better dense side could lift this search.
 
 Usage: python benchmarks/relevance/variants.py --label main-27a87cb [--only VARIANT,...]
        [--pairs-from DIR] [--no-record]
@@ -27,10 +36,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import random
 import re
+import subprocess
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -71,6 +83,58 @@ class Lexical:
         return getattr(self.base, name)
 
 
+_CODE_FILE = re.compile(r"\.(ex|exs|erl|hrl|c|h|cc|cpp|hpp|py|go|js|mjs|ts|rs)$")
+_NOT_CODE = re.compile(r"(^|/)(test|tests|spec|examples?|bench|vendor|deps)/|_test\.|test_")
+_ROUTINE = re.compile(r"^(bump|release|version|merge|revert|update (changelog|deps|dependencies|readme)|v?\d+\.\d+|"
+                      r"chore|docs?:|ci:|style:|lint|format|fix typo|typo)", re.I)
+
+
+def commit_pairs(root: Path, chunk_text, max_commits: int = 4000, keep: int = 1200) -> tuple[list[str], list[str]]:
+    """(subject, embed text) of each function a focused commit (1-3 code files, 1-3 functions,
+    a subject of 4-20 words that is not routine) changed, in its new version."""
+    def git(*args: str, data: bytes | None = None) -> bytes:
+        return subprocess.run(["git", "-C", str(root), *args], input=data, capture_output=True, check=False).stdout
+
+    commits: list[tuple[str, list[tuple[str, str, str]]]] = []
+    log = git("log", f"-n{max_commits}", "--no-merges", "--no-renames", "--raw", "--no-abbrev", "--format=commit %s")
+    for line in log.decode("utf-8", "replace").split("\n"):
+        if line.startswith("commit "):
+            commits.append((line[7:].strip(), []))
+        elif line.startswith(":") and "\t" in line and commits:
+            meta, path = line.split("\t", 1)
+            fields = meta.split()
+            if fields[4] == "M" and _CODE_FILE.search(path) and not _NOT_CODE.search(path):
+                commits[-1][1].append((path, fields[2], fields[3]))
+    commits = [c for c in commits if 4 <= len(c[0].split()) <= 20 and not _ROUTINE.match(c[0]) and 1 <= len(c[1]) <= 3]
+    random.Random(13).shuffle(commits)
+    commits = commits[:keep]
+    blobs: dict[str, str] = {}
+    shas = sorted({sha for _, files in commits for _, old, new in files for sha in (old, new)})
+    raw = git("cat-file", "--batch", data=("\n".join(shas) + "\n").encode())
+    at = 0
+    while at < len(raw):
+        end = raw.index(b"\n", at)
+        head = raw[at:end].split()
+        if len(head) < 3:
+            at = end + 1
+            continue
+        size = int(head[2])
+        blobs[head[0].decode()] = raw[end + 1:end + 1 + size].decode("utf-8", "replace")
+        at = end + 2 + size
+    queries, codes = [], []
+    for subject, files in commits:
+        changed = []
+        for path, old, new in files:
+            if old in blobs and new in blobs and len(blobs[new]) <= 300_000:
+                before = {c.symbol: c.text for c in chunk_text(path, blobs[old])}
+                changed += [c for c in chunk_text(path, blobs[new]) if c.kind in ("function", "method", "macro")
+                            and c.symbol in before and before[c.symbol] != c.text]
+        if 1 <= len(changed) <= 3:
+            queries += [subject.rstrip(".")] * len(changed)
+            codes += [c.embed_text for c in changed]
+    return queries, codes
+
+
 def summary(rows: list[dict]) -> dict:
     text = [r for r in rows if r["kind"] != "doc2code"]
     kinds, langs = defaultdict(list), defaultdict(list)
@@ -96,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import codekin.engine as engine_module
     import codekin.index.search as search_module
+    from codekin.chunking import chunk_text
     from codekin.chunking.chunk import header_line
     from codekin.config import load_config
     from codekin.embedding import load_embedder
@@ -177,6 +242,57 @@ def main(argv: list[str] | None = None) -> int:
             search_module.SearchIndex.scores = scores
             evaluate("prf", {"alpha": alpha, "k": k})
         search_module.SearchIndex.scores = original_scores
+    if family("translation"):
+        from codekin.index.lexical import STOPWORDS, stem
+        from codekin.index.query import CONCEPT, QUESTION
+
+        def associations(idx) -> tuple[dict, Counter, Counter, int]:
+            together: dict[str, Counter] = defaultdict(Counter)
+            words_df, terms_df, documented = Counter(), Counter(), 0
+            for text in idx.texts:
+                doc = doc_text(text)
+                code = "\n".join(line for line in text.split("\n") if not _COMMENT.match(line))
+                words = {stem(w) for w in terms(doc) if w not in STOPWORDS}
+                code_terms = {stem(t) for t in terms(code)}
+                if words and code_terms:
+                    documented += 1
+                    words_df.update(words)
+                    terms_df.update(code_terms)
+                    for word in words:
+                        together[word].update(code_terms)
+            return together, words_df, terms_df, documented
+
+        tables = {id(idx): associations(idx) for idx in indexes.values()}
+        weight = {"beta": 0.0}
+
+        def expansion(idx, base):
+            together, words_df, terms_df, documented = tables[id(idx)]
+
+            def extra(q, s):
+                words = list(dict.fromkeys(query_terms(q)))
+                added: Counter = Counter()
+                for word in (w for w in words if words_df[w] >= 3):
+                    lift = [(c / words_df[word] * math.log(1 + c / words_df[word] / (terms_df[t] / documented)), t)
+                            for t, c in together[word].items() if c >= 2 and t not in words]
+                    for score, term in sorted(lift, reverse=True)[:3]:
+                        added[term] += score
+                cols = [base.vocabulary[t] for t in added if t in base.vocabulary]
+                if not cols or not weight["beta"]:
+                    return s
+                return s + weight["beta"] * base.matrix.dot(cols, np.array([added[t] for t in added if t in base.vocabulary],
+                                                                            dtype=np.float32))
+            return extra
+
+        lexical(expansion)
+
+        def questions_only(self, vector, query, mode, keep, weights, beta=0.0):
+            weight["beta"] = beta if query.kind in (QUESTION, CONCEPT) else 0.0
+            return original_scores(self, vector, query, mode, keep, weights)
+        for beta in (0.05, 0.1, 0.15, 0.2):
+            search_module.SearchIndex.scores = lambda *a, b=beta: questions_only(*a, beta=b)
+            evaluate("translation", {"beta": beta, "top": 3})
+        search_module.SearchIndex.scores = original_scores
+        lexical(lambda idx, base: None)
     if family("candidates"):
         default = search_module.CANDIDATES
         for count in (50, 200, 400):
@@ -203,6 +319,20 @@ def main(argv: list[str] | None = None) -> int:
         adapter = adapters.get(str(self.root)) or adapters.get("*")
         return adapter.apply(vector[None, :])[0] if adapter is not None and adapted(parsed.kind) else vector
     engine_module.Engine._query_vector = moved
+    if family("query_prefix"):
+        for form in ("{language} function: {q}", "function: {q}"):
+            for average in (False, True):
+                def prefixed(self, parsed, key, form=form, average=average):
+                    vector = original_vector(self, parsed, key)
+                    if not adapted(parsed.kind):
+                        return vector
+                    language = Counter(self.index().languages).most_common(1)[0][0]
+                    other = self._embed(form.format(language=language, q=parsed.text), key)
+                    other = other + vector if average else other
+                    return (other / np.linalg.norm(other)).astype(np.float32)
+                engine_module.Engine._query_vector = prefixed
+                evaluate("query_prefix", {"form": form, "average": average})
+        engine_module.Engine._query_vector = moved
     if family("own_adapter"):
         evaluate("own_adapter_baseline", {}, ADAPTER_REPOS)
         for r in repos:
@@ -213,16 +343,38 @@ def main(argv: list[str] | None = None) -> int:
         evaluate("own_adapter", {"rank": 32, "epochs": 30}, ADAPTER_REPOS)
         adapters.clear()
     if family("shipped_adapter") and args.pairs_from:
-        queries, codes = [], []
-        for root in sorted(p for p in args.pairs_from.iterdir() if (p / ".git").exists()):
-            q, c = adapter_pairs(root, load_config(root), 13)
-            queries, codes = queries + q, codes + c
-        query_vectors, code_vectors = embedder.encode(queries), embedder.encode(codes)
-        for rank, epochs in ((32, 10), (32, 30), (64, 30)):
-            adapters["*"] = train_adapter(query_vectors, code_vectors, rank=rank, epochs=epochs)
-            evaluate("shipped_adapter", {"rank": rank, "epochs": epochs, "pairs": len(queries),
-                                         "from": sorted(p.name for p in args.pairs_from.iterdir())})
-        adapters.clear()
+        roots = sorted(p for p in args.pairs_from.iterdir() if (p / ".git").exists())
+        for pairs in ("doc", "commit"):
+            queries, codes = [], []
+            for root in roots:
+                q, c = adapter_pairs(root, load_config(root), 13) if pairs == "doc" else commit_pairs(root, chunk_text)
+                queries, codes = queries + q, codes + c
+            query_vectors, code_vectors = embedder.encode(queries), embedder.encode(codes)
+            for rank, epochs in ((32, 10), (32, 30), (64, 30)):
+                adapters["*"] = train_adapter(query_vectors, code_vectors, rank=rank, epochs=epochs)
+                evaluate("shipped_adapter", {"pairs": pairs, "rank": rank, "epochs": epochs, "count": len(queries),
+                                             "from": [p.name for p in roots]})
+            adapters.clear()
+    if family("dense_ceiling"):
+        answers: dict[str, np.ndarray] = {}
+        for r in repos:
+            idx = indexes[id(r)]
+            for q in r.queries:
+                rows = [i for t in q.get("relevant", []) for i in idx.by_path.get(t["path"], [])
+                        if t.get("start") is None or (idx.starts[i] <= t["end"] and idx.ends[i] >= t["start"])]
+                if rows and q["kind"] != "code" and not q.get("doc2code"):
+                    mean = idx.vectors[rows].mean(0)
+                    answers[q["query"]] = mean / np.linalg.norm(mean)
+        for mix in (0.1, 0.2, 0.3, 0.5):
+            def toward(self, parsed, key, mix=mix):
+                vector = original_vector(self, parsed, key)
+                answer = answers.get(parsed.text)
+                if answer is None or not adapted(parsed.kind):
+                    return vector
+                blend = (1 - mix) * vector + mix * answer
+                return (blend / np.linalg.norm(blend)).astype(np.float32)
+            engine_module.Engine._query_vector = toward
+            evaluate("dense_ceiling", {"mix": mix, "oracle": True})
     engine_module.Engine._query_vector = original_vector
     return 0
 
