@@ -14,6 +14,8 @@ Variants:
 - prf: the query vector moved towards the mean of its first k hybrid hits (Rocchio);
 - candidates: the dense scaling floor at another rank (search.CANDIDATES);
 - head_vectors: a second vector per chunk (header and its first 6 lines), max or mix with the chunk's;
+- name_vectors: a vector of each callable's own name as words (`split_payload_in_chunks` ->
+  "split payload in chunks"), mixed with the chunk's cosine or taking the larger;
 - own_adapter: the nightly's query adapter (training/adapter.py), fitted on each BEAM/C/C++
   repository's own doc and comment pairs (what `codekin train --adapter` fits, before its gate);
 - shipped_adapter: one adapter fitted on the pairs of other repositories (--pairs-from DIR:
@@ -310,6 +312,25 @@ def main(argv: list[str] | None = None) -> int:
                 return np.maximum(own, first) if how == "max" else (1 - w) * own + w * first
             search_module.SearchIndex._cosine = cosine
             evaluate("head_vectors", {"combine": how, "weight": weight, "lines": 6})
+        search_module.SearchIndex._cosine = original_cosine
+    if family("name_vectors"):
+        from codekin.index.lexical import NAMED_KINDS, name_terms
+
+        for idx in indexes.values():
+            words = [name_terms(sym, kind) for sym, kind in zip(idx.symbols, idx.kinds, strict=True)]
+            phrases = [" ".join(w[1:] if len(w) > 1 else w) for w in words]  # terms(): the whole name, then its parts
+            unique = sorted(set(phrases))
+            vectors = embedder.encode(unique)
+            at = {p: i for i, p in enumerate(unique)}
+            idx.name_vectors = vectors[[at[p] for p in phrases]]
+            idx.named = np.array([bool(p) and k in NAMED_KINDS for p, k in zip(phrases, idx.kinds, strict=True)])
+        for how, weight in (("mix", 0.15), ("mix", 0.3), ("max", 0.0)):
+            def cosine(self, vector, how=how, w=weight):
+                own = original_cosine(self, vector)
+                name = np.where(self.named, self.name_vectors @ vector, own)
+                return np.maximum(own, name) if how == "max" else (1 - w) * own + w * name
+            search_module.SearchIndex._cosine = cosine
+            evaluate("name_vectors", {"combine": how, "weight": weight})
         search_module.SearchIndex._cosine = original_cosine
     original_vector = engine_module.Engine._query_vector
     adapters: dict[str, object] = {}
