@@ -369,6 +369,7 @@ class Runner:
         self.args = args
         self.ck = codekin_modules
         self.embedder = None
+        self.learned: set[str] = set()  # work trees whose index follows their own promoted model
         self.mode_seconds: Counter[str] = Counter()
         self.errors = 0
 
@@ -413,9 +414,13 @@ class Runner:
             log(f"model {getattr(self.embedder, 'name', '?')} on {getattr(self.embedder, 'device', '?')} "
                 f"loaded in {time.perf_counter() - started:.1f} s")
         started = time.perf_counter()
-        indexer = construct(ck["Indexer"], root, config, embedder=self.embedder,
-                            progress=StderrProgress.factory(entry["name"]))
-        summary = indexer.run()
+        try:
+            summary = construct(ck["Indexer"], root, config, embedder=self.embedder,
+                                progress=StderrProgress.factory(entry["name"])).run()
+        except ck["StaleModelError"]:  # the work tree learned (`codekin train`, the nightly): its own model answers
+            self.learned.add(str(root))
+            log(f"  {entry['name']}: the index follows a promoted model; indexing and queries use it")
+            summary = construct(ck["Indexer"], root, config, progress=StderrProgress.factory(entry["name"])).run()
         seconds = time.perf_counter() - started
         info = {"files": summary.files, "chunks": summary.chunks, "new": summary.new_embeddings,
                 "s": round(seconds, 1)}
@@ -427,7 +432,8 @@ class Runner:
 
     def run_repo(self, entry: dict, queries: list[dict], docs: list[dict], root: Path, modes: list[str],
                  texts: dict[str, str]) -> list[dict]:
-        engine = construct(self.ck["Engine"], root, self.ck["load_config"](root), embedder=self.embedder)
+        engine = construct(self.ck["Engine"], root, self.ck["load_config"](root),
+                           embedder=None if str(root) in self.learned else self.embedder)
         if "files" in modes and not hasattr(engine, "search_files"):
             modes = [m for m in modes if m != "files"]
         with contextlib.suppress(Exception):  # load the index snapshot outside the timed queries
@@ -494,11 +500,12 @@ def main(argv: list[str] | None = None) -> int:
     from codekin.config import load_config
     from codekin.embedding import load_embedder
     from codekin.engine import Engine
+    from codekin.errors import StaleModelError
     from codekin.index.lexical import Bm25, terms
     from codekin.indexer import Indexer
 
     modules = {"load_config": load_config, "load_embedder": load_embedder, "Engine": Engine,
-               "Indexer": Indexer, "Bm25": Bm25, "terms": terms}
+               "Indexer": Indexer, "Bm25": Bm25, "terms": terms, "StaleModelError": StaleModelError}
     runner = Runner(args, modules)
     modes = [*ENGINE_MODES, BASELINE] + (["files"] if hasattr(Engine, "search_files") else [])
     halves = ["tune", "held", "all"] if args.half == "all" else [args.half]
