@@ -91,14 +91,13 @@ _ROUTINE = re.compile(r"^(bump|release|version|merge|revert|update (changelog|de
                       r"chore|docs?:|ci:|style:|lint|format|fix typo|typo)", re.I)
 
 
-def commit_pairs(root: Path, chunk_text, max_commits: int = 4000, keep: int = 1200) -> tuple[list[str], list[str]]:
+def commit_pairs(root: Path, chunk_text, read_blobs, max_commits: int = 4000, keep: int = 1200) -> tuple[list[str], list[str]]:
     """(subject, embed text) of each function a focused commit (1-3 code files, 1-3 functions,
-    a subject of 4-20 words that is not routine) changed, in its new version."""
-    def git(*args: str, data: bytes | None = None) -> bytes:
-        return subprocess.run(["git", "-C", str(root), *args], input=data, capture_output=True, check=False).stdout
-
+    a subject of 4-20 words that is not routine) changed, in its new version. `read_blobs` is
+    the history miner's (training/mining/history.py): one `git cat-file --batch` for all."""
     commits: list[tuple[str, list[tuple[str, str, str]]]] = []
-    log = git("log", f"-n{max_commits}", "--no-merges", "--no-renames", "--raw", "--no-abbrev", "--format=commit %s")
+    log = subprocess.run(["git", "-C", str(root), "log", f"-n{max_commits}", "--no-merges", "--no-renames", "--raw",
+                          "--no-abbrev", "--format=commit %s"], capture_output=True, check=False).stdout
     for line in log.decode("utf-8", "replace").split("\n"):
         if line.startswith("commit "):
             commits.append((line[7:].strip(), []))
@@ -110,19 +109,7 @@ def commit_pairs(root: Path, chunk_text, max_commits: int = 4000, keep: int = 12
     commits = [c for c in commits if 4 <= len(c[0].split()) <= 20 and not _ROUTINE.match(c[0]) and 1 <= len(c[1]) <= 3]
     random.Random(13).shuffle(commits)
     commits = commits[:keep]
-    blobs: dict[str, str] = {}
-    shas = sorted({sha for _, files in commits for _, old, new in files for sha in (old, new)})
-    raw = git("cat-file", "--batch", data=("\n".join(shas) + "\n").encode())
-    at = 0
-    while at < len(raw):
-        end = raw.index(b"\n", at)
-        head = raw[at:end].split()
-        if len(head) < 3:
-            at = end + 1
-            continue
-        size = int(head[2])
-        blobs[head[0].decode()] = raw[end + 1:end + 1 + size].decode("utf-8", "replace")
-        at = end + 2 + size
+    blobs = read_blobs(root, sorted({sha for _, files in commits for _, old, new in files for sha in (old, new)}))
     queries, codes = [], []
     for subject, files in commits:
         changed = []
@@ -170,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     from codekin.index.lexical import Bm25, Postings, query_terms, terms
     from codekin.models.adapters import adapted
     from codekin.training.adapter import adapter_pairs, train_adapter
+    from codekin.training.mining.history import _read_blobs as read_blobs
 
     embedder = load_embedder(load_config().model)
     repos = [tune.Repo(e, args.label, embedder, {"Engine": Engine, "load_config": load_config})
@@ -278,11 +266,11 @@ def main(argv: list[str] | None = None) -> int:
                             for t, c in together[word].items() if c >= 2 and t not in words]
                     for score, term in sorted(lift, reverse=True)[:3]:
                         added[term] += score
-                cols = [base.vocabulary[t] for t in added if t in base.vocabulary]
-                if not cols or not weight["beta"]:
+                known = [t for t in added if t in base.vocabulary]
+                if not known or not weight["beta"]:
                     return s
-                return s + weight["beta"] * base.matrix.dot(cols, np.array([added[t] for t in added if t in base.vocabulary],
-                                                                            dtype=np.float32))
+                weights = np.array([added[t] for t in known], dtype=np.float32)
+                return s + weight["beta"] * base.matrix.dot([base.vocabulary[t] for t in known], weights)
             return extra
 
         lexical(expansion)
@@ -341,14 +329,14 @@ def main(argv: list[str] | None = None) -> int:
         return adapter.apply(vector[None, :])[0] if adapter is not None and adapted(parsed.kind) else vector
     engine_module.Engine._query_vector = moved
     if family("query_prefix"):
+        main_language = {str(r.root): Counter(indexes[id(r)].languages).most_common(1)[0][0] for r in repos}
         for form in ("{language} function: {q}", "function: {q}"):
             for average in (False, True):
                 def prefixed(self, parsed, key, form=form, average=average):
                     vector = original_vector(self, parsed, key)
                     if not adapted(parsed.kind):
                         return vector
-                    language = Counter(self.index().languages).most_common(1)[0][0]
-                    other = self._embed(form.format(language=language, q=parsed.text), key)
+                    other = self._embed(form.format(language=main_language[str(self.root)], q=parsed.text), key)
                     other = other + vector if average else other
                     return (other / np.linalg.norm(other)).astype(np.float32)
                 engine_module.Engine._query_vector = prefixed
@@ -368,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         for pairs in ("doc", "commit"):
             queries, codes = [], []
             for root in roots:
-                q, c = adapter_pairs(root, load_config(root), 13) if pairs == "doc" else commit_pairs(root, chunk_text)
+                q, c = adapter_pairs(root, load_config(root), 13) if pairs == "doc" else commit_pairs(root, chunk_text, read_blobs)
                 queries, codes = queries + q, codes + c
             query_vectors, code_vectors = embedder.encode(queries), embedder.encode(codes)
             for rank, epochs in ((32, 10), (32, 30), (64, 30)):
