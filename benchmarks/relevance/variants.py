@@ -52,6 +52,7 @@ sys.path.insert(0, str(HERE))
 
 import prepare  # noqa: E402
 import run  # noqa: E402
+import scoring  # noqa: E402
 import tune  # noqa: E402
 
 RESULTS = run.REPO / "benchmarks" / "results" / "relevance_tune.jsonl"
@@ -369,8 +370,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in repos:
             idx = indexes[id(r)]
             for q in r.queries:
-                rows = [i for t in q.get("relevant", []) for i in idx.by_path.get(t["path"], [])
-                        if t.get("start") is None or (idx.starts[i] <= t["end"] and idx.ends[i] >= t["start"])]
+                rows = [i for t in scoring.targets_of(q) if t.gain == scoring.GAIN_RELEVANT
+                        for i in idx.by_path.get(t.path, []) if t.matches((t.path, idx.starts[i], idx.ends[i]))]
                 if rows and q["kind"] != "code" and not q.get("doc2code"):
                     mean = idx.vectors[rows].mean(0)
                     answers[q["query"]] = mean / np.linalg.norm(mean)
