@@ -96,6 +96,9 @@ def test_first_sentence_and_licence_skipping():
     assert leading_comment("// Copyright 2020 X. All rights reserved.\n\n// Fast pricing of baskets.\nint x;\n") == \
         "Fast pricing of baskets."
     assert leading_comment("int main() { return 0; }\n// trailing\n") == ""
+    hackney = ("%%% -*- erlang -*-\n%%%\n%%% This file is part of hackney released under the Apache 2 license.\n"
+               "%%% See the NOTICE for more information.\n%%%\n%%% Simplified hackney API.\n\n-module(hackney).\n")
+    assert leading_comment(hackney) == "Simplified hackney API."  # the licence paragraph's tail is not the summary
 
 
 def test_prose_queries_meet_identifiers_through_stems_without_function_words():

@@ -23,7 +23,14 @@ from codekin.jobs.scheduler import write_jobs_state
 from codekin.models.registry import BASE, ModelRegistry
 from codekin.training.adapter import QueryAdapter, query_encoder, train_adapter
 from codekin.training.judging.judge import held_out_files
-from codekin.training.judging.queries import COMMIT, DOC_TO_CODE, SYMBOL, build_eval_set, renamed
+from codekin.training.judging.queries import (
+    COMMIT,
+    DOC_TO_CODE,
+    MODULE,
+    SYMBOL,
+    build_eval_set,
+    renamed,
+)
 from codekin.training.judging.search import PRIMARY, SearchEvaluator, SearchGate, model_encoder
 from codekin.training.mining.snippets import collect, describe_selection
 from codekin.training.pipeline import PipelineOptions, run_pipeline
@@ -109,6 +116,9 @@ def test_held_out_queries_come_from_held_out_files_with_docs_stripped(repo_facto
     docs = [q for q in eval_set.queries if q.kind == DOC_TO_CODE]
     assert docs and all(q.targets[0][0] in held and "@doc" not in q.text for q in docs)
     assert {q.text for q in eval_set.queries if q.kind == SYMBOL} >= {f"{Path(p).stem}_value" for p in held}
+    modules = sorted(q.targets for q in eval_set.queries if q.kind == MODULE)  # "Workers of Kin.Ledger." -> its file
+    assert modules == sorted(((p, 0, 0),) for p in held)
+    assert all("@moduledoc" not in c.text and "Workers of" not in c.embed_text for c in eval_set.chunks)
     commits = [q for q in eval_set.queries if q.kind == COMMIT]
     assert [q.text for q in commits] == (["Never let the ledger total go below zero"]
                                          if "lib/ledger.ex" in held else [])
@@ -147,6 +157,19 @@ def test_code_without_docs_still_gets_symbol_and_code_queries(tmp_path: Path) ->
     from codekin.training.judging.search import decisive
 
     assert decisive({"search_doc_to_code_queries": 0.0}) == PRIMARY  # the mean over kinds decides
+
+
+def test_a_file_comment_asks_for_its_file_and_leaves_the_corpus(tmp_path: Path) -> None:
+    erlang = ("%% Copyright 2024 Kin. Licensed under the Apache License.\n%%\n"
+              "%% Rate limiting of API keys with token buckets.\n%% Buckets refill every second.\n"
+              "-module(kin_rate).\n-export([take/1]).\n\ntake(Key) ->\n    ets:update_counter(kin_rate, Key, -1).\n")
+    eval_set = build_eval_set(tmp_path, {"src/kin_rate.erl": erlang}, load_config(tmp_path), seed=1)
+    [module] = [q for q in eval_set.queries if q.kind == MODULE]
+    assert module.text == "Rate limiting of API keys with token buckets."  # the licence paragraph is skipped
+    assert module.targets == (("src/kin_rate.erl", 0, 0),)
+    assert all("token buckets" not in c.embed_text for c in eval_set.chunks)  # nor kept as the chunks' context
+    take = next(c for c in eval_set.chunks if c.symbol.startswith("kin_rate:take"))
+    assert (take.start_line, take.end_line) == (8, 9)  # blanked, not removed: the lines stay where they were
 
 
 def test_gate_rejects_any_kind_that_drops_and_ignores_tiny_kinds() -> None:

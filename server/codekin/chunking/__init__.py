@@ -24,7 +24,7 @@ from codekin.config import IndexConfig
 
 # Bump when chunk boundaries, headers or context change: indexes then re-chunk every file
 # on their next full pass (vectors of unchanged chunks are reused by content hash).
-CHUNKER_VERSION = 4
+CHUNKER_VERSION = 5
 
 __all__ = ["Chunk", "chunk_text", "content_hash", "header_line", "language_for"]
 
@@ -148,14 +148,14 @@ def _summaries(chunks: list[Chunk], text: str) -> Callable[[Chunk], str]:
     """chunk -> the first sentence of its module's doc."""
     spec = spec_for(chunks[0].language)
     if spec.per_module_doc:
-        summaries = {c.symbol: first_sentence(spec.module_doc(c.text)) for c in chunks if c.kind == "module"}
+        summaries = {c.symbol: first_sentence(spec.module_doc(c.text).text) for c in chunks if c.kind == "module"}
 
         def summary(chunk: Chunk) -> str:  # the innermost documented module around the chunk
             owners = [m for m, s in summaries.items() if s and chunk.symbol.startswith((f"{m}.", f"{m} "))]
             return summaries[max(owners, key=len)] if owners else ""
 
         return summary
-    file_summary = first_sentence(spec.module_doc(text))  # Erlang, C/C++ and other comment-documented files
+    file_summary = first_sentence(spec.module_doc(text).text)  # Erlang, C/C++ and other comment-documented files
     return lambda chunk: file_summary
 
 

@@ -9,6 +9,7 @@ the model and the lexical index see "what this module is" next to every function
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 MAX_WORDS = 16  # the header stays short: it is embedded with every chunk of the module
 
@@ -32,20 +33,36 @@ def first_sentence(text: str, max_words: int = MAX_WORDS) -> str:
     return " ".join(words[:max_words])
 
 
-def elixir_moduledoc(head_text: str) -> str:
-    """The `@moduledoc` of an Elixir module head ("" when missing or `false`)."""
+@dataclass(frozen=True)
+class ModuleDoc:
+    """A module's doc and the 0-based rows of the text it was read from."""
+
+    text: str = ""
+    rows: tuple[int, ...] = ()
+
+
+def elixir_moduledoc(head_text: str) -> ModuleDoc:
+    """The `@moduledoc` of an Elixir module head (the first one of a file; empty when missing
+    or `false`)."""
     match = _MODULEDOC.search(head_text)
     if match is None:
-        return ""
-    return match["block"] if match["block"] is not None else match["line"] or ""
+        return ModuleDoc()
+    first, last = head_text.count("\n", 0, match.start()), head_text.count("\n", 0, match.end())
+    return ModuleDoc(match["block"] if match["block"] is not None else match["line"] or "",
+                     tuple(range(first, last + 1)))
 
 
 def leading_comment(text: str, max_lines: int = 80) -> str:
     """The first comment paragraph near the top of a file that is not licence boilerplate
     (Erlang `%%%`/`%% @doc`, C/C++ `//` and `/* */`)."""
-    paragraphs: list[list[str]] = []
-    current: list[str] = []
-    for line in text.split("\n")[:max_lines]:
+    return leading_comment_doc(text, max_lines).text
+
+
+def leading_comment_doc(text: str, max_lines: int = 80) -> ModuleDoc:
+    """leading_comment, with the rows it was read from."""
+    paragraphs: list[list[tuple[int, str]]] = []
+    current: list[tuple[int, str]] = []
+    for row, line in enumerate(text.split("\n")[:max_lines]):
         match = _COMMENT.match(line)
         if match is None:
             if current:
@@ -60,17 +77,18 @@ def leading_comment(text: str, max_lines: int = 80) -> str:
                 paragraphs.append(current)
                 current = []
             continue
-        current.append(body)
+        current.append((row, body))
     if current:
         paragraphs.append(current)
     for paragraph in paragraphs:
-        # credit lines (author, copyright holder) are dropped; a paragraph mostly of licence is boilerplate
-        lines = [line for line in paragraph if not _CREDIT.search(line)]
+        # credit lines (author, copyright holder) are dropped; a paragraph at least half licence is
+        # boilerplate, the rest of it too ("... under the Apache 2 license. / See the NOTICE ...")
+        lines = [line for _, line in paragraph if not _CREDIT.search(line)]
         kept = [line for line in lines if not _LICENCE.search(line)]
         joined = " ".join(kept)
-        if 2 * len(kept) >= len(lines) and len(re.findall(r"[A-Za-z]{2,}", joined)) >= 3:
-            return joined
-    return ""
+        if 2 * len(kept) > len(lines) and len(re.findall(r"[A-Za-z]{2,}", joined)) >= 3:
+            return ModuleDoc(joined, tuple(row for row, _ in paragraph))
+    return ModuleDoc()
 
 
 def _comment_body(line: str, match: re.Match[str]) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from tree_sitter import Node, Parser
 
 from codekin.chunking.chunk import Unit
-from codekin.chunking.context import elixir_moduledoc, leading_comment
+from codekin.chunking.context import ModuleDoc, elixir_moduledoc, leading_comment_doc
 from codekin.chunking.cpp import without_export_macros
 from codekin.chunking.delegation import ELIXIR_RULES, ERLANG_RULES, DelegationRules
 from codekin.chunking.elixir import elixir_units
@@ -33,7 +33,7 @@ class LanguageSpec:
     units: Callable[[Node], list[Unit]] | None = None  # its own unit finder; None: syntax.py's node tables
     parse_text: Callable[[str], str] | None = None  # the text the parser reads, when it differs (C/C++ export macros)
     prepare: Callable[[Parser, bytes, Node], Node] | None = None  # a tree rewrite before the units are read
-    module_doc: Callable[[str], str] = leading_comment  # a module's doc, whose first sentence is the summary
+    module_doc: Callable[[str], ModuleDoc] = leading_comment_doc  # a module's doc; its first sentence is the summary
     per_module_doc: bool = False  # a file holds several modules, each with its own doc (Elixir)
     doc_cut: str = ""  # how training cuts a chunk's doc and spec (cutting.py): "elixir", "erlang", "c"
     delegation: DelegationRules | None = None  # what a thin function hands its work to (delegation.py)

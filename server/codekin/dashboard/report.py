@@ -100,7 +100,8 @@ def _charts(data: dict[str, Any]) -> list[tuple[str, str, str]]:
             [Series("doc before", pairs("before", "search_doc_to_code_mrr@10")),
              Series("doc after", pairs("after", "search_doc_to_code_mrr@10")),
              *(Series(name, pairs("after", f"search_{kind}_mrr@10")) for name, kind in
-               (("symbol", "symbol"), ("code", "code_to_code"), ("commit", "commit")))], "MRR@10", y_min=0)),
+               (("module", "module"), ("symbol", "symbol"), ("code", "code_to_code"), ("commit", "commit")))],
+            "MRR@10", y_min=0)),
         ("mrr", "Held-out MRR@10 per run: before (active) and after (candidate)", line_chart(
             "MRR@10", labels, [Series("before", pairs("before", "mrr@10")), Series("after", pairs("after", "mrr@10"))],
             "MRR@10")),

@@ -5,6 +5,10 @@ with every function's doc comment stripped, are the corpus; the queries are of t
 users ask:
 - doc_to_code: a function's `@doc`/`-doc`/`%% @doc`/Doxygen comment -> that function
   (whose doc is no longer in the corpus);
+- module: the first sentence of a file's module doc (`@moduledoc`, the comment at the top of
+  an Erlang or C/C++ file) -> any chunk of that file, the doc blanked before chunking (so no
+  chunk carries it as context either): the "how does X work" questions, which a model trained
+  toward function docs can lose while doc->code gains;
 - symbol: a function's name -> its definition;
 - code_to_code: a function with its identifiers renamed and comments dropped -> the
   original; a module -> the other modules adopting the same `use`/`@behaviour` set;
@@ -21,6 +25,8 @@ from pathlib import Path
 from codekin import git
 from codekin.chunking import Chunk, chunk_text
 from codekin.chunking.chunk import base_symbol
+from codekin.chunking.languages import language_for
+from codekin.chunking.spec import spec_for
 from codekin.config import Config
 from codekin.index.definitions import HEAD_KINDS
 from codekin.training.mining.cutting import MIN_DOC_WORDS, cut
@@ -28,8 +34,8 @@ from codekin.training.mining.positives import _ERL_BEHAVIOUR, _EX_USE
 from codekin.training.mining.texts import _WORD, doc_query
 from codekin.training.pairs.renaming import IDENT, renamed
 
-DOC_TO_CODE, SYMBOL, CODE_TO_CODE, COMMIT = "doc_to_code", "symbol", "code_to_code", "commit"
-QUERY_KINDS = (DOC_TO_CODE, SYMBOL, CODE_TO_CODE, COMMIT)
+DOC_TO_CODE, MODULE, SYMBOL, CODE_TO_CODE, COMMIT = "doc_to_code", "module", "symbol", "code_to_code", "commit"
+QUERY_KINDS = (DOC_TO_CODE, MODULE, SYMBOL, CODE_TO_CODE, COMMIT)
 MAX_PER_KIND = 60
 MAX_DISTRACTORS = 1500  # training-file chunks in the corpus (each model embeds them: the cost of a run)
 MIN_FUNCTION_LINES = 3
@@ -71,7 +77,10 @@ def build_eval_set(root: Path, files: dict[str, str], config: Config, seed: int 
     functions: list[Chunk] = []
     by_kind: dict[str, list[EvalQuery]] = {k: [] for k in QUERY_KINDS}
     for path in sorted(files):
-        for chunk in chunk_text(path, files[path], config.index):
+        text, module = _without_module_doc(path, files[path])
+        if module is not None:
+            by_kind[MODULE].append(module)
+        for chunk in chunk_text(path, text, config.index):
             if chunk.kind == "window":
                 continue
             doc = cut(chunk.language, chunk.text)
@@ -103,6 +112,19 @@ def _distractors(files: dict[str, str], config: Config, rng: random.Random) -> l
     chunks = [c for path in sorted(files) for c in chunk_text(path, files[path], config.index) if c.kind != "window"]
     return sorted(rng.sample(chunks, MAX_DISTRACTORS), key=lambda c: (c.path, c.start_line)) \
         if len(chunks) > MAX_DISTRACTORS else chunks
+
+
+def _without_module_doc(path: str, text: str) -> tuple[str, EvalQuery | None]:
+    """The file's text with its module doc's rows blanked (line numbers kept), and the module
+    query that doc makes; the text as it is and None without a doc worth asking."""
+    doc = spec_for(language_for(path) or "").module_doc(text)
+    query = doc_query(doc.text) if doc.text else ""
+    if len(_WORD.findall(query)) < MIN_DOC_WORDS:
+        return text, None
+    lines = text.split("\n")
+    for row in doc.rows:
+        lines[row] = ""
+    return "\n".join(lines), EvalQuery(MODULE, query, ((path, 0, 0),))
 
 
 def _span(chunk: Chunk) -> tuple[str, int, int]:
