@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 SOURCES = Path.home() / ".cache" / "codekin-relevance" / "src"
-KINDS = ("doc_to_code", "symbol", "code_to_code", "commit")
 
 
 def prepare(out: Path, names: list[str]) -> None:
@@ -127,6 +126,7 @@ def train_on_device(here: Path) -> None:
 def score(here: Path, vectors_dir: Path, log: Path) -> None:
     from bench_learning_signals import (  # here only: it imports codekin
         kinds,
+        queries,
         scoring_inputs,
         stored_encoder,
     )
@@ -149,7 +149,7 @@ def score(here: Path, vectors_dir: Path, log: Path) -> None:
             "bench": "learning_gpu", "repo": repo, "card": info["card"], "triplets": info["triplets"], "epochs": 3,
             "lr": 1e-5, "batch_size": 16, "negatives": "lexical", "train_s": info["train_s"],
             "corpus_chunks": len(eval_set.chunks),
-            "queries": {k: int(found["base"].get(f"search_{k}_queries", 0)) for k in KINDS},
+            "queries": queries(found["base"]),
             "base": kinds(found["base"]), "candidate": kinds(found["full"]), "promoted": full.promote,
             "reason": full.reason, "harmed": kinds(found["harmed"]), "harmed_rejected": not harmed.promote,
             "harmed_reason": harmed.reason}), flush=True)

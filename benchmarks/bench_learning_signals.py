@@ -44,7 +44,6 @@ import random
 import sys
 from pathlib import Path
 
-KINDS = ("doc_to_code", "symbol", "code_to_code", "commit")
 DEFAULT = {"recipe": "signals", "signals": "doc+comment+renamed+seed", "learning_rate": 2e-5, "epochs": 3,
            "batch_size": 32, "doc_copies": 1, "pairs": "pairs"}
 RECIPES = {  # name: what it changes of DEFAULT
@@ -256,8 +255,17 @@ def score(here: Path, vectors_dir: Path, log: Path, out: Path | None) -> None:
 
 def kinds(metrics: dict) -> dict:
     """MRR@10 per query kind and overall, rounded, from a search evaluation's metrics."""
-    found = {k: round(metrics[f"search_{k}_mrr@10"], 4) for k in KINDS if f"search_{k}_mrr@10" in metrics}
+    from codekin.training.judging.queries import QUERY_KINDS
+
+    found = {k: round(metrics[f"search_{k}_mrr@10"], 4) for k in QUERY_KINDS if f"search_{k}_mrr@10" in metrics}
     return {**found, "mean": round(metrics["search_mrr@10"], 4)}
+
+
+def queries(metrics: dict) -> dict:
+    """How many held-out queries of each kind a search evaluation asked."""
+    from codekin.training.judging.queries import QUERY_KINDS
+
+    return {k: int(metrics.get(f"search_{k}_queries", 0)) for k in QUERY_KINDS}
 
 
 def scoring_inputs(here: Path, vectors_dir: Path, repo: str):
@@ -298,7 +306,7 @@ def score_repo(here: Path, vectors_dir: Path, info: dict) -> dict:
 
         base = run("base")
         row["base"] = kinds(base)
-        row["queries"] = {k: int(base.get(f"search_{k}_queries", 0)) for k in KINDS}
+        row["queries"] = queries(base)
         for name, meta in info["recipes"].items():
             found = run(name)
             row[name] = {**kinds(found), **meta, "promoted": gate(base, found).promote}
