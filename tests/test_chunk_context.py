@@ -99,6 +99,21 @@ def test_first_sentence_and_licence_skipping():
     hackney = ("%%% -*- erlang -*-\n%%%\n%%% This file is part of hackney released under the Apache 2 license.\n"
                "%%% See the NOTICE for more information.\n%%%\n%%% Simplified hackney API.\n\n-module(hackney).\n")
     assert leading_comment(hackney) == "Simplified hackney API."  # the licence paragraph's tail is not the summary
+    isc = ("%% Copyright (c) Loic <essen@ninenines.eu>\n%%\n"
+           "%% Permission to use, copy, modify, and/or distribute this software for any\n"
+           "%% purpose with or without fee is hereby granted, provided that the above\n"
+           "%% copyright notice and this permission notice appear in all copies.\n%%\n"
+           "%% THE SOFTWARE IS PROVIDED \"AS IS\" AND THE AUTHOR DISCLAIMS ALL WARRANTIES\n"
+           "%% ANY SPECIAL, DIRECT, INDIRECT, OR CONSEQUENTIAL DAMAGES OR ANY DAMAGES\n"
+           "%% WHATSOEVER RESULTING FROM LOSS OF USE, DATA OR PROFITS, WHETHER IN AN\n"
+           "%% ACTION OF CONTRACT, NEGLIGENCE OR OTHER TORTIOUS ACTION, ARISING OUT OF\n\n-module(gun).\n")
+    assert leading_comment(isc) == ""  # a whole ISC licence, no module summary
+    escript = "#!/usr/bin/env escript\n%% -*- erlang -*-\n%%! -pa ebin\n\n%% Demo of pooled HTTP requests.\nmain(_) -> ok.\n"
+    assert leading_comment(escript) == "Demo of pooled HTTP requests."
+    rust = "#![warn(rust_2018_idioms)]\n#![cfg(feature = \"full\")]\n\n//! Tests of the TCP listener.\nuse tokio;\n"
+    assert leading_comment(rust) == "Tests of the TCP listener."  # attributes are no comment; `//!` is a doc
+    assert leading_comment("#error Define SPDLOG_COMPILED_LIB first\n#endif\n// Sinks of the logger.\n") == \
+        "Sinks of the logger."
 
 
 def test_prose_queries_meet_identifiers_through_stems_without_function_words():

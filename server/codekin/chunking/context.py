@@ -14,10 +14,15 @@ from dataclasses import dataclass
 MAX_WORDS = 16  # the header stays short: it is embedded with every chunk of the module
 
 _MODULEDOC = re.compile(r'@moduledoc\s+(?:~[sS])?(?:"""\n(?P<block>.*?)"""|"(?P<line>(?:[^"\\\n]|\\.)*)")', re.S)
-_LICENCE = re.compile(r"copyright|licen[cs]e|all rights reserved|spdx-|warrant|applicable law", re.I)
+_LICENCE = re.compile(r"copyright|licen[cs]e|all rights reserved|spdx-|warrant|applicable law|permission to use|"
+                      r"hereby granted|as is\b|merchantability|redistribution|free to use|liab|damages|negligence|disclaim", re.I)
 # Lines about who wrote a file and when, not what it is for.
 _CREDIT = re.compile(r"^@(author|copyright|version|since)\b|\(c\)|<[^<>\s]+@[^<>\s]+>", re.I)
-_COMMENT = re.compile(r"^\s*(%+|//+|/\*+|\*+(?!/)|#+(?!include|define|if|pragma|import))\s?")
+# `//!`, `///` and `/*!` are doc comments; `#` starts a comment unless it is a preprocessor line, a
+# shebang or a Rust attribute (`#![...]`).
+_COMMENT = re.compile(r"^\s*(%+|//+!?|/\*+!?|\*+(?!/)|#+(?![!\[]|(?:include|define|undef|ifn?def|if|elif|else|endif|pragma|"
+                      r"import|error|warning|line)\b))\s?")
+_NOT_PROSE = re.compile(r"^!|-\*-")  # an escript's `%%!` flags line, an editor's `-*- erlang -*-` mode line
 _RULE = re.compile(r"^[-=*#%/\s]*$")
 _TAG = re.compile(r"^@(doc|author|copyright|version|since|file|brief)\b\s*")
 _SENTENCE_END = re.compile(r"(?<=[a-z0-9)`'\"][.!?])\s")
@@ -72,7 +77,7 @@ def leading_comment_doc(text: str, max_lines: int = 80) -> ModuleDoc:
                 break  # code: the file's own comment, if any, is above
             continue
         body = _comment_body(line, match)
-        if _RULE.match(body):
+        if _RULE.match(body) or _NOT_PROSE.search(body):
             if current:
                 paragraphs.append(current)
                 current = []
