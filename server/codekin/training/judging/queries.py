@@ -117,7 +117,7 @@ def _distractors(files: dict[str, str], config: Config, rng: random.Random) -> l
 def _without_module_doc(path: str, text: str) -> tuple[str, EvalQuery | None]:
     """The file's text with its module doc's rows blanked (line numbers kept), and the module
     query that doc makes; the text as it is and None without a doc worth asking."""
-    doc = spec_for(language_for(path) or "").module_doc(text)
+    doc = spec_for(language_for(path)).module_doc(text)
     query = doc_query(doc.text) if doc.text else ""
     if len(_WORD.findall(query)) < MIN_DOC_WORDS:
         return text, None
