@@ -108,6 +108,8 @@ def test_first_sentence_and_licence_skipping():
            "%% WHATSOEVER RESULTING FROM LOSS OF USE, DATA OR PROFITS, WHETHER IN AN\n"
            "%% ACTION OF CONTRACT, NEGLIGENCE OR OTHER TORTIOUS ACTION, ARISING OUT OF\n\n-module(gun).\n")
     assert leading_comment(isc) == ""  # a whole ISC licence, no module summary
+    assert leading_comment("//! A runtime for writing reliable network applications.\n") == \
+        "A runtime for writing reliable network applications."  # "reliable" holds "liab", not a licence word
     escript = "#!/usr/bin/env escript\n%% -*- erlang -*-\n%%! -pa ebin\n\n%% Demo of pooled HTTP requests.\nmain(_) -> ok.\n"
     assert leading_comment(escript) == "Demo of pooled HTTP requests."
     rust = "#![warn(rust_2018_idioms)]\n#![cfg(feature = \"full\")]\n\n//! Tests of the TCP listener.\nuse tokio;\n"

@@ -24,7 +24,7 @@ from codekin.config import IndexConfig
 
 # Bump when chunk boundaries, headers or context change: indexes then re-chunk every file
 # on their next full pass (vectors of unchanged chunks are reused by content hash).
-CHUNKER_VERSION = 6
+CHUNKER_VERSION = 7
 
 __all__ = ["Chunk", "chunk_text", "content_hash", "header_line", "language_for"]
 

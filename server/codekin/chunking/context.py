@@ -15,7 +15,7 @@ MAX_WORDS = 16  # the header stays short: it is embedded with every chunk of the
 
 _MODULEDOC = re.compile(r'@moduledoc\s+(?:~[sS])?(?:"""\n(?P<block>.*?)"""|"(?P<line>(?:[^"\\\n]|\\.)*)")', re.S)
 _LICENCE = re.compile(r"copyright|licen[cs]e|all rights reserved|spdx-|warrant|applicable law|permission to use|"
-                      r"hereby granted|as is\b|merchantability|redistribution|free to use|liab|damages|negligence|disclaim", re.I)
+                      r"hereby granted|as is\b|merchantability|redistribution|free to use|\bliab|damages|negligence|disclaim", re.I)
 # Lines about who wrote a file and when, not what it is for.
 _CREDIT = re.compile(r"^@(author|copyright|version|since)\b|\(c\)|<[^<>\s]+@[^<>\s]+>", re.I)
 # `//!`, `///` and `/*!` are doc comments; `#` starts a comment unless it is a preprocessor line, a
